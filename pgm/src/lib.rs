@@ -1,0 +1,11 @@
+//! PGM (RFC 3208): wire format, sans-IO protocol engine, network simulator and raw-IP transport.
+//!
+//! - [`wire`]: zero-copy packet views and owned `Repr` types for every RFC 3208 packet type,
+//!   options and the checksum.
+//! - [`time`]: the [`time::Instant`] the engine is driven with (it never reads a clock).
+
+pub mod time;
+pub mod transmit;
+pub mod wire;
+
+pub use transmit::Transmit;

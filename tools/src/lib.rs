@@ -1,0 +1,2 @@
+//! Library code behind the command-line tools (`pgm-dump`, `pgm-send`, `pgm-recv`), kept here so
+//! it can be tested; the binaries in `src/bin/` are thin.
