@@ -4,8 +4,18 @@
 //!   options and the checksum.
 //! - [`time`]: the [`time::Instant`] the engine is driven with (it never reads a clock).
 
+pub mod config;
+pub mod event;
+pub mod rate;
+pub mod receiver;
+pub mod sim;
+pub mod source;
 pub mod time;
 pub mod transmit;
 pub mod wire;
 
+pub use config::{JoinPolicy, Mtu, NakTiming, ReceiverConfig, SourceConfig};
+pub use event::Event;
+pub use receiver::{Receiver, ReceiverStats};
+pub use source::{SendError, Source, SourceStats};
 pub use transmit::Transmit;

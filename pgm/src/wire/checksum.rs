@@ -54,30 +54,38 @@ pub fn ones_complement_sum(data: &[u8]) -> u16 {
 }
 
 /// Adds two folded one's-complement sums.
-fn add(a: u16, b: u16) -> u16 {
+pub fn add(a: u16, b: u16) -> u16 {
     let s = u32::from(a) + u32::from(b);
     ((s & 0xffff) + (s >> 16)) as u16
 }
 
 /// The checksum to put in `packet`'s header (its current checksum field is ignored).
 ///
-/// Returns 0xFFFF for a computed 0, never 0. `packet` must be at least 8 bytes.
+/// Returns 0xFFFF for a computed 0, never 0. A PGM packet is at least 16 bytes; a shorter
+/// `packet` does not panic, the bytes it has are summed as if the rest were zero.
 pub fn compute(packet: &[u8]) -> u16 {
     // FIELD is even, so both halves start on a 16-bit boundary of the packet.
-    let sum = add(
-        ones_complement_sum(&packet[..FIELD]),
-        ones_complement_sum(&packet[FIELD + 2..]),
-    );
+    let head = packet.get(..FIELD).unwrap_or(packet);
+    let tail = packet.get(FIELD + 2..).unwrap_or(&[]);
+    finish(add(ones_complement_sum(head), ones_complement_sum(tail)))
+}
+
+/// The checksum field for a packet whose whole sum (checksum field as 0) is `sum`: its
+/// complement, with 0 sent as 0xFFFF.
+pub fn finish(sum: u16) -> u16 {
     match !sum {
         0 => 0xffff,
         c => c,
     }
 }
 
-/// Writes the checksum into bytes 6..8 of `packet`.
+/// Writes the checksum into bytes 6..8 of `packet`; does nothing to a buffer too short to have
+/// a checksum field.
 pub fn fill(packet: &mut [u8]) {
     let c = compute(packet);
-    packet[FIELD..FIELD + 2].copy_from_slice(&c.to_be_bytes());
+    if let Some(field) = packet.get_mut(FIELD..FIELD + 2) {
+        field.copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 /// Outcome of checking a received packet's checksum.
@@ -91,9 +99,13 @@ pub enum Verdict {
     Bad,
 }
 
-/// Checks the checksum of a received packet (at least 8 bytes).
+/// Checks the checksum of a received packet. A buffer too short to hold the checksum field is
+/// [`Verdict::Bad`].
 pub fn verify(packet: &[u8]) -> Verdict {
-    let field = u16::from_be_bytes([packet[FIELD], packet[FIELD + 1]]);
+    let Some(&[hi, lo]) = packet.get(FIELD..FIELD + 2) else {
+        return Verdict::Bad;
+    };
+    let field = u16::from_be_bytes([hi, lo]);
     if field == 0 {
         Verdict::Absent
     } else if cfg!(fuzzing) || compute(packet) == field {
@@ -151,6 +163,17 @@ mod tests {
         bad[6] = 0;
         bad[7] = 0;
         assert_eq!(verify(&bad), Verdict::Absent);
+    }
+
+    #[test]
+    fn short_buffers_do_not_panic() {
+        for len in 0..8 {
+            let mut p = vec![0xa5u8; len];
+            let _ = compute(&p);
+            fill(&mut p);
+            assert_eq!(p, vec![0xa5u8; len]);
+            assert_eq!(verify(&p), Verdict::Bad);
+        }
     }
 
     #[test]

@@ -322,7 +322,7 @@ impl Options {
 
     /// True when a network-significant option is present (RFC 3208 §8, header bit 1).
     pub fn is_network_significant(&self) -> bool {
-        self.nak_list.is_some()
+        self.has_nak_list()
             || self.nak_bo_ivl.is_some()
             || self.nak_bo_rng.is_some()
             || self.redirect.is_some()
@@ -334,13 +334,18 @@ impl Options {
             || self.crqst.is_some()
     }
 
+    /// True when an OPT_NAK_LIST with at least one sqn is present (an empty one is not emitted).
+    fn has_nak_list(&self) -> bool {
+        self.nak_list.is_some_and(|l| !l.is_empty())
+    }
+
     /// Names of the options present, OPT_LENGTH first, in emission order, unknown ones last.
     pub fn names(&self) -> Vec<&'static str> {
-        if self.is_empty() {
-            return Vec::new();
-        }
         let mut v = vec![name(kind::LENGTH)];
         v.extend(self.known_kinds().map(name));
+        if v.len() == 1 && self.unknown.as_slice().is_empty() {
+            return Vec::new();
+        }
         v.extend(self.unknown.as_slice().iter().map(|&k| name(k)));
         v
     }
@@ -350,7 +355,7 @@ impl Options {
     /// options").
     fn known_kinds(&self) -> impl Iterator<Item = u8> + '_ {
         [
-            (kind::NAK_LIST, self.nak_list.is_some()),
+            (kind::NAK_LIST, self.has_nak_list()),
             (kind::NAK_BO_IVL, self.nak_bo_ivl.is_some()),
             (kind::NAK_BO_RNG, self.nak_bo_rng.is_some()),
             (kind::REDIRECT, self.redirect.is_some()),
@@ -421,6 +426,10 @@ impl Options {
     }
 
     /// Writes the fourth header byte (U | option-specific) and the value of option `k`.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per option type, each a few lines"
+    )]
     fn emit_value(&self, k: u8, out: &mut Vec<u8>) {
         match k {
             kind::FRAGMENT => {

@@ -569,10 +569,15 @@ impl<'a> PacketRepr<'a> {
     /// Type-dependent option checks: fragments only on data and within their APDU; NAK lists
     /// only on NAK/NNAK/NCF.
     fn check_options(&self) -> Result<(), Error> {
-        if let Some(f) = self.options.fragment.filter(|_| !self.parity) {
+        if let Some(f) = self.options.fragment {
             let (Body::Odata(d) | Body::Rdata(d)) = self.body else {
                 return Err(Error::BadFragment("on a packet that is not ODATA/RDATA"));
             };
+            if self.parity {
+                // A parity packet's OPT_FRAGMENT is the parity of its group's OPT_FRAGMENTs
+                // (RFC 3208 Appendix A): its values are not positions in this packet.
+                return self.check_nak_list();
+            }
             let len = self.payload.len() as u64;
             if len == 0 {
                 return Err(Error::BadFragment("empty fragment"));
@@ -587,6 +592,11 @@ impl<'a> PacketRepr<'a> {
                 return Err(Error::BadFragment("offset 0 exactly on the first fragment"));
             }
         }
+        self.check_nak_list()
+    }
+
+    /// OPT_NAK_LIST only on NAK/NNAK/NCF.
+    fn check_nak_list(&self) -> Result<(), Error> {
         if self.options.nak_list.is_some()
             && !matches!(self.body, Body::Nak(_) | Body::Nnak(_) | Body::Ncf(_))
         {
@@ -597,7 +607,17 @@ impl<'a> PacketRepr<'a> {
 
     /// Bytes the packet takes on the wire.
     pub fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.body.buffer_len() + self.options.buffer_len() + self.payload.len()
+        HEADER_LEN + self.body.buffer_len() + self.options_len() + self.payload.len()
+    }
+
+    /// Bytes the option block takes on the wire: none for an unknown type, whose options (if
+    /// any) are part of the opaque `payload`.
+    fn options_len(&self) -> usize {
+        if let Body::Unknown(_) = self.body {
+            0
+        } else {
+            self.options.buffer_len()
+        }
     }
 
     /// Appends the packet, checksum filled in, to `out`.
@@ -606,11 +626,32 @@ impl<'a> PacketRepr<'a> {
     /// keeps the TSDU within 65535 bytes (the TSDU length field is 16 bits).
     pub fn emit(&self, out: &mut Vec<u8>) {
         let start = out.len();
+        self.emit_head(out);
+        out.extend_from_slice(self.payload);
+        checksum::fill(&mut out[start..]);
+    }
+
+    /// Like [`PacketRepr::emit`], for a payload whose one's-complement sum
+    /// ([`checksum::ones_complement_sum`]) the caller already knows: a source keeps that sum
+    /// with each stored packet, so neither ODATA nor RDATA re-reads its payload to checksum it.
+    pub fn emit_presummed(&self, out: &mut Vec<u8>, payload_sum: u16) {
+        let start = out.len();
+        self.emit_head(out);
+        // Header, body and options are a multiple of 4 bytes, so the payload starts on an even
+        // offset and the two sums add directly (RFC 1071 §2(C), incremental update).
+        let head = checksum::ones_complement_sum(&out[start..]);
+        out.extend_from_slice(self.payload);
+        let c = checksum::finish(checksum::add(head, payload_sum));
+        out[start + 6..start + 8].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// Header (checksum 0), body and options.
+    fn emit_head(&self, out: &mut Vec<u8>) {
         out.reserve(self.buffer_len());
         out.put_u16(self.sport);
         out.put_u16(self.dport);
         out.put_u8(self.packet_type().into());
-        let opt_len = self.options.buffer_len();
+        let opt_len = self.options_len();
         let mut bits = 0;
         if opt_len > 0 {
             bits |= flags::OPT_PRESENT;
@@ -634,11 +675,9 @@ impl<'a> PacketRepr<'a> {
         };
         out.put_u16(tsdu);
         self.body.emit(out);
-        if !matches!(self.body, Body::Unknown(_)) {
+        if opt_len > 0 {
             self.options.emit(out);
         }
-        out.extend_from_slice(self.payload);
-        checksum::fill(&mut out[start..]);
     }
 
     /// The packet as a new `Vec`.

@@ -34,7 +34,7 @@ impl fmt::Display for PacketRepr<'_> {
                 self.payload.len()
             )?,
             Body::Nak(n) | Body::Nnak(n) | Body::Ncf(n) => {
-                write!(f, " sqn {} src {} grp {}", n.sqn, n.src_nla, n.grp_nla)?
+                write!(f, " sqn {} src {} grp {}", n.sqn, n.src_nla, n.grp_nla)?;
             }
             Body::Ack(a) => write!(f, " rx_max {} bitmap {:#010x}", a.rx_max, a.bitmap)?,
             Body::Spmr => {}

@@ -1,0 +1,792 @@
+/*
+ * openpgm_peer: a small OpenPGM 5.3 (Debian libpgm-dev) interop peer for the netns tests.
+ *
+ *   openpgm_peer send|recv --network "10.0.0.1;239.192.1.1" --port 7500 [--udp]
+ *                [--count N] [--size BYTES] [--rate BYTES_PER_SEC] [--linger SECS]
+ *                [--timeout SECS] [--txw-sqns N] [--rxw-sqns N] [--nak-ivls BO,RPT,RDATA]
+ *                [--nak-retries N] [--spmr-ms MS] [--peer-expiry-s S] [--ambient-s S]
+ *                [--hops N] [--loop] [--start-delay-ms MS] [--interval-us US]
+ *                [--big-every K --big-size BYTES] [--mtu BYTES] [--quiet]
+ *
+ * Test message (shared with the Rust tools): bytes 0..8 = sequence number (u64 BE, from 0),
+ * bytes 8..12 = CRC-32 (IEEE, as zlib crc32) of bytes 12..end (BE), then filler. Minimum 12 bytes.
+ *
+ * With --big-every K, every message whose seq % K == K-1 has --big-size bytes instead of --size
+ * (give the receiver the same flags: it checks every message's length).
+ *
+ * Both roles print "READY" on stderr once the socket is connected, and ONE JSON line on stdout
+ * at the end. The receiver exits non-zero on gaps, corruption, unrecoverable loss or fewer than
+ * --count messages; the sender exits non-zero when it could not send --count messages.
+ *
+ * Traps of Debian's 5.3.128 avoided here (see shared/design/interop-notes.md §8, §9):
+ *  - pgm_send() only from 16-byte aligned buffers (SIMD checksum-copy with aligned stores);
+ *  - APDUs larger than one TPDU only via pgm_send_skbv() with skbs we build ourselves;
+ *  - OpenPGM has no thread: the sender keeps calling pgm_recvfrom() so SPMs, NCFs and RDATA go out.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pgm/pgm.h>
+
+/* Exported by libpgm but not declared in the public headers. */
+size_t pgm_pkt_offset(bool can_fragment, sa_family_t pgmcc_family);
+
+#define MAX_FRAGMENTS 16
+#define RECV_BUF_SIZE 65536
+
+struct options {
+	bool send;
+	const char *network;
+	int port;
+	bool udp;
+	uint64_t count;
+	size_t size;
+	long rate;
+	double linger;
+	double timeout;
+	int txw_sqns;
+	int rxw_sqns;
+	int nak_bo_ms, nak_rpt_ms, nak_rdata_ms;
+	int nak_retries;
+	int spmr_ms;
+	int peer_expiry_s;
+	int ambient_s;
+	int hops;
+	bool loop;
+	int start_delay_ms;
+	long interval_us;
+	uint64_t big_every;
+	size_t big_size;
+	int mtu;
+	bool quiet;
+};
+
+static volatile sig_atomic_t g_stop = 0;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- CRC-32 (IEEE 802.3, reflected 0xEDB88320), identical to zlib's crc32() ---- */
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+static uint32_t crc32_ieee(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xFFFFFFFFu;
+	for (size_t i = 0; i < n; i++)
+		c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+	return c ^ 0xFFFFFFFFu;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Size of message `seq`. */
+static size_t message_size(const struct options *o, uint64_t seq)
+{
+	if (o->big_every > 0 && seq % o->big_every == o->big_every - 1)
+		return o->big_size;
+	return o->size;
+}
+
+static size_t max_message_size(const struct options *o)
+{
+	return (o->big_every > 0 && o->big_size > o->size) ? o->big_size : o->size;
+}
+
+/* Fill a test message of `size` bytes for `seq`. */
+static void build_message(uint8_t *buf, size_t size, uint64_t seq)
+{
+	put_be64(buf, seq);
+	for (size_t i = 12; i < size; i++)
+		buf[i] = (uint8_t)(seq * 31u + i * 7u);
+	put_be32(buf + 8, crc32_ieee(buf + 12, size - 12));
+}
+
+/* ---- CLI ---- */
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: openpgm_peer send|recv --network \"IFADDR;GROUP\" --port PORT [--udp]\n"
+		"       [--count N] [--size BYTES] [--rate BYTES_PER_SEC] [--linger SECS] [--timeout SECS]\n"
+		"       [--txw-sqns N] [--rxw-sqns N] [--nak-ivls BO,RPT,RDATA (ms)] [--nak-retries N]\n"
+		"       [--spmr-ms MS] [--peer-expiry-s S] [--ambient-s S] [--hops N] [--loop]\n"
+		"       [--start-delay-ms MS] [--interval-us US] [--big-every K --big-size BYTES]\n"
+		"       [--mtu BYTES] [--quiet]\n");
+	exit(2);
+}
+
+static long parse_long(const char *s, const char *what)
+{
+	char *end = NULL;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < 0) {
+		fprintf(stderr, "openpgm_peer: bad value for %s: %s\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+static double parse_double(const char *s, const char *what)
+{
+	char *end = NULL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || v < 0) {
+		fprintf(stderr, "openpgm_peer: bad value for %s: %s\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->port = 7500;
+	o->count = 1000;
+	o->size = 200;
+	o->linger = 2.0;
+	o->timeout = 10.0;
+	o->txw_sqns = 10000;
+	o->rxw_sqns = -1;
+	o->nak_bo_ms = 50;
+	o->nak_rpt_ms = 200;
+	o->nak_rdata_ms = 200;
+	o->nak_retries = 50;
+	o->spmr_ms = 250;
+	o->peer_expiry_s = 300;
+	o->ambient_s = 30;
+	o->hops = 16;
+	o->mtu = 1500;
+	if (argc < 2)
+		usage();
+	if (0 == strcmp(argv[1], "send"))
+		o->send = true;
+	else if (0 == strcmp(argv[1], "recv"))
+		o->send = false;
+	else
+		usage();
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = (i + 1 < argc) ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                                   \
+	do {                                                                           \
+		if (!v) {                                                              \
+			fprintf(stderr, "openpgm_peer: %s needs a value\n", a);        \
+			exit(2);                                                       \
+		}                                                                      \
+		i++;                                                                   \
+	} while (0)
+		if (0 == strcmp(a, "--network")) { NEED_VALUE(); o->network = v; }
+		else if (0 == strcmp(a, "--port")) { NEED_VALUE(); o->port = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--udp")) { o->udp = true; }
+		else if (0 == strcmp(a, "--count")) { NEED_VALUE(); o->count = (uint64_t)parse_long(v, a); }
+		else if (0 == strcmp(a, "--size")) { NEED_VALUE(); o->size = (size_t)parse_long(v, a); }
+		else if (0 == strcmp(a, "--rate")) { NEED_VALUE(); o->rate = parse_long(v, a); }
+		else if (0 == strcmp(a, "--linger")) { NEED_VALUE(); o->linger = parse_double(v, a); }
+		else if (0 == strcmp(a, "--timeout")) { NEED_VALUE(); o->timeout = parse_double(v, a); }
+		else if (0 == strcmp(a, "--txw-sqns")) { NEED_VALUE(); o->txw_sqns = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--rxw-sqns")) { NEED_VALUE(); o->rxw_sqns = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--nak-ivls")) {
+			NEED_VALUE();
+			if (3 != sscanf(v, "%d,%d,%d", &o->nak_bo_ms, &o->nak_rpt_ms, &o->nak_rdata_ms) ||
+			    o->nak_bo_ms <= 0 || o->nak_rpt_ms <= 0 || o->nak_rdata_ms <= 0) {
+				fprintf(stderr, "openpgm_peer: --nak-ivls wants BO,RPT,RDATA in ms\n");
+				exit(2);
+			}
+		}
+		else if (0 == strcmp(a, "--nak-retries")) { NEED_VALUE(); o->nak_retries = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--spmr-ms")) { NEED_VALUE(); o->spmr_ms = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--peer-expiry-s")) { NEED_VALUE(); o->peer_expiry_s = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--ambient-s")) { NEED_VALUE(); o->ambient_s = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--hops")) { NEED_VALUE(); o->hops = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--loop")) { o->loop = true; }
+		else if (0 == strcmp(a, "--start-delay-ms")) { NEED_VALUE(); o->start_delay_ms = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--interval-us")) { NEED_VALUE(); o->interval_us = parse_long(v, a); }
+		else if (0 == strcmp(a, "--big-every")) { NEED_VALUE(); o->big_every = (uint64_t)parse_long(v, a); }
+		else if (0 == strcmp(a, "--big-size")) { NEED_VALUE(); o->big_size = (size_t)parse_long(v, a); }
+		else if (0 == strcmp(a, "--mtu")) { NEED_VALUE(); o->mtu = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--quiet")) { o->quiet = true; }
+		else {
+			fprintf(stderr, "openpgm_peer: unknown argument %s\n", a);
+			usage();
+		}
+#undef NEED_VALUE
+	}
+	if (!o->network) {
+		fprintf(stderr, "openpgm_peer: --network is required\n");
+		exit(2);
+	}
+	if (o->size < 12 || (o->big_every > 0 && o->big_size < 12)) {
+		fprintf(stderr, "openpgm_peer: --size and --big-size must be at least 12\n");
+		exit(2);
+	}
+	if (o->rxw_sqns < 0)
+		o->rxw_sqns = o->txw_sqns;
+	if (o->hops < 1 || o->hops > 255 || o->port < 1 || o->port > 65535) {
+		fprintf(stderr, "openpgm_peer: --hops must be 1..255 and --port 1..65535\n");
+		exit(2);
+	}
+}
+
+/* ---- socket setup ---- */
+static bool set_int(pgm_sock_t *s, int level, int opt, int v, const char *name)
+{
+	if (!pgm_setsockopt(s, level, opt, &v, sizeof v)) {
+		fprintf(stderr, "openpgm_peer: setting %s=%d failed\n", name, v);
+		return false;
+	}
+	return true;
+}
+
+#define SET(opt, v)                                                                           \
+	do {                                                                                  \
+		if (!set_int(sock, IPPROTO_PGM, opt, (int)(v), #opt))                         \
+			goto fail;                                                            \
+	} while (0)
+
+static pgm_sock_t *open_socket(const struct options *o)
+{
+	pgm_error_t *err = NULL;
+	struct pgm_addrinfo_t *res = NULL;
+	pgm_sock_t *sock = NULL;
+
+	if (!pgm_getaddrinfo(o->network, NULL, &res, &err)) {
+		fprintf(stderr, "openpgm_peer: parsing network \"%s\": %s\n", o->network,
+			err && err->message ? err->message : "?");
+		pgm_error_free(err);
+		return NULL;
+	}
+	const sa_family_t family = res->ai_send_addrs[0].gsr_group.ss_family;
+	if (!pgm_socket(&sock, family, SOCK_SEQPACKET, o->udp ? IPPROTO_UDP : IPPROTO_PGM, &err)) {
+		fprintf(stderr, "openpgm_peer: pgm_socket: %s\n", err && err->message ? err->message : "?");
+		pgm_error_free(err);
+		pgm_freeaddrinfo(res);
+		return NULL;
+	}
+	/* Encapsulation ports BEFORE any group option: they are copied into send_gsr there. */
+	if (o->udp) {
+		SET(PGM_UDP_ENCAP_UCAST_PORT, o->port);
+		SET(PGM_UDP_ENCAP_MCAST_PORT, o->port);
+	}
+	SET(PGM_IP_ROUTER_ALERT, 0);
+	SET(PGM_MTU, o->mtu);
+	{
+		const int bufsize = 1024 * 1024;
+		if (!set_int(sock, SOL_SOCKET, SO_RCVBUF, bufsize, "SO_RCVBUF") ||
+		    !set_int(sock, SOL_SOCKET, SO_SNDBUF, bufsize, "SO_SNDBUF"))
+			goto fail;
+	}
+	if (o->send) {
+		static const int heartbeat_ms[] = {100, 100, 100, 100, 1300, 7000, 16000, 25000, 30000};
+		int heartbeat[sizeof heartbeat_ms / sizeof heartbeat_ms[0]];
+		for (size_t i = 0; i < sizeof heartbeat / sizeof heartbeat[0]; i++)
+			heartbeat[i] = (int)pgm_msecs(heartbeat_ms[i]);
+		SET(PGM_SEND_ONLY, 1);
+		SET(PGM_TXW_SQNS, o->txw_sqns);
+		if (o->rate > 0)
+			SET(PGM_TXW_MAX_RTE, o->rate);
+		SET(PGM_AMBIENT_SPM, pgm_secs(o->ambient_s));
+		if (!pgm_setsockopt(sock, IPPROTO_PGM, PGM_HEARTBEAT_SPM, heartbeat, sizeof heartbeat)) {
+			fprintf(stderr, "openpgm_peer: setting PGM_HEARTBEAT_SPM failed\n");
+			goto fail;
+		}
+	} else {
+		SET(PGM_RECV_ONLY, 1);
+		SET(PGM_PASSIVE, 0);
+		SET(PGM_RXW_SQNS, o->rxw_sqns);
+		SET(PGM_PEER_EXPIRY, pgm_secs(o->peer_expiry_s));
+		SET(PGM_SPMR_EXPIRY, pgm_msecs(o->spmr_ms));
+		SET(PGM_NAK_BO_IVL, pgm_msecs(o->nak_bo_ms));
+		SET(PGM_NAK_RPT_IVL, pgm_msecs(o->nak_rpt_ms));
+		SET(PGM_NAK_RDATA_IVL, pgm_msecs(o->nak_rdata_ms));
+		SET(PGM_NAK_DATA_RETRIES, o->nak_retries);
+		SET(PGM_NAK_NCF_RETRIES, o->nak_retries);
+	}
+
+	/* GSI from pid, time and randomness: every process must have its own TSI. */
+	struct pgm_sockaddr_t addr;
+	memset(&addr, 0, sizeof addr);
+	addr.sa_port = (uint16_t)o->port;
+	addr.sa_addr.sport = 0;
+	{
+		struct {
+			pid_t pid;
+			struct timespec ts;
+			long rnd;
+		} seed;
+		memset(&seed, 0, sizeof seed);
+		seed.pid = getpid();
+		clock_gettime(CLOCK_REALTIME, &seed.ts);
+		srandom((unsigned)(seed.ts.tv_nsec ^ seed.pid));
+		seed.rnd = random();
+		if (!pgm_gsi_create_from_data(&addr.sa_addr.gsi, (const uint8_t *)&seed, sizeof seed)) {
+			fprintf(stderr, "openpgm_peer: creating GSI failed\n");
+			goto fail;
+		}
+	}
+	struct pgm_interface_req_t ifr;
+	memset(&ifr, 0, sizeof ifr);
+	ifr.ir_interface = res->ai_recv_addrs[0].gsr_interface;
+	ifr.ir_scope_id = 0;
+	memcpy(&ifr.ir_address, &res->ai_send_addrs[0].gsr_addr, sizeof ifr.ir_address);
+	if (!pgm_bind3(sock, &addr, sizeof addr, &ifr, sizeof ifr, &ifr, sizeof ifr, &err)) {
+		fprintf(stderr, "openpgm_peer: pgm_bind3: %s\n", err && err->message ? err->message : "?");
+		pgm_error_free(err);
+		err = NULL;
+		goto fail;
+	}
+	for (unsigned i = 0; i < res->ai_recv_addrs_len; i++) {
+		if (!pgm_setsockopt(sock, IPPROTO_PGM, PGM_JOIN_GROUP, &res->ai_recv_addrs[i],
+				    sizeof(struct pgm_group_source_req))) {
+			fprintf(stderr, "openpgm_peer: PGM_JOIN_GROUP failed\n");
+			goto fail;
+		}
+	}
+	if (!pgm_setsockopt(sock, IPPROTO_PGM, PGM_SEND_GROUP, &res->ai_send_addrs[0],
+			    sizeof(struct pgm_group_source_req))) {
+		fprintf(stderr, "openpgm_peer: PGM_SEND_GROUP failed\n");
+		goto fail;
+	}
+	pgm_freeaddrinfo(res);
+	res = NULL;
+
+	SET(PGM_MULTICAST_LOOP, o->loop ? 1 : 0);
+	SET(PGM_MULTICAST_HOPS, o->hops);
+	if (AF_INET6 != family) {
+		const int tos = 0xB8; /* DSCP EF, like libzmq and the OpenPGM examples */
+		(void)pgm_setsockopt(sock, IPPROTO_PGM, PGM_TOS, &tos, sizeof tos);
+	}
+	SET(PGM_NOBLOCK, 1);
+
+	if (!pgm_connect(sock, &err)) {
+		fprintf(stderr, "openpgm_peer: pgm_connect: %s\n", err && err->message ? err->message : "?");
+		pgm_error_free(err);
+		err = NULL;
+		goto fail;
+	}
+	return sock;
+
+fail:
+	if (res)
+		pgm_freeaddrinfo(res);
+	if (sock)
+		pgm_close(sock, FALSE);
+	return NULL;
+}
+#undef SET
+
+/* Milliseconds until the next OpenPGM timer (rounded up, at least 1 when pending). */
+static int timeval_opt_ms(pgm_sock_t *sock, int opt)
+{
+	struct timeval tv;
+	socklen_t len = sizeof tv;
+	if (!pgm_getsockopt(sock, IPPROTO_PGM, opt, &tv, &len))
+		return 1;
+	long ms = tv.tv_sec * 1000L + (tv.tv_usec + 999) / 1000;
+	if (ms < 1)
+		ms = 1;
+	if (ms > 1000)
+		ms = 1000;
+	return (int)ms;
+}
+
+/* Wait on the socket's descriptors for at most timeout_ms. */
+static void wait_socket(pgm_sock_t *sock, int timeout_ms, bool want_out)
+{
+	struct pollfd fds[8];
+	int n = (int)(sizeof fds / sizeof fds[0]);
+	memset(fds, 0, sizeof fds);
+	if (pgm_poll_info(sock, fds, &n, POLLIN | (want_out ? POLLOUT : 0)) < 0)
+		n = 0;
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	(void)poll(fds, (nfds_t)n, timeout_ms);
+}
+
+/* ---- sender ---- */
+
+/* Run OpenPGM's receive path (NAKs, SPMRs, timers: NCF, RDATA, SPM) without blocking.
+ * Returns the suggested wait in ms before the next call. */
+static int service_source(pgm_sock_t *sock, uint8_t *scratch)
+{
+	for (int i = 0; i < 256; i++) {
+		size_t len = 0;
+		pgm_error_t *err = NULL;
+		const int st = pgm_recvfrom(sock, scratch, RECV_BUF_SIZE, 0, &len, NULL, NULL, &err);
+		if (err)
+			pgm_error_free(err);
+		switch (st) {
+		case PGM_IO_STATUS_TIMER_PENDING: {
+			const int ms = timeval_opt_ms(sock, PGM_TIME_REMAIN);
+			if (ms > 1)
+				return ms;
+			break; /* timer (almost) due: run it now */
+		}
+		case PGM_IO_STATUS_RATE_LIMITED:
+			return timeval_opt_ms(sock, PGM_RATE_REMAIN);
+		case PGM_IO_STATUS_WOULD_BLOCK:
+			return 100;
+		case PGM_IO_STATUS_NORMAL:
+		case PGM_IO_STATUS_RESET:
+		case PGM_IO_STATUS_FIN:
+			break; /* a send-only socket should not see these; keep draining */
+		default:
+			return 10;
+		}
+	}
+	return 0;
+}
+
+struct fragment_set {
+	struct pgm_sk_buff_t *skb[MAX_FRAGMENTS];
+	unsigned count;
+};
+
+/* Build the skbs of one fragmented APDU (ownership passes to the library on successful send). */
+static bool build_fragments(struct fragment_set *fs, const uint8_t *msg, size_t size, size_t mss,
+			    uint16_t max_tpdu)
+{
+	const size_t header = pgm_pkt_offset(TRUE, 0);
+	size_t off = 0;
+	fs->count = 0;
+	while (off < size) {
+		if (fs->count == MAX_FRAGMENTS)
+			return false;
+		const size_t chunk = (size - off < mss) ? size - off : mss;
+		struct pgm_sk_buff_t *skb = pgm_alloc_skb(max_tpdu);
+		pgm_skb_reserve(skb, (uint16_t)header);
+		pgm_skb_put(skb, (uint16_t)chunk);
+		memcpy(skb->data, msg + off, chunk);
+		fs->skb[fs->count++] = skb;
+		off += chunk;
+	}
+	return true;
+}
+
+static int run_sender(const struct options *o, pgm_sock_t *sock)
+{
+	size_t msss = 0, mss = 0, pdu = 0;
+	socklen_t len = sizeof msss;
+	int tmp = 0;
+	len = sizeof tmp;
+	if (pgm_getsockopt(sock, IPPROTO_PGM, PGM_MSSS, &tmp, &len))
+		msss = (size_t)tmp;
+	len = sizeof tmp;
+	if (pgm_getsockopt(sock, IPPROTO_PGM, PGM_MSS, &tmp, &len))
+		mss = (size_t)tmp;
+	len = sizeof tmp;
+	if (pgm_getsockopt(sock, IPPROTO_PGM, PGM_PDU, &tmp, &len))
+		pdu = (size_t)tmp;
+	if (!o->quiet)
+		fprintf(stderr, "openpgm_peer: MSSS=%zu MSS=%zu PDU=%zu\n", msss, mss, pdu);
+	if (msss == 0 || mss == 0) {
+		fprintf(stderr, "openpgm_peer: cannot read PGM_MSSS/PGM_MSS\n");
+		return 1;
+	}
+	const size_t max_size = max_message_size(o);
+	if (max_size > msss && (max_size > pdu || (max_size + mss - 1) / mss > MAX_FRAGMENTS)) {
+		fprintf(stderr, "openpgm_peer: message size %zu exceeds the maximum APDU (%zu)\n", max_size, pdu);
+		return 2;
+	}
+	if (max_size > msss && o->rate > 0 && o->rate / 1000 >= o->mtu &&
+	    (long)(max_size + (max_size / mss + 1) * 100) > o->rate / 1000) {
+		/* OpenPGM's non-blocking rate check wants the whole APDU in the token bucket, which
+		 * holds only 1 ms worth when rate/1000 >= MTU: pgm_send_skbv would never succeed. */
+		fprintf(stderr,
+			"openpgm_peer: with --rate %ld an APDU of %zu bytes never fits OpenPGM's "
+			"1 ms token bucket; use a rate below %d or above ~%zu B/s\n",
+			o->rate, max_size, o->mtu * 1000, (max_size + 2048) * 1000);
+		return 2;
+	}
+
+	uint8_t *msg = aligned_alloc(64, (max_size + 63) / 64 * 64);
+	uint8_t *scratch = aligned_alloc(64, RECV_BUF_SIZE);
+	if (!msg || !scratch) {
+		fprintf(stderr, "openpgm_peer: out of memory\n");
+		return 1;
+	}
+
+	const double t_start = now_s();
+	const double deadline = t_start + (o->timeout > 0 ? o->timeout : 1e9);
+	fprintf(stderr, "READY\n");
+	fflush(stderr);
+
+	/* Optional pause before the first ODATA (e.g. to let a late receiver send an SPMR). */
+	if (o->start_delay_ms > 0) {
+		const double until = now_s() + o->start_delay_ms / 1000.0;
+		while (!g_stop && now_s() < until) {
+			int ms = service_source(sock, scratch);
+			const int left = (int)((until - now_s()) * 1000.0) + 1;
+			wait_socket(sock, ms < left ? ms : left, false);
+		}
+	}
+
+	uint64_t sent = 0, bytes = 0;
+	double t_first = 0, t_last = 0;
+	bool failed = false;
+	while (sent < o->count && !g_stop) {
+		const size_t size = message_size(o, sent);
+		const bool fragmented = size > msss;
+		build_message(msg, size, sent);
+		struct fragment_set fs;
+		if (fragmented && !build_fragments(&fs, msg, size, mss, (uint16_t)o->mtu)) {
+			fprintf(stderr, "openpgm_peer: too many fragments\n");
+			failed = true;
+			break;
+		}
+		for (;;) {
+			size_t written = 0;
+			const int st = fragmented ? pgm_send_skbv(sock, fs.skb, fs.count, TRUE, &written)
+						  : pgm_send(sock, msg, size, &written);
+			if (st == PGM_IO_STATUS_NORMAL)
+				break;
+			if (now_s() > deadline || g_stop) {
+				fprintf(stderr, "openpgm_peer: send timed out at message %" PRIu64 "\n", sent);
+				failed = true;
+				break;
+			}
+			if (st == PGM_IO_STATUS_RATE_LIMITED) {
+				const int rate_ms = timeval_opt_ms(sock, PGM_RATE_REMAIN);
+				const int svc_ms = service_source(sock, scratch);
+				wait_socket(sock, rate_ms < svc_ms ? rate_ms : svc_ms, false);
+			} else if (st == PGM_IO_STATUS_WOULD_BLOCK || st == PGM_IO_STATUS_CONGESTION) {
+				const int svc_ms = service_source(sock, scratch);
+				wait_socket(sock, svc_ms < 5 ? svc_ms : 5, true);
+			} else {
+				fprintf(stderr, "openpgm_peer: send failed with status %d at message %" PRIu64 "\n",
+					st, sent);
+				failed = true;
+				break;
+			}
+		}
+		if (failed)
+			break;
+		if (sent == 0)
+			t_first = now_s();
+		t_last = now_s();
+		sent++;
+		bytes += size;
+		(void)service_source(sock, scratch);
+		if (o->interval_us > 0 && sent < o->count) {
+			const double until = now_s() + o->interval_us / 1e6;
+			while (!g_stop && now_s() < until) {
+				const int ms = service_source(sock, scratch);
+				const int left = (int)((until - now_s()) * 1000.0) + 1;
+				wait_socket(sock, ms < left ? ms : left, false);
+			}
+		}
+	}
+
+	/* Keep answering NAKs (NCF + RDATA) and sending heartbeat SPMs for a while. */
+	const double linger_until = now_s() + o->linger;
+	while (!g_stop && now_s() < linger_until) {
+		const int ms = service_source(sock, scratch);
+		const int left = (int)((linger_until - now_s()) * 1000.0) + 1;
+		wait_socket(sock, ms < left ? ms : left, false);
+	}
+
+	const double elapsed = (sent > 0) ? t_last - t_first : 0.0;
+	printf("{\"sent\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f}\n", sent,
+	       bytes, elapsed, elapsed > 0 ? (double)sent / elapsed : 0.0);
+	fflush(stdout);
+	free(msg);
+	free(scratch);
+	return (failed || sent < o->count) ? 1 : 0;
+}
+
+/* ---- receiver ---- */
+static int run_receiver(const struct options *o, pgm_sock_t *sock)
+{
+	uint8_t *buf = aligned_alloc(64, RECV_BUF_SIZE);
+	if (!buf) {
+		fprintf(stderr, "openpgm_peer: out of memory\n");
+		return 1;
+	}
+	uint64_t received = 0, gaps = 0, duplicates = 0, corrupt = 0, unrecoverable = 0;
+	uint64_t expected = 0, first_seq = 0, last_seq = 0;
+	bool have_first = false;
+	double t_first = 0, t_last = 0;
+	double idle_deadline = now_s() + o->timeout;
+
+	fprintf(stderr, "READY\n");
+	fflush(stderr);
+
+	while (!g_stop && received < o->count) {
+		const double now = now_s();
+		if (now >= idle_deadline) {
+			if (!o->quiet)
+				fprintf(stderr, "openpgm_peer: no data for %.1f s, giving up\n", o->timeout);
+			break;
+		}
+		size_t len = 0;
+		struct pgm_sockaddr_t from;
+		socklen_t fromlen = sizeof from;
+		pgm_error_t *err = NULL;
+		const int st = pgm_recvfrom(sock, buf, RECV_BUF_SIZE, 0, &len, &from, &fromlen, &err);
+		int wait_ms = -1;
+		switch (st) {
+		case PGM_IO_STATUS_NORMAL: {
+			const double t = now_s();
+			idle_deadline = t + o->timeout;
+			if (len < 12 || len != message_size(o, get_be64(buf)) ||
+			    get_be32(buf + 8) != crc32_ieee(buf + 12, len - 12)) {
+				corrupt++;
+				if (!o->quiet)
+					fprintf(stderr, "openpgm_peer: corrupt message (%zu bytes)\n", len);
+				break;
+			}
+			const uint64_t seq = get_be64(buf);
+			if (!have_first) {
+				have_first = true;
+				first_seq = seq;
+				t_first = t;
+			}
+			if (seq < expected) {
+				duplicates++;
+				break;
+			}
+			if (seq > expected) {
+				gaps += seq - expected;
+				if (!o->quiet)
+					fprintf(stderr, "openpgm_peer: gap: expected %" PRIu64 ", got %" PRIu64 "\n",
+						expected, seq);
+			}
+			expected = seq + 1;
+			last_seq = seq;
+			received++;
+			t_last = t;
+			break;
+		}
+		case PGM_IO_STATUS_RESET:
+			unrecoverable++;
+			if (!o->quiet)
+				fprintf(stderr, "openpgm_peer: unrecoverable loss: %s\n",
+					err && err->message ? err->message : "(no message)");
+			break;
+		case PGM_IO_STATUS_FIN:
+			if (!o->quiet)
+				fprintf(stderr, "openpgm_peer: source finished\n");
+			break;
+		case PGM_IO_STATUS_TIMER_PENDING:
+			wait_ms = timeval_opt_ms(sock, PGM_TIME_REMAIN);
+			break;
+		case PGM_IO_STATUS_RATE_LIMITED:
+			wait_ms = timeval_opt_ms(sock, PGM_RATE_REMAIN);
+			break;
+		case PGM_IO_STATUS_WOULD_BLOCK:
+			wait_ms = 100;
+			break;
+		default:
+			fprintf(stderr, "openpgm_peer: pgm_recvfrom failed (status %d): %s\n", st,
+				err && err->message ? err->message : "?");
+			wait_ms = 10;
+			break;
+		}
+		if (err)
+			pgm_error_free(err);
+		if (wait_ms >= 0) {
+			const int left = (int)((idle_deadline - now_s()) * 1000.0) + 1;
+			wait_socket(sock, wait_ms < left ? wait_ms : left, false);
+		}
+	}
+
+	const double elapsed = (received > 1) ? t_last - t_first : 0.0;
+	printf("{\"received\":%" PRIu64 ",\"gaps\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"corrupt\":%" PRIu64
+	       ",\"unrecoverable\":%" PRIu64 ",\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f,\"first_seq\":%" PRIu64
+	       ",\"last_seq\":%" PRIu64 "}\n",
+	       received, gaps, duplicates, corrupt, unrecoverable, elapsed,
+	       elapsed > 0 ? (double)received / elapsed : 0.0, first_seq, last_seq);
+	fflush(stdout);
+	free(buf);
+	return (gaps || corrupt || unrecoverable || received < o->count) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	parse_args(argc, argv, &o);
+	crc_init();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	pgm_error_t *err = NULL;
+	if (!pgm_init(&err)) {
+		fprintf(stderr, "openpgm_peer: pgm_init: %s\n", err && err->message ? err->message : "?");
+		pgm_error_free(err);
+		return 1;
+	}
+	pgm_sock_t *sock = open_socket(&o);
+	if (!sock) {
+		pgm_shutdown();
+		return 1;
+	}
+	const int rc = o.send ? run_sender(&o, sock) : run_receiver(&o, sock);
+	/* TRUE: a source sends its FIN SPMs (OPT_FIN) here. */
+	pgm_close(sock, o.send ? TRUE : FALSE);
+	pgm_shutdown();
+	return rc;
+}

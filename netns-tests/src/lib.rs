@@ -1,0 +1,64 @@
+//! A test LAN built from Linux network namespaces, for end-to-end tests of the tools.
+//!
+//! - [`lan`]: a bridge namespace plus N host namespaces, per-host random or burst loss with
+//!   nftables, rate limits with `tbf`, processes spawned inside a host ([`proc::Proc`]) and
+//!   tcpdump captures ([`lan::Capture`]). Everything is torn down on drop, also on panic, and
+//!   leftovers of dead runs are removed when the first [`lan::Lan`] of a process is built.
+//! - [`peer`]: builds the OpenPGM interop peer (`peers/openpgm_peer.c`) against Debian's
+//!   `libpgm-dev` and caches the binary under the cargo target directory.
+//! - [`pair`]: one OpenPGM sender and one receiver on a LAN, with their JSON summaries.
+//! - [`tshark`]: PGM packet-type counts of a pcap (checks the capture fixture).
+//! - [`require_root`]: tests that need namespaces call it first and return early when not root.
+//!
+//! Traffic only ever flows inside namespaces created here.
+
+pub mod lan;
+pub mod pair;
+pub mod peer;
+pub mod proc;
+pub mod tshark;
+
+use std::time::Instant;
+
+/// The monotonic clock, for timeouts of the test harness (not of any protocol engine).
+#[allow(clippy::disallowed_methods)] // the harness is an IO driver: it may read the clock
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// True when running as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns true when the caller may go on (running as root). Otherwise prints a loud notice
+/// to stderr naming `test` and returns false, so the test can `return` early.
+///
+/// ```no_run
+/// if !netns_tests::require_root("my_test") {
+///     return;
+/// }
+/// ```
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    eprintln!(
+        "\n==================================================================\n\
+         SKIPPED: {test} needs root for network namespaces, raw sockets and nftables;\n\
+         run `sudo -E cargo test -p netns-tests`\n\
+         ==================================================================\n"
+    );
+    false
+}
+
+/// True when `program` can be found in `PATH`.
+pub fn have_program(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join(program);
+            candidate.is_file()
+        })
+    })
+}

@@ -1,0 +1,54 @@
+//! Checks the OpenPGM reference capture `pgm/tests/fixtures/openpgm.pcap` (recorded with
+//! `cargo run -p netns-tests --bin capture-openpgm`): small, and holding every packet type and
+//! option the Rust implementation's decoder tests rely on, for raw PGM and UDP encapsulation.
+//!
+//! Needs tshark (not root); prints SKIPPED and passes without it.
+
+use std::path::Path;
+
+use netns_tests::have_program;
+use netns_tests::tshark::pgm_type_counts;
+
+#[test]
+fn openpgm_fixture_has_all_packet_types() {
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pgm/tests/fixtures/openpgm.pcap");
+    let size = std::fs::metadata(&pcap)
+        .expect("the fixture pgm/tests/fixtures/openpgm.pcap exists")
+        .len();
+    assert!(
+        size < 300 * 1024,
+        "fixture is {size} bytes, should stay below 300 KB"
+    );
+    if !have_program("tshark") {
+        eprintln!(
+            "SKIPPED: openpgm_fixture_has_all_packet_types needs tshark (apt-get install tshark)"
+        );
+        return;
+    }
+    let counts = pgm_type_counts(&pcap, 7500).expect("tshark summary");
+    eprintln!("{counts:#?}");
+    for key in [
+        "SPM (raw)",
+        "SPM (udp)",
+        "ODATA (raw)",
+        "ODATA (udp)",
+        "RDATA (raw)",
+        "RDATA (udp)",
+        "NAK (raw)",
+        "NAK (udp)",
+        "NCF (raw)",
+        "NCF (udp)",
+        "SPMR (raw)",
+        "SPMR (udp)",
+        "ODATA+OPT_FRAGMENT",
+        "NAK+OPT_NAK_LIST",
+        "NCF+OPT_NAK_LIST",
+        "SPM+OPT_FIN (raw)",
+        "SPM+OPT_FIN (udp)",
+    ] {
+        assert!(
+            counts.get(key).copied().unwrap_or(0) > 0,
+            "no {key} in the fixture: {counts:#?}"
+        );
+    }
+}

@@ -1,0 +1,465 @@
+//! The receive window of one peer (RFC 3208 §6): sqns from the trail to the lead, each held,
+//! missing (with its NAK state) or lost; in-order delivery with APDU reassembly.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::{
+    time::Instant,
+    wire::{Fragment, SeqNo},
+};
+
+/// Where a missing sqn is in the NAK state machine (RFC 3208 §6.3 diagram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Waiting NAK_RB_IVL before sending a NAK.
+    BackOff,
+    /// NAK sent; waiting NAK_RPT_IVL for an NCF.
+    WaitNcf,
+    /// Confirmed (or suppressed); waiting NAK_RDATA_IVL for the data.
+    WaitData,
+}
+
+/// NAK state of one missing sqn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Missing {
+    pub(crate) phase: Phase,
+    pub(crate) deadline: Instant,
+    pub(crate) ncf_retries: u32,
+    pub(crate) data_retries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Slot {
+    Missing(Missing),
+    Data {
+        payload: Bytes,
+        fragment: Option<Fragment>,
+    },
+    Lost,
+}
+
+/// What delivery produced, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    Apdu(Bytes),
+    Lost { first: SeqNo, count: u32 },
+}
+
+/// Most fragments one APDU may have: bounds the reassembly walk whatever the network sends.
+/// (Our source splits 65535 bytes into 46 fragments at MTU 1500; 256 allows MTUs down to ~300.)
+pub(crate) const MAX_FRAGMENTS: u32 = 256;
+
+/// The receive window. Invariant: `slots[i]` is sqn `trail + i`; `timers` holds exactly the
+/// `(deadline, sqn)` of every `Slot::Missing`.
+#[derive(Debug)]
+pub(crate) struct Window {
+    pub(crate) trail: SeqNo,
+    pub(crate) slots: VecDeque<Slot>,
+    /// Payload bytes held.
+    pub(crate) bytes: usize,
+    pub(crate) timers: BTreeSet<(Instant, u32)>,
+    /// Sqn the window started at: fragments of APDUs begun before it are dropped silently (we
+    /// joined in the middle), not reported as loss.
+    pub(crate) joined_at: SeqNo,
+    /// Pending loss range not yet reported.
+    loss: Option<(SeqNo, u32)>,
+}
+
+/// Outcome of inserting a data packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Insert {
+    /// New data (`repaired`: it filled a gap).
+    New { repaired: bool },
+    /// Already held or already given up on.
+    Duplicate,
+    /// Before the trail.
+    TooOld,
+}
+
+impl Window {
+    /// An empty window whose next expected sqn is `trail`.
+    pub(crate) fn new(trail: SeqNo) -> Self {
+        Window {
+            trail,
+            slots: VecDeque::new(),
+            bytes: 0,
+            timers: BTreeSet::new(),
+            joined_at: trail,
+            loss: None,
+        }
+    }
+
+    /// The last sqn known (trail − 1 when empty).
+    pub(crate) fn lead(&self) -> SeqNo {
+        self.trail.add(self.slots.len() as u32).sub(1)
+    }
+
+    fn index(&self, sqn: SeqNo) -> Option<usize> {
+        let d = sqn.diff(self.trail);
+        usize::try_from(d).ok().filter(|&i| i < self.slots.len())
+    }
+
+    pub(crate) fn missing_mut(&mut self, sqn: SeqNo) -> Option<&mut Missing> {
+        let i = self.index(sqn)?;
+        match &mut self.slots[i] {
+            Slot::Missing(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Moves the NAK deadline of missing `sqn`, keeping `timers` in step.
+    pub(crate) fn reschedule(&mut self, sqn: SeqNo, phase: Phase, deadline: Instant) {
+        let Some(i) = self.index(sqn) else { return };
+        if let Slot::Missing(m) = &mut self.slots[i] {
+            self.timers.remove(&(m.deadline, sqn.0));
+            m.phase = phase;
+            m.deadline = deadline;
+            self.timers.insert((deadline, sqn.0));
+        }
+    }
+
+    /// Appends missing slots up to and including `lead`, all backing off until `deadline`.
+    /// The caller has bounded `lead - trail` by the window size.
+    pub(crate) fn extend_missing(&mut self, lead: SeqNo, deadline: Instant, phase: Phase) {
+        while self.lead().diff(lead) < 0 {
+            let sqn = self.lead().next();
+            self.slots.push_back(Slot::Missing(Missing {
+                phase,
+                deadline,
+                ncf_retries: 0,
+                data_retries: 0,
+            }));
+            self.timers.insert((deadline, sqn.0));
+        }
+    }
+
+    /// Stores data for `sqn`, which is within the window bounds (the caller extended it).
+    pub(crate) fn insert(
+        &mut self,
+        sqn: SeqNo,
+        payload: Bytes,
+        fragment: Option<Fragment>,
+    ) -> Insert {
+        if sqn.diff(self.trail) < 0 {
+            return Insert::TooOld;
+        }
+        let Some(i) = self.index(sqn) else {
+            return Insert::TooOld;
+        };
+        match &self.slots[i] {
+            Slot::Missing(m) => {
+                self.timers.remove(&(m.deadline, sqn.0));
+                let repaired = true;
+                self.bytes += payload.len();
+                self.slots[i] = Slot::Data { payload, fragment };
+                Insert::New { repaired }
+            }
+            Slot::Data { .. } | Slot::Lost => Insert::Duplicate,
+        }
+    }
+
+    /// Appends data for `sqn == lead + 1`.
+    pub(crate) fn push(&mut self, payload: Bytes, fragment: Option<Fragment>) {
+        self.bytes += payload.len();
+        self.slots.push_back(Slot::Data { payload, fragment });
+    }
+
+    /// Gives up on missing `sqn`.
+    pub(crate) fn mark_lost(&mut self, sqn: SeqNo) {
+        let Some(i) = self.index(sqn) else { return };
+        if let Slot::Missing(m) = &self.slots[i] {
+            self.timers.remove(&(m.deadline, sqn.0));
+            self.slots[i] = Slot::Lost;
+        }
+    }
+
+    /// RFC 3208 §6.3: "if the trailing edge of the window moves beyond the sequence number,
+    /// data recovery for that sequence number terminates". Missing sqns before `src_trail` are
+    /// lost.
+    pub(crate) fn source_trail(&mut self, src_trail: SeqNo) {
+        let end = self
+            .slots
+            .len()
+            .min(usize::try_from(src_trail.diff(self.trail)).unwrap_or(0));
+        for i in 0..end {
+            if let Slot::Missing(m) = &self.slots[i] {
+                let sqn = self.trail.add(i as u32);
+                self.timers.remove(&(m.deadline, sqn.0));
+                self.slots[i] = Slot::Lost;
+            }
+        }
+    }
+
+    /// Drops the oldest undelivered unit as lost (the window is over its bounds).
+    pub(crate) fn evict_front(&mut self, out: &mut Vec<Delivered>) {
+        match self.slots.front() {
+            Some(Slot::Missing(_)) => self.mark_lost(self.trail),
+            Some(Slot::Data { .. }) => {
+                // An APDU waiting for later fragments: give it up, fragment by fragment.
+                if let Some(Slot::Data { payload, .. }) = self.slots.pop_front() {
+                    self.bytes -= payload.len();
+                }
+                self.note_loss(self.trail, out);
+                self.trail = self.trail.next();
+            }
+            Some(Slot::Lost) | None => {}
+        }
+    }
+
+    /// Skips the window forward to `new_trail` (beyond everything held), reporting the skipped
+    /// sqns as lost. Used when data arrives further ahead than the window can span.
+    pub(crate) fn jump(&mut self, new_trail: SeqNo, out: &mut Vec<Delivered>) {
+        while self.trail.diff(new_trail) < 0 && !self.slots.is_empty() {
+            self.evict_front(out);
+            if let Some(Slot::Lost) = self.slots.front() {
+                self.slots.pop_front();
+                self.note_loss(self.trail, out);
+                self.trail = self.trail.next();
+            }
+            self.deliver(out);
+        }
+        if self.trail.diff(new_trail) < 0 {
+            let n = new_trail.distance_from(self.trail);
+            self.note_loss_range(self.trail, n, out);
+            self.trail = new_trail;
+        }
+        self.flush_loss(out);
+    }
+
+    fn note_loss(&mut self, sqn: SeqNo, out: &mut Vec<Delivered>) {
+        self.note_loss_range(sqn, 1, out);
+    }
+
+    /// Adds lost sqns to the pending loss report, merging contiguous runs.
+    fn note_loss_range(&mut self, first: SeqNo, count: u32, out: &mut Vec<Delivered>) {
+        match &mut self.loss {
+            Some((f, c)) if f.add(*c) == first => *c += count,
+            _ => {
+                self.flush_loss(out);
+                self.loss = Some((first, count));
+            }
+        }
+    }
+
+    fn flush_loss(&mut self, out: &mut Vec<Delivered>) {
+        if let Some((first, count)) = self.loss.take() {
+            out.push(Delivered::Lost { first, count });
+        }
+    }
+
+    /// Delivers everything deliverable from the trail on, in order: whole APDUs, and runs of
+    /// lost sqns. Stops at the first missing sqn or incomplete APDU.
+    pub(crate) fn deliver(&mut self, out: &mut Vec<Delivered>) {
+        loop {
+            match self.slots.front() {
+                None | Some(Slot::Missing(_)) => break,
+                Some(Slot::Lost) => {
+                    self.slots.pop_front();
+                    self.note_loss(self.trail, out);
+                    self.trail = self.trail.next();
+                }
+                Some(Slot::Data { fragment: None, .. }) => {
+                    self.flush_loss(out);
+                    if let Some(Slot::Data { payload, .. }) = self.slots.pop_front() {
+                        self.bytes -= payload.len();
+                        self.trail = self.trail.next();
+                        out.push(Delivered::Apdu(payload));
+                    }
+                }
+                Some(Slot::Data {
+                    fragment: Some(f), ..
+                }) => {
+                    let f = *f;
+                    match self.assemble(f) {
+                        Assembly::Incomplete => break,
+                        Assembly::Complete(n, apdu) => {
+                            self.flush_loss(out);
+                            self.pop_n(n);
+                            out.push(Delivered::Apdu(apdu));
+                        }
+                        Assembly::Broken(n) => {
+                            // Fragments of an APDU begun before we joined are not a loss.
+                            let joined_late = f.first_sqn.diff(self.joined_at) < 0;
+                            let first = self.trail;
+                            self.pop_n(n);
+                            if !joined_late {
+                                self.note_loss_range(first, n, out);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.flush_loss(out);
+    }
+
+    fn pop_n(&mut self, n: u32) {
+        for _ in 0..n {
+            if let Some(s) = self.slots.pop_front() {
+                if let Slot::Data { payload, .. } = s {
+                    self.bytes -= payload.len();
+                }
+                self.trail = self.trail.next();
+            }
+        }
+    }
+
+    /// Tries to reassemble the APDU whose fragment is at the trail (interop-notes §1.9 checks:
+    /// the same first sqn and APDU length on every fragment, offsets contiguous, sizes adding
+    /// up exactly, at most [`MAX_FRAGMENTS`]).
+    fn assemble(&self, head: Fragment) -> Assembly {
+        if head.first_sqn != self.trail || head.offset != 0 {
+            // The APDU started before the trail: its start is gone. Drop up to the next start.
+            let n = self
+                .slots
+                .iter()
+                .take_while(|s| matches!(s, Slot::Data { fragment: Some(f), .. } if f.first_sqn == head.first_sqn))
+                .count()
+                .max(1);
+            return Assembly::Broken(n as u32);
+        }
+        let mut have: u64 = 0;
+        let total = u64::from(head.apdu_len);
+        for (i, slot) in self.slots.iter().enumerate() {
+            if i as u32 >= MAX_FRAGMENTS {
+                return Assembly::Broken(i as u32);
+            }
+            match slot {
+                Slot::Missing(_) => return Assembly::Incomplete,
+                Slot::Lost => return Assembly::Broken(i as u32 + 1),
+                Slot::Data { payload, fragment } => {
+                    let Some(f) = fragment else {
+                        return Assembly::Broken(i.max(1) as u32);
+                    };
+                    if f.first_sqn != head.first_sqn
+                        || f.apdu_len != head.apdu_len
+                        || u64::from(f.offset) != have
+                    {
+                        return Assembly::Broken(i.max(1) as u32);
+                    }
+                    have += payload.len() as u64;
+                    if have == total {
+                        let n = i + 1;
+                        let mut apdu = BytesMut::with_capacity(total as usize);
+                        for s in self.slots.iter().take(n) {
+                            if let Slot::Data { payload, .. } = s {
+                                apdu.extend_from_slice(payload);
+                            }
+                        }
+                        return Assembly::Complete(n as u32, apdu.freeze());
+                    }
+                    if have > total {
+                        return Assembly::Broken(i as u32 + 1);
+                    }
+                }
+            }
+        }
+        Assembly::Incomplete
+    }
+
+    /// Earliest NAK deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.first().map(|&(t, _)| t)
+    }
+
+    /// Missing sqns.
+    pub(crate) fn missing_count(&self) -> usize {
+        self.timers.len()
+    }
+}
+
+enum Assembly {
+    Incomplete,
+    Complete(u32, Bytes),
+    /// The first `n` slots cannot form an APDU.
+    Broken(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(first: u32, offset: u32, len: u32) -> Option<Fragment> {
+        let f = Fragment {
+            first_sqn: SeqNo(first),
+            offset,
+            apdu_len: len,
+        };
+        Some(f).filter(|f| f.apdu_len > 0)
+    }
+
+    #[test]
+    fn delivers_in_order_and_reports_loss_runs() {
+        let mut w = Window::new(SeqNo(10));
+        let t = Instant::ZERO;
+        w.push(Bytes::from_static(b"a"), None);
+        w.extend_missing(SeqNo(12), t, Phase::BackOff);
+        w.push(Bytes::from_static(b"d"), None);
+        let mut out = Vec::new();
+        w.deliver(&mut out);
+        assert_eq!(out, vec![Delivered::Apdu(Bytes::from_static(b"a"))]);
+        assert_eq!(
+            w.insert(SeqNo(11), Bytes::from_static(b"b"), None),
+            Insert::New { repaired: true }
+        );
+        w.mark_lost(SeqNo(12));
+        out.clear();
+        w.deliver(&mut out);
+        assert_eq!(
+            out,
+            vec![
+                Delivered::Apdu(Bytes::from_static(b"b")),
+                Delivered::Lost {
+                    first: SeqNo(12),
+                    count: 1
+                },
+                Delivered::Apdu(Bytes::from_static(b"d")),
+            ]
+        );
+        assert!(w.timers.is_empty());
+        assert_eq!(w.bytes, 0);
+    }
+
+    #[test]
+    fn reassembles_and_rejects_inconsistent_fragments() {
+        let mut w = Window::new(SeqNo(0));
+        w.push(Bytes::from_static(b"he"), frag(0, 0, 5));
+        w.push(Bytes::from_static(b"llo"), frag(0, 2, 5));
+        // Inconsistent APDU length on the second fragment of the next APDU.
+        w.push(Bytes::from_static(b"xy"), frag(2, 0, 4));
+        w.push(Bytes::from_static(b"zw"), frag(2, 2, 5));
+        let mut out = Vec::new();
+        w.deliver(&mut out);
+        assert_eq!(out[0], Delivered::Apdu(Bytes::from_static(b"hello")));
+        assert_eq!(
+            out[1],
+            Delivered::Lost {
+                first: SeqNo(2),
+                count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn jump_reports_exact_loss() {
+        let mut w = Window::new(SeqNo(0));
+        let t = Instant::ZERO;
+        w.push(Bytes::from_static(b"a"), None);
+        w.extend_missing(SeqNo(4), t, Phase::BackOff);
+        let mut out = Vec::new();
+        w.deliver(&mut out);
+        out.clear();
+        w.jump(SeqNo(100), &mut out);
+        assert_eq!(
+            out,
+            vec![Delivered::Lost {
+                first: SeqNo(1),
+                count: 99
+            }]
+        );
+        assert_eq!(w.trail, SeqNo(100));
+        assert!(w.slots.is_empty() && w.timers.is_empty());
+    }
+}

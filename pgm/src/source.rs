@@ -1,0 +1,595 @@
+//! The PGM source (RFC 3208 §5): transmit window, SPMs, NAK → NCF/RDATA, rate control.
+//!
+//! Sans-IO: [`Source::send`] queues application data, [`Source::handle_packet`] takes NAKs and
+//! SPMRs, [`Source::poll_transmit`] hands out the next packet the rate allows, and
+//! [`Source::poll_timeout`] says when to call again.
+
+use std::{collections::VecDeque, net::IpAddr};
+
+use bytes::Bytes;
+
+use crate::{
+    config::SourceConfig,
+    rate::TokenBucket,
+    time::Instant,
+    wire::{
+        checksum::ones_complement_sum, options::MAX_NAK_LIST, Body, Data, Error, Fragment, Nak,
+        NakList, Options, PacketRepr, SeqNo, Spm,
+    },
+    Transmit,
+};
+
+/// Why [`Source::send`] refused an APDU. Nothing was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The send buffer is full: the rate limit is holding data back. Try again at
+    /// [`Source::poll_timeout`] (after draining [`Source::poll_transmit`]).
+    #[error("send buffer full; the rate limit holds data back")]
+    WouldBlock,
+    /// The APDU is larger than `max_apdu`, or needs more fragments than the window holds.
+    #[error("APDU of {0} bytes is too large")]
+    TooLarge(usize),
+    /// [`Source::close`] was called.
+    #[error("source is closed")]
+    Closed,
+}
+
+/// Counters of a source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceStats {
+    /// APDUs accepted by `send`.
+    pub apdus_sent: u64,
+    /// ODATA packets sent.
+    pub odata_sent: u64,
+    /// ODATA payload bytes sent.
+    pub odata_bytes: u64,
+    /// RDATA packets sent.
+    pub rdata_sent: u64,
+    /// RDATA payload bytes sent.
+    pub rdata_bytes: u64,
+    /// NCF packets sent.
+    pub ncf_sent: u64,
+    /// SPMs sent.
+    pub spm_sent: u64,
+    /// Bytes of every packet sent, IP overhead included (what the rate limit counts).
+    pub wire_bytes: u64,
+    /// NAK packets for this session received and accepted.
+    pub naks_received: u64,
+    /// Sqns requested by accepted NAKs (header sqn plus OPT_NAK_LIST).
+    pub nak_sqns_received: u64,
+    /// Sqns not repaired because they were repaired within the elimination interval.
+    pub nak_sqns_eliminated: u64,
+    /// Sqns requested that are no longer (or not yet) in the transmit window.
+    pub nak_sqns_outside_window: u64,
+    /// NAKs dropped because their source or group NLA is not ours.
+    pub naks_bad_nla: u64,
+    /// NNAKs received.
+    pub nnaks_received: u64,
+    /// SPMRs received.
+    pub spmrs_received: u64,
+    /// Packets that failed the checksum.
+    pub checksum_errors: u64,
+    /// Packets that failed to parse.
+    pub parse_errors: u64,
+    /// Packets for other sessions or of types a source ignores.
+    pub ignored: u64,
+    /// Packets in the transmit window now.
+    pub txw_packets: u64,
+    /// Payload bytes in the transmit window now.
+    pub txw_bytes: u64,
+}
+
+/// One TPDU the source has built: kept in the send queue, then in the transmit window.
+#[derive(Debug, Clone)]
+struct TxPacket {
+    sqn: SeqNo,
+    fragment: Option<Fragment>,
+    payload: Bytes,
+    /// One's-complement sum of `payload`, so emitting never re-reads it for the checksum.
+    payload_sum: u16,
+    /// In the repair queue, RDATA not yet sent.
+    queued: bool,
+    last_ncf: Option<Instant>,
+    last_rdata: Option<Instant>,
+}
+
+/// Sent packets retained for repair, oldest (the trail) first. Bounded by sqns and bytes.
+#[derive(Debug, Default)]
+struct TxWindow {
+    packets: VecDeque<TxPacket>,
+    bytes: usize,
+}
+
+impl TxWindow {
+    fn get_mut(&mut self, sqn: SeqNo) -> Option<&mut TxPacket> {
+        let trail = self.packets.front()?.sqn;
+        let i = sqn.distance_from(trail) as usize;
+        self.packets.get_mut(i)
+    }
+}
+
+/// SPM heartbeat state (interop-notes §3): after data, SPMs at each interval in turn.
+#[derive(Debug, Clone, Copy)]
+struct Heartbeat {
+    index: usize,
+    due: Instant,
+}
+
+/// A PGM source. See the module docs.
+#[derive(Debug)]
+pub struct Source {
+    cfg: SourceConfig,
+    /// Accepted by `send`, not yet transmitted; sqns already assigned.
+    queue: VecDeque<TxPacket>,
+    queue_bytes: usize,
+    txw: TxWindow,
+    /// Next sqn `send` assigns.
+    next_sqn: SeqNo,
+    /// Sqns owed RDATA, oldest request first.
+    repairs: VecDeque<SeqNo>,
+    /// Sqns to confirm in the next NCF.
+    ncf: Vec<SeqNo>,
+    spm_sqn: SeqNo,
+    spms_owed: u32,
+    fins_owed: u32,
+    next_ambient: Option<Instant>,
+    heartbeat: Option<Heartbeat>,
+    last_spmr_answer: Option<Instant>,
+    closing: bool,
+    bucket: Option<TokenBucket>,
+    repair_bucket: Option<TokenBucket>,
+    stats: SourceStats,
+}
+
+impl Source {
+    /// A source that will announce itself with 3 SPMs (RFC 3208 §6.1; OpenPGM's `pgm_connect`).
+    pub fn new(cfg: SourceConfig) -> Self {
+        Source {
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            txw: TxWindow::default(),
+            next_sqn: SeqNo(0),
+            repairs: VecDeque::new(),
+            ncf: Vec::new(),
+            spm_sqn: SeqNo(0),
+            spms_owed: 3,
+            fins_owed: 0,
+            next_ambient: None,
+            heartbeat: None,
+            last_spmr_answer: None,
+            closing: false,
+            bucket: None,
+            repair_bucket: None,
+            stats: SourceStats::default(),
+            cfg,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SourceConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SourceStats {
+        let mut s = self.stats.clone();
+        s.txw_packets = self.txw.packets.len() as u64;
+        s.txw_bytes = self.txw.bytes as u64;
+        s
+    }
+
+    /// TXW_TRAIL: the oldest sqn still held for repair (the next to send if none is held).
+    pub fn txw_trail(&self) -> SeqNo {
+        self.txw
+            .packets
+            .front()
+            .map_or(self.first_unsent(), |p| p.sqn)
+    }
+
+    /// TXW_LEAD: the last sqn sent (trail − 1 before any).
+    pub fn txw_lead(&self) -> SeqNo {
+        self.first_unsent().sub(1)
+    }
+
+    fn first_unsent(&self) -> SeqNo {
+        self.queue.front().map_or(self.next_sqn, |p| p.sqn)
+    }
+
+    /// Bytes accepted by `send` and not yet transmitted.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue_bytes
+    }
+
+    /// True when every APDU has been transmitted, no repair is pending and, after
+    /// [`Source::close`], the FIN SPMs are out.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+            && self.repairs.is_empty()
+            && self.ncf.is_empty()
+            && self.spms_owed == 0
+            && self.fins_owed == 0
+    }
+
+    /// Queues one APDU; it goes out as one ODATA, or as OPT_FRAGMENT fragments when larger than
+    /// one TPDU (RFC 3208 §9.2, sized like OpenPGM: interop-notes §1.9).
+    pub fn send(&mut self, now: Instant, apdu: &[u8]) -> Result<(), SendError> {
+        self.send_bytes(now, Bytes::copy_from_slice(apdu))
+    }
+
+    /// Like [`Source::send`], without copying `apdu`: fragments are slices of it.
+    pub fn send_bytes(&mut self, _now: Instant, apdu: Bytes) -> Result<(), SendError> {
+        if self.closing {
+            return Err(SendError::Closed);
+        }
+        let len = apdu.len();
+        let max_tsdu = self.cfg.mtu.max_tsdu().max(1);
+        let frag_tsdu = self.cfg.mtu.max_fragment_tsdu().max(1);
+        let count = if len <= max_tsdu {
+            1
+        } else {
+            len.div_ceil(frag_tsdu)
+        };
+        if len > self.cfg.max_apdu
+            || len > usize::from(u16::MAX)
+            || count > self.cfg.txw_sqns as usize
+        {
+            return Err(SendError::TooLarge(len));
+        }
+        if self.queue_bytes > 0 && self.queue_bytes + len > self.cfg.send_buffer {
+            return Err(SendError::WouldBlock);
+        }
+        let first = self.next_sqn;
+        if count == 1 {
+            self.enqueue(apdu, None);
+        } else {
+            for i in 0..count {
+                let off = i * frag_tsdu;
+                let part = apdu.slice(off..len.min(off + frag_tsdu));
+                let fragment = Fragment {
+                    first_sqn: first,
+                    offset: off as u32,
+                    apdu_len: len as u32,
+                };
+                self.enqueue(part, Some(fragment));
+            }
+        }
+        self.stats.apdus_sent += 1;
+        Ok(())
+    }
+
+    fn enqueue(&mut self, payload: Bytes, fragment: Option<Fragment>) {
+        self.queue_bytes += payload.len();
+        self.queue.push_back(TxPacket {
+            sqn: self.next_sqn,
+            fragment,
+            payload_sum: ones_complement_sum(&payload),
+            payload,
+            queued: false,
+            last_ncf: None,
+            last_rdata: None,
+        });
+        self.next_sqn = self.next_sqn.next();
+    }
+
+    /// Ends the session: queued data still goes out, then 3 SPMs with OPT_FIN (RFC 3208 §9.7).
+    /// NAKs keep being answered for as long as the driver keeps calling in.
+    pub fn close(&mut self, _now: Instant) {
+        if !self.closing {
+            self.closing = true;
+            self.fins_owed = 3;
+        }
+    }
+
+    /// Feeds a packet received on the session's port: NAKs, NNAKs and SPMRs for this TSI.
+    pub fn handle_packet(&mut self, now: Instant, _src: IpAddr, _dst: IpAddr, packet: &[u8]) {
+        let repr = match PacketRepr::parse_verified(packet) {
+            Ok(r) => r,
+            Err(Error::BadChecksum) => {
+                self.stats.checksum_errors += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.parse_errors += 1;
+                return;
+            }
+        };
+        // Upstream packets name our TSI as (GSI, dport) and come from our dport (§8.3).
+        let ours = repr.gsi == self.cfg.tsi.gsi
+            && repr.dport == self.cfg.tsi.sport
+            && repr.sport == self.cfg.dport;
+        match repr.body {
+            Body::Nak(nak) if ours => self.on_nak(now, &nak, &repr.options),
+            Body::Nnak(_) if ours => self.stats.nnaks_received += 1,
+            Body::Spmr if ours => {
+                self.stats.spmrs_received += 1;
+                // RFC 3208 §13.3.1: answer with an SPM, at most once per spmr_min_ivl.
+                let recent = self
+                    .last_spmr_answer
+                    .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.spmr_min_ivl);
+                if !recent {
+                    self.last_spmr_answer = Some(now);
+                    self.spms_owed = self.spms_owed.max(1);
+                }
+            }
+            _ => self.stats.ignored += 1,
+        }
+    }
+
+    /// RFC 3208 §5.3: confirm with a multicast NCF, then repair from the window.
+    fn on_nak(&mut self, now: Instant, nak: &Nak, options: &Options) {
+        // interop-notes §1.5: like OpenPGM, only NAKs naming our NLA and group are ours.
+        if nak.src_nla != self.cfg.nla || nak.grp_nla != self.cfg.group {
+            self.stats.naks_bad_nla += 1;
+            return;
+        }
+        self.stats.naks_received += 1;
+        let list = options.nak_list.unwrap_or_default();
+        for &sqn in std::iter::once(&nak.sqn).chain(list.as_slice()) {
+            self.stats.nak_sqns_received += 1;
+            self.request_repair(now, sqn);
+        }
+    }
+
+    fn request_repair(&mut self, now: Instant, sqn: SeqNo) {
+        let elim = self.cfg.nak_elimination_ivl;
+        let within =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < elim);
+        let Some(p) = self.txw.get_mut(sqn) else {
+            // Outside the window: no NCF, so the receiver times out and declares the loss.
+            self.stats.nak_sqns_outside_window += 1;
+            return;
+        };
+        if !p.queued && !within(p.last_rdata) {
+            p.queued = true;
+            self.repairs.push_back(sqn);
+        } else if !p.queued || within(p.last_ncf) {
+            // Repaired moments ago, or confirmed moments ago: one answer per interval.
+            self.stats.nak_sqns_eliminated += 1;
+            return;
+        }
+        p.last_ncf = Some(now);
+        if !self.ncf.contains(&sqn) {
+            self.ncf.push(sqn);
+        }
+    }
+
+    /// Advances SPM timers. Calling it early or late is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ambient = *self.next_ambient.get_or_insert(now + self.cfg.spm_ambient);
+        if ambient <= now {
+            self.spms_owed = self.spms_owed.max(1);
+            self.next_ambient = Some(now + self.cfg.spm_ambient);
+        }
+        if let Some(hb) = self.heartbeat {
+            if hb.due <= now {
+                self.spms_owed = self.spms_owed.max(1);
+                let index = hb.index + 1;
+                self.heartbeat = self.cfg.spm_heartbeat.get(index).map(|&ivl| Heartbeat {
+                    index,
+                    due: now + ivl,
+                });
+            }
+        }
+    }
+
+    /// When to call [`Source::handle_timeout`] / [`Source::poll_transmit`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_ambient;
+        let mut at = |x: Instant| t = Some(t.map_or(x, |t: Instant| t.min(x)));
+        if let Some(hb) = self.heartbeat {
+            at(hb.due);
+        }
+        let bucket_ready = self
+            .bucket
+            .as_ref()
+            .map_or(Instant::ZERO, TokenBucket::ready_at);
+        if self.spms_owed > 0
+            || !self.ncf.is_empty()
+            || (self.fins_owed > 0 && self.queue.is_empty())
+        {
+            at(Instant::ZERO);
+        }
+        if !self.repairs.is_empty() {
+            let repair_ready = self
+                .repair_bucket
+                .as_ref()
+                .map_or(Instant::ZERO, TokenBucket::ready_at);
+            at(bucket_ready.max(repair_ready));
+        }
+        if !self.queue.is_empty() {
+            at(bucket_ready);
+        }
+        t
+    }
+
+    /// Writes the next packet into `buf` (cleared first), or returns `None` when nothing may go
+    /// now. Order: SPMs, NCFs, RDATA (within its cap), ODATA, FIN SPMs.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        buf.clear();
+        self.handle_timeout(now);
+        if self.bucket.is_none() {
+            if let Some(rate) = self.cfg.rate {
+                self.bucket = Some(TokenBucket::new(rate, self.cfg.rate_burst, now));
+            }
+            if let Some(rate) = self.cfg.rdata_rate {
+                self.repair_bucket = Some(TokenBucket::new(rate, self.cfg.rate_burst, now));
+            }
+        }
+        if self.spms_owed > 0 {
+            self.spms_owed -= 1;
+            return Some(self.emit_spm(now, buf, false));
+        }
+        if !self.ncf.is_empty() {
+            return Some(self.emit_ncf(now, buf));
+        }
+        if let Some(t) = self.poll_rdata(now, buf) {
+            return Some(t);
+        }
+        if !self.queue.is_empty() {
+            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) {
+                return None;
+            }
+            return Some(self.emit_odata(now, buf));
+        }
+        if self.fins_owed > 0 {
+            self.fins_owed -= 1;
+            return Some(self.emit_spm(now, buf, true));
+        }
+        None
+    }
+
+    fn charge(&mut self, now: Instant, len: usize, repair: bool) {
+        let wire = len + self.cfg.mtu.ip_overhead;
+        self.stats.wire_bytes += wire as u64;
+        if let Some(b) = &mut self.bucket {
+            b.charge(now, wire);
+        }
+        if repair {
+            if let Some(b) = &mut self.repair_bucket {
+                b.charge(now, wire);
+            }
+        }
+    }
+
+    fn header(&self, body: Body, options: &Options) -> PacketRepr<'static> {
+        PacketRepr {
+            sport: self.cfg.tsi.sport,
+            dport: self.cfg.dport,
+            gsi: self.cfg.tsi.gsi,
+            parity: false,
+            var_pktlen: false,
+            body,
+            options: *options,
+            payload: &[],
+        }
+    }
+
+    /// RFC 3208 §8.1: SPM with the window edges and our NLA; OPT_FIN once closed (§9.7).
+    fn emit_spm(&mut self, now: Instant, buf: &mut Vec<u8>, fin: bool) -> Transmit {
+        let spm = Spm {
+            spm_sqn: self.spm_sqn,
+            trail: self.txw_trail(),
+            lead: self.txw_lead(),
+            path: self.cfg.nla,
+        };
+        let options = Options {
+            fin,
+            ..Options::default()
+        };
+        self.header(Body::Spm(spm), &options).emit(buf);
+        self.spm_sqn = self.spm_sqn.next();
+        self.stats.spm_sent += 1;
+        self.charge(now, buf.len(), false);
+        Transmit {
+            dst: self.cfg.group,
+            len: buf.len(),
+        }
+    }
+
+    /// RFC 3208 §5.3: NCF multicast to the group, up to 63 sqns (§9.3).
+    fn emit_ncf(&mut self, now: Instant, buf: &mut Vec<u8>) -> Transmit {
+        let n = self.ncf.len().min(MAX_NAK_LIST + 1);
+        let sqns: Vec<SeqNo> = self.ncf.drain(..n).collect();
+        let mut options = Options::default();
+        if sqns.len() > 1 {
+            options.nak_list = Some(NakList::from_slice(&sqns[1..]));
+        }
+        let body = Body::Ncf(Nak {
+            sqn: sqns[0],
+            src_nla: self.cfg.nla,
+            grp_nla: self.cfg.group,
+        });
+        self.header(body, &options).emit(buf);
+        self.stats.ncf_sent += 1;
+        self.charge(now, buf.len(), true);
+        Transmit {
+            dst: self.cfg.group,
+            len: buf.len(),
+        }
+    }
+
+    fn poll_rdata(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        while let Some(&sqn) = self.repairs.front() {
+            if self.txw.get_mut(sqn).is_none() {
+                // Fell off the trail while queued.
+                self.repairs.pop_front();
+                continue;
+            }
+            let main_ok = self.bucket.as_mut().is_none_or(|b| b.can_send(now));
+            let repair_ok = self.repair_bucket.as_mut().is_none_or(|b| b.can_send(now));
+            if !(main_ok && repair_ok) {
+                return None;
+            }
+            self.repairs.pop_front();
+            let trail = self.txw_trail();
+            let p = self.txw.get_mut(sqn)?;
+            p.queued = false;
+            p.last_rdata = Some(now);
+            let p = p.clone();
+            // RFC 3208 §5.3: RDATA carries the current trail (interop-notes §1.4).
+            self.emit_data(buf, Body::Rdata(Data { sqn, trail }), &p);
+            self.stats.rdata_sent += 1;
+            self.stats.rdata_bytes += p.payload.len() as u64;
+            self.charge(now, buf.len(), true);
+            self.reset_heartbeat(now);
+            return Some(Transmit {
+                dst: self.cfg.group,
+                len: buf.len(),
+            });
+        }
+        None
+    }
+
+    fn emit_odata(&mut self, now: Instant, buf: &mut Vec<u8>) -> Transmit {
+        let Some(p) = self.queue.pop_front() else {
+            return Transmit {
+                dst: self.cfg.group,
+                len: 0,
+            };
+        };
+        self.queue_bytes -= p.payload.len();
+        // Make room first so the trail we advertise is the one after this packet is stored.
+        while !self.txw.packets.is_empty()
+            && (self.txw.packets.len() >= self.cfg.txw_sqns as usize
+                || self.txw.bytes + p.payload.len() > self.cfg.txw_max_bytes)
+        {
+            if let Some(old) = self.txw.packets.pop_front() {
+                self.txw.bytes -= old.payload.len();
+            }
+        }
+        let trail = self.txw.packets.front().map_or(p.sqn, |q| q.sqn);
+        self.emit_data(buf, Body::Odata(Data { sqn: p.sqn, trail }), &p);
+        self.stats.odata_sent += 1;
+        self.stats.odata_bytes += p.payload.len() as u64;
+        self.txw.bytes += p.payload.len();
+        self.txw.packets.push_back(p);
+        self.charge(now, buf.len(), false);
+        self.reset_heartbeat(now);
+        Transmit {
+            dst: self.cfg.group,
+            len: buf.len(),
+        }
+    }
+
+    fn emit_data(&self, buf: &mut Vec<u8>, body: Body, p: &TxPacket) {
+        let options = Options {
+            fragment: p.fragment,
+            ..Options::default()
+        };
+        let repr = PacketRepr {
+            payload: &p.payload,
+            ..self.header(body, &options)
+        };
+        repr.emit_presummed(buf, p.payload_sum);
+    }
+
+    /// interop-notes §3: every ODATA/RDATA restarts the heartbeat schedule.
+    fn reset_heartbeat(&mut self, now: Instant) {
+        self.heartbeat = self.cfg.spm_heartbeat.first().map(|&ivl| Heartbeat {
+            index: 0,
+            due: now + ivl,
+        });
+    }
+}

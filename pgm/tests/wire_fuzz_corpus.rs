@@ -1,0 +1,62 @@
+//! Replays the fuzz seed corpus (`fuzz/corpus/parse_packet/`) and every crash regression
+//! (`fuzz/regressions/`, if present) through the fuzz target's own invariants, so CI checks them
+//! on stable Rust without cargo-fuzz or nightly.
+
+#[path = "wire_common.rs"]
+mod common;
+#[path = "../../fuzz/src/invariants.rs"]
+mod invariants;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// The files directly inside `dir`, sorted; empty if `dir` does not exist.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn replay_seed_corpus() {
+    let dir = fuzz_dir().join("corpus/parse_packet");
+    let seeds = files(&dir);
+    assert!(!seeds.is_empty(), "no seed corpus in {}", dir.display());
+    assert!(seeds.len() < 100, "keep the checked-in seed corpus small");
+    for path in seeds {
+        let data = fs::read(&path).unwrap();
+        eprintln!("replaying {}", path.display());
+        invariants::check(&data);
+    }
+}
+
+#[test]
+fn replay_regressions() {
+    for path in files(&fuzz_dir().join("regressions")) {
+        let data = fs::read(&path).unwrap();
+        eprintln!("replaying {}", path.display());
+        invariants::check(&data);
+    }
+}
+
+#[test]
+fn seed_corpus_holds_every_fixture() {
+    let dir = fuzz_dir().join("corpus/parse_packet");
+    for (name, bytes) in common::all() {
+        let path = dir.join(name);
+        let on_disk = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(on_disk, bytes, "{name} differs from the fixture");
+    }
+}
