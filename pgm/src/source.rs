@@ -91,6 +91,8 @@ struct TxPacket {
     payload_sum: u16,
     /// In the repair queue, RDATA not yet sent.
     queued: bool,
+    /// In the list of the next NCF.
+    ncf_pending: bool,
     last_ncf: Option<Instant>,
     last_rdata: Option<Instant>,
 }
@@ -267,6 +269,7 @@ impl Source {
             payload_sum: ones_complement_sum(&payload),
             payload,
             queued: false,
+            ncf_pending: false,
             last_ncf: None,
             last_rdata: None,
         });
@@ -350,7 +353,8 @@ impl Source {
             return;
         }
         p.last_ncf = Some(now);
-        if !self.ncf.contains(&sqn) {
+        if !p.ncf_pending {
+            p.ncf_pending = true;
             self.ncf.push(sqn);
         }
     }
@@ -421,7 +425,10 @@ impl Source {
             self.spms_owed -= 1;
             return Some(self.emit_spm(now, buf, false));
         }
-        if !self.ncf.is_empty() {
+        // NCFs and RDATA share the repair cap, so a NAK storm cannot take more than it.
+        let repair_ok = self.bucket.as_mut().is_none_or(|b| b.can_send(now))
+            && self.repair_bucket.as_mut().is_none_or(|b| b.can_send(now));
+        if !self.ncf.is_empty() && repair_ok {
             return Some(self.emit_ncf(now, buf));
         }
         if let Some(t) = self.poll_rdata(now, buf) {
@@ -492,6 +499,11 @@ impl Source {
     fn emit_ncf(&mut self, now: Instant, buf: &mut Vec<u8>) -> Transmit {
         let n = self.ncf.len().min(MAX_NAK_LIST + 1);
         let sqns: Vec<SeqNo> = self.ncf.drain(..n).collect();
+        for &sqn in &sqns {
+            if let Some(p) = self.txw.get_mut(sqn) {
+                p.ncf_pending = false;
+            }
+        }
         let mut options = Options::default();
         if sqns.len() > 1 {
             options.nak_list = Some(NakList::from_slice(&sqns[1..]));

@@ -65,6 +65,8 @@ pub(crate) struct Checker {
     pub(crate) errors: Vec<String>,
     /// Arrival times of APDUs, for latency measurements.
     pub(crate) arrivals: Vec<Instant>,
+    /// Every APDU is one packet, so a loss of `count` sqns skips `count` APDUs.
+    pub(crate) skip_on_loss: bool,
 }
 
 impl Checker {
@@ -86,6 +88,11 @@ impl Checker {
             Event::Loss { first, count, .. } => {
                 self.loss_sqns += u64::from(count);
                 self.loss_events.push((first, count));
+                if self.skip_on_loss {
+                    self.next += u64::from(count);
+                    self.arrivals
+                        .extend((0..count).map(|_| Instant::from_micros(u64::MAX)));
+                }
             }
             _ => {}
         }
@@ -98,6 +105,8 @@ pub(crate) struct Lan {
     pub(crate) src: NodeId,
     pub(crate) rx: Vec<NodeId>,
     pub(crate) checkers: Vec<Checker>,
+    /// How often receivers' events are drained (their arrival time resolution).
+    pub(crate) drain_every: Duration,
 }
 
 impl Lan {
@@ -129,6 +138,7 @@ impl Lan {
             src,
             rx,
             checkers: (0..receivers).map(|_| Checker::default()).collect(),
+            drain_every: Duration::from_millis(1),
         }
     }
 
@@ -171,13 +181,10 @@ impl Lan {
                 }
                 Err(SendError::WouldBlock) => {
                     let limit = self.sim.node::<Source>(src).config().send_buffer / 2;
-                    self.sim
-                        .run_while(
-                            |s| s.node::<Source>(src).queued_bytes() > limit,
-                            Instant::from_micros(u64::MAX / 2),
-                        )
-                        .expect("sim");
-                    self.drain(sizes);
+                    while self.sim.node::<Source>(src).queued_bytes() > limit {
+                        self.sim.run_for(self.drain_every).expect("sim");
+                        self.drain(sizes);
+                    }
                 }
                 Err(e) => panic!("send {i}: {e}"),
             }
@@ -188,7 +195,7 @@ impl Lan {
     pub(crate) fn finish(&mut self, count: u64, sizes: &dyn Fn(u64) -> usize, max: Duration) {
         let deadline = self.sim.now() + max;
         while self.sim.now() < deadline && self.checkers.iter().any(|c| c.next < count) {
-            let _ = self.sim.run_for(Duration::from_millis(5));
+            let _ = self.sim.run_for(self.drain_every);
             self.drain(sizes);
         }
     }

@@ -1,0 +1,190 @@
+//! Rate control: the token bucket holds the wire rate, RDATA stays under its cap, and a NAK
+//! storm neither breaks the rate nor starves ODATA.
+
+mod support;
+
+use std::{cell::RefCell, net::IpAddr, rc::Rc, time::Duration};
+
+use pgm::{
+    sim::{Dir, LinkConfig, Node, TapKind},
+    time::Instant,
+    wire::{Body, Nak, NakList, Options, PacketRepr, SeqNo},
+    SendError, Source, Transmit,
+};
+use support::{Lan, DPORT, GROUP, SRC_ADDR, TSI};
+
+const RATE: u64 = 1_000_000;
+const RDATA_CAP: u64 = 250_000;
+const IP_OVERHEAD: usize = 28;
+
+/// Wire bytes the source put on the network, by packet type, per 100 ms bucket.
+#[derive(Default)]
+struct Meter {
+    total: Vec<u64>,
+    odata: Vec<u64>,
+    repair: Vec<u64>,
+}
+
+impl Meter {
+    fn add(&mut self, t: Instant, p: &[u8]) {
+        let slot = (t.as_micros() / 100_000) as usize;
+        for v in [&mut self.total, &mut self.odata, &mut self.repair] {
+            if v.len() <= slot {
+                v.resize(slot + 1, 0);
+            }
+        }
+        let wire = (p.len() + IP_OVERHEAD) as u64;
+        self.total[slot] += wire;
+        match PacketRepr::parse(p).map(|r| r.body) {
+            Ok(Body::Odata(_)) => self.odata[slot] += wire,
+            Ok(Body::Rdata(_) | Body::Ncf(_)) => self.repair[slot] += wire,
+            _ => {}
+        }
+    }
+
+    /// Bytes/s over 100 ms slots `from..to`.
+    fn rate(v: &[u64], from: usize, to: usize) -> f64 {
+        v[from..to].iter().sum::<u64>() as f64 / ((to - from) as f64 / 10.0)
+    }
+}
+
+fn metered_lan(seed: u64, receivers: usize) -> (Lan, Rc<RefCell<Meter>>) {
+    let mut lan = Lan::new(
+        seed,
+        receivers,
+        |c| {
+            c.rate = Some(RATE);
+            c.rdata_rate = Some(RDATA_CAP);
+            c.rate_burst = 3000;
+            c.send_buffer = 64 * 1024;
+        },
+        |_| {},
+    );
+    let meter = Rc::new(RefCell::new(Meter::default()));
+    let m = meter.clone();
+    let src = lan.src;
+    lan.sim.set_tap(move |ev| {
+        if ev.kind == TapKind::Sent && ev.from == src {
+            m.borrow_mut().add(ev.time, ev.bytes);
+        }
+    });
+    (lan, meter)
+}
+
+/// Keeps the source's send queue full until `until`.
+fn saturate(lan: &mut Lan, until: Instant) {
+    let src = lan.src;
+    let mut i = 0u64;
+    while lan.sim.now() < until {
+        let data = support::apdu(i, 1000);
+        match lan
+            .sim
+            .with_node_mut(src, |s: &mut Source, now| s.send(now, &data))
+        {
+            Ok(()) => i += 1,
+            Err(SendError::WouldBlock) => {
+                lan.sim.run_for(Duration::from_millis(10)).expect("sim");
+                lan.drain(&|_| 1000);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn wire_rate_holds_within_two_percent_and_rdata_stays_capped() {
+    let (mut lan, meter) = metered_lan(6, 3);
+    // Loss on one receiver keeps repairs flowing.
+    lan.sim.link_mut(lan.rx[0], Dir::Ingress).loss = 0.2;
+    saturate(&mut lan, Instant::from_millis(11_000));
+    let m = meter.borrow();
+    let total = Meter::rate(&m.total, 10, 110);
+    let repair = Meter::rate(&m.repair, 10, 110);
+    println!("over 10 s: {total:.0} B/s on the wire (rate {RATE}), repairs {repair:.0} B/s (cap {RDATA_CAP})");
+    assert!((total - RATE as f64).abs() <= RATE as f64 * 0.02, "{total}");
+    // The cap holds over every 1 s window (slots of 100 ms, one burst of slack).
+    for w in m.repair[10..110].windows(10) {
+        let bytes: u64 = w.iter().sum();
+        assert!(
+            bytes <= RDATA_CAP + 3000 + 1500,
+            "repair bytes in 1 s: {bytes}"
+        );
+    }
+    assert!(repair > 0.0);
+}
+
+/// A hostile receiver sends NAKs for every sqn in the window at ten times the data packet rate.
+struct NakStorm {
+    next: Instant,
+    sqn: u32,
+    interval: Duration,
+}
+
+impl Node for NakStorm {
+    fn handle_packet(&mut self, _: Instant, _: IpAddr, _: IpAddr, _: &[u8]) {}
+    fn handle_timeout(&mut self, _: Instant) {}
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if now < self.next {
+            return None;
+        }
+        self.next = now + self.interval;
+        buf.clear();
+        let first = SeqNo(self.sqn);
+        let list: Vec<SeqNo> = (1..=62).map(|k| first.add(k)).collect();
+        let options = Options {
+            nak_list: Some(NakList::from_slice(&list)),
+            ..Options::default()
+        };
+        PacketRepr {
+            sport: DPORT,
+            dport: TSI.sport,
+            gsi: TSI.gsi,
+            parity: false,
+            var_pktlen: false,
+            body: Body::Nak(Nak {
+                sqn: first,
+                src_nla: SRC_ADDR,
+                grp_nla: GROUP,
+            }),
+            options,
+            payload: &[],
+        }
+        .emit(buf);
+        // Sweep the sqns the source has sent so far (about 1000 per second).
+        self.sqn = (self.sqn + 63) % ((now.as_micros() / 1000) as u32 + 64);
+        Some(Transmit {
+            dst: SRC_ADDR,
+            len: buf.len(),
+        })
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next)
+    }
+}
+
+#[test]
+fn nak_storm_neither_breaks_the_rate_nor_starves_odata() {
+    let (mut lan, meter) = metered_lan(7, 1);
+    // ~1000 ODATA/s at 1 MB/s; the storm sends 10 000 NAKs/s, each for 63 sqns.
+    let storm = NakStorm {
+        next: Instant::from_millis(500),
+        sqn: 0,
+        interval: Duration::from_micros(100),
+    };
+    lan.sim.add_node("10.0.9.9".parse().expect("addr"), storm);
+    lan.receiver_links(&LinkConfig::default(), &LinkConfig::default());
+    saturate(&mut lan, Instant::from_millis(11_000));
+    let m = meter.borrow();
+    let total = Meter::rate(&m.total, 10, 110);
+    let odata = Meter::rate(&m.odata, 10, 110);
+    let repair = Meter::rate(&m.repair, 10, 110);
+    let st = lan.sim.node::<Source>(lan.src).stats();
+    println!(
+        "storm: {total:.0} B/s total, {odata:.0} ODATA, {repair:.0} repairs; NAKs {} ({} sqns), eliminated {}",
+        st.naks_received, st.nak_sqns_received, st.nak_sqns_eliminated
+    );
+    assert!(st.naks_received > 50_000, "the storm reached the source");
+    assert!(total <= RATE as f64 * 1.02, "rate exceeded: {total}");
+    assert!(odata >= RATE as f64 / 2.0, "ODATA starved: {odata}");
+    assert_eq!(lan.checkers[0].errors, Vec::<String>::new());
+}
