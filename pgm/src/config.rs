@@ -185,6 +185,8 @@ pub struct ReceiverConfig {
     pub spmr_expiry: Duration,
     /// A peer silent this long is forgotten (OpenPGM: 300 s).
     pub peer_expiry: Duration,
+    /// How long a session that sent OPT_FIN is kept to finish its repairs.
+    pub fin_linger: Duration,
     /// RXW_SQNS: most sqns tracked per peer (bounds memory whatever the network sends).
     pub rxw_sqns: u32,
     /// Most payload bytes buffered per peer.
@@ -207,6 +209,7 @@ impl ReceiverConfig {
             nak: NakTiming::LAN,
             spmr_expiry: Duration::from_millis(5),
             peer_expiry: Duration::from_mins(5),
+            fin_linger: Duration::from_secs(2),
             rxw_sqns: 16 * 1024,
             rxw_max_bytes: 32 << 20,
             max_peers: 1024,

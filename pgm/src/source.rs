@@ -423,7 +423,9 @@ impl Source {
         }
         if self.spms_owed > 0 {
             self.spms_owed -= 1;
-            return Some(self.emit_spm(now, buf, false));
+            // RFC 3208 §9.7: every SPM after the last ODATA of a closed session carries FIN.
+            let fin = self.closing && self.queue.is_empty();
+            return Some(self.emit_spm(now, buf, fin));
         }
         // NCFs and RDATA share the repair cap, so a NAK storm cannot take more than it.
         let repair_ok = self.bucket.as_mut().is_none_or(|b| b.can_send(now))

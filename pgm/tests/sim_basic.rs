@@ -39,3 +39,71 @@ fn repairs_ten_percent_loss_few_receivers() {
         assert_eq!((c.next, c.loss_sqns), (2000, 0));
     }
 }
+
+#[derive(Default)]
+struct LateChecker {
+    first: Option<u64>,
+    count: u64,
+    losses: u32,
+    expired: bool,
+}
+
+impl LateChecker {
+    fn drain(&mut self, r: &mut pgm::Receiver) {
+        use pgm::Event;
+        while let Some(ev) = r.poll_event() {
+            match ev {
+                Event::Data { apdu, .. } => {
+                    let i = u64::from_be_bytes(apdu[..8].try_into().expect("8 bytes"));
+                    let f = *self.first.get_or_insert(i);
+                    assert_eq!(i, f + self.count, "in order without gaps");
+                    assert_eq!(&apdu[..], &support::apdu(i, 300)[..]);
+                    self.count += 1;
+                }
+                Event::Loss { .. } => self.losses += 1,
+                Event::PeerExpired { .. } => self.expired = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn late_joiner_starts_cleanly_and_fin_ends_the_session() {
+    use pgm::{Receiver, Source};
+    let mut lan = Lan::new(9, 2, |c| c.rate = Some(1_000_000), |_| {});
+    let (early, late) = (lan.rx[0], lan.rx[1]);
+    lan.sim.leave(late, support::GROUP);
+    let mut early_check = LateChecker::default();
+    let mut late_check = LateChecker::default();
+    let mut step = |lan: &mut Lan, d: Duration| {
+        lan.sim.run_for(d).expect("sim");
+        early_check.drain(lan.sim.node_mut::<Receiver>(early));
+        late_check.drain(lan.sim.node_mut::<Receiver>(late));
+    };
+    for i in 0..400u64 {
+        if i == 150 {
+            lan.sim.join(late, support::GROUP);
+        }
+        let data = support::apdu(i, 300);
+        lan.sim
+            .with_node_mut(lan.src, |s: &mut Source, now| s.send(now, &data))
+            .expect("send");
+        step(&mut lan, Duration::from_millis(2));
+    }
+    lan.sim
+        .with_node_mut(lan.src, |s: &mut Source, now| s.close(now));
+    step(&mut lan, Duration::from_secs(4));
+    assert_eq!(
+        (early_check.first, early_check.count, early_check.losses),
+        (Some(0), 400, 0)
+    );
+    let first = late_check.first.expect("the late receiver got data");
+    assert!((150..160).contains(&first), "joined at {first}");
+    assert_eq!((first + late_check.count, late_check.losses), (400, 0));
+    assert!(
+        early_check.expired && late_check.expired,
+        "the FIN ended the session"
+    );
+    assert_eq!(lan.sim.node::<Receiver>(late).peers().count(), 0);
+}

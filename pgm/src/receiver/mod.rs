@@ -241,6 +241,10 @@ impl Receiver {
                     self.on_data(now, tsi, d, repr.options.fragment, repr.payload);
                 }
             }
+            // A FIN SPM never starts a session (it may outlive the one it ended).
+            Body::Spm(_) if repr.options.fin && !self.peers.contains_key(&tsi) => {
+                self.stats.ignored += 1
+            }
             Body::Spm(spm) => {
                 if self.peer_for(now, tsi, src, dst).is_some() {
                     self.on_spm(now, tsi, dst, &spm, &repr.options);
@@ -283,7 +287,9 @@ impl Receiver {
             self.events.push_back(Event::PeerJoined { tsi });
         }
         let peer = self.peers.get_mut(&tsi)?;
-        peer.expiry = now + self.cfg.peer_expiry;
+        if !peer.fin {
+            peer.expiry = now + self.cfg.peer_expiry;
+        }
         Some(peer)
     }
 
@@ -370,8 +376,11 @@ impl Receiver {
         peer.nla = Some(spm.path);
         peer.group = dst;
         peer.spmr_due = None;
-        if options.fin {
+        if options.fin && !peer.fin {
+            // RFC 3208 §9.7: the session is over. Keep it long enough to repair what is still
+            // missing up to the FIN's lead, then forget it.
             peer.fin = true;
+            peer.expiry = peer.expiry.min(now + self.cfg.fin_linger);
         }
         // RFC 3208 §8.1: trail 0 with lead 0x80000000 carries no window information.
         if spm.trail == SeqNo(0) && spm.lead == SeqNo(0x8000_0000) {
@@ -471,13 +480,17 @@ impl Receiver {
     }
 
     fn peer_timeout(&mut self, now: Instant, tsi: Tsi) {
-        let Some(peer) = self.peers.get(&tsi) else {
+        let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
-        let outstanding = peer.window.as_ref().is_some_and(|w| w.missing_count() > 0);
-        // A finished session goes once nothing is outstanding; otherwise after peer expiry.
-        if (peer.fin && !outstanding) || peer.expiry <= now {
+        if peer.expiry <= now {
+            // Whatever is still missing will never come: report it, then forget the session.
+            if let Some(w) = peer.window.as_mut() {
+                w.abandon();
+                w.deliver(&mut self.delivered);
+            }
             self.peers.remove(&tsi);
+            self.drain(tsi);
             self.stats.peers_expired += 1;
             self.events.push_back(Event::PeerExpired { tsi });
             return;

@@ -192,6 +192,16 @@ impl Window {
         }
     }
 
+    /// Gives up on every missing sqn (the session expired).
+    pub(crate) fn abandon(&mut self) {
+        for (_, raw) in std::mem::take(&mut self.timers) {
+            let sqn = SeqNo(raw);
+            if let Some(i) = self.index(sqn) {
+                self.slots[i] = Slot::Lost;
+            }
+        }
+    }
+
     /// Drops the oldest undelivered unit as lost (the window is over its bounds).
     pub(crate) fn evict_front(&mut self, out: &mut Vec<Delivered>) {
         match self.slots.front() {

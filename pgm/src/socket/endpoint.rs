@@ -1,0 +1,288 @@
+//! ZeroMQ-style endpoints: `pgm://IFACE;GROUP:PORT` and `epgm://IFACE;GROUP:PORT`
+//! (interop-notes §4.1).
+
+use std::{fmt, io, net::IpAddr, str::FromStr};
+
+use crate::transport::{find_interface, Interface};
+
+/// How PGM packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `pgm://`: PGM directly over IP (protocol 113); needs root or CAP_NET_RAW.
+    Pgm,
+    /// `epgm://`: PGM in UDP datagrams, one UDP port for unicast and multicast.
+    Epgm,
+}
+
+impl Scheme {
+    /// `"pgm"` or `"epgm"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Pgm => "pgm",
+            Scheme::Epgm => "epgm",
+        }
+    }
+}
+
+/// Why an endpoint string was rejected. Each message quotes the endpoint and names the part
+/// that is wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// Not `pgm://` or `epgm://`.
+    #[error("endpoint {0:?}: unknown scheme, expected pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT")]
+    BadScheme(String),
+    /// No `;` between the interface and the group.
+    #[error("endpoint {0:?}: missing ';' between interface and group, expected IFACE;GROUP:PORT")]
+    MissingSemicolon(String),
+    /// Nothing before the `;`.
+    #[error("endpoint {0:?}: missing interface before ';' (an interface name like lo or eth0, or its IPv4 address)")]
+    MissingInterface(String),
+    /// No `:PORT` at the end.
+    #[error("endpoint {0:?}: missing ':PORT' after the group")]
+    MissingPort(String),
+    /// The port is not a number in 1..=65535.
+    #[error("endpoint {endpoint:?}: bad port {port:?}, expected 1..65535")]
+    BadPort {
+        /// The whole endpoint.
+        endpoint: String,
+        /// The port text.
+        port: String,
+    },
+    /// The group is not an IP address.
+    #[error("endpoint {endpoint:?}: group {group:?} is not an IP address")]
+    BadGroup {
+        /// The whole endpoint.
+        endpoint: String,
+        /// The group text.
+        group: String,
+    },
+    /// The group is an address but not a multicast one.
+    #[error("endpoint {endpoint:?}: {group} is not a multicast group (IPv4 224.0.0.0/4)")]
+    NotMulticast {
+        /// The whole endpoint.
+        endpoint: String,
+        /// The address given.
+        group: IpAddr,
+    },
+    /// An IPv6 group or interface address.
+    #[error("endpoint {endpoint:?}: IPv6 is not supported yet")]
+    Ipv6NotSupported {
+        /// The whole endpoint.
+        endpoint: String,
+    },
+    /// No local interface has that name (with an IPv4 address) or that address.
+    #[error("endpoint {endpoint:?}: unknown interface {iface:?} (no local interface has that name with an IPv4 address, or that address)")]
+    UnknownInterface {
+        /// The whole endpoint.
+        endpoint: String,
+        /// The interface text.
+        iface: String,
+    },
+    /// Listing the interfaces failed.
+    #[error("listing network interfaces: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The parts of an endpoint string, before the interface is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// `pgm` or `epgm`.
+    pub scheme: Scheme,
+    /// The interface text (a name or an address).
+    pub iface: String,
+    /// The multicast group.
+    pub group: IpAddr,
+    /// The port: PGM data-destination port and, for EPGM, the UDP port.
+    pub port: u16,
+}
+
+impl EndpointSpec {
+    /// Checks the syntax only (no interface lookup).
+    pub fn parse(s: &str) -> Result<Self, EndpointError> {
+        let (scheme, rest) = if let Some(rest) = s.strip_prefix("epgm://") {
+            (Scheme::Epgm, rest)
+        } else if let Some(rest) = s.strip_prefix("pgm://") {
+            (Scheme::Pgm, rest)
+        } else {
+            return Err(EndpointError::BadScheme(s.to_owned()));
+        };
+        let Some((iface, group_port)) = rest.split_once(';') else {
+            return Err(EndpointError::MissingSemicolon(s.to_owned()));
+        };
+        if iface.is_empty() {
+            return Err(EndpointError::MissingInterface(s.to_owned()));
+        }
+        // The port is split off at the last ':' (libzmq `init_address`).
+        let Some((group, port)) = group_port.rsplit_once(':') else {
+            return Err(EndpointError::MissingPort(s.to_owned()));
+        };
+        let port = match port.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                return Err(EndpointError::BadPort {
+                    endpoint: s.to_owned(),
+                    port: port.to_owned(),
+                })
+            }
+        };
+        let group_text = group.trim_start_matches('[').trim_end_matches(']');
+        let group: IpAddr = group_text.parse().map_err(|_| EndpointError::BadGroup {
+            endpoint: s.to_owned(),
+            group: group.to_owned(),
+        })?;
+        if !group.is_multicast() {
+            return Err(EndpointError::NotMulticast {
+                endpoint: s.to_owned(),
+                group,
+            });
+        }
+        if group.is_ipv6() {
+            return Err(EndpointError::Ipv6NotSupported {
+                endpoint: s.to_owned(),
+            });
+        }
+        Ok(EndpointSpec {
+            scheme,
+            iface: iface.to_owned(),
+            group,
+            port,
+        })
+    }
+
+    /// Looks the interface up: by name (its first IPv4 address) or by address.
+    pub fn resolve(self) -> Result<Endpoint, EndpointError> {
+        let endpoint = self.to_string();
+        let Some(interface) = find_interface(&self.iface)? else {
+            return Err(EndpointError::UnknownInterface {
+                endpoint,
+                iface: self.iface,
+            });
+        };
+        if interface.addr.is_ipv6() {
+            return Err(EndpointError::Ipv6NotSupported { endpoint });
+        }
+        Ok(Endpoint {
+            scheme: self.scheme,
+            interface,
+            group: self.group,
+            port: self.port,
+        })
+    }
+}
+
+impl fmt::Display for EndpointSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{};{}:{}",
+            self.scheme.as_str(),
+            self.iface,
+            self.group,
+            self.port
+        )
+    }
+}
+
+/// A parsed endpoint with its interface looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Raw PGM or UDP encapsulation.
+    pub scheme: Scheme,
+    /// The interface: multicast goes out and is joined here; its address is our NLA.
+    pub interface: Interface,
+    /// The multicast group.
+    pub group: IpAddr,
+    /// PGM data-destination port and, for EPGM, the UDP port of all traffic.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `pgm://IFACE;GROUP:PORT` or `epgm://IFACE;GROUP:PORT`. IFACE is an interface
+    /// name (`lo`, `eth0`) or one of this host's IPv4 addresses; GROUP an IPv4 multicast group;
+    /// PORT 1..65535.
+    ///
+    /// ```
+    /// use pgm::socket::{Endpoint, Scheme};
+    /// let e = Endpoint::parse("epgm://127.0.0.1;239.192.0.1:7500").unwrap();
+    /// assert_eq!(e.scheme, Scheme::Epgm);
+    /// assert_eq!(e.interface.name, "lo");
+    /// assert_eq!(e.port, 7500);
+    /// assert!(Endpoint::parse("epgm://lo;10.0.0.1:7500").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, EndpointError> {
+        EndpointSpec::parse(s)?.resolve()
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = EndpointError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Endpoint::parse(s)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{};{}:{}",
+            self.scheme.as_str(),
+            self.interface.name,
+            self.group,
+            self.port
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(s: &str) -> String {
+        EndpointSpec::parse(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_syntax() {
+        let e = EndpointSpec::parse("pgm://eth0;239.192.1.1:5555").unwrap();
+        assert_eq!(e.scheme, Scheme::Pgm);
+        assert_eq!(e.iface, "eth0");
+        assert_eq!(e.group, "239.192.1.1".parse::<IpAddr>().unwrap());
+        assert_eq!(e.port, 5555);
+        assert_eq!(e.to_string(), "pgm://eth0;239.192.1.1:5555");
+        let e = EndpointSpec::parse("epgm://10.0.0.1;224.0.0.251:65535").unwrap();
+        assert_eq!((e.scheme, e.port), (Scheme::Epgm, 65535));
+    }
+
+    #[test]
+    fn bad_syntax_names_the_problem() {
+        assert!(err("udp://lo;239.1.1.1:5").contains("unknown scheme"));
+        assert!(err("lo;239.1.1.1:5").contains("unknown scheme"));
+        assert!(err("epgm://lo:239.1.1.1:5").contains("missing ';'"));
+        assert!(err("epgm://;239.1.1.1:5").contains("missing interface"));
+        assert!(err("epgm://lo;239.1.1.1").contains("missing ':PORT'"));
+        assert!(err("epgm://lo;239.1.1.1:0").contains("bad port \"0\""));
+        assert!(err("epgm://lo;239.1.1.1:65536").contains("bad port"));
+        assert!(err("epgm://lo;239.1.1.1:x").contains("bad port"));
+        assert!(err("epgm://lo;239.1.1:5").contains("not an IP address"));
+        assert!(err("epgm://lo;10.1.1.1:5").contains("not a multicast group"));
+        assert!(err("epgm://lo;[ff08::1]:5").contains("IPv6"));
+    }
+
+    #[test]
+    fn interfaces_are_resolved() {
+        let e = Endpoint::parse("epgm://lo;239.192.7.7:7500").unwrap();
+        assert!(e.interface.loopback);
+        assert_eq!(e.interface.addr, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(e.to_string(), "epgm://lo;239.192.7.7:7500");
+        let msg = Endpoint::parse("epgm://nosuchif9;239.1.1.1:5")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unknown interface \"nosuchif9\""), "{msg}");
+        let msg = Endpoint::parse("epgm://203.0.113.9;239.1.1.1:5")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unknown interface"), "{msg}");
+    }
+}

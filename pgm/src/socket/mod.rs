@@ -1,0 +1,523 @@
+//! Sockets an application reaches for: a sender or a receiver on a ZeroMQ-style endpoint, with
+//! a background IO thread driving the sans-IO engine.
+//!
+//! ```text
+//!  app thread(s)                      IO thread (one per socket)
+//!  SendSocket::send ──► tx queue ──►  Source::send ─► poll_transmit ─► Transport::send_to
+//!  RecvSocket::recv ◄── rx queue ◄──  Receiver::poll_event ◄─ handle_packet ◄─ Transport::recv
+//!            (Mutex + Condvar; a mio Waker wakes the IO thread)
+//! ```
+//!
+//! The IO thread owns the engine and the OS sockets and runs a mio loop: it waits until the
+//! engine's next deadline, a packet, or the application; drains the sockets; runs the timers;
+//! moves queued application data into the engine until it pushes back; sends everything the
+//! engine emits; and hands events to the application. Only this layer reads the clock
+//! ([`Clock`]).
+//!
+//! The constructors here take a ready [`Transport`](crate::transport::Transport). The `epgm`
+//! crate has the ones most applications want: `epgm::open_sender("epgm://lo;239.192.0.1:7500",
+//! &opts)` opens UDP for `epgm://` and raw IP for `pgm://`.
+
+mod api;
+mod clock;
+mod driver;
+mod endpoint;
+
+use std::{net::IpAddr, time::Duration};
+
+use bytes::Bytes;
+use rand::{rngs::OsRng, RngCore};
+
+pub use self::{
+    api::{RecvSocket, SendSocket, Socket},
+    clock::Clock,
+    endpoint::{Endpoint, EndpointError, EndpointSpec, Scheme},
+};
+use crate::{
+    config::{Mtu, NakTiming, ReceiverConfig, SourceConfig},
+    receiver::ReceiverStats,
+    source::SourceStats,
+    transport::{TransportConfig, TransportError, TransportStats},
+    wire::{Gsi, SeqNo, Tsi},
+};
+
+/// Whether a socket sends or receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// A PGM source: sends ODATA, answers NAKs with NCF and RDATA.
+    #[default]
+    Sender,
+    /// A PGM receiver: delivers data in order, NAKs what is missing.
+    Receiver,
+}
+
+/// The NAK and SPM timing.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum NakProfile {
+    /// Millisecond repairs for a LAN ([`NakTiming::LAN`]) and millisecond heartbeat SPMs.
+    #[default]
+    Lan,
+    /// OpenPGM/libzmq timing: [`NakTiming::OPENPGM`] on receivers, OpenPGM's SPM heartbeat
+    /// and ambient intervals on senders ([`SourceConfig::with_openpgm_spm`]).
+    OpenPgm,
+    /// Explicit receiver NAK intervals (senders use the LAN SPM schedule).
+    Custom(NakTiming),
+}
+
+/// Socket options: build with [`SocketOptions::default`] and the `with_*` methods, or set the
+/// fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// Sender or receiver (used by `epgm::open`; the role-specific constructors ignore it).
+    pub role: Role,
+    /// Sender rate limit in bits/s over everything sent, IP and UDP headers included (like
+    /// OpenPGM's TXW_MAX_RTE); `None` sends as fast as the host allows.
+    pub rate: Option<u64>,
+    /// Largest IP datagram (OpenPGM's max TPDU / `PGM_MTU`), IP header included.
+    pub tpdu: usize,
+    /// Transmit/receive window in sequence numbers (TXW_SQNS / RXW_SQNS).
+    pub window_sqns: Option<u32>,
+    /// Transmit/receive window in payload bytes.
+    pub window_bytes: Option<usize>,
+    /// NAK and SPM timing.
+    pub nak: NakProfile,
+    /// IP_MULTICAST_TTL (libzmq's default is 1).
+    pub hops: u32,
+    /// IP_MULTICAST_LOOP; always on when the interface is a loopback one.
+    pub multicast_loop: bool,
+    /// IP_TOS (OpenPGM and libzmq use 0xB8; 0 leaves the system default).
+    pub tos: u32,
+    /// SO_RCVBUF to ask for (the kernel caps it at `net.core.rmem_max`).
+    pub rcvbuf: usize,
+    /// SO_SNDBUF to ask for (capped at `net.core.wmem_max`).
+    pub sndbuf: usize,
+    /// How long a closed sender keeps answering NAKs after its last packet went out.
+    pub linger: Duration,
+    /// Bytes the application may queue ahead of the IO thread before `send` blocks.
+    pub send_queue: usize,
+    /// Bytes of received data held for the application before the IO thread stops reading
+    /// (the kernel then drops, and the data is NAKed or lost).
+    pub recv_queue: usize,
+    /// Fixed GSI instead of the host/pid-derived one ([`default_gsi`]).
+    pub gsi: Option<Gsi>,
+    /// Fixed data-source port instead of a random one.
+    pub sport: Option<u16>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            role: Role::Sender,
+            rate: None,
+            tpdu: 1500,
+            window_sqns: None,
+            window_bytes: None,
+            nak: NakProfile::Lan,
+            hops: 1,
+            multicast_loop: false,
+            tos: 0,
+            rcvbuf: 4 << 20,
+            sndbuf: 4 << 20,
+            linger: Duration::from_secs(2),
+            send_queue: 1 << 20,
+            recv_queue: 64 << 20,
+            gsi: None,
+            sport: None,
+        }
+    }
+}
+
+impl SocketOptions {
+    /// Sets [`SocketOptions::role`].
+    #[must_use]
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+    /// Sets [`SocketOptions::rate`] (bits/s).
+    #[must_use]
+    pub fn with_rate(mut self, bits_per_sec: Option<u64>) -> Self {
+        self.rate = bits_per_sec;
+        self
+    }
+    /// Sets [`SocketOptions::tpdu`].
+    #[must_use]
+    pub fn with_tpdu(mut self, tpdu: usize) -> Self {
+        self.tpdu = tpdu;
+        self
+    }
+    /// Sets [`SocketOptions::window_sqns`].
+    #[must_use]
+    pub fn with_window_sqns(mut self, sqns: u32) -> Self {
+        self.window_sqns = Some(sqns);
+        self
+    }
+    /// Sets [`SocketOptions::window_bytes`].
+    #[must_use]
+    pub fn with_window_bytes(mut self, bytes: usize) -> Self {
+        self.window_bytes = Some(bytes);
+        self
+    }
+    /// Sets [`SocketOptions::nak`].
+    #[must_use]
+    pub fn with_nak(mut self, nak: NakProfile) -> Self {
+        self.nak = nak;
+        self
+    }
+    /// Sets [`SocketOptions::hops`].
+    #[must_use]
+    pub fn with_hops(mut self, hops: u32) -> Self {
+        self.hops = hops;
+        self
+    }
+    /// Sets [`SocketOptions::multicast_loop`].
+    #[must_use]
+    pub fn with_multicast_loop(mut self, on: bool) -> Self {
+        self.multicast_loop = on;
+        self
+    }
+    /// Sets [`SocketOptions::tos`].
+    #[must_use]
+    pub fn with_tos(mut self, tos: u32) -> Self {
+        self.tos = tos;
+        self
+    }
+    /// Sets [`SocketOptions::rcvbuf`] and [`SocketOptions::sndbuf`].
+    #[must_use]
+    pub fn with_buffers(mut self, rcvbuf: usize, sndbuf: usize) -> Self {
+        self.rcvbuf = rcvbuf;
+        self.sndbuf = sndbuf;
+        self
+    }
+    /// Sets [`SocketOptions::linger`].
+    #[must_use]
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+    /// Sets [`SocketOptions::gsi`].
+    #[must_use]
+    pub fn with_gsi(mut self, gsi: Gsi) -> Self {
+        self.gsi = Some(gsi);
+        self
+    }
+
+    /// The transport settings for `endpoint` in `role`.
+    pub fn transport_config(&self, endpoint: &Endpoint, role: Role) -> TransportConfig {
+        TransportConfig {
+            iface: endpoint.interface.clone(),
+            group: endpoint.group,
+            port: endpoint.port,
+            join_group: role == Role::Receiver,
+            receive_unicast: role == Role::Sender,
+            hops: self.hops,
+            multicast_loop: self.multicast_loop,
+            tos: self.tos,
+            rcvbuf: self.rcvbuf,
+            sndbuf: self.sndbuf,
+        }
+    }
+
+    fn mtu(&self, ip_overhead: usize) -> Result<Mtu, OpenError> {
+        // One byte of payload in a fragment at least; UDP/PGM lengths are 16-bit.
+        let min = ip_overhead + 44 + 1;
+        if self.tpdu < min || self.tpdu > usize::from(u16::MAX) {
+            return Err(OpenError::Option(format!(
+                "tpdu {} out of range {min}..=65535",
+                self.tpdu
+            )));
+        }
+        Ok(Mtu {
+            mtu: self.tpdu,
+            ip_overhead,
+        })
+    }
+
+    /// The engine configuration of a sender on `endpoint`, sending from `nla`.
+    pub fn source_config(
+        &self,
+        endpoint: &Endpoint,
+        nla: IpAddr,
+        ip_overhead: usize,
+    ) -> Result<SourceConfig, OpenError> {
+        let sport = self.sport.unwrap_or_else(|| random_sport(endpoint.port));
+        let tsi = Tsi::new(self.gsi.unwrap_or_else(default_gsi), sport);
+        let mut cfg = SourceConfig::new(tsi, endpoint.port, endpoint.group, nla);
+        if self.nak == NakProfile::OpenPgm {
+            cfg = cfg.with_openpgm_spm();
+        }
+        cfg.mtu = self.mtu(ip_overhead)?;
+        if let Some(bits) = self.rate {
+            if bits < 8 * self.tpdu as u64 {
+                return Err(OpenError::Option(format!(
+                    "rate {bits} bit/s is below one tpdu ({} bytes) per second",
+                    self.tpdu
+                )));
+            }
+            cfg.rate = Some(bits / 8);
+        }
+        if let Some(sqns) = self.window_sqns {
+            if sqns == 0 || sqns >= 1 << 31 {
+                return Err(OpenError::Option(format!("window of {sqns} sqns")));
+            }
+            cfg.txw_sqns = sqns;
+        }
+        if let Some(bytes) = self.window_bytes {
+            cfg.txw_max_bytes = bytes.max(self.tpdu);
+        }
+        cfg.rng_seed = OsRng.next_u64();
+        Ok(cfg)
+    }
+
+    /// The engine configuration of a receiver on `endpoint`.
+    pub fn receiver_config(&self, endpoint: &Endpoint) -> Result<ReceiverConfig, OpenError> {
+        let mut cfg = ReceiverConfig::new(endpoint.port);
+        cfg.nak = match self.nak {
+            NakProfile::Lan => NakTiming::LAN,
+            NakProfile::OpenPgm => NakTiming::OPENPGM,
+            NakProfile::Custom(t) => t,
+        };
+        if let Some(sqns) = self.window_sqns {
+            if sqns == 0 || sqns >= 1 << 31 {
+                return Err(OpenError::Option(format!("window of {sqns} sqns")));
+            }
+            cfg.rxw_sqns = sqns;
+        }
+        if let Some(bytes) = self.window_bytes {
+            cfg.rxw_max_bytes = bytes.max(self.tpdu);
+        }
+        // Receivers that lose the same packet must not back off in lock-step.
+        cfg.rng_seed = OsRng.next_u64();
+        Ok(cfg)
+    }
+}
+
+/// A GSI stable for this host and process: bytes 0..4 are the FNV-1a hash of the host name,
+/// bytes 4..6 the low 16 bits of the process id, so two senders on one host differ (their TSIs
+/// differ anyway by the random sport). OpenPGM uses MD5(hostname)[10..16]; any stable, unique
+/// scheme interoperates.
+pub fn default_gsi() -> Gsi {
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer.
+    let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    let len = if rc == 0 {
+        name.iter().position(|&b| b == 0).unwrap_or(name.len())
+    } else {
+        0
+    };
+    let hash = name[..len]
+        .iter()
+        .fold(0x811c_9dc5_u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let pid = std::process::id() as u16;
+    let [a, b, c, d] = hash.to_be_bytes();
+    let [e, f] = pid.to_be_bytes();
+    Gsi([a, b, c, d, e, f])
+}
+
+/// A random data-source port, never 0 and never `dport` (OpenPGM `pgm_bind3`).
+pub fn random_sport(dport: u16) -> u16 {
+    loop {
+        let p = (OsRng.next_u32() & 0xffff) as u16;
+        if p != 0 && p != dport {
+            return p;
+        }
+    }
+}
+
+/// Why a socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The endpoint string is wrong.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The OS refused a socket or option.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// An option value is out of range.
+    #[error("bad option: {0}")]
+    Option(String),
+    /// Creating the event loop or its thread failed.
+    #[error("starting the IO thread: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl OpenError {
+    /// True for mistakes in what the user asked for (endpoint, options, raw PGM without
+    /// privilege), as opposed to OS failures; tools exit with status 2 for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Endpoint(_)
+                | OpenError::Option(_)
+                | OpenError::Transport(
+                    TransportError::RawNeedsPrivilege | TransportError::Ipv6NotSupported(_)
+                )
+        )
+    }
+}
+
+/// Why a send failed. Nothing was queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The send queue is full (only from `try_send`).
+    #[error("send queue full")]
+    WouldBlock,
+    /// The message is larger than the largest APDU.
+    #[error("message of {len} bytes is larger than the maximum of {max}")]
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The largest message this socket sends.
+        max: usize,
+    },
+    /// The socket is closed.
+    #[error("socket is closed")]
+    Closed,
+    /// The IO thread stopped on an error.
+    #[error("IO thread failed: {0}")]
+    Failed(String),
+}
+
+/// Why a receive returned no event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// Nothing is queued (only from `try_recv`).
+    #[error("no event queued")]
+    Empty,
+    /// Nothing arrived within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The socket is closed.
+    #[error("socket is closed")]
+    Closed,
+    /// The IO thread stopped on an error.
+    #[error("IO thread failed: {0}")]
+    Failed(String),
+}
+
+/// What a receiver hands to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvEvent {
+    /// One message, in order for its session.
+    Data {
+        /// The session (sender) it came from.
+        tsi: Tsi,
+        /// The message.
+        data: Bytes,
+    },
+    /// `count` sequence numbers from `first` on are lost for good: the sender no longer has
+    /// them, or repairs failed.
+    Loss {
+        /// The session.
+        tsi: Tsi,
+        /// Number of lost sequence numbers (packets, not messages).
+        count: u32,
+        /// The first lost sequence number.
+        first: SeqNo,
+    },
+    /// A new session was seen.
+    PeerJoined {
+        /// The session.
+        tsi: Tsi,
+    },
+    /// A session finished (FIN) or went silent and was forgotten.
+    PeerExpired {
+        /// The session.
+        tsi: Tsi,
+    },
+}
+
+/// Counters of the IO layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IoStats {
+    /// Packets handed to the transport successfully.
+    pub packets_sent: u64,
+    /// Bytes of those packets (PGM bytes, no IP/UDP headers).
+    pub bytes_sent: u64,
+    /// Sends that failed with an error other than "would block" (the packet is dropped).
+    pub send_errors: u64,
+    /// Sends that found the socket buffer full (retried when writable).
+    pub send_would_block: u64,
+    /// Packets received and handed to the engine.
+    pub packets_received: u64,
+    /// Bytes of those packets.
+    pub bytes_received: u64,
+    /// Receive calls that failed.
+    pub recv_errors: u64,
+    /// Turns of the event loop.
+    pub loop_turns: u64,
+    /// Transport drop counters.
+    pub transport: TransportStats,
+}
+
+/// Counters of a [`SendSocket`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendStats {
+    /// The engine's counters.
+    pub engine: SourceStats,
+    /// The IO layer's counters.
+    pub io: IoStats,
+    /// The last send error, if any.
+    pub last_send_error: Option<String>,
+}
+
+/// Counters of a [`RecvSocket`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecvStats {
+    /// The engine's counters.
+    pub engine: ReceiverStats,
+    /// The IO layer's counters.
+    pub io: IoStats,
+    /// The last send error (NAKs, SPMRs), if any.
+    pub last_send_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gsi_is_stable_and_sport_avoids_dport() {
+        assert_eq!(default_gsi(), default_gsi());
+        let pid = (std::process::id() as u16).to_be_bytes();
+        assert_eq!(default_gsi().0[4..], pid);
+        for _ in 0..1000 {
+            let p = random_sport(7);
+            assert!(p != 0 && p != 7);
+        }
+    }
+
+    #[test]
+    fn options_map_onto_engine_configs() {
+        let e = Endpoint::parse("epgm://lo;239.192.3.4:7501").unwrap();
+        let o = SocketOptions::default()
+            .with_rate(Some(80_000_000))
+            .with_window_sqns(500)
+            .with_nak(NakProfile::OpenPgm);
+        let s = o.source_config(&e, e.interface.addr, 28).unwrap();
+        assert_eq!(s.rate, Some(10_000_000));
+        assert_eq!(s.txw_sqns, 500);
+        assert_eq!(s.mtu, Mtu::UDP_1500);
+        assert_eq!(s.dport, 7501);
+        assert_ne!(s.tsi.sport, 7501);
+        assert_eq!(s.spm_ambient, Duration::from_secs(30));
+        let r = o.receiver_config(&e).unwrap();
+        assert_eq!(r.nak, NakTiming::OPENPGM);
+        assert_eq!(r.rxw_sqns, 500);
+        let bad = SocketOptions::default().with_tpdu(60);
+        assert!(matches!(
+            bad.source_config(&e, e.interface.addr, 28),
+            Err(OpenError::Option(_))
+        ));
+        let slow = SocketOptions::default().with_rate(Some(1000));
+        assert!(slow.source_config(&e, e.interface.addr, 28).is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! PGM directly over IPv4 (IP protocol 113), as OpenPGM's `IPPROTO_PGM` sockets and libzmq's
+//! `pgm://` send it.
+//!
+//! One raw socket does everything: the kernel adds the IPv4 header on send, and hands it back
+//! on receive, which is where the destination address comes from (interop-notes §2). Every raw
+//! socket of protocol 113 on the host sees every PGM packet addressed to the host, so several
+//! sources on one host all hear all NAKs and each keeps its own (the engine filters by TSI).
+//! Opening one needs root or CAP_NET_RAW.
+
+use std::{
+    io,
+    mem::MaybeUninit,
+    net::{IpAddr, Ipv4Addr, SocketAddrV4},
+    os::fd::{AsRawFd, RawFd},
+};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::{Datagram, Transport, TransportConfig, TransportError, TransportStats};
+
+/// The IANA protocol number of PGM.
+pub const IPPROTO_PGM: i32 = 113;
+
+/// Bytes of an IPv4 header without options: what the engine subtracts from the MTU.
+pub const IPV4_HEADER: usize = 20;
+
+/// Raw IPv4 PGM. See the module docs.
+#[derive(Debug)]
+pub struct RawTransport {
+    sock: Socket,
+    cfg: TransportConfig,
+    stats: TransportStats,
+}
+
+impl RawTransport {
+    /// Opens the raw socket, sets the multicast options and joins the group if asked.
+    pub fn open(cfg: &TransportConfig) -> Result<Self, TransportError> {
+        cfg.v4()?;
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_PGM)))
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EPERM | libc::EACCES) => TransportError::RawNeedsPrivilege,
+                _ => TransportError::io("socket(AF_INET, SOCK_RAW, 113)", e),
+            })?;
+        cfg.apply_send_options(&sock)?;
+        cfg.apply_recv_options(&sock)?;
+        if cfg.join_group {
+            cfg.join(&sock)?;
+        }
+        Ok(RawTransport {
+            sock,
+            cfg: cfg.clone(),
+            stats: TransportStats::default(),
+        })
+    }
+}
+
+/// Source, destination and PGM byte range of an IPv4 packet as a raw socket returns it.
+fn parse_ipv4(pkt: &[u8]) -> Option<Datagram> {
+    if pkt.len() < IPV4_HEADER || pkt[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    // Linux keeps ip_len in network order for raw sockets; never trust it past what arrived.
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]])).min(pkt.len());
+    if ihl < IPV4_HEADER || ihl > total {
+        return None;
+    }
+    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+    Some(Datagram {
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(dst),
+        pgm: ihl..total,
+    })
+}
+
+impl Transport for RawTransport {
+    fn send_to(&mut self, dst: IpAddr, pkt: &[u8]) -> io::Result<()> {
+        let IpAddr::V4(dst) = dst else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "IPv6 is not supported yet",
+            ));
+        };
+        // The port of a raw socket address is ignored.
+        self.sock
+            .send_to(pkt, &SockAddr::from(SocketAddrV4::new(dst, 0)))
+            .map(drop)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
+        loop {
+            // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and recv only writes
+            // initialised bytes into the buffer.
+            let uninit = unsafe {
+                &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>])
+            };
+            let n = match self.sock.recv_with_flags(uninit, libc::MSG_TRUNC) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n > buf.len() {
+                self.stats.truncated += 1;
+                continue;
+            }
+            let Some(d) = parse_ipv4(&buf[..n]) else {
+                self.stats.malformed += 1;
+                continue;
+            };
+            if !self.cfg.wants(d.dst) {
+                self.stats.filtered += 1;
+                continue;
+            }
+            return Ok(Some(d));
+        }
+    }
+
+    fn fds(&self) -> Vec<RawFd> {
+        vec![self.sock.as_raw_fd()]
+    }
+
+    fn local_nla(&self) -> IpAddr {
+        self.cfg.iface.addr
+    }
+
+    fn ip_overhead(&self) -> usize {
+        IPV4_HEADER
+    }
+
+    fn stats(&self) -> TransportStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_header_is_stripped() {
+        let mut pkt = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 1, 113, 0, 0];
+        pkt.extend_from_slice(&[10, 0, 0, 1, 239, 192, 0, 1]);
+        pkt.extend_from_slice(&[0xaa; 16]);
+        let len = pkt.len() as u16;
+        pkt[2..4].copy_from_slice(&len.to_be_bytes());
+        let d = parse_ipv4(&pkt).unwrap();
+        assert_eq!(d.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(d.dst, IpAddr::V4(Ipv4Addr::new(239, 192, 0, 1)));
+        assert_eq!(d.pgm, 20..36);
+        // Options in the IP header (IHL 6) move the start.
+        pkt[0] = 0x46;
+        assert_eq!(parse_ipv4(&pkt).unwrap().pgm, 24..36);
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert!(parse_ipv4(&[]).is_none());
+        assert!(parse_ipv4(&[0x65; 40]).is_none());
+        let mut short_ihl = vec![0x41; 40];
+        short_ihl[2] = 0;
+        short_ihl[3] = 40;
+        assert!(parse_ipv4(&short_ihl).is_none());
+        // A length field that claims less than the header.
+        let mut pkt = vec![0x45; 40];
+        pkt[2] = 0;
+        pkt[3] = 10;
+        assert!(parse_ipv4(&pkt).is_none());
+    }
+}
