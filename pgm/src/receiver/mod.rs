@@ -243,7 +243,7 @@ impl Receiver {
             }
             // A FIN SPM never starts a session (it may outlive the one it ended).
             Body::Spm(_) if repr.options.fin && !self.peers.contains_key(&tsi) => {
-                self.stats.ignored += 1
+                self.stats.ignored += 1;
             }
             Body::Spm(spm) => {
                 if self.peer_for(now, tsi, src, dst).is_some() {
