@@ -8,7 +8,7 @@
 //!   the captured checksums confirm the reconstruction byte for byte.
 //! - **Synthetic**: one packet per type with options, written by hand from RFC 3208 §8–9, with
 //!   checksums computed by an independent (Python, RFC 1071) implementation.
-#![allow(dead_code, unreachable_pub)]
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 /// Hex to bytes; spaces, newlines and `|` are ignored. Panics on bad hex (test data only).
 pub fn hex(s: &str) -> Vec<u8> {
@@ -16,7 +16,7 @@ pub fn hex(s: &str) -> Vec<u8> {
         .bytes()
         .filter(|b| !b.is_ascii_whitespace() && *b != b'|')
         .collect();
-    assert!(digits.len() % 2 == 0, "odd hex length");
+    assert!(digits.len().is_multiple_of(2), "odd hex length");
     digits
         .chunks(2)
         .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
@@ -106,6 +106,18 @@ pub fn openpgm_odata_fragment() -> Vec<u8> {
         "76d7 1d4c 04 01 2262 65b48019cd34 0594 | 00000001 00000000 \
          | 00 04 0014 81 10 00 00 00000001 00000000 00000bb8",
         &[b'A'; 1428],
+    )
+}
+
+/// OpenPGM 5.3 middle fragment of its *second* 4000-byte APDU (sqn 0x16, first_sqn 0x15), from
+/// `pgm/tests/fixtures/openpgm.pcap` frame 30: the fragment offset is a running byte count
+/// across APDUs (5436), beyond `apdu_len` (4000). Payload: bytes 0x91 + 7i.
+pub fn openpgm_fragment_running_offset() -> Vec<u8> {
+    let payload: Vec<u8> = (0..1436u32).map(|i| (0x91 + 7 * i) as u8).collect();
+    with_payload(
+        "d7fd 1d4c 04 01 2c38 7f3ac5761b8d 059c | 00000016 00000000 \
+         | 00 04 0014 81 10 00 00 00000015 0000153c 00000fa0",
+        &payload,
     )
 }
 
@@ -242,6 +254,10 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
         ("libzmq_ncf", libzmq_ncf()),
         ("openpgm_spmr", openpgm_spmr()),
         ("openpgm_odata_fragment", openpgm_odata_fragment()),
+        (
+            "openpgm_fragment_running_offset",
+            openpgm_fragment_running_offset(),
+        ),
         ("spm_parity_crqst_fin", spm_parity_crqst_fin()),
         ("spm_ipv6", spm_ipv6()),
         ("poll", poll()),

@@ -2,6 +2,8 @@
 //! hand-written ones with options. Each one parses to the expected fields, verifies, re-emits to
 //! identical bytes, and fails to parse at every truncation.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
 #[path = "wire_common.rs"]
 mod common;
 
@@ -223,6 +225,25 @@ fn captured_openpgm_fragment() {
     assert_eq!(p.options.names(), ["OPT_LENGTH", "OPT_FRAGMENT"]);
     assert_eq!(p.payload.len(), 1428);
     assert_eq!(b[5], 0x01, "fragment options byte is OPT_PRESENT only");
+}
+
+#[test]
+fn captured_openpgm_fragment_with_running_offset() {
+    // OpenPGM's offset runs on across APDUs; it must parse (receivers ignore the field).
+    let b = common::openpgm_fragment_running_offset();
+    let p = check(&b);
+    let f = p.options.fragment.unwrap();
+    assert_eq!(
+        (f.first_sqn, f.offset, f.apdu_len),
+        (SeqNo(0x15), 5436, 4000)
+    );
+    assert_eq!(
+        p.body,
+        Body::Odata(Data {
+            sqn: SeqNo(0x16),
+            trail: SeqNo(0)
+        })
+    );
 }
 
 // ---- Synthetic packets with options --------------------------------------------------------

@@ -2,6 +2,8 @@
 //! (`fuzz/regressions/`, if present) through the fuzz target's own invariants, so CI checks them
 //! on stable Rust without cargo-fuzz or nightly.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
 #[path = "wire_common.rs"]
 mod common;
 #[path = "../../fuzz/src/invariants.rs"]

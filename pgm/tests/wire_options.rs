@@ -1,10 +1,15 @@
 //! Every option type: its exact wire layout (RFC 3208 §9, Appendices A–E; PGMCC as OpenPGM lays
 //! it out), parse, emit and round trip, with IPv4 and IPv6 NLAs where the option has one.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
 #[path = "wire_common.rs"]
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    fmt::Write,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
 use common::hex;
 use pgm::wire::{
@@ -48,7 +53,8 @@ fn odata_body(sqn: u32) -> Body {
 /// Emits `options` on a packet with `body` (and `payload`), checks that the option block is
 /// OPT_LENGTH followed by exactly `want` (the options' TLVs, OPT_END already set on the last),
 /// that the header's options byte is `bits`, and that packet and block both parse back.
-fn check(body: Body, payload: &[u8], options: Options, want: &str, bits: u8) {
+fn check(body: Body, payload: &[u8], options: &Options, want: &str, bits: u8) {
+    let options = *options;
     let repr = PacketRepr {
         sport: 1,
         dport: 2,
@@ -90,7 +96,7 @@ fn check(body: Body, payload: &[u8], options: Options, want: &str, bits: u8) {
 fn opt_fragment() {
     let o = Options {
         fragment: Some(Fragment {
-            first_sqn: SeqNo(0xfffffffe),
+            first_sqn: SeqNo(0xffff_fffe),
             offset: 100,
             apdu_len: 65535,
         }),
@@ -99,7 +105,7 @@ fn opt_fragment() {
     check(
         odata_body(0xffff_ffff),
         &[7; 50],
-        o,
+        &o,
         "81 10 00 00 fffffffe 00000064 0000ffff",
         0x01,
     );
@@ -114,14 +120,14 @@ fn opt_nak_list() {
     };
     let mut want = String::from("82 fc 00 00");
     for s in &sqns {
-        want.push_str(&format!(" {:08x}", s.0));
+        write!(want, " {:08x}", s.0).unwrap();
     }
-    check(nak_body(), &[], o, &want, 0x03);
+    check(nak_body(), &[], &o, &want, 0x03);
     let one = Options {
         nak_list: Some(NakList::from_slice(&[SeqNo(9)])),
         ..Options::default()
     };
-    check(nak_body(), &[], one, "82 08 00 00 00000009", 0x03);
+    check(nak_body(), &[], &one, "82 08 00 00 00000009", 0x03);
 }
 
 #[test]
@@ -165,7 +171,7 @@ fn opt_join() {
         join: Some(SeqNo(0x0102_0304)),
         ..Options::default()
     };
-    check(odata_body(1), b"x", o, "83 08 00 00 01020304", 0x01);
+    check(odata_body(1), b"x", &o, "83 08 00 00 01020304", 0x01);
 }
 
 #[test]
@@ -184,7 +190,7 @@ fn opt_nak_bo_ivl_and_rng() {
     check(
         spm_body(),
         &[],
-        o,
+        &o,
         "04 0c 00 00 0000c350 00000007 | 85 0c 00 00 00100000 00000020",
         0x03,
     );
@@ -202,7 +208,7 @@ fn opt_redirect_v4_v6() {
             round: 0,
         }),
         &[],
-        o,
+        &o,
         "87 0c 00 00 0001 0000 0a010203",
         0x03,
     );
@@ -213,7 +219,7 @@ fn opt_redirect_v4_v6() {
     check(
         spm_body(),
         &[],
-        o,
+        &o,
         "87 18 00 00 0002 0000 20010db8000000000000000000000042",
         0x03,
     );
@@ -234,7 +240,7 @@ fn opt_parity_prm_grp_curr_tgsize() {
     check(
         odata_body(3),
         b"parity",
-        o,
+        &o,
         "08 08 00 03 00000008 | 0a 08 00 00 00000005 | 89 08 00 00 deadbeef",
         0x03,
     );
@@ -246,7 +252,7 @@ fn opt_parity_prm_grp_curr_tgsize() {
         }),
         ..Options::default()
     };
-    check(spm_body(), &[], on_demand, "88 08 00 02 00000080", 0x03);
+    check(spm_body(), &[], &on_demand, "88 08 00 02 00000080", 0x03);
 }
 
 #[test]
@@ -262,7 +268,7 @@ fn opt_nbr_unreach_and_path_nla() {
             _ => unreachable!(),
         }),
         &[],
-        o,
+        &o,
         "0b 04 00 00 | 8c 08 00 00 0a010203",
         0x03,
     );
@@ -273,7 +279,7 @@ fn opt_nbr_unreach_and_path_nla() {
     check(
         spm_body(),
         &[],
-        o,
+        &o,
         "8c 14 00 00 20010db8000000000000000000000042",
         0x03,
     );
@@ -293,7 +299,7 @@ fn opt_syn_fin_rst() {
     check(
         spm_body(),
         &[],
-        o,
+        &o,
         "0d 04 00 00 | 0e 04 00 00 | 8f 04 00 6a",
         0x01,
     );
@@ -304,7 +310,7 @@ fn opt_syn_fin_rst() {
         }),
         ..Options::default()
     };
-    check(odata_body(9), b"r", o, "8f 04 00 01", 0x01);
+    check(odata_body(9), b"r", &o, "8f 04 00 01", 0x01);
 }
 
 #[test]
@@ -328,7 +334,7 @@ fn opt_cr_and_crqst() {
     check(
         nak_body(),
         &[],
-        o,
+        &o,
         "90 18 00 05 0000004d 0001 0002 0003 0000 0001 0000 0a010203",
         0x03,
     );
@@ -339,7 +345,7 @@ fn opt_cr_and_crqst() {
     check(
         nak_body(),
         &[],
-        o,
+        &o,
         "90 24 00 05 0000004d 0001 0002 0003 0000 0002 0000 20010db8000000000000000000000042",
         0x03,
     );
@@ -351,7 +357,7 @@ fn opt_cr_and_crqst() {
         }),
         ..Options::default()
     };
-    check(spm_body(), &[], o, "91 04 00 06", 0x03);
+    check(spm_body(), &[], &o, "91 04 00 06", 0x03);
 }
 
 #[test]
@@ -366,7 +372,7 @@ fn opt_pgmcc_data_and_feedback() {
     check(
         odata_body(4),
         b"cc",
-        o,
+        &o,
         "92 10 00 00 0a0b0c0d 0001 0000 0a010203",
         0x01,
     );
@@ -380,7 +386,7 @@ fn opt_pgmcc_data_and_feedback() {
     check(
         odata_body(4),
         b"cc",
-        o,
+        &o,
         "92 1c 00 00 00000001 0002 0000 20010db8000000000000000000000042",
         0x01,
     );
@@ -396,7 +402,13 @@ fn opt_pgmcc_data_and_feedback() {
         }),
         ..Options::default()
     };
-    check(ack, &[], o, "93 10 00 00 00000009 0001 ffff 0a010203", 0x01);
+    check(
+        ack,
+        &[],
+        &o,
+        "93 10 00 00 00000009 0001 ffff 0a010203",
+        0x01,
+    );
     let o = Options {
         pgmcc_feedback: Some(PgmccFeedback {
             tstamp: 9,
@@ -408,7 +420,7 @@ fn opt_pgmcc_data_and_feedback() {
     check(
         ack,
         &[],
-        o,
+        &o,
         "93 1c 00 00 00000009 0002 0002 20010db8000000000000000000000042",
         0x01,
     );
@@ -428,7 +440,7 @@ fn network_significant_options_come_first() {
     check(
         spm_body(),
         &[],
-        o,
+        &o,
         "04 0c 00 00 00000001 00000002 | 8e 04 00 00",
         0x03,
     );

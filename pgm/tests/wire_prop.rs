@@ -2,6 +2,8 @@
 //! at most 16 options) survives emit → parse unchanged, and no byte string — random or a mutated
 //! valid packet — makes the parser, the option walker or `Display` panic.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
 #[path = "../../fuzz/src/invariants.rs"]
 mod invariants;
 

@@ -3,6 +3,8 @@
 //! limits RFC 3208 puts on options. Every malformed input must give `Err`, never a panic, a hang
 //! or an over-read.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
 #[path = "wire_common.rs"]
 mod common;
 
@@ -147,16 +149,25 @@ fn regression_fragment_option_bounds() {
             "{apdu}"
         );
     }
-    // offset + length beyond the APDU, including u32 overflow of offset + length.
-    for (off, apdu) in [(11, 20), (20, 20), (65_535, 65_535), (u32::MAX, 65_535)] {
+    // A fragment longer than its whole APDU (the bound OpenPGM's receive window enforces).
+    for (len, apdu) in [(10usize, 9u32), (11, 10), (1400, 0)] {
         assert_eq!(
-            parse_all(&pkt(6, &frag(5, off, apdu), &[1; 10])),
-            Err(Error::BadFragment("offset + length beyond the APDU length")),
+            parse_all(&pkt(5, &frag(5, 0, apdu), &vec![1; len])),
+            Err(Error::BadFragment("fragment longer than its APDU")),
+            "len {len} apdu {apdu}"
+        );
+    }
+    // offset + length beyond the APDU is NOT an error, and offsets near u32::MAX do not
+    // overflow anything: OpenPGM 5.3 sends a running offset across APDUs (captured:
+    // `common::openpgm_fragment_running_offset`, offset 5436 in a 4000-byte APDU) and
+    // receivers ignore the field, so the parser accepts it and reassembly must not use it.
+    for (off, apdu) in [(11, 20), (20, 20), (65_535, 65_535), (u32::MAX, 65_535)] {
+        assert!(
+            parse_all(&pkt(6, &frag(5, off, apdu), &[1; 10])).is_ok(),
             "off {off} apdu {apdu}"
         );
     }
-    // A fragment longer than its whole APDU.
-    assert!(parse_all(&pkt(5, &frag(5, 0, 5), &[1; 10])).is_err());
+    assert!(parse_all(&common::openpgm_fragment_running_offset()).is_ok());
     // first_sqn after this packet's sqn (serially), including across the wrap.
     for (sqn, first) in [(5, 6), (5, 0x8000_0004), (u32::MAX, 0)] {
         assert_eq!(
@@ -167,9 +178,6 @@ fn regression_fragment_option_bounds() {
     }
     // Wrap the other way is fine: sqn 1 is after first_sqn 0xffffffff.
     assert!(parse_all(&pkt(1, &frag(u32::MAX, 10, 20), &[1; 10])).is_ok());
-    // Offset 0 only on the first fragment, and the first fragment at offset 0.
-    assert!(parse_all(&pkt(6, &frag(5, 0, 20), &[1; 10])).is_err());
-    assert!(parse_all(&pkt(5, &frag(5, 10, 20), &[1; 10])).is_err());
     // An empty fragment.
     assert_eq!(
         parse_all(&pkt(5, &frag(5, 0, 20), &[])),
@@ -604,4 +612,26 @@ fn unknown_type_emits_no_options_and_no_present_bit() {
     assert_eq!(b[5], 0);
     let p = PacketRepr::parse_verified(&b).unwrap();
     assert_eq!(p.payload, b"opaque");
+}
+
+#[test]
+fn option_header_flag_byte_is_ignored() {
+    // OpenPGM never initialises the third option-header byte (reserved|F|OPX): captured NAKs
+    // carry `82 08 01 00`. Whatever it holds, a known option parses the same.
+    let clean = block(&hex("82 08 00 00 00000044"));
+    let (want, _) = Options::parse(&clean).unwrap();
+    for b in [0x01u8, 0x02, 0x03, 0x08, 0xff] {
+        let mut t = hex("82 08 00 00 00000044");
+        t[2] = b;
+        assert_eq!(Options::parse(&block(&t)).unwrap().0, want, "{b:#x}");
+        let p = raw(
+            NAK,
+            flags::OPT_PRESENT | flags::OPT_NETWORK,
+            &nak_body(),
+            &block(&t),
+            &[],
+            None,
+        );
+        assert_eq!(parse_all(&p).unwrap().options, want);
+    }
 }

@@ -228,7 +228,7 @@ impl Window {
                 self.note_loss(self.trail, out);
                 self.trail = self.trail.next();
             }
-            self.deliver(out);
+            self.deliver_runs(out);
         }
         if self.trail.diff(new_trail) < 0 {
             let n = new_trail.distance_from(self.trail);
@@ -262,6 +262,13 @@ impl Window {
     /// Delivers everything deliverable from the trail on, in order: whole APDUs, and runs of
     /// lost sqns. Stops at the first missing sqn or incomplete APDU.
     pub(crate) fn deliver(&mut self, out: &mut Vec<Delivered>) {
+        self.deliver_runs(out);
+        self.flush_loss(out);
+    }
+
+    /// [`Window::deliver`] without reporting the loss run it may end on, so that a caller
+    /// giving up on many sqns reports them as one run.
+    fn deliver_runs(&mut self, out: &mut Vec<Delivered>) {
         loop {
             match self.slots.front() {
                 None | Some(Slot::Missing(_)) => break,
@@ -302,7 +309,6 @@ impl Window {
                 }
             }
         }
-        self.flush_loss(out);
     }
 
     fn pop_n(&mut self, n: u32) {
@@ -317,10 +323,11 @@ impl Window {
     }
 
     /// Tries to reassemble the APDU whose fragment is at the trail (interop-notes §1.9 checks:
-    /// the same first sqn and APDU length on every fragment, offsets contiguous, sizes adding
-    /// up exactly, at most [`MAX_FRAGMENTS`]).
+    /// the same first sqn and APDU length on every fragment, sizes adding up exactly, at most
+    /// [`MAX_FRAGMENTS`]). Order comes from the sqns: OpenPGM 5.3 sends offsets that run on
+    /// across APDUs, so the offset field is not used for placement (as OpenPGM's `rxw.c`).
     fn assemble(&self, head: Fragment) -> Assembly {
-        if head.first_sqn != self.trail || head.offset != 0 {
+        if head.first_sqn != self.trail {
             // The APDU started before the trail: its start is gone. Drop up to the next start.
             let n = self
                 .slots
@@ -343,10 +350,7 @@ impl Window {
                     let Some(f) = fragment else {
                         return Assembly::Broken(i.max(1) as u32);
                     };
-                    if f.first_sqn != head.first_sqn
-                        || f.apdu_len != head.apdu_len
-                        || u64::from(f.offset) != have
-                    {
+                    if f.first_sqn != head.first_sqn || f.apdu_len != head.apdu_len {
                         return Assembly::Broken(i.max(1) as u32);
                     }
                     have += payload.len() as u64;
@@ -443,11 +447,12 @@ mod tests {
         let mut out = Vec::new();
         w.deliver(&mut out);
         assert_eq!(out[0], Delivered::Apdu(Bytes::from_static(b"hello")));
+        // Both fragments of the broken APDU are lost, reported as one run.
         assert_eq!(
             out[1],
             Delivered::Lost {
                 first: SeqNo(2),
-                count: 1
+                count: 2
             }
         );
     }

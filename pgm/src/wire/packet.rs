@@ -566,8 +566,14 @@ impl<'a> PacketRepr<'a> {
         Self::parse(bytes)
     }
 
-    /// Type-dependent option checks: fragments only on data and within their APDU; NAK lists
-    /// only on NAK/NNAK/NCF.
+    /// Type-dependent option checks: fragments only on data, never longer than their APDU and
+    /// never before their first sqn; NAK lists only on NAK/NNAK/NCF.
+    ///
+    /// The OPT_FRAGMENT `offset` is deliberately not checked against `apdu_len`: OpenPGM 5.3
+    /// sends a running byte offset across successive fragmented APDUs (`data_bytes_offset` is
+    /// not reset; the second 4000-byte APDU's fragments carry offsets 4000, 5436, 6872, captured
+    /// in `pgm/tests/fixtures/openpgm.pcap`), and its receivers ignore the field (order comes
+    /// from sqns; interop-notes §1.9). Reassembly must not use it either.
     fn check_options(&self) -> Result<(), Error> {
         if let Some(f) = self.options.fragment {
             let (Body::Odata(d) | Body::Rdata(d)) = self.body else {
@@ -582,14 +588,11 @@ impl<'a> PacketRepr<'a> {
             if len == 0 {
                 return Err(Error::BadFragment("empty fragment"));
             }
-            if u64::from(f.offset) + len > u64::from(f.apdu_len) {
-                return Err(Error::BadFragment("offset + length beyond the APDU length"));
+            if len > u64::from(f.apdu_len) {
+                return Err(Error::BadFragment("fragment longer than its APDU"));
             }
             if d.sqn.diff(f.first_sqn) < 0 {
                 return Err(Error::BadFragment("first sqn after this packet's sqn"));
-            }
-            if (f.offset == 0) != (f.first_sqn == d.sqn) {
-                return Err(Error::BadFragment("offset 0 exactly on the first fragment"));
             }
         }
         self.check_nak_list()

@@ -1,0 +1,1221 @@
+//! `pgm-dump`: print the PGM packets in a capture file, one per line, as text or JSON.
+//!
+//! Input is a classic pcap or a pcapng file (told apart by its magic number) with link type
+//! Ethernet (1), Linux cooked SLL (113) or SLL2 (276), or raw IP (101, 228). IPv4 only: an IPv6
+//! packet that looks like PGM gets a per-packet "unsupported" note. PGM is recognised as IP
+//! protocol 113 ("raw") or as UDP to or from one of the `--udp-port`s ("udp"; the UDP payload is
+//! exactly the PGM packet, interop-notes §2). Other packets are skipped silently; malformed PGM
+//! packets are reported and the dump goes on.
+
+use std::{
+    fs::File,
+    io::{self, BufRead, BufReader, Read, Write},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::{Path, PathBuf},
+};
+
+use clap::Parser;
+use pcap_file::{
+    pcap::PcapReader,
+    pcapng::{blocks::interface_description::InterfaceDescriptionOption, Block, PcapNgReader},
+    DataLink,
+};
+use pgm::wire::{
+    checksum::{self, Verdict},
+    Body, Packet, PacketRepr,
+};
+use serde_json::{json, Map, Value};
+
+use crate::frames::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_PGM, IPPROTO_UDP};
+
+/// The UDP encapsulation port assumed when none is given (OpenPGM's `udp_encap_ucast_port`).
+pub const DEFAULT_UDP_PORT: u16 = 3055;
+
+/// Command line of `pgm-dump`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "pgm-dump",
+    version,
+    about = "Print the PGM/EPGM packets of a capture, like tcpdump",
+    long_about = "Print the PGM packets (raw IP protocol 113, and UDP-encapsulated EPGM on the \
+                  --udp-port ports) of a pcap or pcapng capture, one line per packet, or one \
+                  JSON object per packet with --json. IPv4 only."
+)]
+pub struct Args {
+    /// Read packets from this pcap or pcapng file (e.g. from `tcpdump -w FILE`).
+    #[arg(long, value_name = "FILE", required_unless_present = "iface")]
+    pub pcap: Option<PathBuf>,
+    /// Live capture on an interface (not implemented yet).
+    #[arg(long, value_name = "IFACE", conflicts_with = "pcap")]
+    pub iface: Option<String>,
+    /// UDP port carrying encapsulated PGM (repeatable; matches source or destination port).
+    #[arg(long = "udp-port", value_name = "PORT", default_values_t = [DEFAULT_UDP_PORT])]
+    pub udp_ports: Vec<u16>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many PGM packets (malformed ones included).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// Why a dump could not run or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DumpError {
+    /// `--iface` was given.
+    #[error(
+        "live capture (--iface {0}) comes in a later release; for now capture with \
+         `tcpdump -i {0} -w FILE.pcap` and run `pgm-dump --pcap FILE.pcap`"
+    )]
+    LiveCaptureUnsupported(String),
+    /// Neither `--pcap` nor `--iface`.
+    #[error("no input: give --pcap FILE")]
+    NoInput,
+    /// The capture file cannot be opened or read.
+    #[error("cannot read {path}: {err}")]
+    Io {
+        /// The capture file.
+        path: PathBuf,
+        /// The OS error.
+        err: io::Error,
+    },
+    /// The file is not a capture this tool reads, or is damaged.
+    #[error("{path}: not a readable pcap/pcapng capture: {reason}")]
+    Format {
+        /// The capture file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The capture's link layer is not one `pgm-dump` decodes.
+    #[error(
+        "{path}: link type {linktype:?} is not supported (use Ethernet, Linux cooked SLL/SLL2 \
+         or raw IPv4 captures, e.g. `tcpdump -i eth0 -w FILE`)"
+    )]
+    LinkType {
+        /// The capture file.
+        path: PathBuf,
+        /// Its link type.
+        linktype: DataLink,
+    },
+    /// Writing the output failed.
+    #[error("writing output: {0}")]
+    Output(io::Error),
+}
+
+/// How the PGM packet was carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encap {
+    /// IP protocol 113.
+    Raw,
+    /// In a UDP datagram with these ports.
+    Udp {
+        /// UDP source port.
+        sport: u16,
+        /// UDP destination port.
+        dport: u16,
+    },
+}
+
+impl Encap {
+    /// `"raw"` or `"udp"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encap::Raw => "raw",
+            Encap::Udp { .. } => "udp",
+        }
+    }
+}
+
+/// What a frame turned out to hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// A PGM packet (parsed lazily by [`Record::parse`]; it may still be malformed).
+    Pgm {
+        /// How it was carried.
+        encap: Encap,
+        /// The PGM packet: the IP payload (raw) or the UDP payload.
+        data: Vec<u8>,
+    },
+    /// A PGM packet whose carrier is already broken (truncated capture, bad UDP length).
+    Malformed {
+        /// How it was carried.
+        encap: Encap,
+        /// Why it cannot be decoded.
+        reason: String,
+    },
+    /// Something that looks like PGM but that this tool does not decode (IPv6, IP fragments).
+    Unsupported(&'static str),
+}
+
+/// One reported frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// 1-based frame number in the capture (as Wireshark numbers them).
+    pub frame: u64,
+    /// Capture timestamp, seconds since the epoch.
+    pub time: f64,
+    /// IP source.
+    pub src: IpAddr,
+    /// IP destination.
+    pub dst: IpAddr,
+    /// What it holds.
+    pub what: What,
+}
+
+impl Record {
+    /// The PGM packet parsed (structure only), `None` unless [`What::Pgm`].
+    pub fn parse(&self) -> Option<Result<PacketRepr<'_>, pgm::wire::Error>> {
+        match &self.what {
+            What::Pgm { data, .. } => Some(PacketRepr::parse(data)),
+            _ => None,
+        }
+    }
+
+    /// True for a PGM packet, malformed or not (what `--count` counts).
+    pub fn is_pgm(&self) -> bool {
+        matches!(self.what, What::Pgm { .. } | What::Malformed { .. })
+    }
+
+    /// The checksum verdict of a PGM packet with at least a header.
+    pub fn checksum(&self) -> Option<Verdict> {
+        match &self.what {
+            What::Pgm { data, .. } => Packet::new_checked(&data[..])
+                .ok()
+                .map(|p| p.verify_checksum()),
+            _ => None,
+        }
+    }
+
+    /// The `--json` object.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("frame".into(), json!(self.frame));
+        m.insert("time".into(), json!(self.time));
+        m.insert("src".into(), json!(self.src.to_string()));
+        m.insert("dst".into(), json!(self.dst.to_string()));
+        match &self.what {
+            What::Unsupported(reason) => {
+                m.insert("type".into(), json!("UNSUPPORTED"));
+                m.insert("reason".into(), json!(reason));
+            }
+            What::Malformed { encap, reason } => {
+                insert_encap(&mut m, *encap);
+                m.insert("type".into(), json!("MALFORMED"));
+                m.insert("reason".into(), json!(reason));
+            }
+            What::Pgm { encap, data } => {
+                insert_encap(&mut m, *encap);
+                match PacketRepr::parse(data) {
+                    Err(e) => {
+                        m.insert("type".into(), json!("MALFORMED"));
+                        m.insert("reason".into(), json!(e.to_string()));
+                        m.insert("len".into(), json!(data.len()));
+                    }
+                    Ok(p) => pgm_json(&mut m, &p, data),
+                }
+            }
+        }
+        Value::Object(m)
+    }
+
+    /// The text line: `TIME SRC.PORT > DST.PORT PGM …`.
+    pub fn to_text(&self) -> String {
+        let t = format!("{:.6}", self.time);
+        match &self.what {
+            What::Unsupported(reason) => {
+                format!("{t} {} > {} unsupported: {reason}", self.src, self.dst)
+            }
+            What::Malformed { encap, reason } => {
+                format!(
+                    "{t} {} PGM MALFORMED: {reason}",
+                    self.endpoints(*encap, None)
+                )
+            }
+            What::Pgm { encap, data } => match PacketRepr::parse(data) {
+                Err(e) => format!(
+                    "{t} {} PGM MALFORMED: {e} ({} bytes)",
+                    self.endpoints(*encap, Packet::new_checked(&data[..]).ok()),
+                    data.len()
+                ),
+                Ok(p) => {
+                    let ck = match checksum::verify(data) {
+                        Verdict::Good => "",
+                        Verdict::Bad => " [bad cksum]",
+                        Verdict::Absent => " [no cksum]",
+                    };
+                    let h = Packet::new_checked(&data[..]).ok();
+                    format!("{t} {} PGM {p}{ck}", self.endpoints(*encap, h))
+                }
+            },
+        }
+    }
+
+    /// `SRC.PORT > DST.PORT` (PGM ports for raw, UDP ports plus "UDP" for EPGM).
+    fn endpoints(&self, encap: Encap, header: Option<Packet<&[u8]>>) -> String {
+        match (encap, header) {
+            (Encap::Udp { sport, dport }, _) => {
+                format!("{}.{sport} > {}.{dport} UDP", self.src, self.dst)
+            }
+            (Encap::Raw, Some(h)) => {
+                format!("{}.{} > {}.{}", self.src, h.sport(), self.dst, h.dport())
+            }
+            (Encap::Raw, None) => format!("{} > {}", self.src, self.dst),
+        }
+    }
+}
+
+fn insert_encap(m: &mut Map<String, Value>, encap: Encap) {
+    m.insert("encap".into(), json!(encap.name()));
+    if let Encap::Udp { sport, dport } = encap {
+        m.insert("udp_sport".into(), json!(sport));
+        m.insert("udp_dport".into(), json!(dport));
+    }
+}
+
+/// The fields of a parsed PGM packet.
+fn pgm_json(m: &mut Map<String, Value>, p: &PacketRepr<'_>, data: &[u8]) {
+    let t = p.packet_type();
+    m.insert("type".into(), json!(t.name()));
+    if let Body::Unknown(b) = p.body {
+        m.insert("type_byte".into(), json!(b));
+    }
+    m.insert("sport".into(), json!(p.sport));
+    m.insert("dport".into(), json!(p.dport));
+    m.insert("gsi".into(), json!(p.gsi.to_hex()));
+    let tsdu = Packet::new_checked(data).map_or(0, |h| h.tsdu_length());
+    m.insert("tsdu_len".into(), json!(tsdu));
+    let verdict = checksum::verify(data);
+    m.insert("checksum_ok".into(), json!(verdict == Verdict::Good));
+    if verdict == Verdict::Absent {
+        m.insert("checksum_absent".into(), json!(true));
+    }
+    match p.body {
+        Body::Spm(s) => {
+            m.insert("sqn".into(), json!(s.spm_sqn.0));
+            m.insert("trail".into(), json!(s.trail.0));
+            m.insert("lead".into(), json!(s.lead.0));
+            m.insert("nla".into(), json!(s.path.to_string()));
+        }
+        Body::Poll(x) => {
+            m.insert("sqn".into(), json!(x.sqn.0));
+            m.insert("round".into(), json!(x.round));
+            m.insert("nla".into(), json!(x.path.to_string()));
+        }
+        Body::Polr(x) => {
+            m.insert("sqn".into(), json!(x.sqn.0));
+            m.insert("round".into(), json!(x.round));
+        }
+        Body::Odata(d) | Body::Rdata(d) => {
+            m.insert("sqn".into(), json!(d.sqn.0));
+            m.insert("trail".into(), json!(d.trail.0));
+        }
+        Body::Nak(n) | Body::Nnak(n) | Body::Ncf(n) => {
+            m.insert("sqn".into(), json!(n.sqn.0));
+            m.insert("nla".into(), json!(n.src_nla.to_string()));
+            m.insert("group".into(), json!(n.grp_nla.to_string()));
+        }
+        Body::Ack(a) => {
+            m.insert("rx_max".into(), json!(a.rx_max.0));
+            m.insert("bitmap".into(), json!(a.bitmap));
+        }
+        Body::Spmr | Body::Unknown(_) => {}
+    }
+    if !matches!(p.body, Body::Unknown(_)) {
+        let o = &p.options;
+        m.insert("options".into(), json!(o.names()));
+        if let Some(l) = o.nak_list {
+            let sqns: Vec<u32> = l.as_slice().iter().map(|s| s.0).collect();
+            m.insert("nak_list".into(), json!(sqns));
+        }
+        if let Some(f) = o.fragment {
+            m.insert(
+                "fragment".into(),
+                json!({"first_sqn": f.first_sqn.0, "offset": f.offset, "apdu_len": f.apdu_len}),
+            );
+        }
+        m.insert("fin".into(), json!(o.fin));
+    }
+}
+
+/// Network-layer protocol found under the link layer.
+enum Net<'a> {
+    V4(&'a [u8]),
+    V6(&'a [u8]),
+    Other,
+}
+
+/// Strips the link layer.
+fn link(linktype: DataLink, frame: &[u8]) -> Net<'_> {
+    fn by_ethertype(et: u16, rest: &[u8]) -> Net<'_> {
+        match et {
+            ETHERTYPE_IPV4 => Net::V4(rest),
+            ETHERTYPE_IPV6 => Net::V6(rest),
+            _ => Net::Other,
+        }
+    }
+    fn be16(b: &[u8], at: usize) -> Option<u16> {
+        Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+    }
+    match linktype {
+        DataLink::ETHERNET => {
+            let mut at = 12;
+            // Up to two VLAN tags (802.1Q, 802.1ad, and the old 0x9100 QinQ).
+            for _ in 0..3 {
+                match be16(frame, at) {
+                    Some(0x8100 | 0x88a8 | 0x9100) => at += 4,
+                    Some(et) => return by_ethertype(et, frame.get(at + 2..).unwrap_or(&[])),
+                    None => return Net::Other,
+                }
+            }
+            Net::Other
+        }
+        DataLink::LINUX_SLL => match be16(frame, 14) {
+            Some(et) => by_ethertype(et, &frame[16..]),
+            None => Net::Other,
+        },
+        DataLink::LINUX_SLL2 => match (be16(frame, 0), frame.get(20..)) {
+            (Some(et), Some(rest)) => by_ethertype(et, rest),
+            _ => Net::Other,
+        },
+        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => match frame.first().map(|b| b >> 4) {
+            Some(4) => Net::V4(frame),
+            Some(6) => Net::V6(frame),
+            _ => Net::Other,
+        },
+        _ => Net::Other,
+    }
+}
+
+/// True for the link types [`decode_frame`] understands.
+pub fn supported_link(linktype: DataLink) -> bool {
+    matches!(
+        linktype,
+        DataLink::ETHERNET
+            | DataLink::LINUX_SLL
+            | DataLink::LINUX_SLL2
+            | DataLink::RAW
+            | DataLink::IPV4
+            | DataLink::IPV6
+    )
+}
+
+/// Decodes one captured frame; `None` for anything that is not (and does not look like) PGM.
+pub fn decode_frame(
+    linktype: DataLink,
+    frame_no: u64,
+    time: f64,
+    frame: &[u8],
+    udp_ports: &[u16],
+) -> Option<Record> {
+    let (src, dst, what) = match link(linktype, frame) {
+        Net::V4(ip) => decode_ipv4(ip, udp_ports)?,
+        Net::V6(ip) => decode_ipv6(ip, udp_ports)?,
+        Net::Other => return None,
+    };
+    Some(Record {
+        frame: frame_no,
+        time,
+        src,
+        dst,
+        what,
+    })
+}
+
+fn decode_ipv4(ip: &[u8], udp_ports: &[u16]) -> Option<(IpAddr, IpAddr, What)> {
+    if ip.len() < 20 || ip[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    let proto = ip[9];
+    let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+    let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    let more_fragments = frag & 0x2000 != 0;
+    let offset = frag & 0x1fff;
+    let malformed = |encap, reason: String| Some((src, dst, What::Malformed { encap, reason }));
+    // The captured bytes of the IP payload (Ethernet padding cut off by the IP total length).
+    let payload = |needed_by: &str| -> Result<&[u8], String> {
+        if ihl < 20 || total < ihl {
+            return Err(format!("bad IPv4 header (IHL {ihl}, total length {total})"));
+        }
+        match ip.get(ihl..total) {
+            Some(p) => Ok(p),
+            None => Err(format!(
+                "{needed_by} truncated by the capture: {} of {} IP bytes captured",
+                ip.len(),
+                total
+            )),
+        }
+    };
+    match proto {
+        IPPROTO_PGM => {
+            if more_fragments || offset != 0 {
+                return Some((
+                    src,
+                    dst,
+                    What::Unsupported("IPv4 fragment (not reassembled)"),
+                ));
+            }
+            match payload("packet") {
+                Ok(p) => Some((
+                    src,
+                    dst,
+                    What::Pgm {
+                        encap: Encap::Raw,
+                        data: p.to_vec(),
+                    },
+                )),
+                Err(reason) => malformed(Encap::Raw, reason),
+            }
+        }
+        IPPROTO_UDP => {
+            if offset != 0 {
+                return None;
+            }
+            let udp = ip.get(ihl.max(20)..)?;
+            if udp.len() < 8 {
+                return None;
+            }
+            let sport = u16::from_be_bytes([udp[0], udp[1]]);
+            let dport = u16::from_be_bytes([udp[2], udp[3]]);
+            if !udp_ports.contains(&sport) && !udp_ports.contains(&dport) {
+                return None;
+            }
+            let encap = Encap::Udp { sport, dport };
+            if more_fragments {
+                return Some((
+                    src,
+                    dst,
+                    What::Unsupported("IPv4 fragment (not reassembled)"),
+                ));
+            }
+            let p = match payload("datagram") {
+                Ok(p) => p,
+                Err(reason) => return malformed(encap, reason),
+            };
+            let ulen = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+            if ulen < 8 || ulen > p.len() {
+                return malformed(
+                    encap,
+                    format!(
+                        "bad UDP length {ulen} ({} bytes after the IP header)",
+                        p.len()
+                    ),
+                );
+            }
+            Some((
+                src,
+                dst,
+                What::Pgm {
+                    encap,
+                    data: p[8..ulen].to_vec(),
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn decode_ipv6(ip: &[u8], udp_ports: &[u16]) -> Option<(IpAddr, IpAddr, What)> {
+    if ip.len() < 40 || ip[0] >> 4 != 6 {
+        return None;
+    }
+    let addr = |at: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&ip[at..at + 16]);
+        IpAddr::V6(Ipv6Addr::from(a))
+    };
+    let looks_like_pgm = match ip[6] {
+        IPPROTO_PGM => true,
+        IPPROTO_UDP => ip.get(40..44).is_some_and(|u| {
+            let sport = u16::from_be_bytes([u[0], u[1]]);
+            let dport = u16::from_be_bytes([u[2], u[3]]);
+            udp_ports.contains(&sport) || udp_ports.contains(&dport)
+        }),
+        _ => false,
+    };
+    looks_like_pgm.then(|| {
+        (
+            addr(8),
+            addr(24),
+            What::Unsupported("IPv6 is not supported yet"),
+        )
+    })
+}
+
+/// Counts of what a dump saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Frames read from the capture.
+    pub frames: u64,
+    /// PGM packets reported (malformed ones included).
+    pub pgm: u64,
+    /// Of which malformed.
+    pub malformed: u64,
+    /// Unsupported-packet notes.
+    pub unsupported: u64,
+}
+
+/// A frame as read from the capture.
+struct Captured<'a> {
+    linktype: DataLink,
+    time: f64,
+    data: &'a [u8],
+}
+
+/// Reads the capture at `path` and hands every frame to `f` until it returns false.
+fn for_each_frame(
+    path: &Path,
+    mut on_frame: impl FnMut(Captured<'_>) -> Result<bool, DumpError>,
+) -> Result<(), DumpError> {
+    let io_err = |err| DumpError::Io {
+        path: path.to_path_buf(),
+        err,
+    };
+    let format = |reason: String| DumpError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut r = BufReader::new(file);
+    let magic = r.fill_buf().map_err(io_err)?;
+    if magic.len() < 4 {
+        return Err(format("file too short for a capture header".into()));
+    }
+    let head = [magic[0], magic[1], magic[2], magic[3]];
+    let pcap_magics = [
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+    ];
+    if head != [0x0a, 0x0d, 0x0d, 0x0a] && !pcap_magics.contains(&head) {
+        return Err(format(format!(
+            "unknown magic number {:#010x} (expected pcap or pcapng)",
+            u32::from_be_bytes(head)
+        )));
+    }
+    if head == [0x0a, 0x0d, 0x0d, 0x0a] {
+        let mut ng = PcapNgReader::new(r).map_err(|e| format(e.to_string()))?;
+        // (link type, timestamp units per second, timestamp offset) of each interface of the
+        // current section.
+        let mut ifaces: Vec<(DataLink, f64, u64)> = Vec::new();
+        let mut n = 0u64;
+        while let Some(block) = ng.next_block() {
+            let block = block.map_err(|e| format(format!("after frame {n}: {e}")))?;
+            let (iface, raw_ts, data) = match &block {
+                Block::SectionHeader(_) => {
+                    ifaces.clear();
+                    continue;
+                }
+                Block::InterfaceDescription(idb) => {
+                    let (resol, offset) = ts_params(&idb.options);
+                    ifaces.push((idb.linktype, resol, offset));
+                    continue;
+                }
+                Block::EnhancedPacket(p) => (p.interface_id, p.timestamp.as_nanos(), &p.data),
+                Block::SimplePacket(p) => (0, 0, &p.data),
+                Block::Packet(p) => (u32::from(p.interface_id), u128::from(p.timestamp), &p.data),
+                _ => continue,
+            };
+            n += 1;
+            let &(linktype, resol, offset) = ifaces
+                .get(iface as usize)
+                .ok_or_else(|| format(format!("frame {n} names unknown interface {iface}")))?;
+            if !supported_link(linktype) {
+                return Err(DumpError::LinkType {
+                    path: path.to_path_buf(),
+                    linktype,
+                });
+            }
+            // pcap-file hands back the raw timestamp units as "nanoseconds"; scale them by the
+            // interface's if_tsresol (default: microseconds).
+            #[allow(clippy::cast_precision_loss, reason = "timestamps as float seconds")]
+            let time = raw_ts as f64 / resol + offset as f64;
+            if !on_frame(Captured {
+                linktype,
+                time,
+                data,
+            })? {
+                break;
+            }
+        }
+    } else {
+        let mut pr = PcapReader::new(r).map_err(|e| format(e.to_string()))?;
+        let linktype = pr.header().datalink;
+        if !supported_link(linktype) {
+            return Err(DumpError::LinkType {
+                path: path.to_path_buf(),
+                linktype,
+            });
+        }
+        let mut n = 0u64;
+        while let Some(pkt) = pr.next_packet() {
+            let pkt = pkt.map_err(|e| format(format!("after frame {n}: {e}")))?;
+            n += 1;
+            let go = on_frame(Captured {
+                linktype,
+                time: pkt.timestamp.as_secs_f64(),
+                data: &pkt.data,
+            })?;
+            if !go {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Units per second and offset (seconds) of a pcapng interface's timestamps.
+fn ts_params(options: &[InterfaceDescriptionOption<'_>]) -> (f64, u64) {
+    let mut resol = 1e6;
+    let mut offset = 0;
+    for o in options {
+        match o {
+            InterfaceDescriptionOption::IfTsResol(r) => {
+                let exp = i32::from(r & 0x7f);
+                resol = if r & 0x80 == 0 {
+                    10f64.powi(exp)
+                } else {
+                    2f64.powi(exp)
+                };
+            }
+            InterfaceDescriptionOption::IfTsOffset(s) => offset = *s,
+            _ => {}
+        }
+    }
+    (resol, offset)
+}
+
+/// Every reported frame of the capture at `path` (PGM, malformed PGM, unsupported notes).
+pub fn read_records(path: &Path, udp_ports: &[u16]) -> Result<Vec<Record>, DumpError> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    for_each_frame(path, |c| {
+        n += 1;
+        out.extend(decode_frame(c.linktype, n, c.time, c.data, udp_ports));
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Dumps the capture at `path` to `out` as text or JSON lines; stops after `count` PGM packets.
+///
+/// A closed output (e.g. piped into `head`) ends the dump quietly.
+pub fn dump(
+    path: &Path,
+    udp_ports: &[u16],
+    json: bool,
+    count: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<Summary, DumpError> {
+    let mut s = Summary::default();
+    if count == Some(0) {
+        return Ok(s);
+    }
+    let res = for_each_frame(path, |c| {
+        s.frames += 1;
+        let Some(rec) = decode_frame(c.linktype, s.frames, c.time, c.data, udp_ports) else {
+            return Ok(true);
+        };
+        if rec.is_pgm() {
+            s.pgm += 1;
+            let bad = match rec.parse() {
+                Some(r) => r.is_err(),
+                None => true,
+            };
+            s.malformed += u64::from(bad);
+        } else {
+            s.unsupported += 1;
+        }
+        let line = if json {
+            rec.to_json().to_string()
+        } else {
+            rec.to_text()
+        };
+        writeln!(out, "{line}").map_err(DumpError::Output)?;
+        Ok(!matches!(count, Some(c) if s.pgm >= c))
+    });
+    match res {
+        Err(DumpError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(s),
+        other => other?,
+    }
+    match out.flush() {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other.map_err(DumpError::Output)?,
+    }
+    Ok(s)
+}
+
+/// Runs `pgm-dump` with parsed `args`, writing to `out`.
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<Summary, DumpError> {
+    if let Some(iface) = &args.iface {
+        return Err(DumpError::LiveCaptureUnsupported(iface.clone()));
+    }
+    let path = args.pcap.as_deref().ok_or(DumpError::NoInput)?;
+    dump(path, &args.udp_ports, args.json, args.count, out)
+}
+
+/// Decodes a classic pcap from any reader (e.g. bytes in memory) into records, like
+/// [`read_records`] does for a file.
+pub fn records_from_pcap_reader<R: Read>(
+    reader: R,
+    udp_ports: &[u16],
+) -> Result<Vec<Record>, pcap_file::PcapError> {
+    let mut pr = PcapReader::new(reader)?;
+    let linktype = pr.header().datalink;
+    let mut out = Vec::new();
+    let mut n = 0;
+    while let Some(pkt) = pr.next_packet() {
+        let pkt = pkt?;
+        n += 1;
+        out.extend(decode_frame(
+            linktype,
+            n,
+            pkt.timestamp.as_secs_f64(),
+            &pkt.data,
+            udp_ports,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv6Addr, time::Duration};
+
+    use pgm::wire::{Data, Fragment, Gsi, Nak, NakList, Options, SeqNo, Spm};
+
+    use super::*;
+    use crate::frames;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const GRP: Ipv4Addr = Ipv4Addr::new(239, 192, 1, 1);
+
+    fn spm() -> Vec<u8> {
+        PacketRepr {
+            sport: 1000,
+            dport: 7500,
+            gsi: Gsi([1, 2, 3, 4, 5, 6]),
+            parity: false,
+            var_pktlen: false,
+            body: Body::Spm(Spm {
+                spm_sqn: SeqNo(7),
+                trail: SeqNo(1),
+                lead: SeqNo(9),
+                path: SRC.into(),
+            }),
+            options: Options {
+                fin: true,
+                ..Options::default()
+            },
+            payload: &[],
+        }
+        .to_vec()
+    }
+
+    fn fragment() -> Vec<u8> {
+        PacketRepr {
+            sport: 1000,
+            dport: 7500,
+            gsi: Gsi([0xb7, 0xc6, 0xd1, 0xbc, 0x03, 0x8a]),
+            parity: false,
+            var_pktlen: false,
+            body: Body::Odata(Data {
+                sqn: SeqNo(3),
+                trail: SeqNo(0),
+            }),
+            options: Options {
+                fragment: Some(Fragment {
+                    first_sqn: SeqNo(2),
+                    offset: 100,
+                    apdu_len: 300,
+                }),
+                ..Options::default()
+            },
+            payload: &[0x42; 100],
+        }
+        .to_vec()
+    }
+
+    fn nak() -> Vec<u8> {
+        PacketRepr {
+            sport: 7500,
+            dport: 1000,
+            gsi: Gsi([1, 2, 3, 4, 5, 6]),
+            parity: false,
+            var_pktlen: false,
+            body: Body::Nak(Nak {
+                sqn: SeqNo(5),
+                src_nla: SRC.into(),
+                grp_nla: GRP.into(),
+            }),
+            options: Options {
+                nak_list: Some(NakList::from_slice(&[SeqNo(6), SeqNo(8)])),
+                ..Options::default()
+            },
+            payload: &[],
+        }
+        .to_vec()
+    }
+
+    fn decode(link: DataLink, frame: &[u8], ports: &[u16]) -> Option<Record> {
+        decode_frame(link, 1, 1.5, frame, ports)
+    }
+
+    fn raw_eth(pgm: &[u8]) -> Vec<u8> {
+        frames::ethernet(ETHERTYPE_IPV4, &frames::ipv4(SRC, GRP, IPPROTO_PGM, pgm))
+    }
+
+    #[test]
+    fn ethernet_raw_pgm_json_has_every_key() {
+        let rec = decode(DataLink::ETHERNET, &raw_eth(&spm()), &[3055]).unwrap();
+        let j = rec.to_json();
+        assert_eq!(j["type"], "SPM");
+        assert_eq!(j["encap"], "raw");
+        assert_eq!(j["src"], "10.0.0.1");
+        assert_eq!(j["dst"], "239.192.1.1");
+        assert_eq!(j["sport"], 1000);
+        assert_eq!(j["dport"], 7500);
+        assert_eq!(j["gsi"], "010203040506");
+        assert_eq!(j["tsdu_len"], 0);
+        assert_eq!(j["checksum_ok"], true);
+        assert_eq!(j["sqn"], 7);
+        assert_eq!(j["trail"], 1);
+        assert_eq!(j["lead"], 9);
+        assert_eq!(j["nla"], "10.0.0.1");
+        assert_eq!(j["options"], json!(["OPT_LENGTH", "OPT_FIN"]));
+        assert_eq!(j["fin"], true);
+        assert_eq!(j["time"], 1.5);
+        assert_eq!(j["frame"], 1);
+        let t = rec.to_text();
+        assert!(
+            t.starts_with("1.500000 10.0.0.1.1000 > 239.192.1.1.7500 PGM SPM 1000>7500"),
+            "{t}"
+        );
+        assert!(t.contains("FIN"), "{t}");
+    }
+
+    #[test]
+    fn udp_encapsulated_fragment_and_nak() {
+        let ip = frames::udp4(SRC, GRP, 40000, 5555, &fragment());
+        let rec = decode(
+            DataLink::ETHERNET,
+            &frames::ethernet(ETHERTYPE_IPV4, &ip),
+            &[5555],
+        )
+        .unwrap();
+        let j = rec.to_json();
+        assert_eq!(j["type"], "ODATA");
+        assert_eq!(j["encap"], "udp");
+        assert_eq!(j["udp_sport"], 40000);
+        assert_eq!(j["udp_dport"], 5555);
+        assert_eq!(j["gsi"], "b7c6d1bc038a");
+        assert_eq!(j["tsdu_len"], 100);
+        assert_eq!(
+            j["fragment"],
+            json!({"first_sqn": 2, "offset": 100, "apdu_len": 300})
+        );
+        assert!(rec
+            .to_text()
+            .contains("10.0.0.1.40000 > 239.192.1.1.5555 UDP PGM ODATA"));
+        // Not on a listed port: skipped.
+        assert!(decode(
+            DataLink::ETHERNET,
+            &frames::ethernet(ETHERTYPE_IPV4, &ip),
+            &[3055]
+        )
+        .is_none());
+        // The source port matches too.
+        let ip = frames::udp4(SRC, GRP, 3055, 40000, &nak());
+        let j = decode(DataLink::RAW, &ip, &[3055]).unwrap().to_json();
+        assert_eq!(j["type"], "NAK");
+        assert_eq!(j["sqn"], 5);
+        assert_eq!(j["nak_list"], json!([6, 8]));
+        assert_eq!(j["nla"], "10.0.0.1");
+        assert_eq!(j["group"], "239.192.1.1");
+    }
+
+    #[test]
+    fn every_link_type() {
+        let ip = frames::ipv4(SRC, GRP, IPPROTO_PGM, &spm());
+        for (link, frame) in [
+            (DataLink::ETHERNET, frames::ethernet(ETHERTYPE_IPV4, &ip)),
+            (
+                DataLink::ETHERNET,
+                frames::ethernet_vlan(5, ETHERTYPE_IPV4, &ip),
+            ),
+            (DataLink::LINUX_SLL, frames::sll(ETHERTYPE_IPV4, &ip)),
+            (DataLink::LINUX_SLL2, frames::sll2(ETHERTYPE_IPV4, &ip)),
+            (DataLink::RAW, ip.clone()),
+            (DataLink::IPV4, ip.clone()),
+        ] {
+            let rec = decode(link, &frame, &[]).unwrap_or_else(|| panic!("{link:?}"));
+            assert_eq!(rec.to_json()["type"], "SPM", "{link:?}");
+        }
+        assert!(decode(DataLink::PPP, &ip, &[]).is_none());
+    }
+
+    #[test]
+    fn ipv6_gets_an_unsupported_note() {
+        let (a, b): (Ipv6Addr, Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "ff0e::1".parse().unwrap());
+        let v6 = frames::ipv6(a, b, IPPROTO_PGM, &spm());
+        let rec = decode(
+            DataLink::ETHERNET,
+            &frames::ethernet(ETHERTYPE_IPV6, &v6),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(rec.what, What::Unsupported("IPv6 is not supported yet"));
+        assert!(!rec.is_pgm());
+        let j = rec.to_json();
+        assert_eq!(j["type"], "UNSUPPORTED");
+        assert_eq!(j["src"], "2001:db8::1");
+        assert!(rec.to_text().contains("unsupported: IPv6"));
+        // UDP on a PGM port too, but not other IPv6 traffic.
+        let mut udp = vec![0x9c, 0x40, 0x0b, 0xef, 0, 24, 0, 0];
+        udp.extend_from_slice(&spm());
+        assert!(decode(
+            DataLink::RAW,
+            &frames::ipv6(a, b, IPPROTO_UDP, &udp),
+            &[3055]
+        )
+        .is_some());
+        assert!(decode(DataLink::RAW, &frames::ipv6(a, b, 58, &[0; 8]), &[3055]).is_none());
+    }
+
+    #[test]
+    fn non_pgm_is_skipped() {
+        let tcp = frames::ipv4(SRC, GRP, 6, &[0; 20]);
+        assert!(decode(
+            DataLink::ETHERNET,
+            &frames::ethernet(ETHERTYPE_IPV4, &tcp),
+            &[3055]
+        )
+        .is_none());
+        let arp = frames::ethernet(0x0806, &[0; 28]);
+        assert!(decode(DataLink::ETHERNET, &arp, &[3055]).is_none());
+        for n in 0..40 {
+            let _ = decode(DataLink::ETHERNET, &arp[..n.min(arp.len())], &[3055]);
+            let _ = decode(DataLink::LINUX_SLL2, &arp[..n.min(arp.len())], &[3055]);
+        }
+    }
+
+    #[test]
+    fn malformed_pgm_is_reported_and_padding_is_ignored() {
+        // Ethernet padding after a short PGM packet (SPMR, 16 bytes) is not part of it.
+        let spmr = PacketRepr {
+            sport: 7500,
+            dport: 1000,
+            gsi: Gsi([1, 2, 3, 4, 5, 6]),
+            parity: false,
+            var_pktlen: false,
+            body: Body::Spmr,
+            options: Options::default(),
+            payload: &[],
+        }
+        .to_vec();
+        let frame = raw_eth(&spmr);
+        assert_eq!(frame.len(), 60);
+        let j = decode(DataLink::ETHERNET, &frame, &[]).unwrap().to_json();
+        assert_eq!(j["type"], "SPMR");
+        assert_eq!(j["checksum_ok"], true);
+        // A truncated NAK: MALFORMED with the reason, src and dst.
+        let mut bad = nak();
+        bad.truncate(30);
+        let rec = decode(DataLink::ETHERNET, &raw_eth(&bad), &[]).unwrap();
+        assert!(rec.is_pgm());
+        let j = rec.to_json();
+        assert_eq!(j["type"], "MALFORMED");
+        assert!(j["reason"].as_str().unwrap().contains("truncated"), "{j}");
+        assert_eq!(j["src"], "10.0.0.1");
+        assert!(rec.to_text().contains("PGM MALFORMED"));
+        // A bad checksum is not malformed, just flagged.
+        let mut b = spm();
+        b[20] ^= 1;
+        let rec = decode(DataLink::ETHERNET, &raw_eth(&b), &[]).unwrap();
+        assert_eq!(rec.to_json()["checksum_ok"], false);
+        assert!(rec.to_text().ends_with("[bad cksum]"));
+        // The capture cut the packet short (snaplen).
+        let frame = raw_eth(&fragment());
+        let rec = decode(DataLink::ETHERNET, &frame[..80], &[]).unwrap();
+        assert!(matches!(rec.what, What::Malformed { .. }), "{rec:?}");
+        assert_eq!(rec.to_json()["type"], "MALFORMED");
+        // A UDP length past the datagram.
+        let mut ip = frames::udp4(SRC, GRP, 1, 3055, &spm());
+        ip[24..26].copy_from_slice(&999u16.to_be_bytes());
+        let rec = decode(DataLink::RAW, &ip, &[3055]).unwrap();
+        assert!(rec.to_json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("UDP length"));
+    }
+
+    #[test]
+    fn garbage_frames_never_panic() {
+        let seeds = [raw_eth(&spm()), raw_eth(&nak()), raw_eth(&fragment())];
+        for seed in &seeds {
+            for i in 0..seed.len() {
+                for v in [0u8, 0xff, 0x45, 0x71, 0x11] {
+                    let mut f = seed.clone();
+                    f[i] = v;
+                    for link in [DataLink::ETHERNET, DataLink::RAW, DataLink::LINUX_SLL] {
+                        if let Some(r) = decode(link, &f, &[3055]) {
+                            let _ = r.to_json();
+                            let _ = r.to_text();
+                        }
+                    }
+                }
+                let _ = decode(DataLink::ETHERNET, &seed[..i], &[3055]).map(|r| r.to_text());
+            }
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("pgm-dump-{}-{name}", std::process::id()))
+    }
+
+    fn write_capture(name: &str, frames: &[Vec<u8>]) -> PathBuf {
+        let path = temp(name);
+        let f: Vec<(Duration, Vec<u8>)> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (Duration::from_micros(1_000_000 + i as u64), f.clone()))
+            .collect();
+        frames::write_pcap(File::create(&path).unwrap(), DataLink::ETHERNET, &f).unwrap();
+        path
+    }
+
+    #[test]
+    fn dump_a_pcap_with_count_and_json() {
+        let arp = frames::ethernet(0x0806, &[0; 28]);
+        let path = write_capture(
+            "count.pcap",
+            &[raw_eth(&spm()), arp, raw_eth(&nak()), raw_eth(&fragment())],
+        );
+        let mut out = Vec::new();
+        let s = dump(&path, &[3055], true, None, &mut out).unwrap();
+        assert_eq!((s.frames, s.pgm, s.malformed), (4, 3, 0));
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1]["type"], "NAK");
+        assert_eq!(lines[1]["frame"], 3);
+        assert_eq!(lines[0]["time"], 1.0);
+        let mut out = Vec::new();
+        let s = dump(&path, &[3055], false, Some(2), &mut out).unwrap();
+        assert_eq!(s.pgm, 2);
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 2);
+        let mut out = Vec::new();
+        assert_eq!(
+            dump(&path, &[3055], false, Some(0), &mut out).unwrap().pgm,
+            0
+        );
+        assert!(out.is_empty());
+        let recs = read_records(&path, &[3055]).unwrap();
+        assert_eq!(recs.len(), 3);
+        let same = records_from_pcap_reader(File::open(&path).unwrap(), &[3055]).unwrap();
+        assert_eq!(recs, same);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let args = Args::try_parse_from(["pgm-dump", "--iface", "eth0"]).unwrap();
+        let e = run(&args, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, DumpError::LiveCaptureUnsupported(_)));
+        let msg = e.to_string();
+        assert!(msg.contains("later release") && msg.contains("tcpdump") && msg.contains("--pcap"));
+
+        let missing = temp("missing.pcap");
+        let e = dump(&missing, &[3055], false, None, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("cannot read"), "{e}");
+
+        let junk = temp("junk.pcap");
+        std::fs::write(&junk, b"this is not a capture file at all").unwrap();
+        let e = dump(&junk, &[3055], false, None, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("not a readable pcap"), "{e}");
+        std::fs::write(&junk, b"ab").unwrap();
+        assert!(dump(&junk, &[3055], false, None, &mut Vec::new()).is_err());
+
+        // A capture cut off inside a record: the packets before it are dumped, then an error.
+        let path = write_capture("cut.pcap", &[raw_eth(&spm()), raw_eth(&nak())]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        std::fs::write(&junk, &bytes).unwrap();
+        let mut out = Vec::new();
+        assert!(dump(&junk, &[3055], false, None, &mut out).is_err());
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+        std::fs::remove_file(&junk).unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        // An unsupported link type.
+        let path = temp("ppp.pcap");
+        frames::write_pcap(File::create(&path).unwrap(), DataLink::PPP, &[]).unwrap();
+        let e = dump(&path, &[3055], false, None, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("link type"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn args_defaults_and_repeats() {
+        let a = Args::try_parse_from(["pgm-dump", "--pcap", "x.pcap"]).unwrap();
+        assert_eq!(a.udp_ports, [DEFAULT_UDP_PORT]);
+        assert!(!a.json);
+        let a = Args::try_parse_from([
+            "pgm-dump",
+            "--pcap",
+            "x",
+            "--udp-port",
+            "7500",
+            "--udp-port",
+            "5555",
+            "--json",
+            "--count",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(a.udp_ports, [7500, 5555]);
+        assert_eq!(a.count, Some(3));
+        assert!(Args::try_parse_from(["pgm-dump"]).is_err());
+        assert!(Args::try_parse_from(["pgm-dump", "--pcap", "x", "--iface", "eth0"]).is_err());
+    }
+
+    #[test]
+    fn pcapng_timestamps_use_if_tsresol() {
+        use pcap_file::pcapng::{
+            blocks::{
+                enhanced_packet::EnhancedPacketBlock,
+                interface_description::InterfaceDescriptionBlock,
+            },
+            PcapNgWriter,
+        };
+        let path = temp("ng.pcapng");
+        let mut w = PcapNgWriter::new(File::create(&path).unwrap()).unwrap();
+        let mut idb = InterfaceDescriptionBlock::new(DataLink::ETHERNET, 65535);
+        idb.options.push(InterfaceDescriptionOption::IfTsResol(9));
+        w.write_pcapng_block(idb).unwrap();
+        let frame = raw_eth(&spm());
+        // pcap-file stores the raw units as "nanoseconds": 2.5 s in ns units.
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_millis(2500),
+            original_len: frame.len() as u32,
+            data: frame.clone().into(),
+            options: vec![],
+        })
+        .unwrap();
+        drop(w);
+        let recs = read_records(&path, &[]).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert!((recs[0].time - 2.5).abs() < 1e-9, "{}", recs[0].time);
+        std::fs::remove_file(&path).unwrap();
+    }
+}
