@@ -9,13 +9,17 @@ pub mod event;
 pub mod rate;
 pub mod receiver;
 pub mod sim;
+pub mod socket;
 pub mod source;
 pub mod time;
 pub mod transmit;
+pub mod transport;
 pub mod wire;
 
 pub use config::{JoinPolicy, Mtu, NakTiming, ReceiverConfig, SourceConfig};
 pub use event::Event;
 pub use receiver::{Receiver, ReceiverStats};
 pub use source::{SendError, Source, SourceStats};
+pub use socket::{Endpoint, RecvEvent, RecvSocket, SendSocket, SocketOptions};
 pub use transmit::Transmit;
+pub use transport::Transport;

@@ -99,6 +99,7 @@ fn repr(
     .to_vec()
 }
 
+#[allow(clippy::too_many_lines, reason = "one arm per kind of step")]
 fn packet(s: &Step, payload: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
     Some(match s {
         Step::Odata {

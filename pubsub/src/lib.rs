@@ -1,4 +1,47 @@
-//! Brokerless publish/subscribe over PGM and EPGM.
+//! Brokerless publish/subscribe over PGM and EPGM, wire-compatible with libzmq 4.3.4's
+//! `pgm://` and `epgm://` transports (a libzmq SUB can read a [`Publisher`], a [`Subscriber`]
+//! can read a libzmq PUB).
 //!
-//! Publisher/subscriber API, libzmq v1 framing with batching, and topic-prefix filtering come here
-//! (issue 5).
+//! ```no_run
+//! use std::time::Duration;
+//! use pubsub::{Options, Publisher, RecvEvent, Subscriber};
+//!
+//! let opts = Options::default();
+//! let mut sub = Subscriber::connect("epgm://eth0;239.192.1.1:5555", &opts)?;
+//! sub.subscribe(b"md.AAPL");
+//! let publisher = Publisher::connect("epgm://eth0;239.192.1.1:5555", &opts)?;
+//! publisher.send(b"md.AAPL", b"bid 189.20")?;
+//! publisher.flush()?;
+//! match sub.recv_timeout(Duration::from_secs(1))? {
+//!     RecvEvent::Message(m) => println!("{:?} {:?}", m.topic(), m.body()),
+//!     RecvEvent::Gap { tsi, lost } => println!("lost {lost} packets from {tsi}: resync"),
+//!     _ => {}
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The crate is split the sans-IO way (style brief §9):
+//!
+//! - [`frame`]: libzmq v1 frames (pure).
+//! - [`encoder`]: messages → APDUs with libzmq's offset field, batched with a linger (pure).
+//! - [`decoder`]: APDUs per publisher → complete, filtered messages; join, resync and gap
+//!   reporting (pure).
+//! - [`filter`]: reference-counted topic prefixes (pure).
+//! - [`Publisher`] and [`Subscriber`]: thin wrappers that move APDUs between those and the
+//!   transport sockets of the `pgm`/`epgm` crates.
+
+pub mod decoder;
+pub mod encoder;
+pub mod filter;
+pub mod frame;
+mod options;
+mod publisher;
+mod subscriber;
+
+pub use decoder::{Decoder, DecoderConfig, DecoderStats, Message, RecvEvent};
+pub use encoder::{Encoder, EncoderConfig, EncoderStats};
+pub use filter::Filter;
+pub use options::{ConnectError, Options};
+pub use pgm::{wire::Tsi, SocketOptions};
+pub use publisher::{Publisher, PublisherStats, SendError};
+pub use subscriber::{RecvError, Subscriber, SubscriberStats};

@@ -103,6 +103,9 @@ pub struct SocketOptions {
     pub gsi: Option<Gsi>,
     /// Fixed data-source port instead of a random one.
     pub sport: Option<u16>,
+    /// Drop this fraction of received packets at random (seeded), before the engine sees them:
+    /// loss for demos and tests where nftables is not available (no root).
+    pub simulated_recv_loss: Option<(f64, u64)>,
 }
 
 impl Default for SocketOptions {
@@ -124,6 +127,7 @@ impl Default for SocketOptions {
             recv_queue: 64 << 20,
             gsi: None,
             sport: None,
+            simulated_recv_loss: None,
         }
     }
 }
@@ -306,13 +310,14 @@ pub fn default_gsi() -> Gsi {
     } else {
         0
     };
-    let hash = name[..len]
-        .iter()
-        .fold(0x811c_9dc5_u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = name[..len].iter().fold(0x811c_9dc5_u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     let pid = std::process::id() as u16;
-    let [a, b, c, d] = hash.to_be_bytes();
-    let [e, f] = pid.to_be_bytes();
-    Gsi([a, b, c, d, e, f])
+    let mut gsi = [0u8; 6];
+    gsi[..4].copy_from_slice(&hash.to_be_bytes());
+    gsi[4..].copy_from_slice(&pid.to_be_bytes());
+    Gsi(gsi)
 }
 
 /// A random data-source port, never 0 and never `dport` (OpenPGM `pgm_bind3`).

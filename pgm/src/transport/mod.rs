@@ -10,7 +10,10 @@
 //! Addresses are [`IpAddr`] throughout; the transports in this workspace support IPv4 only
 //! today and report IPv6 as [`TransportError::Ipv6NotSupported`].
 
+mod lossy;
 pub mod raw;
+
+pub use lossy::Lossy;
 
 use std::{
     ffi::CStr,
@@ -45,6 +48,8 @@ pub struct TransportStats {
     pub truncated: u64,
     /// Packets whose IP header or ancillary data could not be read.
     pub malformed: u64,
+    /// Packets dropped on purpose by [`Lossy`].
+    pub simulated_loss: u64,
 }
 
 /// A way to send and receive PGM packets; implemented by [`raw::RawTransport`] and by the
@@ -146,12 +151,14 @@ pub fn interfaces() -> io::Result<Vec<Interface>> {
         let addr = match family {
             libc::AF_INET => {
                 // SAFETY: the family is AF_INET, so this is a sockaddr_in.
-                let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+                let sin: libc::sockaddr_in =
+                    unsafe { std::ptr::read_unaligned(ifa.ifa_addr.cast()) };
                 IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
             }
             libc::AF_INET6 => {
                 // SAFETY: the family is AF_INET6, so this is a sockaddr_in6.
-                let sin6 = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in6>() };
+                let sin6: libc::sockaddr_in6 =
+                    unsafe { std::ptr::read_unaligned(ifa.ifa_addr.cast()) };
                 IpAddr::V6(sin6.sin6_addr.s6_addr.into())
             }
             _ => continue,
@@ -179,9 +186,7 @@ pub fn find_interface(spec: &str) -> io::Result<Option<Interface>> {
     if let Ok(addr) = spec.parse::<IpAddr>() {
         return Ok(all.into_iter().find(|i| i.addr == addr));
     }
-    Ok(all
-        .into_iter()
-        .find(|i| i.name == spec && i.addr.is_ipv4()))
+    Ok(all.into_iter().find(|i| i.name == spec && i.addr.is_ipv4()))
 }
 
 /// What a multicast transport is asked to open; shared by raw PGM and EPGM.
@@ -280,7 +285,9 @@ mod tests {
         assert!(by_name.loopback);
         assert_eq!(by_name.addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(by_name.index > 0);
-        let by_addr = find_interface("127.0.0.1").unwrap().expect("127.0.0.1 exists");
+        let by_addr = find_interface("127.0.0.1")
+            .unwrap()
+            .expect("127.0.0.1 exists");
         assert_eq!(by_addr.name, "lo");
         assert!(find_interface("no-such-if0").unwrap().is_none());
         assert!(find_interface("203.0.113.77").unwrap().is_none());

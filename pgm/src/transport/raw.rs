@@ -92,9 +92,8 @@ impl Transport for RawTransport {
         loop {
             // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and recv only writes
             // initialised bytes into the buffer.
-            let uninit = unsafe {
-                &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>])
-            };
+            let uninit =
+                unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
             let n = match self.sock.recv_with_flags(uninit, libc::MSG_TRUNC) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),

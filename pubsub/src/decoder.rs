@@ -1,0 +1,737 @@
+//! Subscriber-side framing: APDUs of each publisher (TSI) → filtered, complete messages.
+//!
+//! Each TSI gets a [`StreamDecoder`] that follows libzmq's receiver
+//! (`src/pgm_receiver.cpp:in_event`, interop-notes §4.3):
+//!
+//! - **Unjoined** (a new peer, or after a loss or a decode error): APDUs whose offset is
+//!   [`NO_OFFSET`] are skipped. Otherwise the offset must be ≤ the stream bytes in the APDU
+//!   (libzmq asserts; here a bad one is dropped and counted) and decoding starts there.
+//! - **Joined**: every stream byte after the offset field is decoded; the offset is ignored.
+//! - **Decode error** (frame size 0, a message over the size limit): the rest of the APDU is
+//!   dropped, the partial message too, and the stream is unjoined.
+//! - **Loss** reported by the transport ([`Decoder::handle_loss`]): the partial message is
+//!   dropped, the stream unjoined, and a [`RecvEvent::Gap`] tells the application (libzmq
+//!   tells it nothing), so e.g. a market-data client knows to resync its book.
+//!
+//! Frames and messages may span APDUs. The [`Filter`] is applied to a message's first frame as
+//! soon as the bytes that decide it have arrived ([`Filter::decision_len`]); a rejected message
+//! is skipped without buffering anything more. A frame body that lies inside one APDU is handed
+//! out as a [`Bytes`] slice of that APDU (no copy); only bodies cut across APDUs are assembled.
+//! A message longer than [`DecoderConfig::max_message_size`] is a decode error, so a hostile
+//! length cannot make the decoder allocate without bound.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use pgm::wire::Tsi;
+
+use crate::{
+    encoder::{NO_OFFSET, OFFSET_LEN},
+    filter::Filter,
+    frame::{FrameError, FrameHeader, LONG_HEADER_LEN},
+};
+
+/// Default [`DecoderConfig::max_message_size`]: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// The most a spanning frame pre-allocates; larger bodies grow as their bytes arrive, so a
+/// header alone never costs more than this.
+const PREALLOC_LIMIT: usize = 64 << 10;
+
+/// Limits of a [`Decoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// Most body bytes (all frames together) a delivered message may have; a longer one is a
+    /// decode error (libzmq's ZMQ_MAXMSGSIZE, which it applies per frame). Messages the filter
+    /// rejects are skipped whatever their size.
+    pub max_message_size: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+/// A complete message from one publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The publisher's session.
+    pub tsi: Tsi,
+    /// The frames, topic first; never empty.
+    pub frames: Vec<Bytes>,
+}
+
+impl Message {
+    /// The first frame: the topic the filter matched.
+    pub fn topic(&self) -> &Bytes {
+        &self.frames[0]
+    }
+
+    /// The frames after the topic.
+    pub fn body(&self) -> &[Bytes] {
+        &self.frames[1..]
+    }
+}
+
+/// What a subscriber receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvEvent {
+    /// A complete message that passed the filter.
+    Message(Message),
+    /// Data from `tsi` was lost for good: `lost` sequence numbers (APDUs) could not be
+    /// repaired. Any message in progress from that publisher was dropped, and messages resume
+    /// at the next message start it sends.
+    Gap {
+        /// The publisher.
+        tsi: Tsi,
+        /// Sequence numbers lost.
+        lost: u32,
+    },
+}
+
+/// Why decoding a stream failed; the stream unjoins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A bad frame header.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The message would exceed [`DecoderConfig::max_message_size`].
+    #[error("message longer than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Counters of a [`Decoder`] (all publishers together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecoderStats {
+    /// APDUs handed in.
+    pub apdus: u64,
+    /// Messages delivered.
+    pub received: u64,
+    /// Messages skipped by the filter.
+    pub filtered_out: u64,
+    /// Loss notices (each one is a [`RecvEvent::Gap`]).
+    pub gaps: u64,
+    /// Sequence numbers reported lost in those notices.
+    pub lost_sqns: u64,
+    /// Decode errors (each unjoins the stream): bad frames, oversize messages.
+    pub decode_errors: u64,
+    /// APDUs dropped because the offset pointed past their end.
+    pub bad_offsets: u64,
+    /// APDUs too short to hold the offset field (0 or 1 byte).
+    pub short_apdus: u64,
+    /// APDUs skipped while unjoined because no message started in them.
+    pub skipped_unjoined: u64,
+    /// Times a stream (re)joined at an offset.
+    pub joins: u64,
+}
+
+/// A frame body still arriving.
+#[derive(Debug)]
+struct Body {
+    /// Body bytes still to come.
+    remaining: u64,
+    /// The frame's MORE flag.
+    more: bool,
+    /// The bytes so far; stays empty while the message is skipped.
+    buf: BytesMut,
+    /// First frame only: the filter decides once `buf` holds this many bytes.
+    undecided: Option<usize>,
+}
+
+/// The decoding state of one publisher's stream; see the [module docs](self).
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    joined: bool,
+    /// A frame header cut by the end of an APDU: its bytes so far.
+    hdr: [u8; LONG_HEADER_LEN],
+    hdr_len: usize,
+    /// Inside a frame body cut by the end of an APDU.
+    body: Option<Body>,
+    /// Complete frames of the message in progress.
+    frames: Vec<Bytes>,
+    /// Body bytes of the message in progress, for the size limit.
+    msg_len: u64,
+    /// The last frame had MORE: the next frame belongs to the same message.
+    continuing: bool,
+    /// The message in progress was rejected by the filter.
+    skipping: bool,
+}
+
+/// Where one APDU's bytes go.
+struct Sink<'a> {
+    tsi: Tsi,
+    filter: &'a Filter,
+    limit: usize,
+    stats: &'a mut DecoderStats,
+    events: &'a mut VecDeque<RecvEvent>,
+}
+
+impl StreamDecoder {
+    /// An unjoined stream.
+    pub fn new() -> Self {
+        StreamDecoder::default()
+    }
+
+    /// True once decoding started at a message boundary and no loss or error happened since.
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    /// Forgets any partial message and header and waits for the next APDU with an offset.
+    pub fn unjoin(&mut self) {
+        self.joined = false;
+        self.hdr_len = 0;
+        self.body = None;
+        self.frames.clear();
+        self.msg_len = 0;
+        self.continuing = false;
+        self.skipping = false;
+    }
+
+    /// Handles one APDU (offset field included).
+    fn handle_apdu(&mut self, apdu: &Bytes, sink: &mut Sink<'_>) {
+        let Some(&[hi, lo]) = apdu.get(..OFFSET_LEN) else {
+            // libzmq aborts on this; a stream byte may be missing, so resync.
+            sink.stats.short_apdus += 1;
+            self.unjoin();
+            return;
+        };
+        let start = if self.joined {
+            OFFSET_LEN
+        } else {
+            let offset = u16::from_be_bytes([hi, lo]);
+            if offset == NO_OFFSET {
+                sink.stats.skipped_unjoined += 1;
+                return;
+            }
+            let at = OFFSET_LEN + usize::from(offset);
+            if at > apdu.len() {
+                sink.stats.bad_offsets += 1;
+                return;
+            }
+            self.joined = true;
+            sink.stats.joins += 1;
+            at
+        };
+        if self.feed(apdu, start, sink).is_err() {
+            sink.stats.decode_errors += 1;
+            self.unjoin();
+        }
+    }
+
+    /// Decodes `data[pos..]`, which continues the stream exactly where the last call stopped.
+    fn feed(
+        &mut self,
+        data: &Bytes,
+        mut pos: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), DecodeError> {
+        while pos < data.len() {
+            if let Some(body) = &mut self.body {
+                // Continue a body cut by the previous APDU.
+                let avail = (data.len() - pos) as u64;
+                let n = body.remaining.min(avail) as usize;
+                if !self.skipping {
+                    body.buf.extend_from_slice(&data[pos..pos + n]);
+                }
+                pos += n;
+                body.remaining -= n as u64;
+                if let Some(k) = body.undecided {
+                    if body.buf.len() >= k {
+                        body.undecided = None;
+                        if !sink.filter.matches(&body.buf[..k]) {
+                            self.skipping = true;
+                            sink.stats.filtered_out += 1;
+                            body.buf = BytesMut::new();
+                        } else if self.msg_len > sink.limit as u64 {
+                            return Err(DecodeError::TooLarge { limit: sink.limit });
+                        } else {
+                            body.buf.reserve(prealloc(body.remaining));
+                        }
+                    }
+                }
+                if body.remaining == 0 {
+                    let more = body.more;
+                    let buf = std::mem::take(&mut body.buf);
+                    self.body = None;
+                    self.end_frame(buf.freeze(), more, sink);
+                }
+                continue;
+            }
+
+            // A frame header, possibly completing one cut by the previous APDU.
+            let hdr = if self.hdr_len == 0 {
+                let Some((hdr, used)) = FrameHeader::parse(&data[pos..])? else {
+                    let rest = &data[pos..];
+                    self.hdr[..rest.len()].copy_from_slice(rest);
+                    self.hdr_len = rest.len();
+                    return Ok(());
+                };
+                pos += used;
+                hdr
+            } else {
+                let need = FrameHeader::needed(self.hdr[0]);
+                let n = (need - self.hdr_len).min(data.len() - pos);
+                self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&data[pos..pos + n]);
+                self.hdr_len += n;
+                pos += n;
+                if self.hdr_len < need {
+                    return Ok(());
+                }
+                self.hdr_len = 0;
+                match FrameHeader::parse(&self.hdr[..need])? {
+                    Some((hdr, _)) => hdr,
+                    // `need` bytes always parse; treat the impossible as a bad stream.
+                    None => return Err(FrameError::ZeroSize.into()),
+                }
+            };
+            pos = self.start_frame(hdr, data, pos, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a frame whose header ended at `pos`; returns the position after what it consumed.
+    fn start_frame(
+        &mut self,
+        hdr: FrameHeader,
+        data: &Bytes,
+        pos: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<usize, DecodeError> {
+        let first = !self.continuing;
+        self.msg_len = self.msg_len.saturating_add(hdr.body_len);
+        let avail = data.len() - pos;
+        // Bytes of this frame that decide the filter (first frame only).
+        let mut undecided = None;
+        if first {
+            let k = sink.filter.decision_len(hdr.body_len);
+            if k <= avail {
+                if !sink.filter.matches(&data[pos..pos + k]) {
+                    self.skipping = true;
+                    sink.stats.filtered_out += 1;
+                }
+            } else {
+                undecided = Some(k);
+            }
+        }
+        // A skipped message may be any size: nothing of it is kept.
+        if !self.skipping && undecided.is_none() && self.msg_len > sink.limit as u64 {
+            return Err(DecodeError::TooLarge { limit: sink.limit });
+        }
+        if hdr.body_len <= avail as u64 {
+            let end = pos + hdr.body_len as usize;
+            // Zero copy: the body is a view of the APDU.
+            let body = if self.skipping {
+                Bytes::new()
+            } else {
+                data.slice(pos..end)
+            };
+            self.end_frame(body, hdr.more, sink);
+            return Ok(end);
+        }
+        let mut buf = BytesMut::new();
+        if !self.skipping {
+            let hint = undecided.map_or(hdr.body_len, |k| k as u64);
+            buf.reserve(prealloc(hint));
+            buf.extend_from_slice(&data[pos..]);
+        }
+        self.body = Some(Body {
+            remaining: hdr.body_len - avail as u64,
+            more: hdr.more,
+            buf,
+            undecided,
+        });
+        Ok(data.len())
+    }
+
+    fn end_frame(&mut self, body: Bytes, more: bool, sink: &mut Sink<'_>) {
+        if !self.skipping {
+            self.frames.push(body);
+        }
+        if more {
+            self.continuing = true;
+            return;
+        }
+        if !self.skipping {
+            sink.stats.received += 1;
+            sink.events.push_back(RecvEvent::Message(Message {
+                tsi: sink.tsi,
+                frames: std::mem::take(&mut self.frames),
+            }));
+        }
+        self.frames.clear();
+        self.continuing = false;
+        self.skipping = false;
+        self.msg_len = 0;
+    }
+}
+
+/// Capacity to reserve up front for `len` body bytes.
+fn prealloc(len: u64) -> usize {
+    usize::try_from(len).map_or(PREALLOC_LIMIT, |l| l.min(PREALLOC_LIMIT))
+}
+
+/// Decodes the APDU streams of every publisher and filters them; sans-IO.
+///
+/// Feed it the transport's events ([`Decoder::handle_data`], [`Decoder::handle_loss`],
+/// [`Decoder::handle_peer_gone`]) and drain [`Decoder::poll_event`].
+#[derive(Debug, Default)]
+pub struct Decoder {
+    config: DecoderConfig,
+    filter: Filter,
+    streams: HashMap<Tsi, StreamDecoder>,
+    events: VecDeque<RecvEvent>,
+    stats: DecoderStats,
+}
+
+impl Decoder {
+    /// A decoder with no subscriptions (it delivers nothing until [`Decoder::filter_mut`]
+    /// subscribes something).
+    pub fn new(config: DecoderConfig) -> Self {
+        Decoder {
+            config,
+            ..Decoder::default()
+        }
+    }
+
+    /// The subscriptions.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// The subscriptions, to change them. A change applies from the next message start on.
+    pub fn filter_mut(&mut self) -> &mut Filter {
+        &mut self.filter
+    }
+
+    /// Handles one APDU (an ODATA/RDATA payload, offset field included) from `tsi`.
+    pub fn handle_data(&mut self, tsi: Tsi, apdu: &Bytes) {
+        self.stats.apdus += 1;
+        let stream = self.streams.entry(tsi).or_default();
+        let mut sink = Sink {
+            tsi,
+            filter: &self.filter,
+            limit: self.config.max_message_size,
+            stats: &mut self.stats,
+            events: &mut self.events,
+        };
+        stream.handle_apdu(apdu, &mut sink);
+    }
+
+    /// Handles the transport's notice that `lost` sequence numbers from `tsi` will never
+    /// arrive: drops the partial message, unjoins, and queues a [`RecvEvent::Gap`].
+    pub fn handle_loss(&mut self, tsi: Tsi, lost: u32) {
+        if let Some(s) = self.streams.get_mut(&tsi) {
+            s.unjoin();
+        }
+        self.stats.gaps += 1;
+        self.stats.lost_sqns += u64::from(lost);
+        self.events.push_back(RecvEvent::Gap { tsi, lost });
+    }
+
+    /// Forgets a publisher that went away (its partial message, if any, is dropped).
+    pub fn handle_peer_gone(&mut self, tsi: Tsi) {
+        self.streams.remove(&tsi);
+    }
+
+    /// The next message or gap, in arrival order.
+    pub fn poll_event(&mut self) -> Option<RecvEvent> {
+        self.events.pop_front()
+    }
+
+    /// Events waiting in [`Decoder::poll_event`].
+    pub fn pending(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when `tsi`'s stream is joined.
+    pub fn is_joined(&self, tsi: &Tsi) -> bool {
+        self.streams.get(tsi).is_some_and(StreamDecoder::is_joined)
+    }
+
+    /// Publishers with decoding state.
+    pub fn peers(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DecoderStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pgm::wire::Gsi;
+
+    use super::*;
+
+    const TSI: Tsi = Tsi::new(Gsi([0xb7, 0xc6, 0xd1, 0xbc, 0x03, 0x8a]), 0xf3c5);
+
+    fn all() -> Decoder {
+        let mut d = Decoder::new(DecoderConfig::default());
+        d.filter_mut().subscribe(b"");
+        d
+    }
+
+    fn events(d: &mut Decoder) -> Vec<RecvEvent> {
+        std::iter::from_fn(|| d.poll_event()).collect()
+    }
+
+    fn msgs(d: &mut Decoder) -> Vec<Vec<Vec<u8>>> {
+        events(d)
+            .into_iter()
+            .map(|e| match e {
+                RecvEvent::Message(m) => m.frames.iter().map(|f| f.to_vec()).collect(),
+                RecvEvent::Gap { .. } => panic!("unexpected gap"),
+            })
+            .collect()
+    }
+
+    fn apdu(bytes: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(bytes)
+    }
+
+    #[test]
+    fn single_apdu_is_zero_copy() {
+        let mut d = all();
+        let a = apdu(b"\x00\x00\x06\x01topic\x08\x00payload");
+        d.handle_data(TSI, &a);
+        let Some(RecvEvent::Message(m)) = d.poll_event() else {
+            panic!("no message")
+        };
+        assert_eq!(m.tsi, TSI);
+        assert_eq!(m.topic(), &b"topic"[..]);
+        assert_eq!(m.body(), [Bytes::from_static(b"payload")]);
+        // Both frames point into the APDU's buffer.
+        let range = a.as_ptr() as usize..a.as_ptr() as usize + a.len();
+        for f in &m.frames {
+            assert!(range.contains(&(f.as_ptr() as usize)));
+        }
+    }
+
+    #[test]
+    fn unjoined_skips_ffff_then_joins_at_offset() {
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\xff\xff\x02\x00a"));
+        assert!(!d.is_joined(&TSI));
+        // Offset 3 skips the tail "\x02\x00b" of a message we never saw the start of.
+        d.handle_data(TSI, &apdu(b"\x00\x03\x02\x00b\x02\x00c"));
+        assert!(d.is_joined(&TSI));
+        assert_eq!(msgs(&mut d), [[b"c".to_vec()]]);
+        let s = d.stats();
+        assert_eq!((s.skipped_unjoined, s.joins, s.received), (1, 1, 1));
+    }
+
+    #[test]
+    fn offset_equal_to_payload_len_joins_at_the_end() {
+        // libzmq writes this when an APDU ends with a message tail and nothing else is queued.
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x03xyz"));
+        assert!(d.is_joined(&TSI));
+        d.handle_data(TSI, &apdu(b"\x00\x00\x02\x00q"));
+        assert_eq!(msgs(&mut d), [[b"q".to_vec()]]);
+    }
+
+    #[test]
+    fn offset_beyond_payload_is_dropped_and_counted() {
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x04xyz"));
+        d.handle_data(TSI, &apdu(b"\xff\xfe\x02\x00a"));
+        assert!(!d.is_joined(&TSI));
+        assert_eq!(d.stats().bad_offsets, 2);
+        assert!(events(&mut d).is_empty());
+    }
+
+    #[test]
+    fn short_apdus_are_counted_and_unjoin() {
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x00\x02\x01a"));
+        d.handle_data(TSI, &apdu(b""));
+        d.handle_data(TSI, &apdu(b"\x00"));
+        assert_eq!(d.stats().short_apdus, 2);
+        assert!(!d.is_joined(&TSI));
+        assert!(events(&mut d).is_empty());
+    }
+
+    #[test]
+    fn zero_size_frame_is_a_decode_error_then_resync() {
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x00\x02\x00a\x00\x00\x02\x00b"));
+        assert_eq!(
+            msgs(&mut d),
+            [[b"a".to_vec()]],
+            "b after the error is dropped"
+        );
+        assert_eq!(d.stats().decode_errors, 1);
+        assert!(!d.is_joined(&TSI));
+        d.handle_data(TSI, &apdu(b"\xff\xff\x02\x00z"));
+        d.handle_data(TSI, &apdu(b"\x00\x00\x02\x00c"));
+        assert_eq!(msgs(&mut d), [[b"c".to_vec()]]);
+    }
+
+    #[test]
+    fn huge_long_length_is_refused_without_allocating() {
+        let mut d = all();
+        d.handle_data(
+            TSI,
+            &apdu(b"\x00\x00\xff\x7f\xff\xff\xff\xff\xff\xff\xff\x00abc"),
+        );
+        d.handle_data(
+            TSI,
+            &apdu(b"\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x00"),
+        );
+        assert_eq!(d.stats().decode_errors, 2);
+        assert!(events(&mut d).is_empty());
+    }
+
+    #[test]
+    fn huge_length_split_across_apdus_is_refused() {
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x00\xff\x7f\xff"));
+        assert_eq!(d.stats().decode_errors, 0);
+        d.handle_data(TSI, &apdu(b"\xff\xff\xff\xff\xff\xff\xff\x00abc"));
+        assert_eq!(d.stats().decode_errors, 1);
+    }
+
+    #[test]
+    fn size_limit_counts_all_frames_of_a_message() {
+        let mut d = Decoder::new(DecoderConfig {
+            max_message_size: 4,
+        });
+        d.filter_mut().subscribe(b"");
+        d.handle_data(TSI, &apdu(b"\x00\x00\x03\x01ab\x03\x00cd"));
+        assert_eq!(msgs(&mut d).len(), 1, "exactly at the limit");
+        d.handle_data(TSI, &apdu(b"\x00\x00\x03\x01ab\x04\x00cde"));
+        assert!(events(&mut d).is_empty());
+        assert_eq!(d.stats().decode_errors, 1);
+    }
+
+    #[test]
+    fn oversize_message_rejected_by_filter_is_just_skipped() {
+        let mut d = Decoder::new(DecoderConfig {
+            max_message_size: 4,
+        });
+        d.filter_mut().subscribe(b"b");
+        d.handle_data(TSI, &apdu(b"\x00\x00\x0b\x00aaaaaaaaaa\x02\x00b"));
+        assert_eq!(msgs(&mut d), [[b"b".to_vec()]]);
+        let s = d.stats();
+        assert_eq!((s.decode_errors, s.filtered_out), (0, 1));
+    }
+
+    #[test]
+    fn oversize_message_split_topic_decided_late() {
+        let mut d = Decoder::new(DecoderConfig {
+            max_message_size: 4,
+        });
+        d.filter_mut().subscribe(b"abc");
+        // A 9-byte first frame whose topic bytes arrive one APDU at a time.
+        d.handle_data(TSI, &apdu(b"\x00\x00\x0a\x00a"));
+        d.handle_data(TSI, &apdu(b"\xff\xffb"));
+        assert_eq!(d.stats().decode_errors, 0);
+        d.handle_data(TSI, &apdu(b"\xff\xffc"));
+        assert_eq!(d.stats().decode_errors, 1);
+    }
+
+    #[test]
+    fn filter_rejects_whole_multipart_message() {
+        let mut d = Decoder::new(DecoderConfig::default());
+        d.filter_mut().subscribe(b"md.A");
+        d.handle_data(
+            TSI,
+            &apdu(b"\x00\x00\x05\x01md.B\x02\x01x\x02\x00y\x05\x01md.A\x02\x00z"),
+        );
+        assert_eq!(msgs(&mut d), [[b"md.A".to_vec(), b"z".to_vec()]]);
+        assert_eq!(d.stats().filtered_out, 1);
+    }
+
+    #[test]
+    fn nothing_subscribed_delivers_nothing() {
+        let mut d = Decoder::new(DecoderConfig::default());
+        d.handle_data(TSI, &apdu(b"\x00\x00\x02\x00a\x02\x00b"));
+        assert!(events(&mut d).is_empty());
+        assert_eq!(d.stats().filtered_out, 2);
+    }
+
+    #[test]
+    fn filter_decides_on_a_topic_cut_across_apdus() {
+        let mut d = Decoder::new(DecoderConfig::default());
+        d.filter_mut().subscribe(b"abcd");
+        // Topic "abcdef" arrives as "ab" | "cdef"; then a rejected topic "abXdef" likewise.
+        d.handle_data(TSI, &apdu(b"\x00\x00\x07\x00ab"));
+        d.handle_data(TSI, &apdu(b"\xff\xffcdef\x07\x00ab"));
+        d.handle_data(TSI, &apdu(b"\xff\xffXdef"));
+        assert_eq!(msgs(&mut d), [[b"abcdef".to_vec()]]);
+        assert_eq!(d.stats().filtered_out, 1);
+    }
+
+    #[test]
+    fn frames_and_headers_span_apdus() {
+        let mut d = all();
+        let mut stream = Vec::new();
+        crate::frame::encode_message(&[vec![1u8; 300], vec![2u8; 3]], &mut stream);
+        // Cut inside the long header, then inside the body, then inside the second header.
+        let cuts = [0usize, 4, 150, 311, stream.len()];
+        for w in cuts.windows(2) {
+            let mut a = if w[0] == 0 {
+                vec![0, 0]
+            } else {
+                vec![0xff, 0xff]
+            };
+            a.extend_from_slice(&stream[w[0]..w[1]]);
+            d.handle_data(TSI, &Bytes::from(a));
+        }
+        assert_eq!(msgs(&mut d), [[vec![1u8; 300], vec![2u8; 3]]]);
+    }
+
+    #[test]
+    fn loss_drops_partial_message_and_reports_gap() {
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x00\x02\x00a\x05\x00ab"));
+        d.handle_loss(TSI, 3);
+        d.handle_data(TSI, &apdu(b"\xff\xff\x02\x00c"));
+        d.handle_data(TSI, &apdu(b"\x00\x01d\x02\x00e"));
+        assert_eq!(
+            events(&mut d),
+            [
+                RecvEvent::Message(Message {
+                    tsi: TSI,
+                    frames: vec![Bytes::from_static(b"a")]
+                }),
+                RecvEvent::Gap { tsi: TSI, lost: 3 },
+                RecvEvent::Message(Message {
+                    tsi: TSI,
+                    frames: vec![Bytes::from_static(b"e")]
+                }),
+            ]
+        );
+        let s = d.stats();
+        assert_eq!((s.gaps, s.lost_sqns, s.joins), (1, 3, 2));
+    }
+
+    #[test]
+    fn streams_are_per_tsi() {
+        let other = Tsi::new(TSI.gsi, 1);
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x00\x04\x00ab"));
+        d.handle_data(other, &apdu(b"\x00\x00\x02\x00x"));
+        d.handle_loss(other, 1);
+        d.handle_data(TSI, &apdu(b"\xff\xffc"));
+        let ev = events(&mut d);
+        assert_eq!(ev.len(), 3);
+        assert!(
+            matches!(&ev[2], RecvEvent::Message(m) if m.tsi == TSI && m.frames[0] == b"abc"[..])
+        );
+        d.handle_peer_gone(other);
+        assert_eq!(d.peers(), 1);
+    }
+}

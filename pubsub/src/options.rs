@@ -1,0 +1,121 @@
+//! Options of a [`crate::Publisher`] or [`crate::Subscriber`], and the errors of opening one.
+
+use std::time::Duration;
+
+use pgm::{socket::OpenError, Mtu, SocketOptions};
+
+use crate::{decoder::DEFAULT_MAX_MESSAGE_SIZE, encoder::DEFAULT_LINGER};
+
+/// Options of both sides; each side reads the fields it needs. Build with
+/// [`Options::default`] and the `with_*` methods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// The transport's options (rate, TPDU, hops, NAK timing, socket buffers, GSI…).
+    pub socket: SocketOptions,
+    /// Publisher: how long a part-filled APDU waits for more messages; zero sends every
+    /// message as its own APDU(s) at once.
+    pub batch_linger: Duration,
+    /// Publisher: largest APDU, offset field included. `None` takes libzmq's `PGM_MSS` for the
+    /// TPDU and scheme (1428 for epgm, 1436 for pgm at 1500). At most the transport's
+    /// unfragmented TSDU, so an APDU is never fragmented.
+    pub max_payload: Option<usize>,
+    /// Subscriber: largest message (all frames) delivered; longer ones are decode errors.
+    pub max_message_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            socket: SocketOptions::default(),
+            batch_linger: DEFAULT_LINGER,
+            max_payload: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+impl Options {
+    /// Sets [`Options::socket`].
+    #[must_use]
+    pub fn with_socket(mut self, socket: SocketOptions) -> Self {
+        self.socket = socket;
+        self
+    }
+
+    /// Sets [`Options::batch_linger`].
+    #[must_use]
+    pub fn with_batch_linger(mut self, linger: Duration) -> Self {
+        self.batch_linger = linger;
+        self
+    }
+
+    /// Sets [`Options::max_payload`].
+    #[must_use]
+    pub fn with_max_payload(mut self, max_payload: usize) -> Self {
+        self.max_payload = Some(max_payload);
+        self
+    }
+
+    /// Sets [`Options::max_message_size`].
+    #[must_use]
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The APDU size a publisher uses over a transport with `ip_overhead` header bytes.
+    pub(crate) fn payload_for(&self, ip_overhead: usize) -> Result<usize, ConnectError> {
+        let mtu = Mtu {
+            mtu: self.socket.tpdu,
+            ip_overhead,
+        };
+        let limit = mtu.max_tsdu();
+        let want = self.max_payload.unwrap_or_else(|| mtu.max_fragment_tsdu());
+        if want > limit || want < crate::encoder::MIN_PAYLOAD {
+            return Err(ConnectError::MaxPayload {
+                max_payload: want,
+                limit,
+            });
+        }
+        Ok(want)
+    }
+}
+
+/// Why a publisher or subscriber could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The endpoint, the transport options, or the OS refused.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// [`Options::max_payload`] does not fit one unfragmented packet.
+    #[error("max_payload {max_payload} outside 3..={limit} (one unfragmented packet)")]
+    MaxPayload {
+        /// What was asked for (or derived from the TPDU).
+        max_payload: usize,
+        /// The transport's largest unfragmented TSDU.
+        limit: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_payload_is_libzmq_pgm_mss() {
+        let o = Options::default();
+        assert_eq!(o.payload_for(28).unwrap(), 1428);
+        assert_eq!(o.payload_for(20).unwrap(), 1436);
+        assert_eq!(
+            o.clone().with_max_payload(1448).payload_for(28).unwrap(),
+            1448
+        );
+        assert!(matches!(
+            o.clone().with_max_payload(1449).payload_for(28),
+            Err(ConnectError::MaxPayload { limit: 1448, .. })
+        ));
+        assert!(o.with_max_payload(2).payload_for(28).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! [`Subscriber`]: a [`Decoder`] over a transport [`RecvSocket`].
+//!
+//! Decoding and filtering run on the application's thread, inside `recv`: the transport hands
+//! over whole APDUs as [`bytes::Bytes`], the decoder slices messages out of them without copying
+//! and skips the ones the filter rejects.
+
+use std::time::Duration;
+
+use pgm::socket::{self, Clock, Endpoint, RecvSocket, RecvStats, Role};
+
+use crate::{
+    decoder::{Decoder, DecoderConfig, DecoderStats, RecvEvent},
+    options::{ConnectError, Options},
+};
+
+pub use pgm::socket::RecvError;
+
+/// Counters of a [`Subscriber`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscriberStats {
+    /// Framing and filtering: received, filtered_out, gaps, decode errors…
+    pub decoder: DecoderStats,
+    /// The transport (engine and IO).
+    pub transport: RecvStats,
+}
+
+/// How long a receive may wait.
+#[derive(Clone, Copy)]
+enum Wait {
+    Forever,
+    /// Until this much time after the clock's epoch.
+    Until(Duration),
+    No,
+}
+
+/// Receives messages from every publisher on an endpoint, filtered by topic prefix, like a
+/// libzmq SUB.
+///
+/// A new subscriber delivers nothing until [`Subscriber::subscribe`] is called (the empty
+/// prefix subscribes to everything). Subscriptions stay local: nothing is sent upstream.
+#[derive(Debug)]
+pub struct Subscriber {
+    sock: RecvSocket,
+    dec: Decoder,
+    clock: Clock,
+}
+
+impl Subscriber {
+    /// Opens a subscriber on `endpoint`: `pgm://IFACE;GROUP:PORT` (raw IP, needs CAP_NET_RAW)
+    /// or `epgm://IFACE;GROUP:PORT` (UDP).
+    pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
+        let endpoint = Endpoint::parse(endpoint).map_err(socket::OpenError::from)?;
+        let transport = epgm::open_transport(&endpoint, &options.socket, Role::Receiver)?;
+        let sock = RecvSocket::open(&endpoint, &options.socket, transport)?;
+        Ok(Subscriber {
+            sock,
+            dec: Decoder::new(DecoderConfig {
+                max_message_size: options.max_message_size,
+            }),
+            clock: Clock::new(),
+        })
+    }
+
+    /// Same as [`Subscriber::connect`]: for PGM, libzmq treats `bind` as `connect`.
+    pub fn bind(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
+        Self::connect(endpoint, options)
+    }
+
+    /// Adds a subscription: messages whose first frame starts with `prefix` are delivered.
+    /// Subscribing twice needs two unsubscribes. Applies from the next message start.
+    pub fn subscribe(&mut self, prefix: impl AsRef<[u8]>) {
+        self.dec.filter_mut().subscribe(prefix);
+    }
+
+    /// Drops one reference to a subscription; false when it was not subscribed.
+    pub fn unsubscribe(&mut self, prefix: impl AsRef<[u8]>) -> bool {
+        self.dec.filter_mut().unsubscribe(prefix)
+    }
+
+    /// The next message or gap, waiting as long as it takes.
+    pub fn recv(&mut self) -> Result<RecvEvent, RecvError> {
+        self.next(Wait::Forever)
+    }
+
+    /// The next message or gap, or [`RecvError::Timeout`] after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<RecvEvent, RecvError> {
+        self.next(Wait::Until(self.clock.elapsed() + timeout))
+    }
+
+    /// The next message or gap if one is ready, else [`RecvError::Empty`].
+    pub fn try_recv(&mut self) -> Result<RecvEvent, RecvError> {
+        self.next(Wait::No)
+    }
+
+    fn next(&mut self, wait: Wait) -> Result<RecvEvent, RecvError> {
+        loop {
+            if let Some(ev) = self.dec.poll_event() {
+                return Ok(ev);
+            }
+            let ev = match wait {
+                Wait::Forever => self.sock.recv()?,
+                Wait::No => self.sock.try_recv()?,
+                Wait::Until(deadline) => {
+                    let left = deadline.saturating_sub(self.clock.elapsed());
+                    if left.is_zero() {
+                        return Err(RecvError::Timeout);
+                    }
+                    self.sock.recv_timeout(left)?
+                }
+            };
+            match ev {
+                socket::RecvEvent::Data { tsi, data } => self.dec.handle_data(tsi, &data),
+                socket::RecvEvent::Loss { tsi, count, .. } => self.dec.handle_loss(tsi, count),
+                socket::RecvEvent::PeerExpired { tsi } => self.dec.handle_peer_gone(tsi),
+                // A new peer starts unjoined on its first data; nothing to do before that.
+                _ => {}
+            }
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SubscriberStats {
+        SubscriberStats {
+            decoder: self.dec.stats(),
+            transport: self.sock.stats(),
+        }
+    }
+
+    /// Stops the transport. Queued data is dropped. Calling it again does nothing.
+    pub fn close(&mut self) {
+        self.sock.close();
+    }
+}

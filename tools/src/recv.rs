@@ -1,0 +1,450 @@
+//! `pgm-recv`: print messages from a PGM/EPGM endpoint, or verify numbered test messages.
+
+use std::{
+    collections::HashMap,
+    io::{self, Write},
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::Parser;
+use pgm::{
+    socket::{Clock, RecvError, RecvEvent, RecvSocket},
+    wire::Tsi,
+};
+
+use crate::send::{
+    check_test_message, json_line, report_error, round3, CommonArgs, Progress, ToolError,
+};
+
+/// Idle timeout when `--count` or `--verify` is given and `--timeout` is not.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `pgm-recv` arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgm-recv",
+    version,
+    about = "Receive from a PGM or EPGM endpoint: print each message as a line, or verify test messages",
+    after_help = "ENDPOINT is pgm://IFACE;GROUP:PORT (raw IP, needs root or CAP_NET_RAW) or \
+                  epgm://IFACE;GROUP:PORT (UDP port PORT).\n\
+                  Timeout: with --count or --verify, pgm-recv exits after 10 s without data \
+                  unless --timeout says otherwise; without either it waits forever unless \
+                  --timeout is given. --timeout 0 means forever.\n\
+                  --verify prints one JSON line at the end: received, gaps, duplicates, corrupt, \
+                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, first_seq, last_seq, senders, \
+                  parse_errors, checksum_errors; \
+                  it exits 1 when gaps, corrupt or unrecoverable are not 0 or fewer than --count \
+                  messages arrived."
+)]
+pub struct RecvArgs {
+    /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
+    pub endpoint: String,
+    /// Exit after N messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit after this many seconds without data (see below for the default).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Check test messages (from pgm-send --count) instead of printing them.
+    #[arg(long)]
+    pub verify: bool,
+    /// Options shared with pgm-send.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl RecvArgs {
+    /// The idle timeout in force; `None` waits forever.
+    pub fn idle_timeout(&self) -> Result<Option<Duration>, ToolError> {
+        match self.timeout {
+            Some(0.0) => Ok(None),
+            Some(t) if t > 0.0 && t < 1e9 => Ok(Some(Duration::from_secs_f64(t))),
+            Some(t) => Err(ToolError::Usage(format!("--timeout {t} is not a duration"))),
+            None if self.count.is_some() || self.verify => Ok(Some(DEFAULT_TIMEOUT)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Per-sender state of the verifier.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    /// The sequence number expected next.
+    next: u64,
+}
+
+/// Checks test messages per sender (TSI): order, gaps, duplicates and CRC.
+///
+/// Data from one TSI arrives in order, so a number below the expected one is a duplicate and a
+/// number above it leaves a gap. A sender first heard mid-stream starts wherever it is heard;
+/// a restarted sender has a new TSI and starts over at 0 without counting anything.
+#[derive(Debug, Default, Clone)]
+pub struct Verifier {
+    sessions: HashMap<Tsi, Session>,
+    /// Messages delivered (valid or not).
+    pub received: u64,
+    /// Test sequence numbers skipped.
+    pub gaps: u64,
+    /// Messages at or below a number already seen.
+    pub duplicates: u64,
+    /// Messages that are too short or fail their CRC.
+    pub corrupt: u64,
+    /// Sequence numbers (packets) the engine reported lost.
+    pub unrecoverable: u64,
+    /// The first test sequence number seen.
+    pub first_seq: Option<u64>,
+    /// The last test sequence number seen.
+    pub last_seq: Option<u64>,
+}
+
+impl Verifier {
+    /// A verifier that has seen nothing.
+    pub fn new() -> Self {
+        Verifier::default()
+    }
+
+    /// Checks one message from `tsi`.
+    pub fn on_data(&mut self, tsi: Tsi, msg: &[u8]) {
+        self.received += 1;
+        let Ok(seq) = check_test_message(msg) else {
+            self.corrupt += 1;
+            return;
+        };
+        self.first_seq.get_or_insert(seq);
+        self.last_seq = Some(seq);
+        let s = self.sessions.entry(tsi).or_insert(Session { next: seq });
+        if seq < s.next {
+            self.duplicates += 1;
+            return;
+        }
+        self.gaps += seq - s.next;
+        s.next = seq + 1;
+    }
+
+    /// Counts `count` sequence numbers the engine gave up on.
+    pub fn on_loss(&mut self, count: u32) {
+        self.unrecoverable += u64::from(count);
+    }
+
+    /// Senders seen.
+    pub fn senders(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when nothing was missing or corrupt.
+    pub fn is_clean(&self) -> bool {
+        self.gaps == 0 && self.corrupt == 0 && self.unrecoverable == 0
+    }
+
+    /// The one JSON line.
+    pub fn to_json(&self, elapsed_s: f64, engine: &EngineCounts) -> String {
+        let rate = if elapsed_s > 0.0 {
+            self.received as f64 / elapsed_s
+        } else {
+            0.0
+        };
+        json_line(&[
+            ("received", self.received.into()),
+            ("gaps", self.gaps.into()),
+            ("duplicates", self.duplicates.into()),
+            ("corrupt", self.corrupt.into()),
+            ("unrecoverable", self.unrecoverable.into()),
+            ("elapsed_s", round3(elapsed_s).into()),
+            ("msgs_per_s", rate.round().into()),
+            ("naks_sent", engine.naks_sent.into()),
+            ("first_seq", self.first_seq.into()),
+            ("last_seq", self.last_seq.into()),
+            ("senders", self.senders().into()),
+            ("parse_errors", engine.parse_errors.into()),
+            ("checksum_errors", engine.checksum_errors.into()),
+        ])
+    }
+}
+
+/// Receiver engine counters that go into the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineCounts {
+    /// NAK packets sent.
+    pub naks_sent: u64,
+    /// Packets that failed to parse.
+    pub parse_errors: u64,
+    /// Packets that failed the checksum.
+    pub checksum_errors: u64,
+}
+
+/// How a `pgm-recv` run ended.
+#[derive(Debug, Clone)]
+pub struct RecvOutcome {
+    /// The verifier's counts (in print mode only `received` and `unrecoverable`).
+    pub verifier: Verifier,
+    /// Seconds from the first to the last message.
+    pub elapsed_s: f64,
+    /// Engine counters.
+    pub engine: EngineCounts,
+    /// `--count` was given and not reached.
+    pub short: bool,
+}
+
+impl RecvOutcome {
+    /// 0 when all is well; 1 when messages are missing, corrupt or fewer than `--count`.
+    pub fn exit_code(&self, verify: bool) -> u8 {
+        let bad = self.short || (verify && !self.verifier.is_clean());
+        u8::from(bad)
+    }
+}
+
+/// Runs `pgm-recv`, printing messages to `out` (unless verifying).
+pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, ToolError> {
+    let idle = args.idle_timeout()?;
+    let opts = args.common.socket_options();
+    let mut sock = epgm::open_receiver(&args.endpoint, &opts)?;
+    if !args.common.quiet {
+        eprintln!("pgm-recv: listening on {}", sock.endpoint());
+    }
+    let clock = Clock::new();
+    let mut progress = Progress::new(clock, !args.common.quiet);
+    let mut v = Verifier::new();
+    let mut bytes = 0u64;
+    let (mut first, mut last) = (None, clock.elapsed());
+    let mut idle_since = clock.elapsed();
+    let wanted = args.count.unwrap_or(u64::MAX);
+    while v.received < wanted {
+        let ev = match next_event(&sock, out) {
+            Ok(ev) => ev,
+            Err(RecvError::Empty) => {
+                let waited = clock.elapsed().saturating_sub(idle_since);
+                let wait = match idle {
+                    Some(limit) if waited >= limit => break,
+                    Some(limit) => limit.saturating_sub(waited).min(progress.until_next()),
+                    None => progress.until_next(),
+                };
+                match sock.recv_timeout(wait.max(Duration::from_millis(1))) {
+                    Ok(ev) => ev,
+                    Err(RecvError::Timeout) => {
+                        tick(&mut progress, &sock, &v, bytes);
+                        continue;
+                    }
+                    Err(e) => return Err(ToolError::Io(io::Error::other(e))),
+                }
+            }
+            Err(e) => return Err(ToolError::Io(io::Error::other(e))),
+        };
+        match ev {
+            RecvEvent::Data { tsi, data } => {
+                let now = clock.elapsed();
+                first.get_or_insert(now);
+                last = now;
+                idle_since = now;
+                bytes += data.len() as u64;
+                if args.verify {
+                    v.on_data(tsi, &data);
+                } else {
+                    v.received += 1;
+                    out.write_all(&String::from_utf8_lossy(&data).into_owned().into_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            RecvEvent::Loss { tsi, count, first } => {
+                v.on_loss(count);
+                if !args.common.quiet {
+                    eprintln!("pgm-recv: {tsi}: {count} packets lost from sqn {}", first.0);
+                }
+            }
+            RecvEvent::PeerJoined { tsi } if !args.common.quiet => {
+                eprintln!("pgm-recv: sender {tsi} joined");
+            }
+            RecvEvent::PeerExpired { tsi } if !args.common.quiet => {
+                eprintln!("pgm-recv: sender {tsi} left");
+            }
+            _ => {}
+        }
+        if v.received.is_multiple_of(256) {
+            tick(&mut progress, &sock, &v, bytes);
+        }
+    }
+    out.flush()?;
+    let elapsed_s = first.map_or(0.0, |f| last.saturating_sub(f).as_secs_f64());
+    let stats = sock.stats();
+    sock.close();
+    Ok(RecvOutcome {
+        short: args.count.is_some_and(|c| v.received < c),
+        verifier: v,
+        elapsed_s,
+        engine: EngineCounts {
+            naks_sent: stats.engine.naks_sent,
+            parse_errors: stats.engine.parse_errors,
+            checksum_errors: stats.engine.checksum_errors,
+        },
+    })
+}
+
+/// The next queued event; flushes `out` before reporting that none is queued, so printed lines
+/// appear as soon as the stream pauses.
+fn next_event(sock: &RecvSocket, out: &mut dyn Write) -> Result<RecvEvent, RecvError> {
+    match sock.try_recv() {
+        Err(RecvError::Empty) => {
+            out.flush().map_err(|e| RecvError::Failed(e.to_string()))?;
+            Err(RecvError::Empty)
+        }
+        r => r,
+    }
+}
+
+fn tick(progress: &mut Progress, sock: &RecvSocket, v: &Verifier, bytes: u64) {
+    progress.tick("pgm-recv", v.received, bytes, || {
+        let s = sock.stats();
+        format!(
+            "naks {}, repaired {}, lost {}",
+            s.engine.naks_sent, s.engine.repaired, s.engine.lost_sqns
+        )
+    });
+}
+
+/// `pgm-recv`'s main: runs, prints the JSON line when verifying, maps errors to exit codes.
+pub fn recv_main(args: &RecvArgs) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match run_recv(args, &mut out) {
+        Ok(o) => {
+            if args.verify
+                && writeln!(out, "{}", o.verifier.to_json(o.elapsed_s, &o.engine)).is_err()
+            {
+                return ExitCode::FAILURE;
+            }
+            if out.flush().is_err() {
+                return ExitCode::FAILURE;
+            }
+            if o.short && !args.common.quiet {
+                eprintln!(
+                    "pgm-recv: timed out with {} of {} messages",
+                    o.verifier.received,
+                    args.count.unwrap_or(0)
+                );
+            }
+            ExitCode::from(o.exit_code(args.verify))
+        }
+        Err(e) => {
+            let _ = out.flush();
+            report_error("pgm-recv", &e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pgm::wire::Gsi;
+
+    use super::*;
+    use crate::send::fill_test_message;
+
+    fn msg(seq: u64) -> Vec<u8> {
+        let mut b = vec![0; 32];
+        fill_test_message(seq, &mut b);
+        b
+    }
+
+    fn tsi(n: u16) -> Tsi {
+        Tsi::new(Gsi([1, 2, 3, 4, 5, 6]), n)
+    }
+
+    #[test]
+    fn in_order_is_clean() {
+        let mut v = Verifier::new();
+        for i in 0..100 {
+            v.on_data(tsi(1), &msg(i));
+        }
+        assert!(v.is_clean());
+        assert_eq!((v.received, v.duplicates), (100, 0));
+        assert_eq!((v.first_seq, v.last_seq), (Some(0), Some(99)));
+    }
+
+    #[test]
+    fn late_start_is_not_a_gap_but_holes_are() {
+        let mut v = Verifier::new();
+        for i in [500, 501, 505, 506] {
+            v.on_data(tsi(1), &msg(i));
+        }
+        assert_eq!(v.gaps, 3);
+        assert_eq!(v.first_seq, Some(500));
+        assert!(!v.is_clean());
+    }
+
+    #[test]
+    fn duplicates_and_corruption_are_counted() {
+        let mut v = Verifier::new();
+        v.on_data(tsi(1), &msg(0));
+        v.on_data(tsi(1), &msg(1));
+        v.on_data(tsi(1), &msg(1));
+        v.on_data(tsi(1), &msg(0));
+        let mut bad = msg(2);
+        bad[20] ^= 0xff;
+        v.on_data(tsi(1), &bad);
+        v.on_data(tsi(1), b"short");
+        assert_eq!((v.duplicates, v.corrupt, v.gaps), (2, 2, 0));
+        assert_eq!(v.received, 6);
+        assert!(!v.is_clean());
+    }
+
+    #[test]
+    fn senders_are_checked_separately() {
+        let mut v = Verifier::new();
+        // Two interleaved senders, then the first restarts (new TSI, from 0 again).
+        for i in 0..10 {
+            v.on_data(tsi(1), &msg(i));
+            v.on_data(tsi(2), &msg(1000 + i));
+        }
+        for i in 0..10 {
+            v.on_data(tsi(3), &msg(i));
+        }
+        assert!(v.is_clean(), "{v:?}");
+        assert_eq!(v.duplicates, 0);
+        assert_eq!(v.senders(), 3);
+    }
+
+    #[test]
+    fn losses_are_unrecoverable() {
+        let mut v = Verifier::new();
+        v.on_loss(3);
+        assert_eq!(v.unrecoverable, 3);
+        assert!(!v.is_clean());
+        let counts = EngineCounts {
+            naks_sent: 4,
+            ..EngineCounts::default()
+        };
+        let line = v.to_json(1.0, &counts);
+        assert!(line.starts_with(r#"{"received":0,"gaps":0,"#), "{line}");
+        let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(j["unrecoverable"], 3);
+        assert_eq!(j["naks_sent"], 4);
+        assert!(j["first_seq"].is_null());
+        for k in [
+            "received",
+            "gaps",
+            "duplicates",
+            "corrupt",
+            "elapsed_s",
+            "msgs_per_s",
+            "last_seq",
+            "senders",
+            "parse_errors",
+            "checksum_errors",
+        ] {
+            assert!(j.get(k).is_some(), "{k}");
+        }
+    }
+
+    #[test]
+    fn timeout_defaults() {
+        let mut a = RecvArgs::parse_from(["pgm-recv", "epgm://lo;239.1.1.1:5"]);
+        assert_eq!(a.idle_timeout().unwrap(), None);
+        a.count = Some(5);
+        assert_eq!(a.idle_timeout().unwrap(), Some(DEFAULT_TIMEOUT));
+        a.timeout = Some(0.0);
+        assert_eq!(a.idle_timeout().unwrap(), None);
+        a.timeout = Some(-1.0);
+        assert!(a.idle_timeout().is_err());
+        let v = RecvArgs::parse_from(["pgm-recv", "--verify", "--timeout", "2.5", "x"]);
+        assert_eq!(v.idle_timeout().unwrap(), Some(Duration::from_millis(2500)));
+    }
+}
