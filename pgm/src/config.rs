@@ -136,7 +136,7 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
-    /// Defaults for a LAN: unpaced, 16 Ki-sqn / 32 MiB window, millisecond heartbeats.
+    /// Defaults for a LAN: unpaced, 64 Ki-sqn / 32 MiB window, millisecond heartbeats.
     pub fn new(tsi: Tsi, dport: u16, group: IpAddr, nla: IpAddr) -> Self {
         SourceConfig {
             tsi,
@@ -145,7 +145,7 @@ impl SourceConfig {
             nla,
             mtu: Mtu::UDP_1500,
             max_apdu: MAX_APDU as usize,
-            txw_sqns: 16 * 1024,
+            txw_sqns: 64 * 1024,
             txw_max_bytes: 32 << 20,
             rate: None,
             rdata_rate: None,
@@ -210,7 +210,7 @@ impl ReceiverConfig {
             spmr_expiry: Duration::from_millis(5),
             peer_expiry: Duration::from_mins(5),
             fin_linger: Duration::from_secs(2),
-            rxw_sqns: 16 * 1024,
+            rxw_sqns: 64 * 1024,
             rxw_max_bytes: 32 << 20,
             max_peers: 1024,
             max_apdu: MAX_APDU as usize,

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 use crate::{
-    config::{JoinPolicy, ReceiverConfig},
+    config::{JoinPolicy, NakTiming, ReceiverConfig},
     event::Event,
     time::Instant,
     wire::{
@@ -186,22 +186,8 @@ impl Receiver {
             .min()
     }
 
-    /// RFC 3208 §6.3: NAK_RB_IVL, drawn at random over `[0, NAK_BO_IVL]`.
-    ///
-    /// With `nak.bo_bias` λ > 0 the draw follows a truncated exponential density ∝ e^(λt/T)
-    /// (Nonnenmacher & Biersack, "Scalable feedback for large groups"): few receivers fire
-    /// early, so the first NAK's NCF reaches the rest before their timers expire. λ = 0 is the
-    /// uniform draw OpenPGM uses.
     fn backoff(&mut self, now: Instant) -> Instant {
-        let t = self.cfg.nak.bo_ivl.as_secs_f64();
-        let lambda = self.cfg.nak.bo_bias;
-        let u: f64 = self.rng.gen();
-        let x = if lambda > 0.0 {
-            (u * lambda.exp_m1()).ln_1p() / lambda
-        } else {
-            u
-        };
-        now + Duration::from_secs_f64(t * x)
+        backoff(&mut self.rng, &self.cfg.nak, now)
     }
 
     /// Feeds one received packet. `src` is its IP source, `dst` its IP destination.
@@ -303,7 +289,6 @@ impl Receiver {
         payload: &[u8],
     ) {
         let rxw_sqns = self.cfg.rxw_sqns.max(1);
-        let deadline = self.backoff(now);
         let join = self.cfg.join;
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
@@ -336,8 +321,12 @@ impl Receiver {
         }
         if d.sqn.diff(w.lead()) > 0 {
             // A gap: every sqn in it backs off until the same random deadline, so one NAK
-            // (with OPT_NAK_LIST) asks for the whole burst.
-            w.extend_missing(d.sqn.sub(1), deadline, Phase::BackOff);
+            // (with OPT_NAK_LIST) asks for the whole burst. (Drawn only for gaps: the draw
+            // costs more than the rest of in-order delivery.)
+            if d.sqn.diff(w.lead()) > 1 {
+                let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                w.extend_missing(d.sqn.sub(1), deadline, Phase::BackOff);
+            }
             w.push(Bytes::copy_from_slice(payload), fragment);
         } else {
             match w.insert(d.sqn, Bytes::copy_from_slice(payload), fragment) {
@@ -358,7 +347,6 @@ impl Receiver {
     /// RFC 3208 §6.1: an SPM names the NAK target and the window edges.
     fn on_spm(&mut self, now: Instant, tsi: Tsi, dst: IpAddr, spm: &Spm, options: &Options) {
         let rxw_sqns = self.cfg.rxw_sqns.max(1);
-        let deadline = self.backoff(now);
         let join = self.cfg.join;
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
@@ -401,6 +389,7 @@ impl Receiver {
             if ahead >= rxw_sqns {
                 w.jump(spm.lead.sub(rxw_sqns - 1), &mut self.delivered);
             }
+            let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
             w.extend_missing(spm.lead, deadline, Phase::BackOff);
         }
         w.source_trail(spm.trail);
@@ -621,4 +610,22 @@ impl Receiver {
             }
         }
     }
+}
+
+/// RFC 3208 §6.3: NAK_RB_IVL, drawn at random over `[0, NAK_BO_IVL]`.
+///
+/// With `nak.bo_bias` λ > 0 the draw follows a truncated exponential density ∝ e^(λt/T)
+/// (Nonnenmacher & Biersack, "Scalable feedback for large groups"): few receivers fire early,
+/// so the first NAK's NCF reaches the rest before their timers expire. λ = 0 is the uniform
+/// draw OpenPGM uses.
+fn backoff(rng: &mut SmallRng, nak: &NakTiming, now: Instant) -> Instant {
+    let t = nak.bo_ivl.as_secs_f64();
+    let lambda = nak.bo_bias;
+    let u: f64 = rng.gen();
+    let x = if lambda > 0.0 {
+        (u * lambda.exp_m1()).ln_1p() / lambda
+    } else {
+        u
+    };
+    now + Duration::from_secs_f64(t * x)
 }
