@@ -49,6 +49,8 @@ pub struct ReceiverStats {
     pub too_old: u64,
     /// SPMs accepted.
     pub spm_received: u64,
+    /// SPMs whose window edges leapt further than a whole receive window, not acted on.
+    pub spm_leaps_ignored: u64,
     /// NCFs received for known peers.
     pub ncf_received: u64,
     /// NAK packets sent.
@@ -383,6 +385,14 @@ impl Receiver {
                 Window::new(spm.lead.next().sub(span))
             }
         });
+        // An SPM that moves the window by more than its whole size is not believed: only data
+        // may do that (an SPM is small and easy to forge; data at least has to be sent at the
+        // rate the real session runs). A real jump shows up with the next ODATA.
+        let leap = |to: SeqNo| to.diff(w.lead()) > 0 && to.distance_from(w.lead()) > rxw_sqns;
+        if leap(spm.lead) || leap(spm.trail) {
+            self.stats.spm_leaps_ignored += 1;
+            return;
+        }
         // The lead reveals sqns we never saw (the last packets before a pause).
         if spm.lead.diff(w.lead()) > 0 {
             let ahead = spm.lead.distance_from(w.trail);
