@@ -69,14 +69,14 @@ impl Loss {
     fn rule(self, counter: &str) -> Option<String> {
         let cond = match self {
             Loss::None | Loss::Random(0) | Loss::Burst { len: 0, .. } => return None,
-            Loss::Random(p) => format!("numgen random mod 1000 < {}", p.min(1000)),
-            Loss::Burst { every, len } => {
-                let every = every.max(1);
-                format!("numgen inc mod {every} < {}", len.min(every))
-            }
+            // nftables rejects "< 1000" after "mod 1000" (range 0-999): 100 % is unconditional.
+            Loss::Random(p) if p >= 1000 => String::new(),
+            Loss::Burst { every, len } if len >= every => String::new(),
+            Loss::Random(p) => format!("numgen random mod 1000 < {p} "),
+            Loss::Burst { every, len } => format!("numgen inc mod {every} < {len} "),
         };
         Some(format!(
-            "meta l4proto {{ 17, 113 }} {cond} counter name \"{counter}\" drop"
+            "meta l4proto {{ 17, 113 }} {cond}counter name \"{counter}\" drop"
         ))
     }
 }

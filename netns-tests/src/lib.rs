@@ -7,7 +7,10 @@
 //! - [`peer`]: builds the OpenPGM interop peer (`peers/openpgm_peer.c`) against Debian's
 //!   `libpgm-dev` and caches the binary under the cargo target directory.
 //! - [`pair`]: one OpenPGM sender and one receiver on a LAN, with their JSON summaries.
-//! - [`tshark`]: PGM packet-type counts of a pcap (checks the capture fixture).
+//! - [`tshark`]: PGM packet-type counts of a pcap (checks the capture fixture) and the capture
+//!   checks of the end-to-end tests (checksums, malformed packets, expert info).
+//! - [`tools`]: builds and runs our `pgm-send` / `pgm-recv` on a LAN.
+//! - [`spray`]: the garbage sprayer behind the `pgm-spray` binary (hardening tests).
 //! - [`require_root`]: tests that need namespaces call it first and return early when not root.
 //!
 //! Traffic only ever flows inside namespaces created here.
@@ -16,7 +19,10 @@ pub mod lan;
 pub mod pair;
 pub mod peer;
 pub mod proc;
+pub mod spray;
+pub mod tools;
 pub mod tshark;
+pub mod zmq;
 
 use std::time::Instant;
 

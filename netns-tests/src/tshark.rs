@@ -5,6 +5,7 @@
 //! bytes (the type is byte 4 of the PGM header).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -129,4 +130,169 @@ pub fn pgm_type_counts(pcap: &Path, port: u16) -> Result<BTreeMap<String, usize>
         add(format!("{name} [not dissected by tshark]"));
     }
     Ok(counts)
+}
+
+/// The verdict of [`check_capture`] on one pcap.
+#[derive(Debug, Default, Clone)]
+pub struct CaptureReport {
+    /// PGM packets dissected by tshark (ICMP quotes excluded).
+    pub dissected: usize,
+    /// Header-only packets tshark 4.0 leaves undissected (SPMRs), not counted as problems.
+    pub spmr_undissected: usize,
+    /// Packets by type as in [`pgm_type_counts`] (dissected ones only).
+    pub types: BTreeMap<String, usize>,
+    /// Frames whose PGM checksum tshark found bad (or could not verify).
+    pub bad_checksum: Vec<String>,
+    /// Frames tshark marked malformed.
+    pub malformed: Vec<String>,
+    /// Frames with expert info of severity warning or error.
+    pub expert: Vec<String>,
+    /// PGM-port/protocol frames tshark did not dissect as PGM (other than SPMRs).
+    pub undissected: Vec<String>,
+    /// ICMP errors quoting PGM (e.g. port unreachable), excluded from the checks above.
+    pub icmp: usize,
+}
+
+impl CaptureReport {
+    /// True when no packet had a bad checksum, was malformed, carried warning/error expert
+    /// info or was left undissected (SPMRs excepted).
+    pub fn is_clean(&self) -> bool {
+        self.bad_checksum.is_empty()
+            && self.malformed.is_empty()
+            && self.expert.is_empty()
+            && self.undissected.is_empty()
+    }
+
+    /// A multi-line summary listing up to 10 frames of each problem.
+    pub fn describe(&self) -> String {
+        let list = |v: &[String]| {
+            let mut s = v
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n      ");
+            if v.len() > 10 {
+                let _ = write!(s, "\n      … {} more", v.len() - 10);
+            }
+            s
+        };
+        format!(
+            "{} PGM packets dissected, {} undissected SPMRs, {} ICMP quotes; types {:?}\n  \
+             bad checksum: {}\n      {}\n  malformed: {}\n      {}\n  expert warn/error: {}\n      {}\n  \
+             undissected: {}\n      {}",
+            self.dissected,
+            self.spmr_undissected,
+            self.icmp,
+            self.types,
+            self.bad_checksum.len(),
+            list(&self.bad_checksum),
+            self.malformed.len(),
+            list(&self.malformed),
+            self.expert.len(),
+            list(&self.expert),
+            self.undissected.len(),
+            list(&self.undissected),
+        )
+    }
+}
+
+/// Expert severity values (`_ws.expert.severity`): warning and error.
+const PI_WARN: u64 = 0x0060_0000;
+
+fn severity_value(s: &str) -> u64 {
+    let s = s.trim();
+    if let Some(hex) = s.strip_prefix("0x") {
+        return u64::from_str_radix(hex, 16).unwrap_or(0);
+    }
+    if let Ok(v) = s.parse() {
+        return v;
+    }
+    match s.to_ascii_lowercase().as_str() {
+        "error" => 0x0080_0000,
+        "warning" | "warn" => PI_WARN,
+        _ => 0,
+    }
+}
+
+/// Checks every PGM packet of `pcap` (raw IP protocol 113, and UDP `port` dissected as PGM):
+/// the PGM checksum must verify (`pgm.hdr.cksum.status` Good, no `pgm.bad_checksum`), nothing
+/// may be malformed or carry expert info of severity warning/error, and every packet must be
+/// dissected as PGM, except header-only SPMRs (tshark 4.0 does not dissect them).
+pub fn check_capture(pcap: &Path, port: u16) -> Result<CaptureReport, String> {
+    let mut rep = CaptureReport {
+        types: pgm_type_counts(pcap, port)?
+            .into_iter()
+            .filter(|(k, _)| !k.contains("not dissected"))
+            .collect(),
+        ..CaptureReport::default()
+    };
+    let rows = tshark(
+        pcap,
+        port,
+        "pgm && !icmp",
+        &[
+            "frame.number",
+            "pgm.hdr.type",
+            "pgm.hdr.cksum.status",
+            "pgm.bad_checksum",
+            "_ws.malformed",
+            "_ws.expert.severity",
+            "_ws.expert.message",
+        ],
+    )?;
+    for f in rows {
+        let get = |i: usize| f.get(i).map_or("", String::as_str);
+        rep.dissected += 1;
+        let frame = get(0);
+        let ty = parse_hex_u8(get(1)).map_or_else(|| get(1).to_owned(), type_name);
+        // The PGM dissector of tshark 4.0 adds the checksum byte under the status field name
+        // too; the real status (1 = good) is the last value.
+        let status = get(2).rsplit(',').next().unwrap_or("");
+        if status.trim() != "1" || !get(3).is_empty() {
+            rep.bad_checksum
+                .push(format!("frame {frame} {ty}: checksum status {:?}", get(2)));
+        }
+        if !get(4).is_empty() {
+            rep.malformed
+                .push(format!("frame {frame} {ty}: malformed ({})", get(6)));
+        }
+        let severities: Vec<u64> = get(5)
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(severity_value)
+            .collect();
+        if severities.iter().any(|&s| s >= PI_WARN) {
+            rep.expert
+                .push(format!("frame {frame} {ty}: {} [{}]", get(6), get(5)));
+        }
+    }
+    rep.icmp = tshark(
+        pcap,
+        port,
+        &format!("icmp && (ip.proto == 113 || udp.port == {port})"),
+        &["frame.number"],
+    )?
+    .len();
+    let raw_filter = format!("!pgm && !icmp && (ip.proto == 113 || udp.port == {port})");
+    for f in tshark(
+        pcap,
+        port,
+        &raw_filter,
+        &["frame.number", "data.data", "data.len"],
+    )? {
+        let hex = f.get(1).map_or("", String::as_str);
+        let is_spmr = hex.len() == 32 && hex.get(8..10).and_then(parse_hex_u8) == Some(0x0c);
+        if is_spmr {
+            rep.spmr_undissected += 1;
+        } else {
+            rep.undissected.push(format!(
+                "frame {}: {} bytes not dissected as PGM: {}",
+                f.first().map_or("", String::as_str),
+                f.get(2).map_or("", String::as_str),
+                hex.get(..64).unwrap_or(hex)
+            ));
+        }
+    }
+    Ok(rep)
 }

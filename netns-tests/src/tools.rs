@@ -1,0 +1,580 @@
+//! Runs our command-line tools (`pgm-send`, `pgm-recv` from the `tools` crate) on a [`Lan`].
+//!
+//! The binaries are built once per test process (`cargo build --release -p tools --bins`,
+//! guarded by a [`OnceLock`]) and taken from `<target dir>/release/`.
+//!
+//! CLI contract used here (see the tools crate):
+//!
+//! - `pgm-send [--count N --size BYTES] [--rate BITS] [--tpdu B] [--window SQNS]
+//!   [--linger SECS] [--nak-profile lan|openpgm] [--hops N] [--loop] ENDPOINT`, ending with one
+//!   JSON line `{"sent","bytes","elapsed_s","msgs_per_s","naks_received","ncf_sent",
+//!   "rdata_sent"}`;
+//! - `pgm-recv [--count N] [--timeout SECS] [--verify] ENDPOINT`, ending with one JSON line
+//!   `{"received","gaps","duplicates","corrupt","unrecoverable","elapsed_s","msgs_per_s",
+//!   "naks_sent","first_seq","last_seq","parse_errors","checksum_errors"}` and exiting non-zero
+//!   on gaps, corruption, unrecoverable loss or fewer than `--count` messages;
+//! - ENDPOINT is `pgm://IFACE;GROUP:PORT` (raw IP protocol 113) or `epgm://IFACE;GROUP:PORT`
+//!   (UDP port = PORT), IFACE an interface name or an IPv4 address.
+
+use std::fmt::Write as _;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::lan::{Host, Lan, GROUP};
+use crate::now;
+use crate::proc::{Output, Proc};
+
+/// How PGM is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encap {
+    /// Raw IP protocol 113 (`pgm://`).
+    Raw,
+    /// UDP encapsulation (`epgm://`), UDP port = PGM port.
+    Udp,
+}
+
+impl Encap {
+    /// `"raw"` or `"epgm"`, for test labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Encap::Raw => "raw",
+            Encap::Udp => "epgm",
+        }
+    }
+
+    /// The endpoint scheme.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Encap::Raw => "pgm",
+            Encap::Udp => "epgm",
+        }
+    }
+}
+
+/// How the interface is named in an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Iface {
+    /// By the host's IPv4 address (`10.x.y.z`).
+    Addr,
+    /// By interface name (`eth0`).
+    Name,
+}
+
+/// The endpoint of `host` for the test group: `pgm://IFACE;GROUP:PORT` or `epgm://…`.
+pub fn endpoint(host: &Host, encap: Encap, iface: Iface, port: u16) -> String {
+    let ifc = match iface {
+        Iface::Addr => host.addr().to_string(),
+        Iface::Name => host.ifname().to_owned(),
+    };
+    format!("{}://{ifc};{GROUP}:{port}", encap.scheme())
+}
+
+static BUILD: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serialises the tests of one test binary: each end-to-end run wants the machine (2 cores)
+/// to itself, or timings and loss repair become a lottery.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn build_tools() -> Result<PathBuf, String> {
+    // The cargo running the tests (runtime), the one that built them, or cargo from PATH.
+    let cargo = std::env::var_os("CARGO")
+        .or_else(|| option_env!("CARGO").map(Into::into))
+        .unwrap_or_else(|| "cargo".into());
+    let started = now();
+    let out = Command::new(&cargo)
+        .current_dir(workspace_dir())
+        .args(["build", "--release", "-p", "tools", "--bins"])
+        .output()
+        .map_err(|e| format!("running {} build: {e}", Path::new(&cargo).display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --release -p tools --bins failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let dir = crate::peer::target_dir().join("release");
+    for bin in ["pgm-send", "pgm-recv"] {
+        if !dir.join(bin).is_file() {
+            return Err(format!(
+                "{} missing after building the tools crate",
+                dir.join(bin).display()
+            ));
+        }
+    }
+    eprintln!(
+        "netns-tests: tools built in {:.1} s ({})",
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// The directory holding `pgm-send` and `pgm-recv`, building them on first use.
+pub fn tools_dir() -> io::Result<PathBuf> {
+    BUILD
+        .get_or_init(build_tools)
+        .clone()
+        .map_err(io::Error::other)
+}
+
+/// Path of `pgm-send`.
+pub fn pgm_send() -> io::Result<PathBuf> {
+    Ok(tools_dir()?.join("pgm-send"))
+}
+
+/// Path of `pgm-recv`.
+pub fn pgm_recv() -> io::Result<PathBuf> {
+    Ok(tools_dir()?.join("pgm-recv"))
+}
+
+/// Options of one `pgm-send` run.
+#[derive(Debug, Clone)]
+pub struct SendOpts {
+    /// Test messages to send (`--count`).
+    pub count: u64,
+    /// Bytes per message (`--size`).
+    pub size: usize,
+    /// `--rate` (bits/s, k/M/G suffix), `None` for the tool's default.
+    pub rate: Option<String>,
+    /// `--window` in sqns.
+    pub window: Option<u32>,
+    /// `--linger` seconds.
+    pub linger_s: f64,
+    /// `--nak-profile`.
+    pub nak_profile: Option<&'static str>,
+    /// Further raw arguments.
+    pub extra: Vec<String>,
+}
+
+impl SendOpts {
+    /// `count` messages of `size` bytes at `rate`, 2 s linger.
+    pub fn new(count: u64, size: usize, rate: &str) -> SendOpts {
+        SendOpts {
+            count,
+            size,
+            rate: Some(rate.to_owned()),
+            window: None,
+            linger_s: 2.0,
+            nak_profile: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The argument vector (endpoint last).
+    pub fn args(&self, endpoint: &str) -> Vec<String> {
+        let mut a = vec![
+            "--count".to_owned(),
+            self.count.to_string(),
+            "--size".to_owned(),
+            self.size.to_string(),
+            "--linger".to_owned(),
+            self.linger_s.to_string(),
+        ];
+        if let Some(r) = &self.rate {
+            a.extend(["--rate".to_owned(), r.clone()]);
+        }
+        if let Some(w) = self.window {
+            a.extend(["--window".to_owned(), w.to_string()]);
+        }
+        if let Some(p) = self.nak_profile {
+            a.extend(["--nak-profile".to_owned(), p.to_owned()]);
+        }
+        a.extend(self.extra.iter().cloned());
+        a.push(endpoint.to_owned());
+        a
+    }
+}
+
+/// Options of one `pgm-recv --verify` run.
+#[derive(Debug, Clone)]
+pub struct RecvOpts {
+    /// `--count`: exit after this many messages (and fail with fewer).
+    pub count: Option<u64>,
+    /// `--timeout`: exit after this long without data.
+    pub timeout_s: f64,
+    /// Further raw arguments.
+    pub extra: Vec<String>,
+}
+
+impl RecvOpts {
+    /// `--verify --count count --timeout timeout_s`.
+    pub fn new(count: Option<u64>, timeout_s: f64) -> RecvOpts {
+        RecvOpts {
+            count,
+            timeout_s,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The argument vector (endpoint last).
+    pub fn args(&self, endpoint: &str) -> Vec<String> {
+        let mut a = vec![
+            "--verify".to_owned(),
+            "--timeout".to_owned(),
+            self.timeout_s.to_string(),
+        ];
+        if let Some(c) = self.count {
+            a.extend(["--count".to_owned(), c.to_string()]);
+        }
+        a.extend(self.extra.iter().cloned());
+        a.push(endpoint.to_owned());
+        a
+    }
+}
+
+/// Spawns `pgm-send` on `host`.
+pub fn spawn_send(
+    host: &Host,
+    encap: Encap,
+    iface: Iface,
+    port: u16,
+    opts: &SendOpts,
+) -> io::Result<Proc> {
+    host.spawn(pgm_send()?, &opts.args(&endpoint(host, encap, iface, port)))
+}
+
+/// Spawns `pgm-recv --verify` on `host` (does not wait for it to join the group; see
+/// [`wait_joined`]).
+pub fn spawn_recv(
+    host: &Host,
+    encap: Encap,
+    iface: Iface,
+    port: u16,
+    opts: &RecvOpts,
+) -> io::Result<Proc> {
+    host.spawn(pgm_recv()?, &opts.args(&endpoint(host, encap, iface, port)))
+}
+
+/// `GROUP` as it appears in `/proc/net/igmp` (little-endian hex).
+fn group_igmp_hex() -> String {
+    let o = GROUP.octets();
+    format!("{:02X}{:02X}{:02X}{:02X}", o[3], o[2], o[1], o[0])
+}
+
+/// True when a socket in `host`'s namespace listens for `encap`/`port` and the group is joined
+/// on `eth0`.
+fn is_joined(host: &Host, encap: Encap, port: u16) -> bool {
+    let Ok(igmp) = host.run("cat", &["/proc/net/igmp"]) else {
+        return false;
+    };
+    if !igmp.contains(&group_igmp_hex()) {
+        return false;
+    }
+    let (file, suffix) = match encap {
+        // Raw sockets show the protocol (113) where UDP sockets show the port.
+        Encap::Raw => ("/proc/net/raw", ":0071".to_owned()),
+        Encap::Udp => ("/proc/net/udp", format!(":{port:04X}")),
+    };
+    host.run("cat", &[file]).is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|local| local.ends_with(&suffix))
+        })
+    })
+}
+
+/// Waits until `proc` (a receiver on `host`) has its socket open and the group joined, then a
+/// little longer. Fails if the process exits or `timeout` passes.
+pub fn wait_joined(
+    proc: &mut Proc,
+    host: &Host,
+    encap: Encap,
+    port: u16,
+    timeout: Duration,
+) -> io::Result<()> {
+    let deadline = now() + timeout;
+    loop {
+        if let Some(st) = proc.try_wait()? {
+            return Err(io::Error::other(format!(
+                "{} exited ({st}) before joining the group; stderr:\n{}",
+                proc.name(),
+                proc.stderr_text()
+            )));
+        }
+        if is_joined(host, encap, port) {
+            thread::sleep(Duration::from_millis(100));
+            return Ok(());
+        }
+        if now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{} did not join {GROUP} / open its socket within {timeout:?}; stderr:\n{}",
+                    proc.name(),
+                    proc.stderr_text()
+                ),
+            ));
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The peak resident set (VmHWM, KiB) of a running process, if readable.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// What a process left behind, with how it ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// `"pgm-recv on h2"` etc.
+    pub name: String,
+    /// Its output.
+    pub out: Output,
+    /// Killed by the harness because it overran its deadline.
+    pub timed_out: bool,
+    /// Largest VmHWM seen while it ran (KiB; 0 if never read).
+    pub peak_rss_kib: u64,
+    /// The last JSON line of stdout (`Null` if none).
+    pub json: Value,
+}
+
+impl Finished {
+    /// A JSON field as u64 (`None` when missing or not a number).
+    pub fn get(&self, key: &str) -> Option<u64> {
+        self.json.get(key).and_then(Value::as_u64)
+    }
+
+    /// A JSON field as u64, 0 when missing.
+    pub fn u(&self, key: &str) -> u64 {
+        self.get(key).unwrap_or(0)
+    }
+
+    /// The signal that ended the process, other than the harness's own SIGKILL on timeout.
+    pub fn crash_signal(&self) -> Option<i32> {
+        match self.out.status.signal() {
+            Some(libc::SIGKILL) if self.timed_out => None,
+            s => s,
+        }
+    }
+
+    /// True when the process exited by itself (any exit code), not by a signal or timeout.
+    pub fn exited_normally(&self) -> bool {
+        !self.timed_out && self.out.status.code().is_some()
+    }
+
+    /// Exit status.
+    pub fn status(&self) -> ExitStatus {
+        self.out.status
+    }
+
+    /// Name, status, JSON and the stderr tail, for assertion messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} ({}{}): {}",
+            self.name,
+            self.out.status,
+            if self.timed_out {
+                ", killed after its deadline"
+            } else {
+                ""
+            },
+            self.json
+        );
+        let tail: Vec<&str> = self.out.stderr.lines().collect();
+        if !tail.is_empty() {
+            let _ = write!(
+                s,
+                "\n    stderr: {}",
+                tail[tail.len().saturating_sub(12)..].join("\n            ")
+            );
+        }
+        s
+    }
+}
+
+/// Waits for all `procs` to exit by themselves until `deadline`; the ones still running then
+/// are killed (and marked `timed_out`). Samples each process's VmHWM while waiting.
+pub fn wait_all(procs: Vec<Proc>, deadline: std::time::Instant) -> Vec<Finished> {
+    /// A process, its peak RSS so far, and its output once finished (with "timed out").
+    type Waiting = (Proc, u64, Option<(Output, bool)>);
+    let mut procs: Vec<Waiting> = procs.into_iter().map(|p| (p, 0, None)).collect();
+    loop {
+        let mut running = false;
+        for (p, rss, done) in &mut procs {
+            if done.is_some() {
+                continue;
+            }
+            if let Some(pid) = p.id() {
+                if let Some(r) = peak_rss_kib(pid) {
+                    *rss = (*rss).max(r);
+                }
+            }
+            match p.try_wait() {
+                Ok(Some(_)) => *done = Some((finish(p), false)),
+                Ok(None) if now() >= deadline => {
+                    p.kill();
+                    *done = Some((finish(p), true));
+                }
+                Ok(None) => running = true,
+                Err(e) => {
+                    eprintln!("netns-tests: waiting for {}: {e}", p.name());
+                    p.kill();
+                    *done = Some((finish(p), true));
+                }
+            }
+        }
+        if !running {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    procs
+        .into_iter()
+        .map(|(p, rss, done)| {
+            let (out, timed_out) = done.unwrap_or_else(|| unreachable!("all finished"));
+            let json = out.json().unwrap_or(Value::Null);
+            Finished {
+                name: p.name().to_owned(),
+                out,
+                timed_out,
+                peak_rss_kib: rss,
+                json,
+            }
+        })
+        .collect()
+}
+
+/// The output of an exited (or killed) process.
+fn finish(p: &mut Proc) -> Output {
+    match p.wait_timeout(Duration::from_secs(2)) {
+        Ok(o) => o,
+        Err(_) => p
+            .wait_timeout(Duration::from_secs(2))
+            .unwrap_or_else(|e| Output {
+                status: ExitStatus::from_raw(libc::SIGKILL),
+                stdout: p.stdout_text(),
+                stderr: format!("{}\n(harness: {e})", p.stderr_text()),
+            }),
+    }
+}
+
+/// Stops a lingering process with SIGTERM (then SIGKILL after `grace`) and returns how it ended.
+pub fn stop(mut p: Proc, grace: Duration) -> Finished {
+    p.signal(libc::SIGTERM);
+    let mut v = wait_all(vec![p], now() + grace);
+    v.pop()
+        .unwrap_or_else(|| unreachable!("one process in, one out"))
+}
+
+/// Problems with a verified receiver that should have got messages `0..count` completely.
+pub fn complete_problems(r: &Finished, count: u64) -> Vec<String> {
+    let mut p = Vec::new();
+    if r.json.is_null() {
+        p.push("no JSON summary".to_owned());
+    }
+    if let Some(sig) = r.crash_signal() {
+        p.push(format!("crashed with signal {sig}"));
+    }
+    if r.timed_out {
+        p.push("did not finish in time".to_owned());
+    } else if !r.out.status.success() {
+        p.push(format!("exit status {}", r.out.status));
+    }
+    for (key, want) in [
+        ("received", count),
+        ("gaps", 0),
+        ("corrupt", 0),
+        ("unrecoverable", 0),
+        ("first_seq", 0),
+        ("last_seq", count.saturating_sub(1)),
+    ] {
+        match r.get(key) {
+            Some(v) if v == want => {}
+            v => p.push(format!("{key} = {v:?}, want {want}")),
+        }
+    }
+    p
+}
+
+/// One sender and several verified receivers of our tools on a LAN.
+#[derive(Debug)]
+pub struct ToolsRun {
+    /// The sender (exits by itself after `--linger`).
+    pub sender: Finished,
+    /// The receivers, in the order of the hosts given.
+    pub receivers: Vec<Finished>,
+    /// From starting the sender until the last receiver exited.
+    pub elapsed: Duration,
+}
+
+impl ToolsRun {
+    /// Everything, for assertion messages.
+    pub fn describe(&self) -> String {
+        let mut s = format!("  {}\n", self.sender.describe().replace('\n', "\n  "));
+        for r in &self.receivers {
+            let _ = writeln!(s, "  {}", r.describe().replace('\n', "\n  "));
+        }
+        s
+    }
+}
+
+/// A run of our tools: `pgm-recv --verify` on each host of `rx`, then `pgm-send` on `tx` once
+/// they joined; waits for the receivers, then for the sender (which lingers `opts.linger_s`).
+/// Everything is killed at `limit` after the start.
+#[allow(clippy::too_many_arguments)]
+pub fn run_tools(
+    lan: &Lan,
+    tx: usize,
+    rx: &[usize],
+    encap: Encap,
+    port: u16,
+    send: &SendOpts,
+    recv: &RecvOpts,
+    limit: Duration,
+) -> io::Result<ToolsRun> {
+    let start = now();
+    let mut receivers = Vec::new();
+    for &h in rx {
+        let mut p = spawn_recv(lan.host(h), encap, Iface::Addr, port, recv)?;
+        wait_joined(&mut p, lan.host(h), encap, port, Duration::from_secs(10))?;
+        receivers.push(p);
+    }
+    let sender = spawn_send(lan.host(tx), encap, Iface::Addr, port, send)?;
+    let sent_at = now();
+    let receivers = wait_all(receivers, start + limit);
+    let elapsed = sent_at.elapsed();
+    let sender = wait_all(
+        vec![sender],
+        (start + limit).max(now() + Duration::from_secs(1)),
+    )
+    .pop()
+    .unwrap_or_else(|| unreachable!("one process in, one out"));
+    Ok(ToolsRun {
+        sender,
+        receivers,
+        elapsed,
+    })
+}
+
+/// A unique path for a capture of this run: `<target>/netns-captures/NAME-PID.pcap`.
+pub fn capture_path(name: &str) -> io::Result<PathBuf> {
+    let dir = crate::peer::target_dir().join("netns-captures");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir.join(format!("{name}-{}.pcap", std::process::id())))
+}
