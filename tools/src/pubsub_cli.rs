@@ -49,8 +49,8 @@ pub struct SizeRange {
     pub max: usize,
 }
 
-/// Parses `--size`: `N` or `MIN-MAX` (also `MIN..MAX`), bytes, optional `k`/`KiB` suffix
-/// (1024) on each bound.
+/// Parses `--size`: `N` or `MIN-MAX` (also `MIN..MAX`) in bytes; each bound may carry `k`/`KiB`
+/// (2^10) or `M`/`MiB` (2^20).
 pub fn parse_size_range(s: &str) -> Result<SizeRange, String> {
     let one = |t: &str| -> Result<usize, String> {
         let t = t.trim();
@@ -327,9 +327,8 @@ pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
             publisher.send(topic, &buf[..len]).map_err(send_error)?;
             report.sent += 1;
             report.bytes += (topic.len() + len) as u64;
-            if i.is_multiple_of(256) {
-                progress.tick("pgm-pub", report.sent, report.bytes, || extra(&publisher));
-            }
+            // A clock read per message; the line itself once a second.
+            progress.tick("pgm-pub", report.sent, report.bytes, || extra(&publisher));
         }
     } else {
         let stdin = io::stdin();
@@ -719,9 +718,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
             }
             _ => {}
         }
-        if v.received.is_multiple_of(256) {
-            sub_tick(&mut progress, &sub, &v, bytes);
-        }
+        sub_tick(&mut progress, &sub, &v, bytes);
     }
     out.flush()?;
     let stats = sub.stats();

@@ -1,0 +1,358 @@
+//! pgm-pub → pgm-sub over EPGM on the loopback interface of the root namespace (no root
+//! needed). Every endpoint is `epgm://127.0.0.1;239.192.x.y:PORT` with a random group and port
+//! per test: IP_MULTICAST_IF is 127.0.0.1 and loop is on, so nothing leaves through a real
+//! interface. Every child process is killed when its guard drops, and every wait is bounded.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
+
+use std::{
+    collections::{hash_map::RandomState, BTreeMap},
+    hash::{BuildHasher, Hasher},
+    io::{BufRead, BufReader, Read, Write},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, RecvTimeoutError},
+    thread,
+    time::Duration,
+};
+
+use pgm::socket::Clock;
+
+const PUB: &str = env!("CARGO_BIN_EXE_pgm-pub");
+const SUB: &str = env!("CARGO_BIN_EXE_pgm-sub");
+/// No test step may take longer than this.
+const STEP_LIMIT: Duration = Duration::from_mins(1);
+
+/// A random loopback endpoint: group 239.192.x.y, port 20000..60000.
+fn endpoint() -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let r = h.finish();
+    let port = 20_000 + (r % 40_000) as u16;
+    let (x, y) = ((r >> 16) as u8, ((r >> 24) as u8).max(1));
+    format!("epgm://127.0.0.1;239.192.{x}.{y}:{port}")
+}
+
+/// A child process killed on drop; its stderr is collected by a thread.
+struct Proc {
+    name: String,
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            name: name.to_owned(),
+            child,
+            stderr: rx,
+            stderr_seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most 10 s) for a stderr line containing `needle`.
+    fn wait_for_stderr(&mut self, needle: &str) {
+        let clock = Clock::new();
+        loop {
+            let left = Duration::from_secs(10).saturating_sub(clock.elapsed());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.stderr_seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
+                    "{}: no {needle:?} on stderr within 10 s; saw {:?}",
+                    self.name, self.stderr_seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for exit (bounded), returning status, stdout and stderr.
+    fn finish(mut self) -> (ExitStatus, String, String) {
+        let mut stdout = self.child.stdout.take().unwrap();
+        let reader = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let clock = Clock::new();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                clock.elapsed() < STEP_LIMIT,
+                "{} did not exit within {STEP_LIMIT:?}",
+                self.name
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let out = reader.join().unwrap();
+        let mut err = self.stderr_seen.join("\n");
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            err.push('\n');
+            err.push_str(&line);
+        }
+        (status, out, err)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(out: &str) -> serde_json::Value {
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+}
+
+/// A verifying subscriber of `prefixes` that expects `count` messages; waits until it listens.
+fn sub_verify(ep: &str, prefixes: &[&str], count: u64) -> Proc {
+    let mut args = vec![
+        "--verify".to_owned(),
+        "--count".to_owned(),
+        count.to_string(),
+        "--timeout".to_owned(),
+        "10".to_owned(),
+    ];
+    for p in prefixes {
+        args.extend(["--subscribe".to_owned(), (*p).to_owned()]);
+    }
+    args.push(ep.to_owned());
+    let mut p = Proc::spawn(
+        &format!("pgm-sub {prefixes:?}"),
+        Command::new(SUB).args(&args),
+    );
+    p.wait_for_stderr("listening on");
+    p
+}
+
+/// `pgm-pub --count count` round-robin over `topics`, `size` bytes per payload.
+fn publish(ep: &str, topics: &[String], count: u64, size: &str, rate: &str) -> serde_json::Value {
+    let mut args = vec![
+        "--count".to_owned(),
+        count.to_string(),
+        "--size".to_owned(),
+        size.to_owned(),
+        "--rate".to_owned(),
+        rate.to_owned(),
+        "--linger".to_owned(),
+        "1".to_owned(),
+    ];
+    for t in topics {
+        args.extend(["--topic".to_owned(), t.clone()]);
+    }
+    args.push(ep.to_owned());
+    let p = Proc::spawn("pgm-pub", Command::new(PUB).args(&args));
+    let (status, out, err) = p.finish();
+    assert!(status.success(), "pgm-pub failed: {status}\n{err}");
+    let s = json(&out);
+    assert_eq!(s["sent"], count, "{out}");
+    s
+}
+
+/// The per-topic counts a subscriber of `prefixes` must report when `count` messages go
+/// round-robin over `topics`.
+fn expected(topics: &[String], count: u64, prefixes: &[&str]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for i in 0..count {
+        let t = &topics[(i % topics.len() as u64) as usize];
+        if prefixes.iter().any(|p| t.starts_with(p)) {
+            *m.entry(t.clone()).or_default() += 1;
+        }
+    }
+    m
+}
+
+/// Checks a subscriber's summary: exactly the expected topics and counts, gap-free.
+fn check_sub(p: Proc, want: &BTreeMap<String, u64>, total: u64) {
+    let name = p.name.clone();
+    let (status, out, err) = p.finish();
+    assert!(status.success(), "{name} failed: {status}\n{out}\n{err}");
+    let v = json(&out);
+    let got: BTreeMap<String, u64> = v["topics"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{name}: no topics: {out}"))
+        .iter()
+        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+        .collect();
+    assert_eq!(&got, want, "{name}: {out}");
+    let n: u64 = want.values().sum();
+    assert_eq!(v["received"], n, "{name}: {out}");
+    for k in [
+        "gaps",
+        "duplicates",
+        "corrupt",
+        "unrecoverable",
+        "gap_events",
+    ] {
+        assert_eq!(v[k], 0, "{name}: {k}: {out}");
+    }
+    assert_eq!(v["senders"], 1, "{name}: {out}");
+    // Everything else went past the filter (the subscriber may stop before the last ones).
+    let filtered = v["filtered_out"].as_u64().unwrap();
+    assert!(filtered <= total - n, "{name}: {out}");
+}
+
+fn topics(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{}{:02}", if i < n / 2 { 'a' } else { 'b' }, i % (n / 2)))
+        .collect()
+}
+
+/// 50 000 small messages over 20 topics (a00..a09, b00..b09): one subscriber takes "a", the
+/// other "b0" plus a05 and a06 (the latter twice), which overlap with the first.
+#[test]
+fn fifty_thousand_messages_over_twenty_topics_reach_two_prefix_subscribers() {
+    let ep = endpoint();
+    let topics = topics(20);
+    let count = 50_000;
+    let p1: &[&str] = &["a"];
+    let p2: &[&str] = &["b0", "a05", "a06", "a05"];
+    let (w1, w2) = (expected(&topics, count, p1), expected(&topics, count, p2));
+    assert_eq!((w1.len(), w2.len()), (10, 12));
+    let s1 = sub_verify(&ep, p1, w1.values().sum());
+    let s2 = sub_verify(&ep, p2, w2.values().sum());
+    let started = Clock::new();
+    let s = publish(&ep, &topics, count, "12-300", "200M");
+    assert!(s["apdus"].as_u64().unwrap() < count / 4, "batched: {s}");
+    check_sub(s1, &w1, count);
+    check_sub(s2, &w2, count);
+    eprintln!(
+        "50 000 messages in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Messages of 12 B to 100 KiB (most span APDUs) over 5 topics, two subscribers.
+#[test]
+fn large_messages_spanning_apdus_are_reassembled() {
+    let ep = endpoint();
+    let topics: Vec<String> = ["md.A", "md.B", "md.C", "ref.A", "ref.B"]
+        .map(String::from)
+        .to_vec();
+    let count = 600;
+    let p1: &[&str] = &["md."];
+    let p2: &[&str] = &["ref.B", "md.C"];
+    let (w1, w2) = (expected(&topics, count, p1), expected(&topics, count, p2));
+    let s1 = sub_verify(&ep, p1, w1.values().sum());
+    let s2 = sub_verify(&ep, p2, w2.values().sum());
+    let s = publish(&ep, &topics, count, "12-100KiB", "400M");
+    assert!(s["apdus"].as_u64().unwrap() > count, "spanning: {s}");
+    check_sub(s1, &w1, count);
+    check_sub(s2, &w2, count);
+}
+
+#[test]
+fn stdin_lines_are_published_and_printed_filtered() {
+    let ep = endpoint();
+    let mut sub = Proc::spawn(
+        "pgm-sub",
+        Command::new(SUB).args([
+            "--count",
+            "3",
+            "--timeout",
+            "10",
+            "--subscribe",
+            "md.",
+            "--subscribe",
+            "x",
+            &ep,
+        ]),
+    );
+    sub.wait_for_stderr("listening on");
+    let mut p = Proc::spawn(
+        "pgm-pub",
+        Command::new(PUB)
+            .args(["--linger", "0.5", &ep])
+            .stdin(Stdio::piped()),
+    );
+    {
+        let mut stdin = p.child.stdin.take().unwrap();
+        stdin
+            .write_all("md.AAPL bid 189.20\nother dropped\nmd.MSFT ask wörld\r\nx\n".as_bytes())
+            .unwrap();
+    }
+    let (status, out, err) = p.finish();
+    assert!(status.success(), "{err}");
+    assert_eq!(json(&out)["sent"], 4, "{out}");
+    let (status, out, err) = sub.finish();
+    assert!(status.success(), "{err}");
+    assert_eq!(out, "md.AAPL bid 189.20\nmd.MSFT ask wörld\nx \n");
+}
+
+#[test]
+fn no_subscription_delivers_nothing_and_says_so() {
+    let ep = endpoint();
+    let mut sub = Proc::spawn(
+        "pgm-sub",
+        Command::new(SUB).args(["--verify", "--count", "1", "--timeout", "1.5", &ep]),
+    );
+    sub.wait_for_stderr("listening on");
+    publish(&ep, &["t".to_owned()], 100, "20", "10M");
+    let (status, out, err) = sub.finish();
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    let v = json(&out);
+    assert_eq!(v["received"], 0, "{out}");
+    assert_eq!(v["filtered_out"], 100, "{out}");
+    assert!(err.contains("nothing will be delivered"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            PUB,
+            &["--count", "1", "--size", "11", "epgm://lo;239.1.1.1:5000"],
+            "at least 12 bytes",
+        ),
+        (
+            PUB,
+            &["--topic", "a", "epgm://lo;239.1.1.1:5000"],
+            "--count",
+        ),
+        (
+            PUB,
+            &["--size", "9-3", "epgm://lo;239.1.1.1:5000"],
+            "MIN is larger",
+        ),
+        (
+            PUB,
+            &["--max-payload", "2", "epgm://lo;239.1.1.1:5000"],
+            "max_payload",
+        ),
+        (
+            SUB,
+            &["--timeout=-1", "epgm://lo;239.1.1.1:5000"],
+            "--timeout",
+        ),
+        (SUB, &["udp://lo;239.1.1.1:5"], "unknown scheme"),
+    ];
+    for (bin, args, needle) in cases {
+        let p = Proc::spawn("tool", Command::new(bin).args(*args).stdin(Stdio::null()));
+        let (status, _, err) = p.finish();
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {needle:?} not in {err:?}");
+    }
+}
