@@ -389,13 +389,12 @@ impl Source {
             .bucket
             .as_ref()
             .map_or(Instant::ZERO, TokenBucket::ready_at);
-        if self.spms_owed > 0
-            || !self.ncf.is_empty()
-            || (self.fins_owed > 0 && self.queue.is_empty())
-        {
+        if self.spms_owed > 0 || (self.fins_owed > 0 && self.queue.is_empty()) {
             at(Instant::ZERO);
         }
-        if !self.repairs.is_empty() {
+        // NCFs and RDATA wait for both buckets (see poll_transmit), so they are due when both
+        // allow: returning "now" while the buckets hold them back would make drivers spin.
+        if !self.repairs.is_empty() || !self.ncf.is_empty() {
             let repair_ready = self
                 .repair_bucket
                 .as_ref()

@@ -1,4 +1,8 @@
-//! `pgm-dump`: print the PGM packets in a capture file, one per line, as text or JSON.
+//! `pgm-dump`: print the PGM packets of a capture file or of a live interface (`--iface`, see
+//! [`crate::live`]), one per line, as text or JSON.
+//!
+//! Both inputs go through one path: every frame is decoded by [`decode_frame`], filtered
+//! (`--group`, `--port`) and printed by a [`Printer`].
 //!
 //! Input is a classic pcap or a pcapng file (told apart by its magic number) with link type
 //! Ethernet (1), Linux cooked SLL (113) or SLL2 (276), or raw IP (101, 228). IPv4 only: an IPv6
@@ -12,6 +16,7 @@ use std::{
     io::{self, BufRead, BufReader, Read, Write},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use clap::Parser;
@@ -38,14 +43,15 @@ pub const DEFAULT_UDP_PORT: u16 = 3055;
     version,
     about = "Print the PGM/EPGM packets of a capture, like tcpdump",
     long_about = "Print the PGM packets (raw IP protocol 113, and UDP-encapsulated EPGM on the \
-                  --udp-port ports) of a pcap or pcapng capture, one line per packet, or one \
-                  JSON object per packet with --json. IPv4 only."
+                  --udp-port ports) of a pcap or pcapng capture, or captured live on an \
+                  interface (needs root or CAP_NET_RAW), one line per packet, or one JSON \
+                  object per packet with --json. IPv4 only."
 )]
 pub struct Args {
     /// Read packets from this pcap or pcapng file (e.g. from `tcpdump -w FILE`).
     #[arg(long, value_name = "FILE", required_unless_present = "iface")]
     pub pcap: Option<PathBuf>,
-    /// Live capture on an interface (not implemented yet).
+    /// Capture live on this interface (e.g. `eth0`, `lo`; needs root or CAP_NET_RAW).
     #[arg(long, value_name = "IFACE", conflicts_with = "pcap")]
     pub iface: Option<String>,
     /// UDP port carrying encapsulated PGM (repeatable; matches source or destination port).
@@ -54,23 +60,76 @@ pub struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Stop after this many PGM packets (malformed ones included).
+    /// Stop after this many PGM packets printed (malformed ones included).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Only packets to or from this IP address (the group, or a host's unicast address).
+    #[arg(long, value_name = "ADDR")]
+    pub group: Option<IpAddr>,
+    /// Only packets with this PGM source or destination port, or UDP port.
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
+    /// Live capture: stop after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", conflicts_with = "pcap", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+impl Args {
+    /// The `--group`/`--port` filter.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            group: self.group,
+            port: self.port,
+        }
+    }
+}
+
+/// `--duration`: non-negative seconds, fractions allowed.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|e| format!("not a number of seconds: {e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("not a duration: {e}"))
 }
 
 /// Why a dump could not run or finish.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DumpError {
-    /// `--iface` was given.
-    #[error(
-        "live capture (--iface {0}) comes in a later release; for now capture with \
-         `tcpdump -i {0} -w FILE.pcap` and run `pgm-dump --pcap FILE.pcap`"
-    )]
-    LiveCaptureUnsupported(String),
+    /// `--iface` names no interface of this host.
+    #[error("no interface {name} (interfaces here: {available})")]
+    NoSuchInterface {
+        /// The name given.
+        name: String,
+        /// The interfaces that exist, comma-separated.
+        available: String,
+    },
+    /// Opening the packet socket was refused.
+    #[error("cannot capture on {iface}: live capture needs root or CAP_NET_RAW ({err})")]
+    NotPermitted {
+        /// The interface.
+        iface: String,
+        /// The OS error.
+        err: io::Error,
+    },
+    /// The interface's link layer is not one `pgm-dump` decodes.
+    #[error("cannot capture on {iface}: link type {arphrd} (ARPHRD_*) is not supported")]
+    InterfaceLinkType {
+        /// The interface.
+        iface: String,
+        /// Its `ARPHRD_*` type (`/sys/class/net/IFACE/type`).
+        arphrd: u16,
+    },
+    /// Live capture failed (opening the interface or reading from it).
+    #[error("capture on {iface} failed: {err}")]
+    Capture {
+        /// The interface.
+        iface: String,
+        /// The OS error.
+        err: io::Error,
+    },
     /// Neither `--pcap` nor `--iface`.
-    #[error("no input: give --pcap FILE")]
+    #[error("no input: give --pcap FILE or --iface IFACE")]
     NoInput,
     /// The capture file cannot be opened or read.
     #[error("cannot read {path}: {err}")]
@@ -557,6 +616,162 @@ pub struct Summary {
     pub malformed: u64,
     /// Unsupported-packet notes.
     pub unsupported: u64,
+    /// PGM packets and notes left out by `--group`/`--port`.
+    pub filtered: u64,
+}
+
+/// `--group`/`--port`: which packets to print. The default passes everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// The IP source or destination must be this address.
+    pub group: Option<IpAddr>,
+    /// The PGM source or destination port, or the UDP source or destination port, must be this.
+    pub port: Option<u16>,
+}
+
+impl Filter {
+    /// True if `rec` passes. A packet whose PGM header is unreadable matches `--port` only by
+    /// its UDP ports.
+    pub fn matches(&self, rec: &Record) -> bool {
+        if let Some(g) = self.group {
+            if rec.src != g && rec.dst != g {
+                return false;
+            }
+        }
+        let Some(port) = self.port else {
+            return true;
+        };
+        let (encap, data) = match &rec.what {
+            What::Pgm { encap, data } => (*encap, Some(data)),
+            What::Malformed { encap, .. } => (*encap, None),
+            What::Unsupported(_) => return false,
+        };
+        if let Encap::Udp { sport, dport } = encap {
+            if sport == port || dport == port {
+                return true;
+            }
+        }
+        data.and_then(|d| Packet::new_checked(&d[..]).ok())
+            .is_some_and(|h| h.sport() == port || h.dport() == port)
+    }
+}
+
+/// What to print and when to stop, for a pcap file and a live capture alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// UDP ports carrying encapsulated PGM.
+    pub udp_ports: Vec<u16>,
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// Stop after this many PGM packets printed.
+    pub count: Option<u64>,
+    /// Which packets to print.
+    pub filter: Filter,
+    /// Flush after every line (live capture: lines appear as packets arrive).
+    pub flush_each: bool,
+}
+
+impl Output {
+    /// The output options of `args`.
+    pub fn from_args(args: &Args) -> Self {
+        Output {
+            udp_ports: args.udp_ports.clone(),
+            json: args.json,
+            count: args.count,
+            filter: args.filter(),
+            flush_each: args.iface.is_some(),
+        }
+    }
+}
+
+/// The one path from a captured frame to an output line: [`decode_frame`], the [`Filter`], the
+/// text or JSON line, `--count`. Used by [`dump`] and by [`crate::live::capture`].
+pub struct Printer<'a> {
+    opts: &'a Output,
+    out: &'a mut dyn Write,
+    summary: Summary,
+    /// The reader of the output went away (e.g. `| head`): stop quietly.
+    closed: bool,
+}
+
+impl<'a> Printer<'a> {
+    /// A printer writing to `out`.
+    pub fn new(opts: &'a Output, out: &'a mut dyn Write) -> Self {
+        Printer {
+            opts,
+            out,
+            summary: Summary::default(),
+            closed: false,
+        }
+    }
+
+    /// True once `--count` packets are printed or the output is closed: read no more frames.
+    pub fn done(&self) -> bool {
+        self.closed || matches!(self.opts.count, Some(c) if self.summary.pgm >= c)
+    }
+
+    /// Counts so far.
+    pub fn summary(&self) -> Summary {
+        self.summary
+    }
+
+    /// Decodes, filters and prints one captured frame (`linktype` framing, `time` in seconds
+    /// since the epoch). Frames are numbered from 1 in the order they are given.
+    pub fn frame(&mut self, linktype: DataLink, time: f64, frame: &[u8]) -> Result<(), DumpError> {
+        if self.done() {
+            return Ok(());
+        }
+        let s = &mut self.summary;
+        s.frames += 1;
+        let Some(rec) = decode_frame(linktype, s.frames, time, frame, &self.opts.udp_ports) else {
+            return Ok(());
+        };
+        if !self.opts.filter.matches(&rec) {
+            s.filtered += 1;
+            return Ok(());
+        }
+        if rec.is_pgm() {
+            s.pgm += 1;
+            let bad = match rec.parse() {
+                Some(r) => r.is_err(),
+                None => true,
+            };
+            s.malformed += u64::from(bad);
+        } else {
+            s.unsupported += 1;
+        }
+        let line = if self.opts.json {
+            rec.to_json().to_string()
+        } else {
+            rec.to_text()
+        };
+        let res = writeln!(self.out, "{line}").and_then(|()| {
+            if self.opts.flush_each {
+                self.out.flush()
+            } else {
+                Ok(())
+            }
+        });
+        self.output_result(res)
+    }
+
+    /// Flushes the output and returns the counts.
+    pub fn finish(mut self) -> Result<Summary, DumpError> {
+        let res = self.out.flush();
+        self.output_result(res)?;
+        Ok(self.summary)
+    }
+
+    /// A closed pipe ends the dump quietly; other write errors are errors.
+    fn output_result(&mut self, res: io::Result<()>) -> Result<(), DumpError> {
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other.map_err(DumpError::Output),
+        }
+    }
 }
 
 /// A frame as read from the capture.
@@ -712,51 +927,45 @@ pub fn dump(
     count: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<Summary, DumpError> {
-    let mut s = Summary::default();
-    if count == Some(0) {
-        return Ok(s);
+    let opts = Output {
+        udp_ports: udp_ports.to_vec(),
+        json,
+        count,
+        ..Output::default()
+    };
+    dump_with(path, &opts, out)
+}
+
+/// Dumps the capture at `path` to `out` with the output options `opts` (filter included).
+pub fn dump_with(path: &Path, opts: &Output, out: &mut dyn Write) -> Result<Summary, DumpError> {
+    let mut p = Printer::new(opts, out);
+    if !p.done() {
+        for_each_frame(path, |c| {
+            p.frame(c.linktype, c.time, c.data)?;
+            Ok(!p.done())
+        })?;
     }
-    let res = for_each_frame(path, |c| {
-        s.frames += 1;
-        let Some(rec) = decode_frame(c.linktype, s.frames, c.time, c.data, udp_ports) else {
-            return Ok(true);
-        };
-        if rec.is_pgm() {
-            s.pgm += 1;
-            let bad = match rec.parse() {
-                Some(r) => r.is_err(),
-                None => true,
-            };
-            s.malformed += u64::from(bad);
-        } else {
-            s.unsupported += 1;
-        }
-        let line = if json {
-            rec.to_json().to_string()
-        } else {
-            rec.to_text()
-        };
-        writeln!(out, "{line}").map_err(DumpError::Output)?;
-        Ok(!matches!(count, Some(c) if s.pgm >= c))
-    });
-    match res {
-        Err(DumpError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(s),
-        other => other?,
-    }
-    match out.flush() {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-        other => other.map_err(DumpError::Output)?,
-    }
-    Ok(s)
+    p.finish()
 }
 
 /// Runs `pgm-dump` with parsed `args`, writing to `out`.
 pub fn run(args: &Args, out: &mut dyn Write) -> Result<Summary, DumpError> {
+    run_with(args, out, &mut |_| {})
+}
+
+/// [`run`], calling `on_ready(interface)` once a live capture is listening (the binary says so
+/// on stderr, like tcpdump; a test waits for it before sending).
+pub fn run_with(
+    args: &Args,
+    out: &mut dyn Write,
+    on_ready: &mut dyn FnMut(&str),
+) -> Result<Summary, DumpError> {
+    let opts = Output::from_args(args);
     if let Some(iface) = &args.iface {
-        return Err(DumpError::LiveCaptureUnsupported(iface.clone()));
+        return crate::live::capture(iface, args.duration, &opts, out, on_ready);
     }
     let path = args.pcap.as_deref().ok_or(DumpError::NoInput)?;
-    dump(path, &args.udp_ports, args.json, args.count, out)
+    dump_with(path, &opts, out)
 }
 
 /// Decodes a classic pcap from any reader (e.g. bytes in memory) into records, like
@@ -1128,11 +1337,17 @@ mod tests {
 
     #[test]
     fn errors_are_clear() {
-        let args = Args::try_parse_from(["pgm-dump", "--iface", "eth0"]).unwrap();
+        let args = Args::try_parse_from(["pgm-dump", "--iface", "pgm-nosuch0"]).unwrap();
         let e = run(&args, &mut Vec::new()).unwrap_err();
-        assert!(matches!(e, DumpError::LiveCaptureUnsupported(_)));
-        let msg = e.to_string();
-        assert!(msg.contains("later release") && msg.contains("tcpdump") && msg.contains("--pcap"));
+        assert!(matches!(e, DumpError::NoSuchInterface { .. }), "{e:?}");
+        assert!(e.to_string().contains("no interface pgm-nosuch0"), "{e}");
+        let e = DumpError::NotPermitted {
+            iface: "eth0".into(),
+            err: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert!(e
+            .to_string()
+            .contains("live capture needs root or CAP_NET_RAW"));
 
         let missing = temp("missing.pcap");
         let e = dump(&missing, &[3055], false, None, &mut Vec::new()).unwrap_err();
@@ -1186,6 +1401,132 @@ mod tests {
         assert_eq!(a.count, Some(3));
         assert!(Args::try_parse_from(["pgm-dump"]).is_err());
         assert!(Args::try_parse_from(["pgm-dump", "--pcap", "x", "--iface", "eth0"]).is_err());
+        let a = Args::try_parse_from([
+            "pgm-dump",
+            "--iface",
+            "lo",
+            "--group",
+            "239.192.1.1",
+            "--port",
+            "7500",
+            "--duration",
+            "1.5",
+        ])
+        .unwrap();
+        assert_eq!(a.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            a.filter(),
+            Filter {
+                group: Some(GRP.into()),
+                port: Some(7500)
+            }
+        );
+        assert!(Output::from_args(&a).flush_each);
+        // --duration is for live capture; it must be a duration.
+        assert!(Args::try_parse_from(["pgm-dump", "--pcap", "x", "--duration", "1"]).is_err());
+        assert!(Args::try_parse_from(["pgm-dump", "--iface", "lo", "--duration", "-1"]).is_err());
+        assert!(Args::try_parse_from(["pgm-dump", "--iface", "lo", "--duration", "x"]).is_err());
+        assert!(Args::try_parse_from(["pgm-dump", "--iface", "lo", "--group", "x"]).is_err());
+    }
+
+    #[test]
+    fn filter_by_group_and_port() {
+        let other = Ipv4Addr::new(10, 0, 0, 9);
+        let raw = decode(DataLink::ETHERNET, &raw_eth(&spm()), &[]).unwrap();
+        let udp = decode(
+            DataLink::RAW,
+            &frames::udp4(SRC, other, 40000, 5555, &nak()),
+            &[5555],
+        )
+        .unwrap();
+        let f = |group: Option<Ipv4Addr>, port| Filter {
+            group: group.map(IpAddr::V4),
+            port,
+        };
+        assert!(Filter::default().matches(&raw));
+        // The group matches the destination or the source.
+        assert!(f(Some(GRP), None).matches(&raw));
+        assert!(f(Some(SRC), None).matches(&raw));
+        assert!(!f(Some(other), None).matches(&raw));
+        assert!(f(Some(other), None).matches(&udp));
+        // The port: PGM sport or dport, or the UDP ports.
+        assert!(f(None, Some(1000)).matches(&raw));
+        assert!(f(None, Some(7500)).matches(&raw));
+        assert!(!f(None, Some(5555)).matches(&raw));
+        assert!(f(None, Some(5555)).matches(&udp));
+        assert!(f(None, Some(40000)).matches(&udp));
+        assert!(f(None, Some(7500)).matches(&udp));
+        assert!(!f(None, Some(3055)).matches(&udp));
+        assert!(f(Some(SRC), Some(7500)).matches(&udp));
+        assert!(!f(Some(GRP), Some(7500)).matches(&udp));
+        // A broken carrier matches by UDP ports only; IPv6 notes never match a port.
+        let mut ip = frames::udp4(SRC, GRP, 1, 3055, &spm());
+        ip[24..26].copy_from_slice(&999u16.to_be_bytes());
+        let bad = decode(DataLink::RAW, &ip, &[3055]).unwrap();
+        assert!(f(None, Some(3055)).matches(&bad));
+        assert!(!f(None, Some(1000)).matches(&bad));
+        let (a, b): (Ipv6Addr, Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "ff0e::1".parse().unwrap());
+        let v6 = decode(DataLink::RAW, &frames::ipv6(a, b, IPPROTO_PGM, &spm()), &[]).unwrap();
+        assert!(!f(None, Some(1000)).matches(&v6));
+        assert!(Filter::default().matches(&v6));
+    }
+
+    #[test]
+    fn dump_with_a_filter() {
+        let to_other = frames::ethernet(
+            ETHERTYPE_IPV4,
+            &frames::ipv4(SRC, Ipv4Addr::new(239, 9, 9, 9), IPPROTO_PGM, &spm()),
+        );
+        let path = write_capture(
+            "filter.pcap",
+            &[to_other.clone(), raw_eth(&spm()), to_other, raw_eth(&nak())],
+        );
+        let opts = Output {
+            udp_ports: vec![3055],
+            json: true,
+            count: Some(1),
+            filter: Filter {
+                group: Some(GRP.into()),
+                port: Some(7500),
+            },
+            flush_each: true,
+        };
+        let mut out = Vec::new();
+        let s = dump_with(&path, &opts, &mut out).unwrap();
+        assert_eq!((s.frames, s.pgm, s.filtered), (2, 1, 1));
+        let j: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (j["frame"].clone(), j["type"].clone()),
+            (json!(2), json!("SPM"))
+        );
+        let opts = Output {
+            count: None,
+            ..opts
+        };
+        let mut out = Vec::new();
+        let s = dump_with(&path, &opts, &mut out).unwrap();
+        assert_eq!((s.frames, s.pgm, s.filtered), (4, 2, 2));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_closed_output_ends_the_dump_quietly() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+        }
+        let opts = Output::default();
+        let mut closed = Closed;
+        let mut p = Printer::new(&opts, &mut closed);
+        p.frame(DataLink::ETHERNET, 0.0, &raw_eth(&spm())).unwrap();
+        assert!(p.done());
+        assert_eq!(p.finish().unwrap().pgm, 1);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 pub mod dump;
 pub mod frames;
+pub mod live;
 pub mod md_demo;
+pub mod ping;
 pub mod pubsub_cli;
 pub mod recv;
 pub mod send;
+pub mod udp_perf;

@@ -485,8 +485,7 @@ impl Receiver {
         if peer.expiry <= now {
             // Whatever is still missing will never come: report it, then forget the session.
             if let Some(w) = peer.window.as_mut() {
-                w.abandon();
-                w.deliver(&mut self.delivered);
+                w.abandon(&mut self.delivered);
             }
             self.peers.remove(&tsi);
             self.drain(tsi);

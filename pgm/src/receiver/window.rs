@@ -192,14 +192,25 @@ impl Window {
         }
     }
 
-    /// Gives up on every missing sqn (the session expired).
-    pub(crate) fn abandon(&mut self) {
+    /// Gives up on the whole window (the session expired): delivers what can be delivered and
+    /// reports everything else — missing sqns and fragments of APDUs that will never complete —
+    /// as lost.
+    pub(crate) fn abandon(&mut self, out: &mut Vec<Delivered>) {
         for (_, raw) in std::mem::take(&mut self.timers) {
             let sqn = SeqNo(raw);
             if let Some(i) = self.index(sqn) {
                 self.slots[i] = Slot::Lost;
             }
         }
+        self.deliver_runs(out);
+        let rest = self.slots.len() as u32;
+        if rest > 0 {
+            self.note_loss_range(self.trail, rest, out);
+            self.slots.clear();
+            self.bytes = 0;
+            self.trail = self.trail.add(rest);
+        }
+        self.flush_loss(out);
     }
 
     /// Drops the oldest undelivered unit as lost (the window is over its bounds).
@@ -476,5 +487,24 @@ mod tests {
         );
         assert_eq!(w.trail, SeqNo(100));
         assert!(w.slots.is_empty() && w.timers.is_empty());
+    }
+
+    #[test]
+    fn abandon_reports_incomplete_apdus_as_lost() {
+        let mut w = Window::new(SeqNo(7));
+        w.push(Bytes::from_static(b"ab"), frag(7, 0, 10));
+        w.push(Bytes::from_static(b"cd"), frag(7, 2, 10));
+        let mut out = Vec::new();
+        w.deliver(&mut out);
+        assert!(out.is_empty(), "waiting for the rest of the APDU");
+        w.abandon(&mut out);
+        assert_eq!(
+            out,
+            vec![Delivered::Lost {
+                first: SeqNo(7),
+                count: 2
+            }]
+        );
+        assert_eq!((w.bytes, w.slots.len(), w.trail), (0, 0, SeqNo(9)));
     }
 }

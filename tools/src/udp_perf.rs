@@ -1,0 +1,479 @@
+//! `udp-perf`: the plain-UDP-multicast baseline of the benchmarks: a `sendmmsg` sender and a
+//! `recvmmsg` receiver of numbered datagrams, so the receiver counts what it lost.
+//!
+//! ```text
+//! udp-perf send [--count N] [--size B] [--pps R] [--batch K] [--max-secs S] udp://ADDR;GROUP:PORT
+//! udp-perf recv [--count N] [--timeout S] [--max-secs S] udp://ADDR;GROUP:PORT
+//! ```
+//!
+//! Datagram `i` starts with `i` (u64 big-endian); the rest is zero. The sender paces to `--pps`
+//! datagrams per second (0: as fast as `sendmmsg` goes) in bursts of at most `--batch`, and
+//! prints one JSON line `{"sent","bytes","elapsed_s","pps","send_errors","last_mono_ns",
+//! "max_rss_kb"}`. The receiver prints `READY` on stderr once it joined the group, stops after
+//! `--count` datagrams, `--timeout` seconds without one (after the first) or `--max-secs` in
+//! all, and prints `{"received","lost","reordered","first_seq","last_seq","elapsed_s","pps",
+//! "last_mono_ns","max_rss_kb"}`; it exits 1 when fewer than `--count` arrived.
+//!
+//! The endpoint takes the syntax of the PGM tools (`udp://`, `epgm://` or `pgm://` are all
+//! read as plain UDP here): IFACE an interface name or address, GROUP an IPv4 multicast group.
+//! The helpers ([`mono_ns`], [`UdpEndpoint`], [`max_rss_kb`]) are shared with `pgm-ping`.
+
+use std::{
+    io,
+    mem::{self, MaybeUninit},
+    net::{Ipv4Addr, SocketAddrV4},
+    os::fd::AsRawFd,
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::{Parser, Subcommand};
+use pgm::socket::Endpoint;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::send::{json_line, round3};
+
+/// Socket buffer size asked for (the kernel caps it at `rmem_max` / `wmem_max`).
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every network namespace of the machine,
+/// so the benchmark harness can compare timestamps of different processes.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts);
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Peak resident set of this process in KiB (`getrusage` `ru_maxrss`).
+pub fn max_rss_kb() -> u64 {
+    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the rusage struct it is given.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return 0;
+    }
+    // SAFETY: zero-initialised and filled by a successful getrusage.
+    let ru = unsafe { ru.assume_init() };
+    u64::try_from(ru.ru_maxrss).unwrap_or(0)
+}
+
+/// A plain UDP multicast endpoint: interface address, group and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpEndpoint {
+    /// The interface's IPv4 address (multicast goes out and is joined there).
+    pub iface: Ipv4Addr,
+    /// The IPv4 multicast group.
+    pub group: Ipv4Addr,
+    /// The UDP port.
+    pub port: u16,
+}
+
+impl UdpEndpoint {
+    /// Parses `udp://IFACE;GROUP:PORT` (also `epgm://` and `pgm://`, read as plain UDP).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("udp://")
+            .or_else(|| s.strip_prefix("epgm://"))
+            .or_else(|| s.strip_prefix("pgm://"))
+            .ok_or_else(|| format!("bad endpoint {s:?}: expected udp://IFACE;GROUP:PORT"))?;
+        let ep = Endpoint::parse(&format!("epgm://{rest}")).map_err(|e| e.to_string())?;
+        let (std::net::IpAddr::V4(iface), std::net::IpAddr::V4(group)) =
+            (ep.interface.addr, ep.group)
+        else {
+            return Err(format!("{s}: IPv4 only"));
+        };
+        Ok(UdpEndpoint {
+            iface,
+            group,
+            port: ep.port,
+        })
+    }
+
+    /// A socket that sends to the group out of the interface (TTL `hops`, no loopback),
+    /// connected to `group:port`.
+    pub fn sender(&self, hops: u32) -> io::Result<Socket> {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        s.bind(&SocketAddrV4::new(self.iface, 0).into())?;
+        s.set_multicast_if_v4(&self.iface)?;
+        s.set_multicast_ttl_v4(hops)?;
+        s.set_multicast_loop_v4(false)?;
+        s.set_send_buffer_size(SOCKET_BUFFER)?;
+        s.connect(&SocketAddrV4::new(self.group, self.port).into())?;
+        Ok(s)
+    }
+
+    /// A socket bound to `group:port` that joined the group on the interface.
+    pub fn receiver(&self) -> io::Result<Socket> {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_recv_buffer_size(SOCKET_BUFFER)?;
+        s.set_multicast_all_v4(false)?;
+        s.bind(&SocketAddrV4::new(self.group, self.port).into())?;
+        s.join_multicast_v4(&self.group, &self.iface)?;
+        Ok(s)
+    }
+}
+
+/// `udp-perf` arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "udp-perf",
+    version,
+    about = "Plain UDP multicast baseline: sendmmsg sender / recvmmsg receiver of numbered datagrams"
+)]
+pub struct UdpPerfArgs {
+    /// Send or receive.
+    #[command(subcommand)]
+    pub cmd: UdpPerfCmd,
+}
+
+/// The two roles.
+#[derive(Debug, Subcommand)]
+pub enum UdpPerfCmd {
+    /// Send numbered datagrams.
+    Send(UdpSendArgs),
+    /// Receive numbered datagrams and count the lost ones.
+    Recv(UdpRecvArgs),
+}
+
+/// `udp-perf send`.
+#[derive(Debug, clap::Args)]
+pub struct UdpSendArgs {
+    /// udp://IFACE;GROUP:PORT.
+    pub endpoint: String,
+    /// Datagrams to send.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub count: u64,
+    /// Datagram payload bytes (at least 8).
+    #[arg(long, default_value_t = 64, value_name = "BYTES")]
+    pub size: usize,
+    /// Datagrams per second; 0 sends as fast as sendmmsg goes.
+    #[arg(long, default_value_t = 0, value_name = "R")]
+    pub pps: u64,
+    /// Largest burst of one sendmmsg call.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch: u32,
+    /// Stop after this many seconds whatever was sent.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub max_secs: f64,
+    /// Multicast TTL.
+    #[arg(long, default_value_t = 16)]
+    pub hops: u32,
+}
+
+/// `udp-perf recv`.
+#[derive(Debug, clap::Args)]
+pub struct UdpRecvArgs {
+    /// udp://IFACE;GROUP:PORT.
+    pub endpoint: String,
+    /// Datagrams expected; the receiver stops when all arrived.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this many seconds without a datagram (once the first arrived).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub timeout: f64,
+    /// Stop after this many seconds in all.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub max_secs: f64,
+}
+
+/// `udp-perf`'s main.
+pub fn udp_perf_main(args: &UdpPerfArgs) -> ExitCode {
+    let r = match &args.cmd {
+        UdpPerfCmd::Send(a) => run_send(a).map(|line| (line, true)),
+        UdpPerfCmd::Recv(a) => run_recv(a),
+    };
+    match r {
+        Ok((line, ok)) => {
+            println!("{line}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("udp-perf: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn secs(limit: f64) -> io::Result<u64> {
+    if !(0.0..=86_400.0).contains(&limit) {
+        return Err(io::Error::other(format!("{limit} s is out of range")));
+    }
+    Ok(Duration::from_secs_f64(limit).as_nanos() as u64)
+}
+
+/// Datagrams due at `elapsed_ns` at `pps` (all of them when unpaced).
+fn due(elapsed_ns: u64, pps: u64, count: u64) -> u64 {
+    if pps == 0 {
+        return count;
+    }
+    let d = u128::from(elapsed_ns) * u128::from(pps) / 1_000_000_000 + 1;
+    u64::try_from(d).unwrap_or(u64::MAX).min(count)
+}
+
+fn run_send(a: &UdpSendArgs) -> io::Result<String> {
+    if a.size < 8 || a.size > 65_000 {
+        return Err(io::Error::other("--size must be 8..=65000"));
+    }
+    let ep = UdpEndpoint::parse(&a.endpoint).map_err(io::Error::other)?;
+    let sock = ep.sender(a.hops)?;
+    let max_ns = secs(a.max_secs)?;
+    let batch = a.batch as usize;
+    let mut bufs = vec![vec![0u8; a.size]; batch];
+    let (mut sent, mut errors) = (0u64, 0u64);
+    let start = mono_ns();
+    while sent < a.count {
+        let now = mono_ns() - start;
+        if now > max_ns {
+            break;
+        }
+        let due = due(now, a.pps, a.count);
+        if due <= sent {
+            // Sleep until the next datagram is due (sleeps shorter than ~50 µs just yield).
+            let next_ns = u128::from(sent) * 1_000_000_000 / u128::from(a.pps.max(1));
+            let wait = u64::try_from(next_ns)
+                .unwrap_or(u64::MAX)
+                .saturating_sub(now);
+            if wait > 50_000 {
+                std::thread::sleep(Duration::from_nanos(wait - 20_000));
+            } else {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        let n = usize::try_from((due - sent).min(batch as u64)).unwrap_or(batch);
+        for (k, b) in bufs.iter_mut().take(n).enumerate() {
+            b[..8].copy_from_slice(&(sent + k as u64).to_be_bytes());
+        }
+        match sendmmsg(&sock, &mut bufs[..n]) {
+            Ok(done) => sent += done as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                // ENOBUFS and the like: the datagrams are gone; count them as sent and lost.
+                errors += 1;
+                sent += n as u64;
+            }
+        }
+    }
+    let last = mono_ns();
+    let elapsed = (last - start) as f64 / 1e9;
+    let pps = if elapsed > 0.0 {
+        sent as f64 / elapsed
+    } else {
+        0.0
+    };
+    Ok(json_line(&[
+        ("sent", sent.into()),
+        ("bytes", (sent * a.size as u64).into()),
+        ("elapsed_s", round3(elapsed).into()),
+        ("pps", pps.round().into()),
+        ("send_errors", errors.into()),
+        ("last_mono_ns", last.into()),
+        ("max_rss_kb", max_rss_kb().into()),
+    ]))
+}
+
+/// One `sendmmsg` of `bufs` on a connected socket; the number of datagrams sent.
+fn sendmmsg(sock: &Socket, bufs: &mut [Vec<u8>]) -> io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: an all-zero msghdr is valid (no name, no control data).
+            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
+            h.msg_hdr.msg_iov = std::ptr::from_mut(iov);
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    let len = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
+    // SAFETY: `msgs` points at `len` initialised headers whose iovecs point into `bufs`, all of
+    // which outlive the call.
+    let rc = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), len, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(rc).unwrap_or(0))
+}
+
+/// What the receiver counted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    received: u64,
+    reordered: u64,
+    next: u64,
+    first: Option<u64>,
+    last: u64,
+}
+
+fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
+    const BATCH: usize = 64;
+    const BUF: usize = 2048;
+    let ep = UdpEndpoint::parse(&a.endpoint).map_err(io::Error::other)?;
+    let sock = ep.receiver()?;
+    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+    eprintln!("READY");
+    let idle_ns = secs(a.timeout)?;
+    let max_ns = secs(a.max_secs)?;
+    let wanted = a.count.unwrap_or(u64::MAX);
+    let mut bufs = vec![[0u8; BUF]; BATCH];
+    let mut c = Counts::default();
+    let start = mono_ns();
+    let (mut first_ns, mut last_ns) = (0u64, start);
+    while c.received < wanted {
+        let now = mono_ns();
+        if now - start > max_ns || (c.first.is_some() && now - last_ns > idle_ns) {
+            break;
+        }
+        let lens = match recvmmsg(&sock, &mut bufs) {
+            Ok(l) => l,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        let t = mono_ns();
+        for (b, &len) in bufs.iter().zip(&lens) {
+            if len < 8 {
+                continue;
+            }
+            let mut s = [0u8; 8];
+            s.copy_from_slice(&b[..8]);
+            let seq = u64::from_be_bytes(s);
+            if c.first.is_none() {
+                c.first = Some(seq);
+                first_ns = t;
+            }
+            c.received += 1;
+            if seq < c.next {
+                c.reordered += 1;
+            } else {
+                c.next = seq + 1;
+            }
+            c.last = c.last.max(seq);
+        }
+        if !lens.is_empty() {
+            last_ns = t;
+        }
+    }
+    let expected = a
+        .count
+        .unwrap_or(if c.first.is_some() { c.last + 1 } else { 0 });
+    let lost = expected.saturating_sub(c.received);
+    let elapsed = last_ns.saturating_sub(first_ns) as f64 / 1e9;
+    let pps = if elapsed > 0.0 {
+        c.received as f64 / elapsed
+    } else {
+        0.0
+    };
+    let line = json_line(&[
+        ("received", c.received.into()),
+        ("lost", lost.into()),
+        ("reordered", c.reordered.into()),
+        ("first_seq", c.first.into()),
+        ("last_seq", c.first.map(|_| c.last).into()),
+        ("elapsed_s", round3(elapsed).into()),
+        ("pps", pps.round().into()),
+        ("last_mono_ns", last_ns.into()),
+        ("max_rss_kb", max_rss_kb().into()),
+    ]);
+    Ok((line, a.count.is_none_or(|n| c.received >= n)))
+}
+
+/// One blocking `recvmmsg` (returns once at least one datagram arrived, or on the socket's
+/// read timeout); the lengths of the datagrams received.
+fn recvmmsg<const N: usize>(sock: &Socket, bufs: &mut [[u8; N]]) -> io::Result<Vec<usize>> {
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: N,
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: an all-zero msghdr is valid (no name, no control data).
+            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
+            h.msg_hdr.msg_iov = std::ptr::from_mut(iov);
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    let len = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
+    // SAFETY: `msgs` points at `len` headers whose iovecs point into `bufs`; both outlive the
+    // call; a null timeout is allowed.
+    let rc = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            len,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = usize::try_from(rc).unwrap_or(0);
+    Ok(msgs[..n].iter().map(|m| m.msg_len as usize).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_schedule() {
+        assert_eq!(due(0, 0, 10), 10);
+        assert_eq!(due(0, 1000, 10), 1);
+        assert_eq!(due(1_000_000, 1000, 10), 2);
+        assert_eq!(due(1_000_000_000, 1000, 5000), 1001);
+        assert_eq!(due(u64::MAX, 1000, 7), 7);
+    }
+
+    #[test]
+    fn endpoints() {
+        let e = UdpEndpoint::parse("udp://127.0.0.1;239.192.9.9:7000").unwrap();
+        assert_eq!(e.iface, Ipv4Addr::LOCALHOST);
+        assert_eq!(e.group, Ipv4Addr::new(239, 192, 9, 9));
+        assert_eq!(e.port, 7000);
+        assert_eq!(
+            UdpEndpoint::parse("epgm://127.0.0.1;239.192.9.9:7000").unwrap(),
+            e
+        );
+        assert!(UdpEndpoint::parse("tcp://127.0.0.1;239.1.1.1:1").is_err());
+    }
+
+    #[test]
+    fn clocks_and_rss() {
+        let a = mono_ns();
+        let b = mono_ns();
+        assert!(b >= a && a > 0);
+        assert!(max_rss_kb() > 0);
+    }
+}
