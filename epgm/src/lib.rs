@@ -46,7 +46,9 @@ pub use pgm::socket::{
 use pgm::{
     socket::Scheme,
     transport::{
-        raw::RawTransport, Datagram, Transport, TransportConfig, TransportError, TransportStats,
+        mmsg::{MmsgReceiver, MmsgSender},
+        raw::RawTransport,
+        Datagram, Outgoing, RecvBatch, Transport, TransportConfig, TransportError, TransportStats,
     },
 };
 use socket2::{Domain, Protocol, SockAddr, Type};
@@ -68,12 +70,19 @@ pub struct UdpTransport {
     cfg: TransportConfig,
     port: u16,
     send: socket2::Socket,
+    /// A second sending socket connected to `group:port`, for everything multicast: a
+    /// connected UDP socket keeps its route, so no route lookup per packet.
+    mcast: socket2::Socket,
     recv: Vec<RecvSock>,
     /// The receive socket to try first.
     cur: usize,
     /// Receive sockets found empty since the last `None`.
     empty: usize,
     stats: TransportStats,
+    /// `sendmmsg` headers, reused.
+    tx: MmsgSender,
+    /// `recvmmsg` headers (with IP_PKTINFO), reused.
+    rx: MmsgReceiver,
 }
 
 fn io_err(what: String) -> impl FnOnce(io::Error) -> TransportError {
@@ -89,6 +98,16 @@ impl UdpTransport {
         send.bind(&SocketAddrV4::new(addr, 0).into())
             .map_err(io_err(format!("bind {addr}:0")))?;
         cfg.apply_send_options(&send)?;
+        let mcast = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(io_err("socket(AF_INET, SOCK_DGRAM)".into()))?;
+        mcast
+            .bind(&SocketAddrV4::new(addr, 0).into())
+            .map_err(io_err(format!("bind {addr}:0")))?;
+        cfg.apply_send_options(&mcast)?;
+        let to = SocketAddrV4::new(group, cfg.port);
+        mcast
+            .connect(&to.into())
+            .map_err(io_err(format!("connect {to}")))?;
         let mut recv = Vec::new();
         if cfg.join_group {
             let r = Self::recv_socket(cfg, group)?;
@@ -102,10 +121,13 @@ impl UdpTransport {
             cfg: cfg.clone(),
             port: cfg.port,
             send,
+            mcast,
             recv,
             cur: 0,
             empty: 0,
             stats: TransportStats::default(),
+            tx: MmsgSender::new(),
+            rx: MmsgReceiver::new(true),
         })
     }
 
@@ -206,6 +228,9 @@ fn recv_pktinfo(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
 
 impl Transport for UdpTransport {
     fn send_to(&mut self, dst: IpAddr, pkt: &[u8]) -> io::Result<()> {
+        if dst == self.cfg.group {
+            return self.mcast.send(pkt).map(drop);
+        }
         let IpAddr::V4(dst) = dst else {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -254,11 +279,89 @@ impl Transport for UdpTransport {
         Ok(None)
     }
 
+    fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
+        // One port for everything: multicast to group:port, NAKs/SPMRs to nla:port. A run of
+        // packets for the group goes through the connected socket, the rest through the
+        // other one; the caller calls again for what follows a change of destination.
+        let group = self.cfg.group;
+        let to_group = pkts.iter().take_while(|p| p.dst == group).count();
+        if to_group > 0 {
+            return self
+                .tx
+                .send_connected(self.mcast.as_raw_fd(), &pkts[..to_group]);
+        }
+        let others = pkts.iter().take_while(|p| p.dst != group).count().max(1);
+        self.tx.send(
+            self.send.as_raw_fd(),
+            &pkts[..others.min(pkts.len())],
+            self.port,
+        )
+    }
+
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
+        let n = self.recv.len();
+        // Each socket in turn, starting where the last call left off, until every one has
+        // been found empty in this call or the batch is full.
+        let mut empty = 0;
+        while empty < n && batch.spare_slots() > 0 {
+            let rs = &self.recv[self.cur % n];
+            let slot_len = batch.slot_len();
+            let want = batch.spare_slots();
+            let infos = match self
+                .rx
+                .recv(rs.sock.as_raw_fd(), batch.spare_mut(), slot_len, want)
+            {
+                Ok(i) => i,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    empty += 1;
+                    self.cur = (self.cur + 1) % n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if batch.is_empty() => return Err(e),
+                Err(_) => return Ok(()),
+            };
+            let got = infos.len();
+            for info in infos {
+                if info.truncated || info.len > slot_len {
+                    self.stats.truncated += 1;
+                    batch.skip(1);
+                    continue;
+                }
+                let Some(src) = info.src else {
+                    self.stats.malformed += 1;
+                    batch.skip(1);
+                    continue;
+                };
+                let dst = IpAddr::V4(info.dst.unwrap_or(rs.bound));
+                if !self.cfg.wants(dst) {
+                    self.stats.filtered += 1;
+                    batch.skip(1);
+                    continue;
+                }
+                batch.push(Datagram {
+                    src: IpAddr::V4(src),
+                    dst,
+                    pgm: 0..info.len,
+                });
+            }
+            if got < want {
+                // recvmmsg stops early only when this socket has nothing more: on to the next.
+                empty += 1;
+                self.cur = (self.cur + 1) % n;
+            }
+        }
+        if empty >= n {
+            batch.set_drained();
+        }
+        Ok(())
+    }
+
     fn fds(&self) -> Vec<RawFd> {
         self.recv
             .iter()
             .map(|r| r.sock.as_raw_fd())
-            .chain([self.send.as_raw_fd()])
+            .chain([self.send.as_raw_fd(), self.mcast.as_raw_fd()])
             .collect()
     }
 
@@ -335,7 +438,7 @@ mod tests {
         let ep = endpoint(1);
         let opts = SocketOptions::default().with_linger(Duration::from_millis(50));
         let rx = open_receiver(&ep, &opts).unwrap();
-        let mut tx = open_sender(&ep, &opts).unwrap();
+        let tx = open_sender(&ep, &opts).unwrap();
         for i in 0..100u32 {
             tx.send(&i.to_be_bytes()).unwrap();
         }
@@ -373,7 +476,7 @@ mod tests {
         let rx = open_receiver(&ep, &opts).unwrap();
         // Same port, other group: a second receiver joins it so the host accepts the group.
         let _rx2 = open_receiver(&other, &opts).unwrap();
-        let mut tx = open_sender(&other, &opts).unwrap();
+        let tx = open_sender(&other, &opts).unwrap();
         tx.send(b"not for you").unwrap();
         tx.close().unwrap();
         assert_eq!(
@@ -399,7 +502,7 @@ mod tests {
     fn send_errors_are_typed() {
         let ep = endpoint(4);
         let opts = SocketOptions::default().with_linger(Duration::ZERO);
-        let mut tx = open_sender(&ep, &opts).unwrap();
+        let tx = open_sender(&ep, &opts).unwrap();
         let max = tx.max_message();
         assert!(max >= 16 * 1428, "{max}");
         assert!(matches!(

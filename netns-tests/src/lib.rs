@@ -15,6 +15,7 @@
 //!
 //! Traffic only ever flows inside namespaces created here.
 
+pub mod bench;
 pub mod lan;
 pub mod pair;
 pub mod peer;

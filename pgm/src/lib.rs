@@ -19,7 +19,7 @@ pub mod wire;
 pub use config::{JoinPolicy, Mtu, NakTiming, ReceiverConfig, SourceConfig};
 pub use event::Event;
 pub use receiver::{Receiver, ReceiverStats};
-pub use source::{SendError, Source, SourceStats};
 pub use socket::{Endpoint, RecvEvent, RecvSocket, SendSocket, SocketOptions};
+pub use source::{SendError, Source, SourceStats};
 pub use transmit::Transmit;
 pub use transport::Transport;

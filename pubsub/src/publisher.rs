@@ -131,8 +131,7 @@ impl Inner {
     /// left.
     fn drain_nonblocking(&self, st: &mut State) -> Result<bool, SendError> {
         while let Some(apdu) = st.enc.poll_apdu() {
-            // The transport has no non-blocking `send_bytes`: this copies the APDU once.
-            match self.sock.try_send(&apdu) {
+            match self.sock.try_send_bytes(apdu.clone()) {
                 Ok(()) => {}
                 Err(socket::SendError::WouldBlock) => {
                     st.enc.unpoll_apdu(apdu);

@@ -12,8 +12,9 @@
 //! endpoints of a pair name the same group and port, each with its own host's interface, so
 //! the two directions are two sessions (use different groups and ports for them).
 //!
-//! The first `--warmup` round trips are not recorded; a ping without an answer within
-//! `--ping-timeout` counts as lost and the next one goes out (a late answer is skipped).
+//! The first `--warmup` round trips (or those of the first 2 s, if fewer) are not recorded; a
+//! ping without an answer within `--ping-timeout` counts as lost and the next one goes out (a
+//! late answer is skipped).
 //! Round trips go into an HdrHistogram (ns, 3 significant digits); the pinger prints one JSON
 //! line `{"mode","spin","busy_poll","size","count","received","lost","min_us","mean_us",
 //! "p50_us","p90_us","p99_us","p999_us","max_us","elapsed_s","max_rss_kb"}` and, when done,
@@ -385,7 +386,8 @@ fn ping(a: &PingArgs) -> io::Result<String> {
     let mut msg = vec![0u8; a.size];
     let mut buf = Vec::new();
     let (mut received, mut lost) = (0u64, 0u64);
-    let total = a.warmup + a.count;
+    let mut total = a.warmup + a.count;
+    let mut warmup = a.warmup;
     let mut i = 0;
     // Until the first answer (the sessions are still being set up) pings are retried.
     let mut answered = false;
@@ -406,15 +408,20 @@ fn ping(a: &PingArgs) -> io::Result<String> {
             }
         }
         let t1 = mono_ns();
+        // The warm-up ends after --warmup round trips or 2 s, whichever comes first.
+        if i < warmup && t1 - start > 2_000_000_000 {
+            warmup = i;
+            total = warmup + a.count;
+        }
         if got {
             answered = true;
-            if i >= a.warmup {
+            if i >= warmup {
                 received += 1;
                 hist.saturating_record((t1 - t0).max(1));
             }
         } else if !answered {
             continue;
-        } else if i >= a.warmup {
+        } else if i >= warmup {
             lost += 1;
         }
         i += 1;

@@ -49,6 +49,10 @@ pub struct RecvArgs {
     /// Check test messages (from pgm-send --count) instead of printing them.
     #[arg(long)]
     pub verify: bool,
+    /// Busy-poll: receive by polling the socket in a loop instead of sleeping (lower
+    /// latency, one core at 100 % for as long as it runs; see SocketOptions::busy_poll).
+    #[arg(long)]
+    pub spin: bool,
     /// Options shared with pgm-send.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -158,6 +162,7 @@ impl Verifier {
             ("senders", self.senders().into()),
             ("parse_errors", engine.parse_errors.into()),
             ("checksum_errors", engine.checksum_errors.into()),
+            ("last_mono_ns", engine.last_mono_ns.into()),
         ])
     }
 }
@@ -171,6 +176,8 @@ pub struct EngineCounts {
     pub parse_errors: u64,
     /// Packets that failed the checksum.
     pub checksum_errors: u64,
+    /// CLOCK_MONOTONIC (ns) of the last delivery, 0 if none (benchmark repair tails).
+    pub last_mono_ns: u64,
 }
 
 /// How a `pgm-recv` run ended.
@@ -197,11 +204,12 @@ impl RecvOutcome {
 /// Runs `pgm-recv`, printing messages to `out` (unless verifying).
 pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, ToolError> {
     let idle = args.idle_timeout()?;
-    let opts = args.common.socket_options();
-    let mut sock = epgm::open_receiver(&args.endpoint, &opts)?;
+    let opts = args.common.socket_options().with_busy_poll(args.spin);
+    let sock = epgm::open_receiver(&args.endpoint, &opts)?;
     if !args.common.quiet {
         eprintln!("pgm-recv: listening on {}", sock.endpoint());
     }
+    let mono_base = crate::udp_perf::mono_ns();
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !args.common.quiet);
     let mut v = Verifier::new();
@@ -275,6 +283,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
             naks_sent: stats.engine.naks_sent,
             parse_errors: stats.engine.parse_errors,
             checksum_errors: stats.engine.checksum_errors,
+            last_mono_ns: first.map_or(0, |_| mono_base + last.as_nanos() as u64),
         },
     })
 }

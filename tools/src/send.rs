@@ -269,6 +269,10 @@ pub struct SendArgs {
     /// Seconds to keep answering NAKs after the last message.
     #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub linger: f64,
+    /// Busy-poll: waits for queue space spin instead of blocking (lower latency, one core
+    /// at 100 % while waiting; see SocketOptions::busy_poll).
+    #[arg(long)]
+    pub spin: bool,
     /// Options shared with pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -289,6 +293,8 @@ pub struct SendReport {
     pub ncf_sent: u64,
     /// RDATA sent.
     pub rdata_sent: u64,
+    /// CLOCK_MONOTONIC (ns) when the last message was on the wire (benchmark repair tails).
+    pub last_mono_ns: u64,
 }
 
 impl SendReport {
@@ -307,6 +313,7 @@ impl SendReport {
             ("naks_received", self.naks_received.into()),
             ("ncf_sent", self.ncf_sent.into()),
             ("rdata_sent", self.rdata_sent.into()),
+            ("last_mono_ns", self.last_mono_ns.into()),
         ])
     }
 }
@@ -395,8 +402,9 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
         .common
         .socket_options()
         .with_rate((args.rate > 0).then_some(args.rate))
-        .with_linger(Duration::from_secs_f64(args.linger));
-    let mut sock = epgm::open_sender(&args.endpoint, &opts)?;
+        .with_linger(Duration::from_secs_f64(args.linger))
+        .with_busy_poll(args.spin);
+    let sock = epgm::open_sender(&args.endpoint, &opts)?;
     if args.count.is_some() && args.size > sock.max_message() {
         return Err(ToolError::Usage(format!(
             "--size {} is larger than the largest message ({} bytes with this tpdu and window)",
@@ -453,6 +461,7 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
         }
     }
     sock.flush()?;
+    report.last_mono_ns = crate::udp_perf::mono_ns();
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
     sock.close()?;
     let st = sock.stats();
@@ -543,6 +552,7 @@ mod tests {
             naks_received: 1,
             ncf_sent: 1,
             rdata_sent: 2,
+            ..SendReport::default()
         };
         let line = r.to_json();
         assert!(

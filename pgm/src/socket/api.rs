@@ -1,7 +1,15 @@
 //! The application side: [`SendSocket`] and [`RecvSocket`].
+//!
+//! Both run engine turns on the calling thread when they can (see [`super::driver`]): a send
+//! goes out inline when the core is free, and a receive with nothing queued drains the sockets
+//! itself, then waits for them in its own epoll instance.
 
 use std::{
-    sync::Arc,
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex, MutexGuard, TryLockError,
+    },
     thread::{self, JoinHandle},
     time::Duration,
 };
@@ -9,35 +17,107 @@ use std::{
 use bytes::Bytes;
 
 use super::{
-    driver::{event_size, Driver, Shared},
+    driver::{self, lock, Core, Engine, Shared, Turn, Who},
     Clock, Endpoint, OpenError, RecvError, RecvEvent, RecvStats, Role, SendError, SendStats,
     SocketOptions,
 };
 use crate::{receiver::Receiver, source::Source, transport::Transport, wire::Tsi};
 
-/// Starts the IO thread for `engine` over `transport`.
-fn spawn<E: super::driver::Engine>(
-    name: &str,
-    engine: E,
-    transport: Box<dyn Transport>,
-    clock: Clock,
-    opts: &SocketOptions,
-) -> Result<(Arc<Shared>, JoinHandle<()>), OpenError> {
-    let (driver, shared) = Driver::new(engine, transport, clock, opts.linger, opts.recv_queue)?;
-    let thread = thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || driver.run())?;
-    Ok((shared, thread))
+/// While an application thread waits for the driver, it looks for itself at least this often
+/// (a safety net: the driver signals every change a waiter cares about).
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// The core and the state shared with the IO thread, and the thread itself.
+#[derive(Debug)]
+struct Handle<E: Engine> {
+    core: Arc<Mutex<Core<E>>>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<E: Engine> Handle<E> {
+    /// Starts the IO thread for `engine` over `transport`.
+    fn spawn(
+        name: &str,
+        engine: E,
+        transport: Box<dyn Transport>,
+        clock: Clock,
+        opts: &SocketOptions,
+    ) -> Result<Self, OpenError> {
+        let (io_loop, core, shared) = driver::new(
+            engine,
+            transport,
+            clock,
+            opts.linger,
+            opts.recv_queue,
+            opts.busy_poll,
+            opts.spin_before_sleep,
+        )?;
+        let thread = thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || io_loop.run())?;
+        Ok(Handle {
+            core,
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The core if it is free (`block`: or once it is), else `None`.
+    fn try_core(&self, block: bool) -> Option<MutexGuard<'_, Core<E>>> {
+        if block {
+            return Some(lock(&self.core));
+        }
+        match self.core.try_lock() {
+            Ok(c) => Some(c),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Runs a turn on this thread if the core is free (`block`: once it is). When it is not,
+    /// whoever holds it may be past the point where it looks at the queues, so the IO thread
+    /// is woken if it is parked.
+    fn drive(&self, block: bool, readable: bool) -> Option<Turn> {
+        if let Some(mut core) = self.try_core(block) {
+            return Some(core.turn(&self.shared, Who::App, readable));
+        }
+        let mut st = self.shared.lock();
+        self.shared.wake_io(&mut st);
+        None
+    }
+
+    /// Fresh counters if the core is free, else the ones published last (at most
+    /// a millisecond old while the driver is busy).
+    fn refresh_stats(&self) {
+        if let Some(mut core) = self.try_core(false) {
+            core.refresh_stats(&self.shared);
+        }
+    }
+
+    /// Asks the IO thread to stop and waits for it. Does nothing the second time.
+    fn stop(&self) {
+        let Some(thread) = lock(&self.thread).take() else {
+            return;
+        };
+        {
+            let mut st = self.shared.lock();
+            st.close_requested = true;
+            self.shared.bump_in();
+            self.shared.wake_io(&mut st);
+        }
+        let _ = thread.join();
+    }
 }
 
 /// A PGM sender. Messages go out in order, as ODATA (fragmented when larger than one TPDU);
 /// a background thread answers NAKs from the transmit window.
 ///
-/// Dropping it closes it like [`SendSocket::close`], which blocks for up to the linger time.
+/// Every method takes `&self`, so one socket can be shared between threads. Dropping it
+/// closes it like [`SendSocket::close`], which blocks for up to the linger time.
 #[derive(Debug)]
 pub struct SendSocket {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    handle: Handle<Source>,
     endpoint: Endpoint,
     tsi: Tsi,
     queue_limit: usize,
@@ -60,7 +140,7 @@ impl SendSocket {
         let (max_tsdu, max_fragment) = (cfg.mtu.max_tsdu(), cfg.mtu.max_fragment_tsdu());
         let max_apdu = cfg.max_apdu.min(usize::from(u16::MAX));
         let max_fragments = cfg.txw_sqns as usize;
-        let (shared, thread) = spawn(
+        let handle = Handle::spawn(
             "pgm-send-io",
             Source::new(cfg),
             transport,
@@ -68,8 +148,7 @@ impl SendSocket {
             opts,
         )?;
         Ok(SendSocket {
-            shared,
-            thread: Some(thread),
+            handle,
             endpoint: endpoint.clone(),
             tsi,
             queue_limit: opts.send_queue,
@@ -96,6 +175,18 @@ impl SendSocket {
         self.max_tsdu
     }
 
+    /// The largest TSDU of one packet without OPT_FRAGMENT: the same as
+    /// [`SendSocket::max_unfragmented`].
+    pub fn max_tsdu(&self) -> usize {
+        self.max_tsdu
+    }
+
+    /// The payload bytes of each fragment when a message is larger than
+    /// [`SendSocket::max_tsdu`] (the packet then also carries OPT_FRAGMENT).
+    pub fn max_fragment_tsdu(&self) -> usize {
+        self.max_fragment
+    }
+
     /// The largest message [`SendSocket::send`] accepts.
     pub fn max_message(&self) -> usize {
         let by_window = if self.max_fragments <= 1 {
@@ -116,7 +207,8 @@ impl SendSocket {
     }
 
     /// Queues one message, blocking while the send queue is full (the rate limit or the
-    /// network holds data back).
+    /// network holds data back). When the socket is idle the message goes out on this thread
+    /// before `send` returns.
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
         self.send_bytes(Bytes::copy_from_slice(msg))
     }
@@ -131,9 +223,52 @@ impl SendSocket {
         self.push(Bytes::copy_from_slice(msg), false)
     }
 
+    /// Like [`SendSocket::try_send`], without a copy. On [`SendError::WouldBlock`] the message
+    /// was not taken (keep a clone of the `Bytes` to retry).
+    pub fn try_send_bytes(&self, msg: Bytes) -> Result<(), SendError> {
+        self.push(msg, false)
+    }
+
+    /// Queues several messages under one lock, then sends what it can on this thread: each
+    /// still goes out as its own APDU, but the wire sees them in one `sendmmsg` batch. Blocks
+    /// while the queue is full; on an error the messages before the failing one were queued.
+    pub fn send_many<I>(&self, msgs: I) -> Result<(), SendError>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        let shared = &self.handle.shared;
+        let mut st = shared.lock();
+        for msg in msgs {
+            self.check_len(msg.len())?;
+            loop {
+                if let Some(f) = &st.failure {
+                    return Err(SendError::Failed(f.clone()));
+                }
+                if st.done || st.close_requested {
+                    return Err(SendError::Closed);
+                }
+                if st.tx_count == 0 || st.tx_bytes + msg.len() <= self.queue_limit {
+                    break;
+                }
+                shared.bump_in();
+                drop(st);
+                self.handle.drive(false, false);
+                st = shared.wait(shared.lock(), Some(WAIT_SLICE));
+            }
+            st.tx_bytes += msg.len();
+            st.tx_count += 1;
+            st.tx.push_back(msg);
+        }
+        shared.bump_in();
+        drop(st);
+        self.handle.drive(false, false);
+        Ok(())
+    }
+
     fn push(&self, msg: Bytes, block: bool) -> Result<(), SendError> {
         self.check_len(msg.len())?;
-        let mut st = self.shared.lock();
+        let shared = &self.handle.shared;
+        let mut st = shared.lock();
         loop {
             if let Some(f) = &st.failure {
                 return Err(SendError::Failed(f.clone()));
@@ -141,58 +276,69 @@ impl SendSocket {
             if st.done || st.close_requested {
                 return Err(SendError::Closed);
             }
-            if st.tx.is_empty() || st.tx_bytes + msg.len() <= self.queue_limit {
+            if st.tx_count == 0 || st.tx_bytes + msg.len() <= self.queue_limit {
                 st.tx_bytes += msg.len();
+                st.tx_count += 1;
                 st.tx.push_back(msg);
-                self.shared.wake_io(&mut st);
-                return Ok(());
+                shared.bump_in();
+                break;
             }
             if !block {
                 return Err(SendError::WouldBlock);
             }
-            st = self.shared.wait(st, None);
+            // Make room on this thread if the core is free, else wait for whoever has it.
+            drop(st);
+            self.handle.drive(false, false);
+            st = shared.lock();
+            if st.tx_count != 0 && st.tx_bytes + msg.len() > self.queue_limit {
+                st = shared.wait(st, Some(WAIT_SLICE));
+            }
         }
+        drop(st);
+        self.handle.drive(false, false);
+        Ok(())
     }
 
     /// Blocks until every queued message has been transmitted once (ODATA on the wire).
     pub fn flush(&self) -> Result<(), SendError> {
-        let mut st = self.shared.lock();
+        let shared = &self.handle.shared;
         loop {
-            if let Some(f) = &st.failure {
-                return Err(SendError::Failed(f.clone()));
+            {
+                let st = shared.lock();
+                if let Some(f) = &st.failure {
+                    return Err(SendError::Failed(f.clone()));
+                }
+                if st.tx_count == 0 && st.engine_queued == 0 {
+                    return Ok(());
+                }
+                if st.done {
+                    return Err(SendError::Closed);
+                }
             }
-            if st.tx.is_empty() && st.engine_queued == 0 {
-                return Ok(());
+            self.handle.drive(false, false);
+            let st = shared.lock();
+            if (st.tx_count != 0 || st.engine_queued != 0) && !st.done {
+                drop(shared.wait(st, Some(WAIT_SLICE)));
             }
-            if st.done {
-                return Err(SendError::Closed);
-            }
-            self.shared.wake_io(&mut st);
-            st = self.shared.wait(st, None);
         }
     }
 
     /// Sends what is queued, then 3 SPMs with OPT_FIN, keeps answering NAKs for the linger
-    /// time, and stops the IO thread. Calling it again does nothing.
-    pub fn close(&mut self) -> Result<(), SendError> {
-        let Some(thread) = self.thread.take() else {
-            return Ok(());
-        };
-        {
-            let mut st = self.shared.lock();
-            st.close_requested = true;
-            self.shared.wake_io(&mut st);
-        }
-        let _ = thread.join();
-        match &self.shared.lock().failure {
+    /// time, and stops the IO thread. Calling it again (or while another thread is closing)
+    /// does nothing.
+    pub fn close(&self) -> Result<(), SendError> {
+        self.handle.stop();
+        match &self.handle.shared.lock().failure {
             Some(f) => Err(SendError::Failed(f.clone())),
             None => Ok(()),
         }
     }
 
-    /// Counters (a snapshot, refreshed by the IO thread on every loop turn).
+    /// Counters: a fresh snapshot, or while a turn is running on another thread the one it
+    /// published last (at most about a millisecond old).
     pub fn stats(&self) -> SendStats {
-        self.shared.lock().send_stats.clone()
+        self.handle.refresh_stats();
+        self.handle.shared.lock().send_stats.clone()
     }
 }
 
@@ -202,12 +348,63 @@ impl Drop for SendSocket {
     }
 }
 
+/// The batch of events an application thread took from the driver in one go.
+#[derive(Debug, Default)]
+struct Local {
+    events: VecDeque<RecvEvent>,
+    /// The batch's charge against the receive queue, released when it is used up.
+    held: usize,
+    /// `Shared::out_seq` when the shared queue was last found empty: while it has not moved,
+    /// there is nothing new to take (no lock needed to find out).
+    seen: Option<u64>,
+}
+
+/// Whether polling before a sleep pays off. While packets stream in, spins keep finding
+/// them; when traffic is sparse (or answers take much longer than the spin) they never do,
+/// and after [`SpinPolicy::GIVE_UP`] fruitless spins in a row only every
+/// [`SpinPolicy::PROBE`]th sleep tries again, so a quiet socket does not burn CPU.
+#[derive(Debug, Default)]
+struct SpinPolicy {
+    /// Spins in a row that found nothing.
+    misses: AtomicU32,
+    /// Sleeps since spinning was given up.
+    skipped: AtomicU32,
+}
+
+impl SpinPolicy {
+    const GIVE_UP: u32 = 32;
+    const PROBE: u32 = 64;
+
+    fn should_spin(&self) -> bool {
+        if self.misses.load(Ordering::Relaxed) < Self::GIVE_UP {
+            return true;
+        }
+        self.skipped
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(Self::PROBE)
+    }
+
+    fn record(&self, found: bool) {
+        if found {
+            self.misses.store(0, Ordering::Relaxed);
+        } else {
+            let m = self.misses.load(Ordering::Relaxed);
+            self.misses
+                .store((m + 1).min(Self::GIVE_UP), Ordering::Relaxed);
+        }
+    }
+}
+
 /// A PGM receiver: data from every sender (TSI) on the endpoint, in order per sender, with
 /// losses reported as [`RecvEvent::Loss`].
+///
+/// Every method takes `&self`, so one socket can be shared between threads (each event goes
+/// to one of them).
 #[derive(Debug)]
 pub struct RecvSocket {
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    handle: Handle<Receiver>,
+    local: Mutex<Local>,
+    spin: SpinPolicy,
     endpoint: Endpoint,
     recv_queue: usize,
     clock: Clock,
@@ -222,10 +419,11 @@ impl RecvSocket {
     ) -> Result<Self, OpenError> {
         let cfg = opts.receiver_config(endpoint)?;
         let clock = Clock::new();
-        let (shared, thread) = spawn("pgm-recv-io", Receiver::new(cfg), transport, clock, opts)?;
+        let handle = Handle::spawn("pgm-recv-io", Receiver::new(cfg), transport, clock, opts)?;
         Ok(RecvSocket {
-            shared,
-            thread: Some(thread),
+            handle,
+            local: Mutex::new(Local::default()),
+            spin: SpinPolicy::default(),
             endpoint: endpoint.clone(),
             recv_queue: opts.recv_queue,
             clock,
@@ -247,7 +445,8 @@ impl RecvSocket {
         self.next(Some(timeout))
     }
 
-    /// The next event if one is queued, else [`RecvError::Empty`].
+    /// The next event if one is ready (after draining the sockets, when no other thread is
+    /// doing so), else [`RecvError::Empty`].
     pub fn try_recv(&self) -> Result<RecvEvent, RecvError> {
         self.next(Some(Duration::ZERO)).map_err(|e| match e {
             RecvError::Timeout => RecvError::Empty,
@@ -255,53 +454,155 @@ impl RecvSocket {
         })
     }
 
+    /// Appends every event that is ready to `out` without waiting (after draining the
+    /// sockets, when no other thread is doing so); returns how many. Cheaper than one
+    /// [`RecvSocket::try_recv`] per event.
+    pub fn try_recv_many(&self, out: &mut Vec<RecvEvent>) -> Result<usize, RecvError> {
+        self.handle.shared.note_app_call();
+        let mut local = lock(&self.local);
+        if local.events.is_empty() && !self.refill(&mut local)? {
+            self.handle.drive(false, false);
+            if !self.refill(&mut local)? {
+                return Ok(0);
+            }
+        }
+        let n = local.events.len();
+        out.extend(local.events.drain(..));
+        Ok(n)
+    }
+
+    /// Takes the shared queue into `local` if the driver published anything since the last
+    /// look. True when `local` now has events. Releases the previous batch's charge.
+    fn refill(&self, local: &mut Local) -> Result<bool, RecvError> {
+        let shared = &self.handle.shared;
+        let seq = shared.out_seq();
+        if local.seen == Some(seq) && local.held == 0 {
+            return Ok(false);
+        }
+        let mut st = shared.lock();
+        st.rx_bytes -= local.held.min(st.rx_bytes);
+        local.held = 0;
+        let got = !st.rx.is_empty();
+        if got {
+            std::mem::swap(&mut st.rx, &mut local.events);
+            local.held = std::mem::take(&mut st.rx_queued_bytes);
+        }
+        if st.rx_paused && st.rx_bytes <= self.recv_queue / 2 {
+            st.rx_paused = false;
+            shared.bump_in();
+            shared.wake_io(&mut st);
+        }
+        if got {
+            return Ok(true);
+        }
+        if let Some(f) = &st.failure {
+            return Err(RecvError::Failed(f.clone()));
+        }
+        if st.done {
+            return Err(RecvError::Closed);
+        }
+        // Read under the lock: anything published later moves it.
+        local.seen = Some(shared.out_seq());
+        Ok(false)
+    }
+
+    /// An event from the local batch, or from the shared queue.
+    fn take(&self) -> Result<Option<RecvEvent>, RecvError> {
+        let mut local = lock(&self.local);
+        if let Some(ev) = local.events.pop_front() {
+            return Ok(Some(ev));
+        }
+        if self.refill(&mut local)? {
+            return Ok(local.events.pop_front());
+        }
+        Ok(None)
+    }
+
     fn next(&self, timeout: Option<Duration>) -> Result<RecvEvent, RecvError> {
-        let deadline = timeout.map(|t| self.clock.elapsed() + t);
-        let mut st = self.shared.lock();
+        let shared = &self.handle.shared;
+        shared.note_app_call();
+        let nonblocking = timeout == Some(Duration::ZERO);
+        // No clock read for a non-blocking call (a spinning caller makes millions).
+        let deadline = timeout
+            .filter(|_| !nonblocking)
+            .map(|t| self.clock.elapsed() + t);
+        let mut readable = false;
         loop {
-            if let Some(ev) = st.rx.pop_front() {
-                st.rx_bytes -= event_size(&ev);
-                if st.rx_paused && st.rx_bytes <= self.recv_queue / 2 {
-                    st.rx_paused = false;
-                    self.shared.wake_io(&mut st);
-                }
+            if let Some(ev) = self.take()? {
                 return Ok(ev);
             }
-            if let Some(f) = &st.failure {
-                return Err(RecvError::Failed(f.clone()));
+            // Nothing queued: drain the sockets on this thread. A non-blocking call does not
+            // wait for a turn someone else is running.
+            let turn = self.handle.drive(!nonblocking, readable);
+            if let Some(ev) = self.take()? {
+                return Ok(ev);
             }
-            if st.done {
-                return Err(RecvError::Closed);
+            if nonblocking {
+                return Err(RecvError::Timeout);
             }
-            let wait = match deadline {
+            let now = self.clock.elapsed();
+            let left = match deadline {
+                Some(d) if now >= d => return Err(RecvError::Timeout),
+                Some(d) => Some(d.saturating_sub(now)),
                 None => None,
-                Some(d) => {
-                    let now = self.clock.elapsed();
-                    if now >= d {
-                        return Err(RecvError::Timeout);
-                    }
-                    Some(d.saturating_sub(now))
-                }
             };
-            st = self.shared.wait(st, wait);
+            if shared.busy_poll {
+                std::hint::spin_loop();
+                readable = true;
+                continue;
+            }
+            // Poll a little before sleeping: at high packet rates the next packet is usually
+            // microseconds away, and a sleeping receiver costs a wake-up, mostly paid by the
+            // sender (see `SocketOptions::spin_before_sleep`).
+            let spin = left.map_or(shared.spin_before_sleep, |l| {
+                l.min(shared.spin_before_sleep)
+            });
+            if !spin.is_zero() && self.spin.should_spin() {
+                let until = now + spin;
+                loop {
+                    self.handle.drive(true, true);
+                    if let Some(ev) = self.take()? {
+                        self.spin.record(true);
+                        return Ok(ev);
+                    }
+                    if self.clock.elapsed() >= until {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                self.spin.record(false);
+            }
+            // Wait for the sockets (or the driver's word) until the engine's next deadline.
+            let wait = match (left, turn.and_then(|t| t.timeout)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            {
+                let mut st = shared.lock();
+                if !st.rx.is_empty() || st.done {
+                    continue;
+                }
+                st.app_polling += 1;
+            }
+            let waited = match &shared.app_poll {
+                Some(p) => p.wait(wait),
+                None => Ok(false),
+            };
+            shared.lock().app_polling -= 1;
+            readable = waited.map_err(|e| RecvError::Failed(e.to_string()))?;
         }
     }
 
     /// Stops the IO thread. Queued events are dropped. Calling it again does nothing.
-    pub fn close(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            {
-                let mut st = self.shared.lock();
-                st.close_requested = true;
-                self.shared.wake_io(&mut st);
-            }
-            let _ = thread.join();
-        }
+    pub fn close(&self) {
+        self.handle.stop();
     }
 
-    /// Counters (a snapshot, refreshed by the IO thread on every loop turn).
+    /// Counters: a fresh snapshot, or while a turn is running on another thread the one it
+    /// published last (at most about a millisecond old).
     pub fn stats(&self) -> RecvStats {
-        self.shared.lock().recv_stats.clone()
+        self.handle.refresh_stats();
+        self.handle.shared.lock().recv_stats.clone()
     }
 }
 

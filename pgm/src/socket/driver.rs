@@ -1,11 +1,62 @@
-//! The IO thread: one mio loop that owns an engine and a transport.
+//! The engine loop: one [`Core`] (engine, transport, buffers) that the socket's IO thread and
+//! the application's own threads take turns driving.
+//!
+//! # Who drives
+//!
+//! The core sits behind a mutex. Whoever holds it runs a *turn*: take queued application data,
+//! drain the sockets (`recvmmsg`), run due timers, send what the engine emits (`sendmmsg`),
+//! and publish events. Nobody holds it while sleeping.
+//!
+//! - The **IO thread** runs a turn whenever a socket is ready, a timer is due or the
+//!   application left work for it, and sleeps in `epoll_wait` in between.
+//! - An **application thread** runs turns itself when it can, so a message does not have to
+//!   cross threads on its way: `SendSocket::send` sends inline when the core is free (the IO
+//!   thread is asleep), and `RecvSocket::recv` with nothing queued drains the sockets itself,
+//!   then waits for them itself (`poll(2)`, see [`AppPoll`]). While an application thread
+//!   keeps receiving, the receiver's IO thread stands by: it takes the sockets out of its
+//!   epoll set and only looks every few milliseconds whether the application is still there
+//!   ([`IoLoop::standby`]). So one thread wakes per batch of packets, as with a plain UDP
+//!   socket.
+//!
+//! # Hand-off when the other side drives
+//!
+//! Application threads and the IO thread share [`State`] behind a second mutex, taken once per
+//! *batch*:
+//!
+//! - **Sends.** `SendSocket::send` appends to `State::tx`; the driver swaps the whole queue
+//!   out (O(1) under the lock). The IO thread is woken (an eventfd write) only when it is
+//!   parked in `epoll_wait` ([`State::io_parked`]), the core was busy, and no wake-up is on its
+//!   way yet; or when an application turn left a deadline earlier than the one the IO thread
+//!   sleeps until.
+//! - **Receives.** Events are collected without the lock and appended to `State::rx` in one
+//!   go; `RecvSocket` swaps the whole queue into a local one and serves events from there.
+//! - **Waking the application.** Only when an application thread waits (condition variable
+//!   for senders, an eventfd in the receiver's epoll instance) and something it may wait for
+//!   happened.
+//!
+//! Two sequence counters let either side see "nothing new" without the lock: `in_seq` (bumped
+//! by the application for anything the driver must look at) and `out_seq` (bumped by the
+//! driver whenever it published something an application thread may wait for).
+//!
+//! # Busy-poll
+//!
+//! With [`SocketOptions::busy_poll`](super::SocketOptions::busy_poll) application threads never
+//! block: a waiting `recv` runs non-blocking turns (one `recvmmsg` each) back to back, and
+//! `send`/`flush` spin on `out_seq`. A receiver's IO thread then leaves the sockets to the
+//! spinning application and only runs a turn every [`BUSY_POLL_TICK`] (so timers and a
+//! distracted application still get served). That takes every thread wake-up out of a
+//! message's path, at the price of a core per spinning application thread; on a machine
+//! without spare cores it makes latency worse, not better.
 
 use std::{
     collections::VecDeque,
-    io,
+    io, mem,
     net::IpAddr,
-    os::fd::RawFd,
-    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Condvar, Mutex, MutexGuard, PoisonError,
+    },
     time::Duration,
 };
 
@@ -14,29 +65,135 @@ use mio::{unix::SourceFd, Events, Interest, Poll, Token, Waker};
 
 use super::{Clock, IoStats, RecvEvent, RecvStats, SendStats};
 use crate::{
-    event::Event, receiver::Receiver, source::Source, time::Instant, transport::Transport,
+    event::Event,
+    receiver::Receiver,
+    source::Source,
+    time::Instant,
+    transport::{Outgoing, RecvBatch, Transport, BATCH, MAX_DATAGRAM},
     SendError as EngineSendError, Transmit,
 };
 
 const WAKER: Token = Token(usize::MAX);
-/// Packets read per loop turn before timers and sends get a look in.
+/// Packets read per turn before timers and sends get a look in.
 const READ_BUDGET: usize = 1024;
-/// Packets sent per loop turn before reads get a look in.
+/// Packets sent per turn before reads get a look in.
 const SEND_BUDGET: usize = 2048;
-/// Largest datagram: the receive buffer size.
-const MAX_DATAGRAM: usize = 65_536;
 /// While a send waits for socket space, look again at least this often.
 const BLOCKED_RETRY: Duration = Duration::from_millis(1);
+/// A busy-polling receiver's IO thread runs a turn at least this often.
+pub(crate) const BUSY_POLL_TICK: Duration = Duration::from_millis(1);
+/// While an application thread keeps receiving, a receiver's IO thread leaves the sockets to
+/// it and only looks every this long whether it is still there.
+const STANDBY_TICK: Duration = Duration::from_millis(2);
+/// Counters are copied out for `stats()` at most this often while busy.
+const STATS_EVERY: Duration = Duration::from_millis(1);
 /// Queue accounting charge per event on top of its data, so empty events are bounded too.
 pub(crate) const EVENT_OVERHEAD: usize = 64;
 
-/// What the application and the IO thread share.
+/// Locks a mutex that only ever holds plain data (a panic elsewhere leaves it usable).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How application threads wait for a receiver's sockets: `poll(2)` on the sockets and an
+/// eventfd the driver writes to when it published something while an application thread
+/// waits.
+///
+/// `poll(2)` rather than an epoll instance on purpose: it hooks the thread onto the sockets'
+/// wait queues only for as long as it waits. A socket with a permanent epoll registration
+/// makes every arriving packet run the wake-up path (wait-queue lock, epoll callback) in the
+/// sender's softirq even while the receiver is busy and nobody sleeps; with `poll(2)` a busy
+/// receiver costs the sender nothing, like a plain UDP socket read with a blocking
+/// `recvmmsg`.
+#[derive(Debug)]
+pub(crate) struct AppPoll {
+    fds: Vec<RawFd>,
+    event: OwnedFd,
+}
+
+impl AppPoll {
+    fn new(fds: &[RawFd]) -> io::Result<Self> {
+        // SAFETY: a plain syscall; the returned descriptor is owned right away.
+        let event = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if event < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `event` is a fresh descriptor nobody else owns.
+        let event = unsafe { OwnedFd::from_raw_fd(event) };
+        Ok(AppPoll {
+            fds: fds.to_vec(),
+            event,
+        })
+    }
+
+    /// Waits up to `timeout` (`None`: forever); true when a socket became readable.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        let ms = timeout.map_or(-1, |t| {
+            // Round up, so a wait never ends just before its deadline.
+            i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+        });
+        let mut pfds: Vec<libc::pollfd> = self
+            .fds
+            .iter()
+            .chain([&self.event.as_raw_fd()])
+            .map(|&fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `pfds` is a live array of the stated length.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        let Some((event, sockets)) = pfds.split_last() else {
+            return Ok(false);
+        };
+        if event.revents != 0 {
+            // Level-triggered: reset the counter, or every later wait returns at once.
+            let mut count = [0u8; 8];
+            // SAFETY: reads at most 8 bytes into a live buffer.
+            let _ = unsafe { libc::read(event.fd, count.as_mut_ptr().cast(), 8) };
+        }
+        Ok(sockets.iter().any(|p| p.revents != 0))
+    }
+
+    /// Wakes the application threads waiting in [`AppPoll::wait`].
+    fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64; a full counter (EAGAIN) still wakes.
+        let _ = unsafe { libc::write(self.event.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+}
+
+/// What the application and the driver share (besides the core).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
-    /// Signalled when the IO thread took data, delivered events, or stopped.
+    /// Signalled when the driver took data, delivered events, or stopped (waiting senders).
     pub(crate) cond: Condvar,
     waker: Waker,
+    /// Receivers: how waiting application threads block.
+    pub(crate) app_poll: Option<AppPoll>,
+    /// Bumped (under the lock) by the application for anything the driver must look at:
+    /// queued data, close, a paused receive queue that has room again.
+    in_seq: AtomicU64,
+    /// Bumped (under the lock) by the driver whenever it published something an application
+    /// thread may wait for: data taken, events, having stopped.
+    out_seq: AtomicU64,
+    /// Bumped by every receive call: while it moves, an application thread is receiving and
+    /// the IO thread stands by (see [`IoLoop::standby`]).
+    app_calls: AtomicU64,
+    /// See the module docs.
+    pub(crate) busy_poll: bool,
+    /// [`SocketOptions::spin_before_sleep`](super::SocketOptions::spin_before_sleep).
+    pub(crate) spin_before_sleep: Duration,
 }
 
 /// Everything behind [`Shared::state`].
@@ -46,24 +203,35 @@ pub(crate) struct Shared {
     reason = "independent flags of a hand-off, not a state machine"
 )]
 pub(crate) struct State {
-    /// Sender: messages queued by the application.
+    /// Sender: messages queued by the application, not yet taken by the driver.
     pub(crate) tx: VecDeque<Bytes>,
-    /// Sender: bytes in `tx`.
+    /// Sender: bytes queued and not yet accepted by the engine (in `tx` and in the core).
     pub(crate) tx_bytes: usize,
+    /// Sender: messages queued and not yet accepted by the engine.
+    pub(crate) tx_count: usize,
     /// Sender: bytes the engine holds that are not on the wire yet.
     pub(crate) engine_queued: usize,
     /// Receiver: events for the application.
     pub(crate) rx: VecDeque<RecvEvent>,
     /// Receiver: bytes in `rx` (data plus [`EVENT_OVERHEAD`] per event).
+    pub(crate) rx_queued_bytes: usize,
+    /// Receiver: bytes held for the application: `rx_queued_bytes` plus the batch an
+    /// application thread took and has not finished (what the receive-queue limit counts).
     pub(crate) rx_bytes: usize,
-    /// Receiver: the IO thread stopped reading because `rx` is full.
+    /// Receiver: reading stopped because `rx_bytes` reached the limit.
     pub(crate) rx_paused: bool,
     /// The application asked to close.
     pub(crate) close_requested: bool,
     /// A wake-up is already on its way to the IO thread.
     wake_pending: bool,
+    /// The IO thread is (about to be) blocked in `epoll_wait`: new work needs a wake-up.
+    pub(crate) io_parked: bool,
+    /// When the parked IO thread wakes by itself (`None`: never).
+    io_deadline: Option<Instant>,
     /// Application threads blocked on `cond`.
     pub(crate) waiters: usize,
+    /// Application threads blocked in [`AppPoll::wait`].
+    pub(crate) app_polling: usize,
     /// The IO thread has stopped.
     pub(crate) done: bool,
     /// Why it stopped, if on an error.
@@ -73,26 +241,35 @@ pub(crate) struct State {
 }
 
 impl Shared {
-    pub(crate) fn new(waker: Waker) -> Self {
-        Shared {
-            state: Mutex::new(State::default()),
-            cond: Condvar::new(),
-            waker,
-        }
-    }
-
     /// The state; a panic elsewhere never makes it unusable (it holds plain data).
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
-    /// Blocks on the condition variable, counted in `waiters` so the IO thread only signals
-    /// when someone listens.
+    /// The driver's publication counter (see the module docs).
+    pub(crate) fn out_seq(&self) -> u64 {
+        self.out_seq.load(Ordering::Acquire)
+    }
+
+    /// Blocks on the condition variable, counted in `waiters` so the driver only signals
+    /// when someone listens. With busy-poll it spins (lock released) until the driver
+    /// publishes something or the timeout passes instead.
     pub(crate) fn wait<'a>(
-        &self,
+        &'a self,
         mut st: MutexGuard<'a, State>,
         timeout: Option<Duration>,
     ) -> MutexGuard<'a, State> {
+        if self.busy_poll {
+            let seen = self.out_seq.load(Ordering::Acquire);
+            drop(st);
+            let clock = Clock::new();
+            while self.out_seq.load(Ordering::Acquire) == seen
+                && timeout.is_none_or(|t| clock.elapsed() < t)
+            {
+                std::hint::spin_loop();
+            }
+            return self.lock();
+        }
         st.waiters += 1;
         let mut st = match timeout {
             None => self.cond.wait(st).unwrap_or_else(PoisonError::into_inner),
@@ -107,12 +284,34 @@ impl Shared {
         st
     }
 
-    /// Wakes the IO thread unless a wake-up is already pending.
+    /// Records that an application thread is receiving.
+    pub(crate) fn note_app_call(&self) {
+        self.app_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that the application left something for the driver.
+    pub(crate) fn bump_in(&self) {
+        self.in_seq.fetch_add(1, Ordering::Release);
+    }
+
+    /// Wakes the IO thread if it is parked and no wake-up is on its way.
     pub(crate) fn wake_io(&self, st: &mut State) {
-        if !st.wake_pending {
+        if st.io_parked && !st.wake_pending {
             st.wake_pending = true;
             // A failed wake (the loop is gone) shows up as `done`.
             let _ = self.waker.wake();
+        }
+    }
+
+    /// Wakes whoever waits for the driver's publications.
+    fn notify_app(&self, st: &State) {
+        if st.waiters > 0 {
+            self.cond.notify_all();
+        }
+        if st.app_polling > 0 {
+            if let Some(p) = &self.app_poll {
+                p.wake();
+            }
         }
     }
 }
@@ -124,16 +323,30 @@ pub(crate) trait Engine: Send + 'static {
     fn handle_timeout(&mut self, now: Instant);
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit>;
     fn poll_timeout(&self) -> Option<Instant>;
-    /// Takes what the application queued; true when something was taken (wake senders).
-    fn take_input(&mut self, now: Instant, st: &mut State, io: &mut IoStats) -> bool;
-    /// Hands results to the application; true when something was delivered.
-    fn give_output(&mut self, st: &mut State, io: &IoStats, last_err: Option<&String>) -> bool;
+    /// Takes messages from the front of `q` until the engine pushes back; returns how many
+    /// messages and bytes it took (refused ones count as taken: they are dropped).
+    fn take_input(&mut self, now: Instant, q: &mut VecDeque<Bytes>, io: &mut IoStats) -> Taken;
+    /// Bytes accepted and not on the wire yet.
+    fn queued_bytes(&self) -> usize;
+    /// Moves the engine's events to `out`; returns their queue charge.
+    fn take_events(&mut self, out: &mut VecDeque<RecvEvent>) -> usize;
+    /// Copies the counters into the shared state.
+    fn publish_stats(&self, st: &mut State, io: &IoStats, last_err: Option<&String>);
     /// The application closed the socket.
     fn start_close(&mut self, now: Instant);
     /// True once everything owed after `close` is on the wire.
     fn is_idle(&self) -> bool;
     /// Whether the loop must linger after close (a sender answers NAKs), or stop at once.
     fn lingers(&self) -> bool;
+    /// A receiver: application threads wait for its sockets in their own epoll instance.
+    fn app_polls(&self) -> bool;
+}
+
+/// What [`Engine::take_input`] took.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Taken {
+    pub(crate) count: usize,
+    pub(crate) bytes: usize,
 }
 
 impl Engine for Source {
@@ -149,9 +362,9 @@ impl Engine for Source {
     fn poll_timeout(&self) -> Option<Instant> {
         Source::poll_timeout(self)
     }
-    fn take_input(&mut self, now: Instant, st: &mut State, io: &mut IoStats) -> bool {
-        let mut took = false;
-        while let Some(msg) = st.tx.front() {
+    fn take_input(&mut self, now: Instant, q: &mut VecDeque<Bytes>, io: &mut IoStats) -> Taken {
+        let mut taken = Taken::default();
+        while let Some(msg) = q.front() {
             let len = msg.len();
             match self.send_bytes(now, msg.clone()) {
                 Err(EngineSendError::WouldBlock) => break,
@@ -159,22 +372,24 @@ impl Engine for Source {
                 // Checked before queueing; should the engine still refuse, count and drop it.
                 Err(_) => io.send_errors += 1,
             }
-            st.tx.pop_front();
-            st.tx_bytes -= len;
-            took = true;
+            q.pop_front();
+            taken.count += 1;
+            taken.bytes += len;
         }
-        // Published now, so `flush` never sees an empty queue before the engine's is counted.
-        st.engine_queued = self.queued_bytes();
-        took
+        taken
     }
-    fn give_output(&mut self, st: &mut State, io: &IoStats, last_err: Option<&String>) -> bool {
-        let queued = self.queued_bytes();
-        let drained = queued == 0 && st.engine_queued != 0;
-        st.engine_queued = queued;
+    fn queued_bytes(&self) -> usize {
+        Source::queued_bytes(self)
+    }
+    fn take_events(&mut self, _out: &mut VecDeque<RecvEvent>) -> usize {
+        0
+    }
+    fn publish_stats(&self, st: &mut State, io: &IoStats, last_err: Option<&String>) {
         st.send_stats.engine = self.stats();
         st.send_stats.io = *io;
-        st.send_stats.last_send_error = last_err.cloned();
-        drained
+        if st.send_stats.last_send_error.as_ref() != last_err {
+            st.send_stats.last_send_error = last_err.cloned();
+        }
     }
     fn start_close(&mut self, now: Instant) {
         self.close(now);
@@ -184,6 +399,9 @@ impl Engine for Source {
     }
     fn lingers(&self) -> bool {
         true
+    }
+    fn app_polls(&self) -> bool {
+        false
     }
 }
 
@@ -200,11 +418,14 @@ impl Engine for Receiver {
     fn poll_timeout(&self) -> Option<Instant> {
         Receiver::poll_timeout(self)
     }
-    fn take_input(&mut self, _now: Instant, _st: &mut State, _io: &mut IoStats) -> bool {
-        false
+    fn take_input(&mut self, _now: Instant, _q: &mut VecDeque<Bytes>, _io: &mut IoStats) -> Taken {
+        Taken::default()
     }
-    fn give_output(&mut self, st: &mut State, io: &IoStats, last_err: Option<&String>) -> bool {
-        let mut gave = false;
+    fn queued_bytes(&self) -> usize {
+        0
+    }
+    fn take_events(&mut self, out: &mut VecDeque<RecvEvent>) -> usize {
+        let mut bytes = 0;
         while let Some(ev) = self.poll_event() {
             let ev = match ev {
                 Event::Data { tsi, apdu } => RecvEvent::Data { tsi, data: apdu },
@@ -212,14 +433,17 @@ impl Engine for Receiver {
                 Event::PeerJoined { tsi } => RecvEvent::PeerJoined { tsi },
                 Event::PeerExpired { tsi } => RecvEvent::PeerExpired { tsi },
             };
-            st.rx_bytes += event_size(&ev);
-            st.rx.push_back(ev);
-            gave = true;
+            bytes += event_size(&ev);
+            out.push_back(ev);
         }
+        bytes
+    }
+    fn publish_stats(&self, st: &mut State, io: &IoStats, last_err: Option<&String>) {
         st.recv_stats.engine = self.stats();
         st.recv_stats.io = *io;
-        st.recv_stats.last_send_error = last_err.cloned();
-        gave
+        if st.recv_stats.last_send_error.as_ref() != last_err {
+            st.recv_stats.last_send_error = last_err.cloned();
+        }
     }
     fn start_close(&mut self, _now: Instant) {}
     fn is_idle(&self) -> bool {
@@ -227,6 +451,9 @@ impl Engine for Receiver {
     }
     fn lingers(&self) -> bool {
         false
+    }
+    fn app_polls(&self) -> bool {
+        true
     }
 }
 
@@ -239,139 +466,174 @@ pub(crate) fn event_size(ev: &RecvEvent) -> usize {
         }
 }
 
-/// The IO thread's state.
-pub(crate) struct Driver<E: Engine> {
+/// Packets the engine wrote, waiting for one `send_batch`: `pkts[sent..filled]` are unsent.
+#[derive(Debug)]
+struct TxBatch {
+    pkts: Vec<Outgoing>,
+    filled: usize,
+    sent: usize,
+}
+
+impl TxBatch {
+    fn new() -> Self {
+        TxBatch {
+            pkts: (0..BATCH)
+                .map(|_| Outgoing {
+                    buf: Vec::with_capacity(2048),
+                    ..Outgoing::default()
+                })
+                .collect(),
+            filled: 0,
+            sent: 0,
+        }
+    }
+
+    fn unsent(&self) -> bool {
+        self.sent < self.filled
+    }
+}
+
+/// Who runs a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// The socket's IO thread: may park.
+    Io,
+    /// An application thread: never parks the IO thread, but wakes it when it left work or an
+    /// earlier deadline behind.
+    App,
+}
+
+/// What a turn decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Turn {
+    /// The loop must stop (closed, linger over).
+    pub(crate) stop: bool,
+    /// How long the driver may sleep before the next turn (`None`: until something happens).
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// The engine, the transport and everything a turn needs.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent flags of the loop, not a state machine"
+)]
+pub(crate) struct Core<E: Engine> {
     engine: E,
     transport: Box<dyn Transport>,
-    shared: Arc<Shared>,
-    poll: Poll,
     clock: Clock,
     linger: Duration,
     recv_queue: usize,
-    rx_buf: Vec<u8>,
-    tx_buf: Vec<u8>,
-    /// The packet in `tx_buf` could not be sent (socket buffer full): its destination.
-    pending: Option<IpAddr>,
-    /// A socket may hold unread packets (mio is edge-triggered: read until WouldBlock).
+    busy_poll: bool,
+    rx_batch: RecvBatch,
+    tx_batch: TxBatch,
+    /// Sender: messages taken from the application, not yet accepted by the engine.
+    tx_local: VecDeque<Bytes>,
+    /// Sender: accepted by the engine since the last publication.
+    taken: Taken,
+    /// Receiver: events for the application, collected outside the state lock.
+    rx_local: VecDeque<RecvEvent>,
+    rx_local_bytes: usize,
+    /// `in_seq` at the last exchange: equal means the application queued nothing since.
+    in_seen: u64,
+    /// The application asked to close (seen at an exchange).
+    close_requested: bool,
+    /// A socket may hold unread packets (edge-triggered readiness: read until drained).
     readable: bool,
     /// `rx` is full: reading waits for the application.
     rx_paused: bool,
     closing: bool,
     linger_until: Option<Instant>,
-    /// Packets sent in this turn's flush.
+    /// Packets sent in this turn.
     sent_this_turn: usize,
+    /// Packets taken from the engine in this turn (against [`SEND_BUDGET`]).
+    polled: usize,
+    /// The send budget ran out with more to send.
+    more_to_send: bool,
+    /// Packet counters at the last publication (publish again only when they moved).
+    published_at: (u64, u64),
+    /// When the counters were last copied out (they are copied at most every
+    /// [`STATS_EVERY`], when the IO thread parks, and on request).
+    stats_at: Option<Instant>,
+    /// Turns since the last publication (busy-poll publishes now and then regardless).
+    idle_turns: u64,
     io: IoStats,
     last_send_error: Option<String>,
 }
 
-impl<E: Engine> Driver<E> {
-    /// Sets up the poll and registers the transport's descriptors. Returns the driver (to be
-    /// moved onto its thread) and the state shared with the application.
-    pub(crate) fn new(
-        engine: E,
-        transport: Box<dyn Transport>,
-        clock: Clock,
-        linger: Duration,
-        recv_queue: usize,
-    ) -> io::Result<(Self, Arc<Shared>)> {
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        for (i, fd) in transport.fds().into_iter().enumerate() {
-            let fd: RawFd = fd;
-            poll.registry().register(
-                &mut SourceFd(&fd),
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-        }
-        let shared = Arc::new(Shared::new(waker));
-        let driver = Driver {
-            engine,
-            transport,
-            shared: Arc::clone(&shared),
-            poll,
-            clock,
-            linger,
-            recv_queue,
-            rx_buf: vec![0; MAX_DATAGRAM],
-            tx_buf: Vec::with_capacity(MAX_DATAGRAM),
-            pending: None,
-            readable: true,
-            rx_paused: false,
-            closing: false,
-            linger_until: None,
-            sent_this_turn: 0,
-            io: IoStats::default(),
-            last_send_error: None,
-        };
-        Ok((driver, shared))
+impl<E: Engine> std::fmt::Debug for Core<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("io", &self.io)
+            .field("closing", &self.closing)
+            .finish_non_exhaustive()
     }
+}
 
-    /// Runs the loop until close (and linger) or an error, then tells the application.
-    pub(crate) fn run(mut self) {
-        let result = self.run_loop();
+impl<E: Engine> Core<E> {
+    /// Runs one turn (see the module docs). `readable`: a readiness event said a socket has
+    /// packets.
+    pub(crate) fn turn(&mut self, shared: &Shared, who: Who, readable: bool) -> Turn {
         let now = self.clock.now();
-        self.flush(now);
-        let mut st = self.shared.lock();
-        self.io.transport = self.transport.stats();
-        self.engine
-            .give_output(&mut st, &self.io, self.last_send_error.as_ref());
-        st.done = true;
-        if let Err(e) = result {
-            st.failure = Some(e.to_string());
+        self.io.loop_turns += 1;
+        if readable || (self.busy_poll && self.engine.app_polls()) {
+            // Busy-poll: no readiness events for the receive sockets; try them every turn.
+            self.readable = true;
         }
-        drop(st);
-        self.shared.cond.notify_all();
-    }
-
-    fn run_loop(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(64);
-        loop {
-            let now = self.clock.now();
-            self.io.loop_turns += 1;
-            if self.exchange_in(now) {
-                return Ok(());
-            }
-            if self.readable && !self.rx_paused {
-                self.read(now)?;
-            }
+        if self.exchange_in(shared, now, who) {
+            return Turn {
+                stop: true,
+                timeout: None,
+            };
+        }
+        if self.readable && !self.rx_paused {
+            self.read(now);
+        }
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             self.engine.handle_timeout(now);
-            self.flush(now);
-            self.exchange_out();
-            if self.closing && self.linger_until.is_none() && self.engine.is_idle() {
-                self.linger_until = Some(now + self.linger);
-            }
-            if self.linger_until.is_some_and(|t| t <= now) {
-                return Ok(());
-            }
-            let timeout = self.timeout(now);
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            for ev in &events {
-                if ev.token() != WAKER && (ev.is_readable() || ev.is_error()) {
-                    self.readable = true;
-                }
-            }
+        }
+        self.pump(now);
+        if self.closing && self.linger_until.is_none() && self.engine.is_idle() {
+            self.linger_until = Some(now + self.linger);
+        }
+        if self.linger_until.is_some_and(|t| t <= now) {
+            return Turn {
+                stop: true,
+                timeout: None,
+            };
+        }
+        let timeout = self.timeout(now);
+        let timeout = self.exchange_out(shared, now, timeout, who);
+        Turn {
+            stop: false,
+            timeout,
         }
     }
 
-    /// Takes the application's sends and close request. True when the loop must stop now.
-    fn exchange_in(&mut self, now: Instant) -> bool {
-        let shared = Arc::clone(&self.shared);
-        let mut st = shared.lock();
-        st.wake_pending = false;
-        self.rx_paused = st.rx_paused;
-        let took = self.engine.take_input(now, &mut st, &mut self.io);
-        let close = st.close_requested && st.tx.is_empty() && !self.closing;
-        if took && st.waiters > 0 {
-            shared.cond.notify_all();
+    /// Takes the application's sends and requests, if it queued any since the last look.
+    /// True when the loop must stop now.
+    fn exchange_in(&mut self, shared: &Shared, now: Instant, who: Who) -> bool {
+        let seq = shared.in_seq.load(Ordering::Acquire);
+        // The IO thread always looks after a park, to clear the flag (a timer or a packet may
+        // have woken it); otherwise an unchanged `in_seq` means there is nothing to take.
+        if seq != self.in_seen || who == Who::Io {
+            let mut st = shared.lock();
+            self.in_seen = shared.in_seq.load(Ordering::Acquire);
+            if who == Who::Io {
+                st.io_parked = false;
+                st.wake_pending = false;
+            }
+            self.rx_paused = st.rx_paused;
+            self.close_requested |= st.close_requested;
+            if !st.tx.is_empty() {
+                if self.tx_local.is_empty() {
+                    mem::swap(&mut self.tx_local, &mut st.tx);
+                } else {
+                    self.tx_local.append(&mut st.tx);
+                }
+            }
         }
-        drop(st);
-        if close {
+        // Once close is asked for, `send` refuses new data: what is left is in `tx_local`.
+        if self.close_requested && self.tx_local.is_empty() && !self.closing {
             self.closing = true;
             if !self.engine.lingers() {
                 return true;
@@ -381,64 +643,225 @@ impl<E: Engine> Driver<E> {
         false
     }
 
-    /// Publishes events and counters; signals waiting application threads.
-    fn exchange_out(&mut self) {
-        self.io.transport = self.transport.stats();
-        let shared = Arc::clone(&self.shared);
+    /// Publishes events, taken data and counters; signals waiting application threads. For
+    /// the IO thread, decides whether it may park; for an application thread, wakes the IO
+    /// thread if the turn left it something to do sooner than it planned. Returns the
+    /// timeout to use.
+    fn exchange_out(
+        &mut self,
+        shared: &Shared,
+        now: Instant,
+        timeout: Option<Duration>,
+        who: Who,
+    ) -> Option<Duration> {
+        let park = who == Who::Io && timeout != Some(Duration::ZERO);
+        let moved = (self.io.packets_received, self.io.packets_sent);
+        let busy = !self.rx_local.is_empty() || self.taken.count > 0 || moved != self.published_at;
+        self.idle_turns += 1;
+        if !park && !busy && self.idle_turns < 1024 {
+            return timeout;
+        }
+        self.idle_turns = 0;
         let mut st = shared.lock();
-        let gave = self
-            .engine
-            .give_output(&mut st, &self.io, self.last_send_error.as_ref());
-        if st.rx_bytes >= self.recv_queue {
+        let queued_before = st.engine_queued;
+        let mut notify = self.publish(&mut st);
+        let stale = self
+            .stats_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= STATS_EVERY);
+        if park || stale {
+            self.stats_at = Some(now);
+            self.publish_stats(&mut st);
+        }
+        notify |= st.engine_queued == 0 && queued_before != 0;
+        if st.rx_bytes >= self.recv_queue && !st.rx_paused {
             st.rx_paused = true;
             self.rx_paused = true;
         }
-        if gave && st.waiters > 0 {
-            shared.cond.notify_all();
+        let mut timeout = timeout;
+        match who {
+            Who::Io if park => {
+                if shared.in_seq.load(Ordering::Acquire) == self.in_seen {
+                    st.io_parked = true;
+                    st.io_deadline = timeout.map(|t| now + t);
+                } else {
+                    // The application queued something since this turn began: no sleeping.
+                    timeout = Some(Duration::ZERO);
+                }
+            }
+            Who::Io => {}
+            Who::App => {
+                // Work left for now (a full socket, the budget), or a deadline before the one
+                // the IO thread sleeps until: it must come round sooner.
+                let due = if timeout == Some(Duration::ZERO) || self.tx_batch.unsent() {
+                    Some(now)
+                } else {
+                    timeout.map(|t| now + t)
+                };
+                if st.io_parked && due.is_some_and(|d| st.io_deadline.is_none_or(|p| d < p)) {
+                    st.io_deadline = due;
+                    shared.wake_io(&mut st);
+                }
+            }
         }
+        if notify {
+            shared.out_seq.fetch_add(1, Ordering::Release);
+            shared.notify_app(&st);
+        }
+        timeout
+    }
+
+    /// Moves taken-data accounting, events and counters into `st`; true when it moved
+    /// anything an application thread may wait for.
+    fn publish(&mut self, st: &mut State) -> bool {
+        let taken = mem::take(&mut self.taken);
+        st.tx_count -= taken.count.min(st.tx_count);
+        st.tx_bytes -= taken.bytes.min(st.tx_bytes);
+        st.engine_queued = self.engine.queued_bytes();
+        let gave = !self.rx_local.is_empty();
+        if gave {
+            if st.rx.is_empty() {
+                mem::swap(&mut st.rx, &mut self.rx_local);
+            } else {
+                st.rx.append(&mut self.rx_local);
+            }
+            st.rx_queued_bytes += self.rx_local_bytes;
+            st.rx_bytes += self.rx_local_bytes;
+            self.rx_local_bytes = 0;
+        }
+        self.published_at = (self.io.packets_received, self.io.packets_sent);
+        gave || taken.count > 0
+    }
+
+    /// Copies the counters into `st`.
+    fn publish_stats(&mut self, st: &mut State) {
+        self.io.transport = self.transport.stats();
+        self.engine
+            .publish_stats(st, &self.io, self.last_send_error.as_ref());
+    }
+
+    /// Copies fresh counters into the shared state (for `stats()`).
+    pub(crate) fn refresh_stats(&mut self, shared: &Shared) {
+        let mut st = shared.lock();
+        self.publish_stats(&mut st);
     }
 
     /// Drains the transport (up to the budget) into the engine.
-    fn read(&mut self, now: Instant) -> io::Result<()> {
-        for _ in 0..READ_BUDGET {
-            match self.transport.recv(&mut self.rx_buf) {
-                Ok(Some(d)) => {
-                    let pkt = &self.rx_buf[d.pgm.clone()];
-                    self.io.packets_received += 1;
-                    self.io.bytes_received += pkt.len() as u64;
-                    self.engine.handle_packet(now, d.src, d.dst, pkt);
-                }
-                Ok(None) => {
-                    self.readable = false;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
+    fn read(&mut self, now: Instant) {
+        let mut budget = READ_BUDGET;
+        while budget > 0 {
+            self.rx_batch.clear();
+            self.io.recv_calls += 1;
+            match self.transport.recv_batch(&mut self.rx_batch) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
                     // ICMP errors from earlier sends surface here; they are not fatal.
                     self.io.recv_errors += 1;
-                    if self.io.recv_errors > 1_000_000 {
-                        return Err(e);
-                    }
+                    budget -= 1;
+                    continue;
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Sends what the engine has for the wire, until it has nothing or the socket is full.
-    fn flush(&mut self, now: Instant) {
-        self.sent_this_turn = 0;
-        if let Some(dst) = self.pending {
-            if !self.send_pending(dst) {
-                return;
+            for (d, pkt) in self.rx_batch.iter() {
+                self.io.packets_received += 1;
+                self.io.bytes_received += pkt.len() as u64;
+                self.engine.handle_packet(now, d.src, d.dst, pkt);
+            }
+            budget = budget.saturating_sub(self.rx_batch.used_slots().max(1));
+            if self.rx_batch.is_drained() {
+                self.readable = false;
+                break;
             }
         }
-        for _ in 0..SEND_BUDGET {
-            let Some(t) = self.engine.poll_transmit(now, &mut self.tx_buf) else {
+        self.rx_local_bytes += self.engine.take_events(&mut self.rx_local);
+    }
+
+    /// Feeds queued application data to the engine and sends what it emits, until both are
+    /// done, the socket is full or the budget ran out.
+    fn pump(&mut self, now: Instant) {
+        self.sent_this_turn = 0;
+        self.more_to_send = false;
+        self.polled = 0;
+        loop {
+            if !self.tx_local.is_empty() {
+                let t = self
+                    .engine
+                    .take_input(now, &mut self.tx_local, &mut self.io);
+                self.taken.count += t.count;
+                self.taken.bytes += t.bytes;
+            }
+            let before = self.sent_this_turn;
+            self.flush(now);
+            let progressed = self.sent_this_turn > before;
+            if self.tx_local.is_empty()
+                || self.tx_batch.unsent()
+                || self.more_to_send
+                || !progressed
+            {
                 break;
-            };
-            self.tx_buf.truncate(t.len);
-            if !self.send_pending(t.dst) {
+            }
+        }
+        self.rx_local_bytes += self.engine.take_events(&mut self.rx_local);
+    }
+
+    /// Sends what the engine has for the wire, in batches, until it has nothing, the socket
+    /// is full or the budget ran out.
+    fn flush(&mut self, now: Instant) {
+        loop {
+            let b = &mut self.tx_batch;
+            // Fill the batch straight from the engine.
+            while b.filled < BATCH {
+                if self.polled >= SEND_BUDGET {
+                    self.more_to_send = true;
+                    break;
+                }
+                let slot = &mut b.pkts[b.filled];
+                let Some(t) = self.engine.poll_transmit(now, &mut slot.buf) else {
+                    break;
+                };
+                slot.buf.truncate(t.len);
+                slot.dst = t.dst;
+                b.filled += 1;
+                self.polled += 1;
+            }
+            if !b.unsent() {
+                break;
+            }
+            self.io.send_calls += 1;
+            match self.transport.send_batch(&b.pkts[b.sent..b.filled]) {
+                Ok(0) => {
+                    // Nothing taken without an error: treat it as a full socket.
+                    self.io.send_would_block += 1;
+                    break;
+                }
+                Ok(n) => {
+                    for p in &b.pkts[b.sent..b.sent + n] {
+                        self.io.bytes_sent += p.buf.len() as u64;
+                    }
+                    self.io.packets_sent += n as u64;
+                    self.sent_this_turn += n;
+                    b.sent += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    self.io.send_would_block += 1;
+                    break;
+                }
+                Err(e) => {
+                    // Unreachable networks and the like: the packet is lost, PGM repairs it.
+                    let dst = b.pkts[b.sent].dst;
+                    self.io.send_errors += 1;
+                    self.last_send_error = Some(format!("send to {dst}: {e}"));
+                    b.sent += 1;
+                }
+            }
+            if !b.unsent() {
+                b.sent = 0;
+                b.filled = 0;
+            }
+            if self.more_to_send && !self.tx_batch.unsent() {
                 break;
             }
         }
@@ -448,43 +871,18 @@ impl<E: Engine> Driver<E> {
         }
     }
 
-    /// Sends the packet in `tx_buf`; false when the socket is full (it stays pending).
-    fn send_pending(&mut self, dst: IpAddr) -> bool {
-        match self.transport.send_to(dst, &self.tx_buf) {
-            Ok(()) => {
-                self.sent_this_turn += 1;
-                self.io.packets_sent += 1;
-                self.io.bytes_sent += self.tx_buf.len() as u64;
-                self.pending = None;
-                true
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) || e.raw_os_error() == Some(libc::ENOBUFS) =>
-            {
-                self.io.send_would_block += 1;
-                self.pending = Some(dst);
-                false
-            }
-            Err(e) => {
-                // Unreachable networks and the like: the packet is lost, PGM repairs it.
-                self.io.send_errors += 1;
-                self.last_send_error = Some(format!("send to {dst}: {e}"));
-                self.pending = None;
-                true
-            }
-        }
+    /// Packets are waiting for socket space.
+    fn send_blocked(&self) -> bool {
+        self.tx_batch.unsent()
     }
 
-    /// How long the loop may sleep.
+    /// How long the driver may sleep.
     fn timeout(&self, now: Instant) -> Option<Duration> {
-        if self.readable && !self.rx_paused {
-            // The read budget ran out with packets left.
+        if (self.readable && !self.rx_paused) || self.more_to_send {
+            // The read or send budget ran out with packets left.
             return Some(Duration::ZERO);
         }
-        if self.pending.is_some() {
+        if self.tx_batch.unsent() {
             // Waiting for a writable edge; the engine's own deadlines are "now".
             return Some(BLOCKED_RETRY);
         }
@@ -499,5 +897,228 @@ impl<E: Engine> Driver<E> {
             return Some(BLOCKED_RETRY);
         }
         wait
+    }
+
+    /// After the loop: sends what it can, publishes everything and marks the socket done.
+    fn finish(&mut self, shared: &Shared, result: io::Result<()>) {
+        let now = self.clock.now();
+        self.polled = 0;
+        self.flush(now);
+        self.rx_local_bytes += self.engine.take_events(&mut self.rx_local);
+        let mut st = shared.lock();
+        self.publish(&mut st);
+        self.publish_stats(&mut st);
+        st.done = true;
+        if let Err(e) = result {
+            st.failure = Some(e.to_string());
+        }
+        shared.out_seq.fetch_add(1, Ordering::Release);
+        shared.cond.notify_all();
+        if let Some(p) = &shared.app_poll {
+            p.wake();
+        }
+    }
+}
+
+/// What [`new`] returns: the IO loop, the core and the shared state.
+pub(crate) type Parts<E> = (IoLoop<E>, Arc<Mutex<Core<E>>>, Arc<Shared>);
+
+/// Sets up the core, the IO thread's poll and (for receivers) the application's poll.
+/// Returns the IO loop (to be moved onto its thread), the core and the shared state.
+pub(crate) fn new<E: Engine>(
+    engine: E,
+    transport: Box<dyn Transport>,
+    clock: Clock,
+    linger: Duration,
+    recv_queue: usize,
+    busy_poll: bool,
+    spin_before_sleep: Duration,
+) -> io::Result<Parts<E>> {
+    let fds = transport.fds();
+    let app_polls = engine.app_polls();
+    let app_poll = if app_polls {
+        Some(AppPoll::new(&fds)?)
+    } else {
+        None
+    };
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), WAKER)?;
+    // Readability only: a UDP socket signals writability for every packet it frees, which
+    // would wake the IO thread once per packet sent. A send that finds the socket full is
+    // retried every BLOCKED_RETRY instead (a sender also asks for writability while blocked,
+    // see `IoLoop::want_writable`). A busy-polling receiver's IO thread does not watch the
+    // sockets at all: the spinning application reads them.
+    if !(app_polls && busy_poll) {
+        for (i, fd) in fds.iter().enumerate() {
+            poll.registry()
+                .register(&mut SourceFd(fd), Token(i), Interest::READABLE)?;
+        }
+    }
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        cond: Condvar::new(),
+        waker,
+        app_poll,
+        in_seq: AtomicU64::new(0),
+        out_seq: AtomicU64::new(0),
+        app_calls: AtomicU64::new(0),
+        busy_poll,
+        spin_before_sleep,
+    });
+    let core = Arc::new(Mutex::new(Core {
+        engine,
+        transport,
+        clock,
+        linger,
+        recv_queue,
+        busy_poll,
+        rx_batch: RecvBatch::new(BATCH, MAX_DATAGRAM),
+        tx_batch: TxBatch::new(),
+        tx_local: VecDeque::new(),
+        taken: Taken::default(),
+        rx_local: VecDeque::new(),
+        rx_local_bytes: 0,
+        in_seen: 0,
+        close_requested: false,
+        readable: true,
+        rx_paused: false,
+        closing: false,
+        linger_until: None,
+        sent_this_turn: 0,
+        polled: 0,
+        more_to_send: false,
+        published_at: (u64::MAX, u64::MAX),
+        stats_at: None,
+        idle_turns: 0,
+        io: IoStats::default(),
+        last_send_error: None,
+    }));
+    let io_loop = IoLoop {
+        core: Arc::clone(&core),
+        shared: Arc::clone(&shared),
+        poll,
+        busy_poll: busy_poll && app_polls,
+        app_polls,
+        watching: app_polls && !busy_poll,
+        app_calls_seen: 0,
+        fds,
+        writable: false,
+    };
+    Ok((io_loop, core, shared))
+}
+
+/// The IO thread: turns when woken, `epoll_wait` in between.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent flags of the loop, not a state machine"
+)]
+pub(crate) struct IoLoop<E: Engine> {
+    core: Arc<Mutex<Core<E>>>,
+    shared: Arc<Shared>,
+    poll: Poll,
+    /// A busy-polling receiver: the application reads; this loop only ticks.
+    busy_poll: bool,
+    /// A receiver: application threads read the sockets too.
+    app_polls: bool,
+    /// A receiver's sockets are in this loop's epoll set (else it stands by, see
+    /// [`IoLoop::standby`]).
+    watching: bool,
+    /// `Shared::app_calls` when last looked at.
+    app_calls_seen: u64,
+    /// The transport's descriptors.
+    fds: Vec<RawFd>,
+    /// Writability is asked for (a send is blocked on a full socket).
+    writable: bool,
+}
+
+impl<E: Engine> IoLoop<E> {
+    /// Runs the loop until close (and linger) or an error, then tells the application.
+    pub(crate) fn run(mut self) {
+        let result = self.run_loop();
+        lock(&self.core).finish(&self.shared, result);
+    }
+
+    fn run_loop(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(64);
+        let mut readable = true;
+        loop {
+            let (turn, blocked) = {
+                let mut core = lock(&self.core);
+                let turn = core.turn(&self.shared, Who::Io, readable);
+                (turn, core.send_blocked())
+            };
+            if turn.stop {
+                return Ok(());
+            }
+            self.want_writable(blocked)?;
+            readable = false;
+            let mut timeout = turn.timeout;
+            if self.busy_poll {
+                timeout = Some(timeout.map_or(BUSY_POLL_TICK, |t| t.min(BUSY_POLL_TICK)));
+            } else if self.app_polls {
+                self.standby()?;
+                if !self.watching {
+                    timeout = Some(timeout.map_or(STANDBY_TICK, |t| t.min(STANDBY_TICK)));
+                }
+            }
+            // Polled even with a zero timeout: that is how a busy loop learns of readable
+            // sockets (NAKs for a sender that is streaming).
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in &events {
+                if ev.token() != WAKER && (ev.is_readable() || ev.is_error()) {
+                    readable = true;
+                }
+            }
+        }
+    }
+
+    /// A receiver's IO thread leaves the sockets alone while an application thread receives
+    /// (it was in a receive call since the last look, or waits in one now): the application
+    /// then drains them itself, and a packet arriving while it is between two calls does not
+    /// wake this thread for nothing. Once the application has stayed away for a
+    /// [`STANDBY_TICK`], this thread watches the sockets again, so NAKs and SPMs are handled
+    /// within a few milliseconds whatever the application does.
+    fn standby(&mut self) -> io::Result<()> {
+        let calls = self.shared.app_calls.load(Ordering::Relaxed);
+        let active = calls != self.app_calls_seen || self.shared.lock().app_polling > 0;
+        self.app_calls_seen = calls;
+        if active != self.watching {
+            return Ok(());
+        }
+        self.watching = !active;
+        for (i, fd) in self.fds.iter().enumerate() {
+            if self.watching {
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(fd), Token(i), Interest::READABLE)?;
+            } else {
+                self.poll.registry().deregister(&mut SourceFd(fd))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks for writability of a sender's sockets only while a send is blocked.
+    fn want_writable(&mut self, blocked: bool) -> io::Result<()> {
+        if blocked == self.writable || self.fds.is_empty() || self.app_polls {
+            return Ok(());
+        }
+        self.writable = blocked;
+        let interest = if blocked {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        for (i, fd) in self.fds.iter().enumerate() {
+            self.poll
+                .registry()
+                .reregister(&mut SourceFd(fd), Token(i), interest)?;
+        }
+        Ok(())
     }
 }

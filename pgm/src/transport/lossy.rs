@@ -5,7 +5,7 @@ use std::{io, net::IpAddr, os::fd::RawFd};
 
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
-use super::{Datagram, Transport, TransportStats};
+use super::{Datagram, Outgoing, RecvBatch, Transport, TransportStats};
 
 /// Drops each received packet with probability `p` (seeded, so runs repeat).
 pub struct Lossy {
@@ -43,6 +43,27 @@ impl Transport for Lossy {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+
+    fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
+        self.inner.send_batch(pkts)
+    }
+
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
+        let before = batch.len();
+        self.inner.recv_batch(batch)?;
+        let (rng, p, dropped) = (&mut self.rng, self.p, &mut self.dropped);
+        let mut i = 0;
+        batch.retain(|_, _| {
+            // Only the datagrams this call added are candidates.
+            i += 1;
+            if i <= before || !rng.gen_bool(p) {
+                return true;
+            }
+            *dropped += 1;
+            false
+        });
+        Ok(())
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {

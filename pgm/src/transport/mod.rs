@@ -2,17 +2,24 @@
 //! the socket options every multicast transport sets, and raw IPv4 PGM ([`raw`]).
 //!
 //! A transport owns its OS sockets. The driver in [`crate::socket`] registers the descriptors
-//! from [`Transport::fds`] with its mio loop (edge-triggered), then calls [`Transport::recv`]
-//! until it returns `Ok(None)` and [`Transport::send_to`] for every packet the engine emits.
-//! The UDP encapsulation (EPGM) lives in the `epgm` crate and implements the same trait, so one
-//! driver serves both.
+//! from [`Transport::fds`] with its mio loop (edge-triggered), then calls
+//! [`Transport::recv_batch`] until a batch comes back [drained](RecvBatch::is_drained), and
+//! [`Transport::send_batch`] with up to [`BATCH`] packets the engine wrote straight into
+//! reusable [`Outgoing`] buffers. Both transports here implement the batch calls with one
+//! `recvmmsg`/`sendmmsg` per batch ([`mmsg`]); a transport that only implements the
+//! one-packet calls ([`Transport::recv`], [`Transport::send_to`]) gets batch calls that loop
+//! over them. The UDP encapsulation (EPGM) lives in the `epgm` crate and implements the same
+//! trait, so one driver serves both.
 //!
 //! Addresses are [`IpAddr`] throughout; the transports in this workspace support IPv4 only
 //! today and report IPv6 as [`TransportError::Ipv6NotSupported`].
 
+mod batch;
 mod lossy;
+pub mod mmsg;
 pub mod raw;
 
+pub use batch::{Outgoing, RecvBatch, BATCH, MAX_DATAGRAM};
 pub use lossy::Lossy;
 
 use std::{
@@ -68,9 +75,45 @@ pub trait Transport: Send + 'static {
         Ok(())
     }
 
+    /// Sends `pkts` in order, as many as the socket takes; returns how many went out.
+    ///
+    /// `Ok(n)` with `n < pkts.len()` means packet `n` was not sent: call again from there to
+    /// learn why. An error means `pkts[0]` was not sent; [`io::ErrorKind::WouldBlock`] (or
+    /// ENOBUFS) means retry once a descriptor is writable, any other error is about that
+    /// packet alone. The default calls [`Transport::send_to`] for each.
+    fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
+        for (i, p) in pkts.iter().enumerate() {
+            if let Err(e) = self.send_to(p.dst, &p.buf) {
+                return if i == 0 { Err(e) } else { Ok(i) };
+            }
+        }
+        Ok(pkts.len())
+    }
+
     /// Receives the next packet for this session into `buf`, skipping packets addressed
     /// elsewhere; `Ok(None)` when every socket is drained (would block).
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Datagram>>;
+
+    /// Fills the spare slots of `batch` with packets for this session (skipping packets
+    /// addressed elsewhere) and marks it [drained](RecvBatch::set_drained) when every socket
+    /// would block. An error with nothing received is returned; after a partial batch it is
+    /// left for the next call. The default calls [`Transport::recv`] once per slot.
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
+        while batch.spare_slots() > 0 {
+            let slot_len = batch.slot_len();
+            let got = self.recv(&mut batch.spare_mut()[..slot_len]);
+            match got {
+                Ok(Some(d)) => batch.push(d),
+                Ok(None) => {
+                    batch.set_drained();
+                    return Ok(());
+                }
+                Err(e) if batch.is_empty() => return Err(e),
+                Err(_) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
 
     /// The descriptors to poll for readability and writability. The transport keeps ownership.
     fn fds(&self) -> Vec<RawFd>;

@@ -16,7 +16,10 @@ use std::{
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::{Datagram, Transport, TransportConfig, TransportError, TransportStats};
+use super::{
+    mmsg::{MmsgReceiver, MmsgSender},
+    Datagram, Outgoing, RecvBatch, Transport, TransportConfig, TransportError, TransportStats,
+};
 
 /// The IANA protocol number of PGM.
 pub const IPPROTO_PGM: i32 = 113;
@@ -30,6 +33,8 @@ pub struct RawTransport {
     sock: Socket,
     cfg: TransportConfig,
     stats: TransportStats,
+    tx: MmsgSender,
+    rx: MmsgReceiver,
 }
 
 impl RawTransport {
@@ -50,6 +55,8 @@ impl RawTransport {
             sock,
             cfg: cfg.clone(),
             stats: TransportStats::default(),
+            tx: MmsgSender::new(),
+            rx: MmsgReceiver::new(false),
         })
     }
 }
@@ -114,6 +121,58 @@ impl Transport for RawTransport {
             }
             return Ok(Some(d));
         }
+    }
+
+    fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
+        // The port of a raw socket address is ignored.
+        self.tx.send(self.sock.as_raw_fd(), pkts, 0)
+    }
+
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
+        while batch.spare_slots() > 0 {
+            let slot_len = batch.slot_len();
+            let want = batch.spare_slots();
+            let infos = match self
+                .rx
+                .recv(self.sock.as_raw_fd(), batch.spare_mut(), slot_len, want)
+            {
+                Ok(i) => i,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    batch.set_drained();
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if batch.is_empty() => return Err(e),
+                Err(_) => return Ok(()),
+            };
+            let got = infos.len();
+            for info in infos {
+                // Parsed in place: the slot about to be pushed or skipped is the first spare.
+                let slot = &batch.spare_mut()[..info.len.min(slot_len)];
+                if info.truncated {
+                    self.stats.truncated += 1;
+                    batch.skip(1);
+                    continue;
+                }
+                let Some(d) = parse_ipv4(slot) else {
+                    self.stats.malformed += 1;
+                    batch.skip(1);
+                    continue;
+                };
+                if self.cfg.wants(d.dst) {
+                    batch.push(d);
+                } else {
+                    self.stats.filtered += 1;
+                    batch.skip(1);
+                }
+            }
+            if got < want {
+                // recvmmsg stops early only when the socket has nothing more.
+                batch.set_drained();
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     fn fds(&self) -> Vec<RawFd> {

@@ -1,0 +1,682 @@
+//! The benchmark harness behind `pgm-bench` (`scripts/bench`): one run measures, on a LAN of
+//! three namespaces (host 1 sends, hosts 2 and 3 receive, one bridge):
+//!
+//! - the **limit**: plain UDP multicast (`udp-perf`, sendmmsg/recvmmsg, numbered datagrams)
+//!   in packets/s for 64 B and 1400 B: the highest rate both receivers get without loss, and
+//!   the raw blast rate of the sender;
+//! - **one message per packet**, 64 B and 1400 B, OpenPGM (our libpgm peer, raw PGM) and ours
+//!   (raw PGM and EPGM): the highest rate delivered gap-free to both receivers;
+//! - **pub/sub batching**, 64 B: `pgm-pub` → 2 × `pgm-sub`, and libzmq over epgm;
+//! - **repair under loss**: 100 000 messages at half the clean maximum, 1 % random loss on one
+//!   receiver and 5 % on the other: delivery, repair tail (last send → last delivery) and
+//!   goodput, 3 runs, OpenPGM vs ours;
+//! - **latency**: `pgm-ping` round trips vs plain UDP ping-pong, blocking and busy-polling;
+//! - **memory**: peak RSS (VmHWM) of senders and receivers, and the bound of a slow receiver.
+//!
+//! Rates are searched ([`search`]): every probe is a bounded run of N messages at one rate;
+//! success means both receivers verified everything (in order, intact, nothing
+//! unrecoverable). The results go to a Markdown report and an SVG plot ([`report`],
+//! [`plot`]) and a JSON file with every probe.
+//!
+//! Safety: traffic only flows inside the namespaces of the [`Lan`] built here (removed on
+//! exit and on panic); every process is killed when its handle drops; every run is bounded in
+//! messages and time.
+
+pub mod plot;
+pub mod report;
+pub mod runs;
+pub mod search;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use self::runs::{Bins, Ctx};
+use self::search::{search, Probe, SearchOutcome, SearchParams};
+use crate::lan::Lan;
+use crate::now;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM stop the benchmark at the next run boundary (runs are bounded),
+/// so the LAN is torn down and every child killed on the way out.
+pub fn install_signal_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(sig, handler as libc::sighandler_t);
+        }
+    }
+}
+
+/// True once SIGINT or SIGTERM arrived (after [`install_signal_handlers`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+fn check_interrupted() -> io::Result<()> {
+    if interrupted() {
+        return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
+    }
+    Ok(())
+}
+
+/// Random ingress loss of the loss runs: 1 % on receiver 1, 5 % on receiver 2 (per mille).
+pub const LOSS_PERMILLE: [u32; 2] = [10, 50];
+
+/// A system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum System {
+    /// Plain UDP multicast (`udp-perf`).
+    #[default]
+    Udp,
+    /// OpenPGM 5.3 (our libpgm peer), raw PGM.
+    OpenPgm,
+    /// libzmq 4.3 PUB/SUB over epgm (python3-zmq).
+    Zmq,
+    /// Our `pgm-send` / `pgm-recv`, raw PGM.
+    OursRaw,
+    /// Our `pgm-send` / `pgm-recv`, EPGM.
+    OursEpgm,
+    /// Our `pgm-pub` / `pgm-sub` over EPGM (batching).
+    PubSub,
+}
+
+impl System {
+    /// Short label.
+    pub fn label(self) -> &'static str {
+        match self {
+            System::Udp => "udp",
+            System::OpenPgm => "openpgm",
+            System::Zmq => "libzmq",
+            System::OursRaw => "ours-pgm",
+            System::OursEpgm => "ours-epgm",
+            System::PubSub => "ours-pubsub",
+        }
+    }
+
+    /// Descriptive name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Udp => "plain UDP (udp-perf)",
+            System::OpenPgm => "OpenPGM 5.3 raw PGM",
+            System::Zmq => "libzmq 4.3 PUB/SUB epgm",
+            System::OursRaw => "ours, raw PGM",
+            System::OursEpgm => "ours, EPGM",
+            System::PubSub => "ours, pgm-pub/pgm-sub EPGM",
+        }
+    }
+}
+
+/// Knobs of one benchmark run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The short harness check (tiny counts, no thresholds).
+    pub smoke: bool,
+    /// Where the report, plot and JSON go.
+    pub out_dir: PathBuf,
+    /// Report file name in `out_dir`.
+    pub report_name: String,
+    /// Plot file name in `out_dir`.
+    pub plot_name: String,
+    /// The command line, for the report.
+    pub command: String,
+    /// Where the JSON with every probe goes (default: `out_dir/bench-results.json`).
+    pub json: Option<PathBuf>,
+    /// Target length of one probe's traffic, seconds.
+    pub probe_secs: f64,
+    /// Fewest / most messages in a probe.
+    pub min_count: u64,
+    /// See `min_count`.
+    pub max_count: u64,
+    /// Most probes per rate search.
+    pub max_probes: usize,
+    /// Stop bisecting at this ratio.
+    pub tolerance: f64,
+    /// Start of the one-message-per-packet searches, msgs/s.
+    pub start_rate: f64,
+    /// Start of the pub/sub searches, msgs/s.
+    pub start_rate_batched: f64,
+    /// Messages of the UDP blast.
+    pub blast_count: u64,
+    /// Receivers' idle timeout on clean probes, s.
+    pub idle_s: f64,
+    /// OpenPGM receivers' idle timeout under loss (its repairs take seconds), s.
+    pub slow_repair_idle_s: f64,
+    /// Our senders' linger on clean probes, s.
+    pub linger_s: f64,
+    /// Our senders' linger under loss, s.
+    pub loss_linger_s: f64,
+    /// Messages per loss run.
+    pub loss_count: u64,
+    /// Runs per loss configuration.
+    pub loss_runs: usize,
+    /// Message sizes of the loss runs.
+    pub loss_sizes: Vec<usize>,
+    /// Most probes of each rate search under loss.
+    pub loss_search_probes: usize,
+    /// Round trips per latency run.
+    pub ping_count: u64,
+    /// Unrecorded round trips first.
+    pub ping_warmup: u64,
+    /// Longest a ping run may take, s.
+    pub ping_max_secs: f64,
+    /// Only these parts (`limit`, `pgm`, `pubsub`, `loss`, `latency`, `memory`); all if empty.
+    pub only: Vec<String>,
+    /// Messages (1400 B) of the slow-receiver run.
+    pub slow_count: u64,
+    /// Offered rate of the slow-receiver run, msgs/s.
+    pub slow_rate: f64,
+    /// Receive window of the slow receiver, bytes.
+    pub slow_window_bytes: usize,
+}
+
+impl Config {
+    /// The full benchmark (about 10–15 minutes on the 2-core VM).
+    pub fn full(out_dir: PathBuf) -> Config {
+        Config {
+            smoke: false,
+            out_dir,
+            report_name: "BENCHMARKS.md".to_owned(),
+            plot_name: "BENCHMARKS-rate.svg".to_owned(),
+            command: String::new(),
+            json: None,
+            probe_secs: 1.5,
+            min_count: 20_000,
+            max_count: 5_000_000,
+            max_probes: 9,
+            tolerance: 1.1,
+            start_rate: 25_000.0,
+            start_rate_batched: 250_000.0,
+            blast_count: 500_000,
+            idle_s: 1.0,
+            slow_repair_idle_s: 15.0,
+            linger_s: 0.5,
+            loss_linger_s: 3.0,
+            loss_count: 100_000,
+            loss_runs: 3,
+            loss_sizes: vec![64, 1400],
+            loss_search_probes: 3,
+            ping_count: 20_000,
+            ping_warmup: 500,
+            ping_max_secs: 20.0,
+            only: Vec::new(),
+            slow_count: 150_000,
+            slow_rate: 50_000.0,
+            slow_window_bytes: 16 << 20,
+        }
+    }
+
+    /// The smoke run: every part once with tiny counts (about 30–60 s).
+    pub fn smoke(out_dir: PathBuf) -> Config {
+        Config {
+            smoke: true,
+            probe_secs: 0.05,
+            min_count: 500,
+            max_count: 3000,
+            max_probes: 2,
+            start_rate: 20_000.0,
+            start_rate_batched: 50_000.0,
+            blast_count: 3000,
+            idle_s: 0.5,
+            slow_repair_idle_s: 5.0,
+            linger_s: 0.3,
+            loss_linger_s: 1.0,
+            loss_count: 2000,
+            loss_runs: 1,
+            loss_sizes: vec![64],
+            loss_search_probes: 1,
+            ping_count: 200,
+            ping_warmup: 20,
+            ping_max_secs: 10.0,
+            slow_count: 3000,
+            slow_rate: 10_000.0,
+            slow_window_bytes: 1 << 20,
+            ..Config::full(out_dir)
+        }
+    }
+
+    /// Whether `part` is to run.
+    pub fn wants(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+
+    /// Where the JSON with every probe goes.
+    pub fn json_path(&self) -> PathBuf {
+        self.json
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join("bench-results.json"))
+    }
+
+    fn params(&self, start: f64) -> SearchParams {
+        SearchParams {
+            start,
+            cap: 20_000_000.0,
+            floor: 1_000.0,
+            factor: 2.0,
+            tolerance: self.tolerance,
+            max_probes: self.max_probes,
+            saturation: 0.8,
+        }
+    }
+}
+
+/// One rate search.
+#[derive(Debug, Clone)]
+pub struct SearchResult {
+    /// The system.
+    pub system: System,
+    /// Message (or datagram payload) size.
+    pub size: usize,
+    /// The probes.
+    pub outcome: SearchOutcome,
+}
+
+/// One run under loss.
+#[derive(Debug, Clone, Default)]
+pub struct LossRun {
+    /// The worse receiver's delivered fraction.
+    pub delivered_frac: f64,
+    /// Last send → last delivery, ms.
+    pub tail_ms: Option<f64>,
+    /// First → last send, s.
+    pub send_s: f64,
+    /// Complete at both receivers.
+    pub ok: bool,
+    /// First problem.
+    pub note: String,
+    /// Packets the loss rules dropped at each receiver.
+    pub dropped: Vec<u64>,
+}
+
+/// The runs of one loss configuration.
+#[derive(Debug, Clone)]
+pub struct LossResult {
+    /// The system.
+    pub system: System,
+    /// Message size.
+    pub size: usize,
+    /// The clean maximum it was measured against, msgs/s.
+    pub clean_rate: f64,
+    /// Requested rate (half the clean maximum), msgs/s.
+    pub rate: f64,
+    /// Messages per run.
+    pub count: u64,
+    /// The runs.
+    pub runs: Vec<LossRun>,
+    /// The rate search under the same loss (from half the clean maximum up to it).
+    pub search: SearchOutcome,
+}
+
+impl LossResult {
+    /// Tails of the runs, sorted (ms).
+    pub fn tails(&self) -> Vec<f64> {
+        let mut t: Vec<f64> = self.runs.iter().filter_map(|r| r.tail_ms).collect();
+        t.sort_by(f64::total_cmp);
+        t
+    }
+
+    /// Median tail, ms.
+    pub fn tail_p50(&self) -> Option<f64> {
+        let t = self.tails();
+        (!t.is_empty()).then(|| t[(t.len() - 1) / 2])
+    }
+
+    /// Largest tail, ms.
+    pub fn tail_max(&self) -> Option<f64> {
+        self.tails().last().copied()
+    }
+
+    /// Smallest delivered fraction over the runs.
+    pub fn delivered(&self) -> f64 {
+        self.runs
+            .iter()
+            .map(|r| r.delivered_frac)
+            .fold(f64::NAN, f64::min)
+    }
+
+    /// The highest rate delivered completely under loss, if any probe succeeded.
+    pub fn max_rate(&self) -> Option<f64> {
+        Some(self.search.rate()).filter(|r| *r > 0.0)
+    }
+
+    /// Median goodput: messages / (send time + tail), msgs/s.
+    pub fn goodput(&self) -> Option<f64> {
+        let mut g: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| {
+                let t = r.send_s + r.tail_ms? / 1e3;
+                (t > 0.0).then(|| self.count as f64 * r.delivered_frac / t)
+            })
+            .collect();
+        g.sort_by(f64::total_cmp);
+        (!g.is_empty()).then(|| g[(g.len() - 1) / 2])
+    }
+}
+
+/// One latency run.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyResult {
+    /// Udp or OursRaw.
+    pub system: System,
+    /// Busy-polling.
+    pub spin: bool,
+    /// Which PGM sockets busy-polled (`off`, `recv`, `send`, `both`).
+    pub busy_poll: String,
+    /// Round trips recorded.
+    pub count: u64,
+    /// Pings without an answer.
+    pub lost: u64,
+    /// Smallest round trip, µs.
+    pub min: f64,
+    /// Median, µs.
+    pub p50: f64,
+    /// 90th percentile, µs.
+    pub p90: f64,
+    /// 99th, µs.
+    pub p99: f64,
+    /// 99.9th, µs.
+    pub p999: f64,
+    /// Largest, µs.
+    pub max: f64,
+}
+
+/// The slow-receiver run.
+#[derive(Debug, Clone, Default)]
+pub struct SlowResult {
+    /// Messages offered.
+    pub count: u64,
+    /// Their size.
+    pub size: usize,
+    /// Rate the sender achieved, msgs/s.
+    pub rate: f64,
+    /// The slow receiver's `--window`, bytes.
+    pub window_bytes: usize,
+    /// Its socket's receive queue limit (`SocketOptions::recv_queue`), bytes.
+    pub recv_queue_bytes: usize,
+    /// Its peak RSS, KiB.
+    pub peak_kib: u64,
+    /// The other receiver got everything.
+    pub fast_ok: bool,
+    /// The other receiver's peak RSS, KiB.
+    pub fast_rss_kib: u64,
+}
+
+impl SlowResult {
+    /// The bound: the receive queue plus the window plus `baseline_kib` (a normal receiver's
+    /// peak RSS), KiB.
+    pub fn bound_kib(&self, baseline_kib: u64) -> u64 {
+        ((self.recv_queue_bytes + self.window_bytes) / 1024) as u64 + baseline_kib
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    /// Rate searches.
+    pub searches: Vec<SearchResult>,
+    /// UDP blasts (unpaced sender), by size.
+    pub blasts: Vec<(usize, Probe)>,
+    /// Loss runs.
+    pub loss: Vec<LossResult>,
+    /// Latency runs.
+    pub latency: Vec<LatencyResult>,
+    /// The slow receiver.
+    pub slow: Option<SlowResult>,
+    /// Parts that could not run, with why.
+    pub errors: Vec<String>,
+    /// Wall time of the run, s.
+    pub wall_s: f64,
+    /// `/proc/loadavg` at the start and the end (other work on the machine skews results).
+    pub load: (String, String),
+    /// Network namespaces of others that existed during the run.
+    pub foreign_netns: Vec<String>,
+}
+
+impl Results {
+    /// The search of `system` at `size`.
+    pub fn search(&self, system: System, size: usize) -> Option<&SearchResult> {
+        self.searches
+            .iter()
+            .find(|s| s.system == system && s.size == size)
+    }
+
+    /// Its best rate, if any probe succeeded.
+    pub fn rate(&self, system: System, size: usize) -> Option<f64> {
+        self.search(system, size)
+            .map(|s| s.outcome.rate())
+            .filter(|r| *r > 0.0)
+    }
+
+    /// The loss result of `system` at `size`.
+    pub fn loss(&self, system: System, size: usize) -> Option<&LossResult> {
+        self.loss
+            .iter()
+            .find(|l| l.system == system && l.size == size)
+    }
+
+    /// The latency run (with the tool's default busy-poll for `spin`).
+    pub fn latency(&self, system: System, spin: bool) -> Option<&LatencyResult> {
+        self.latency.iter().find(|l| {
+            l.system == system
+                && l.spin == spin
+                && (system == System::Udp || l.busy_poll == if spin { "both" } else { "off" })
+        })
+    }
+}
+
+/// Runs the whole benchmark on a fresh LAN and writes the report, plot and JSON into
+/// `cfg.out_dir`. Fails only when the LAN or the binaries cannot be set up; a workload that
+/// fails is recorded in [`Results::errors`].
+pub fn run(cfg: &Config) -> io::Result<Results> {
+    let started = now();
+    std::fs::create_dir_all(&cfg.out_dir)?;
+    let bins = Bins::locate()?;
+    let load_start = loadavg();
+    let lan = Lan::new(3)?;
+    let ctx = Ctx::new(&lan, cfg, bins);
+    let mut res = Results::default();
+    for e in [&ctx.bins.openpgm, &ctx.bins.python]
+        .into_iter()
+        .filter_map(|r| r.as_ref().err())
+    {
+        res.errors.push(e.clone());
+    }
+    let sizes = [64usize, 1400];
+    let parts = bench_parts(&ctx, cfg, &mut res, &sizes);
+    res.load = (load_start, loadavg());
+    res.foreign_netns = foreign_netns(&lan);
+    drop(ctx);
+    drop(lan);
+    res.wall_s = started.elapsed().as_secs_f64();
+    if let Err(e) = parts {
+        res.errors.push(format!("stopped early: {e}"));
+    }
+    report::write_all(cfg, &res)?;
+    Ok(res)
+}
+
+/// A rate search of `sys` at `size`. A probe never holds more than `probe_secs` of traffic
+/// at twice the best rate achieved so far, so asking a saturated sender for 4× its speed
+/// does not take 4× the time.
+fn capped_search(
+    ctx: &Ctx<'_>,
+    cfg: &Config,
+    sys: System,
+    size: usize,
+    start: f64,
+) -> SearchOutcome {
+    let best = std::cell::Cell::new(0.0f64);
+    search(&cfg.params(start), |rate| {
+        let b = best.get();
+        let basis = if b > 0.0 { rate.min(2.0 * b) } else { rate };
+        let p = ctx.probe(sys, size, Some(rate), ctx.probe_count(basis));
+        if p.ok {
+            best.set(b.max(p.offered));
+        }
+        p
+    })
+}
+
+/// The first three fields of `/proc/loadavg`.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Network namespaces that are not this LAN's.
+fn foreign_netns(lan: &Lan) -> Vec<String> {
+    std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|n| !n.starts_with(lan.id()))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_lines)]
+fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) -> io::Result<()> {
+    // 1. The limit and one message per packet.
+    for &size in sizes {
+        for sys in [
+            System::Udp,
+            System::OpenPgm,
+            System::OursRaw,
+            System::OursEpgm,
+        ] {
+            let part = if sys == System::Udp { "limit" } else { "pgm" };
+            if !cfg.wants(part) || (sys == System::OpenPgm && ctx.bins.openpgm.is_err()) {
+                continue;
+            }
+            check_interrupted()?;
+            let outcome = capped_search(ctx, cfg, sys, size, cfg.start_rate);
+            res.searches.push(SearchResult {
+                system: sys,
+                size,
+                outcome,
+            });
+        }
+        if cfg.wants("limit") {
+            let blast = ctx.probe(System::Udp, size, None, cfg.blast_count);
+            res.blasts.push((size, blast));
+        }
+    }
+    // 2. Pub/sub batching, 64 B.
+    for sys in [System::PubSub, System::Zmq] {
+        if !cfg.wants("pubsub") || (sys == System::Zmq && ctx.bins.python.is_err()) {
+            continue;
+        }
+        let start = if sys == System::Zmq {
+            cfg.start_rate_batched / 5.0
+        } else {
+            cfg.start_rate_batched
+        };
+        check_interrupted()?;
+        let outcome = capped_search(ctx, cfg, sys, 64, start);
+        res.searches.push(SearchResult {
+            system: sys,
+            size: 64,
+            outcome,
+        });
+    }
+    // 3. Repair under loss: 1 % on one receiver, 5 % on the other, at half the clean maximum.
+    for &size in cfg.loss_sizes.iter().filter(|_| cfg.wants("loss")) {
+        for sys in [System::OpenPgm, System::OursRaw] {
+            let Some(clean) = res.rate(sys, size) else {
+                if sys != System::OpenPgm || ctx.bins.openpgm.is_ok() {
+                    res.errors.push(format!(
+                        "loss runs of {} at {size} B skipped: no clean rate",
+                        sys.label()
+                    ));
+                }
+                continue;
+            };
+            let rate = clean / 2.0;
+            check_interrupted()?;
+            // The highest rate under loss: from half the clean maximum up to it.
+            ctx.set_loss(LOSS_PERMILLE)?;
+            let params = SearchParams {
+                start: rate,
+                cap: clean,
+                floor: clean / 8.0,
+                factor: std::f64::consts::SQRT_2,
+                tolerance: 1.2,
+                max_probes: cfg.loss_search_probes,
+                saturation: 0.8,
+            };
+            let search_out = search(&params, |r| {
+                ctx.probe_with(sys, size, Some(r), ctx.probe_count(r), true)
+            });
+            ctx.set_loss([0, 0])?;
+            let mut lr = LossResult {
+                system: sys,
+                size,
+                clean_rate: clean,
+                rate,
+                count: cfg.loss_count,
+                runs: Vec::new(),
+                search: search_out,
+            };
+            for _ in 0..cfg.loss_runs {
+                check_interrupted()?;
+                match ctx.loss_run(sys, size, rate, cfg.loss_count, LOSS_PERMILLE) {
+                    Ok(r) => lr.runs.push(r),
+                    Err(e) => res.errors.push(format!("loss run {}: {e}", sys.label())),
+                }
+            }
+            res.loss.push(lr);
+        }
+    }
+    // 4. Latency.
+    for (udp, spin, busy) in [
+        (true, false, None),
+        (true, true, None),
+        (false, false, None),
+        (false, true, None),
+        // Only the application thread spins; the IO threads sleep in the kernel.
+        (false, true, Some("off")),
+    ] {
+        if !cfg.wants("latency") {
+            break;
+        }
+        // The application-only spin is a diagnostic: on 2 cores the spinning application
+        // starves its own IO thread and pings time out, which says nothing about the harness.
+        if cfg.smoke && busy.is_some() {
+            continue;
+        }
+        check_interrupted()?;
+        match ctx.ping(udp, spin, busy, cfg.ping_count) {
+            Ok(l) => res.latency.push(l),
+            Err(e) => res.errors.push(format!(
+                "ping ({}, {}): {e}",
+                if udp { "udp" } else { "pgm" },
+                if spin { "spin" } else { "blocking" }
+            )),
+        }
+    }
+    // 5. The slow receiver's memory bound.
+    check_interrupted()?;
+    if cfg.wants("memory") {
+        match ctx.slow_receiver(cfg.slow_count, cfg.slow_rate) {
+            Ok(s) => res.slow = Some(s),
+            Err(e) => res.errors.push(format!("slow receiver: {e}")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! `sendmmsg`/`recvmmsg` for IPv4 sockets: many datagrams per syscall, with IP_PKTINFO.
+//!
+//! Used by the raw transport here and by the `epgm` crate's UDP transport. The message
+//! headers are kept between calls (no allocation per call) and rewritten before every call, so
+//! they never point at anything outside the call.
+
+use std::{
+    io, mem,
+    net::{IpAddr, Ipv4Addr},
+    os::fd::RawFd,
+};
+
+use super::{Outgoing, BATCH};
+
+/// `sockaddr_in` for `ip:port`.
+fn sockaddr_in(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+    let mut sa: libc::sockaddr_in = unsafe { mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = port.to_be();
+    sa.sin_addr.s_addr = u32::from(ip).to_be();
+    sa
+}
+
+/// Sends batches with one `sendmmsg` each.
+pub struct MmsgSender {
+    hdrs: Vec<libc::mmsghdr>,
+    iovs: Vec<libc::iovec>,
+    addrs: Vec<libc::sockaddr_in>,
+}
+
+// SAFETY: the raw pointers inside the headers are written right before each `sendmmsg` and
+// only point at this struct's own arrays and the caller's buffers for the duration of the
+// call; nothing reads them afterwards, so moving the struct to another thread is sound.
+unsafe impl Send for MmsgSender {}
+
+impl std::fmt::Debug for MmsgSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmsgSender").finish_non_exhaustive()
+    }
+}
+
+impl Default for MmsgSender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MmsgSender {
+    /// Headers for [`BATCH`] packets.
+    pub fn new() -> Self {
+        // SAFETY: mmsghdr, iovec and sockaddr_in are plain data; all-zero is valid.
+        let zeroed = || unsafe { mem::zeroed() };
+        MmsgSender {
+            hdrs: (0..BATCH).map(|_| zeroed()).collect(),
+            iovs: (0..BATCH)
+                .map(|_| libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                })
+                .collect(),
+            addrs: (0..BATCH)
+                .map(|_| sockaddr_in(Ipv4Addr::UNSPECIFIED, 0))
+                .collect(),
+        }
+    }
+
+    /// Sends up to [`BATCH`] of `pkts`, each to `dst:port` (the port is ignored by raw
+    /// sockets), with one `sendmmsg`. Returns how many went out: fewer than asked when the
+    /// socket buffer filled or a later packet failed (retrying from the first unsent one
+    /// reports its error). Stops before the first IPv6 destination; fails with
+    /// [`io::ErrorKind::Unsupported`] if that is the first.
+    pub fn send(&mut self, fd: RawFd, pkts: &[Outgoing], port: u16) -> io::Result<usize> {
+        self.send_inner(fd, pkts, Some(port))
+    }
+
+    /// Like [`MmsgSender::send`] on a connected socket: no destination addresses (the kernel
+    /// reuses the route it cached at `connect`, saving a route lookup per packet). Every
+    /// packet goes to the connected address whatever its `dst` says.
+    pub fn send_connected(&mut self, fd: RawFd, pkts: &[Outgoing]) -> io::Result<usize> {
+        self.send_inner(fd, pkts, None)
+    }
+
+    fn send_inner(&mut self, fd: RawFd, pkts: &[Outgoing], port: Option<u16>) -> io::Result<usize> {
+        let mut n = 0;
+        let addrs = self.addrs.as_mut_ptr();
+        let iovs = self.iovs.as_mut_ptr();
+        for p in pkts.iter().take(BATCH) {
+            let IpAddr::V4(ip) = p.dst else {
+                break;
+            };
+            self.iovs[n] = libc::iovec {
+                iov_base: p.buf.as_ptr().cast_mut().cast(),
+                iov_len: p.buf.len(),
+            };
+            let h = &mut self.hdrs[n];
+            if let Some(port) = port {
+                self.addrs[n] = sockaddr_in(ip, port);
+                // SAFETY: `n < BATCH`, the length of both arrays.
+                h.msg_hdr.msg_name = unsafe { addrs.add(n) }.cast();
+                h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            } else {
+                h.msg_hdr.msg_name = std::ptr::null_mut();
+                h.msg_hdr.msg_namelen = 0;
+            }
+            // SAFETY: as above.
+            h.msg_hdr.msg_iov = unsafe { iovs.add(n) };
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = std::ptr::null_mut();
+            h.msg_hdr.msg_controllen = 0;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+            n += 1;
+        }
+        if n == 0 {
+            return if pkts.is_empty() {
+                Ok(0)
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "IPv6 is not supported yet",
+                ))
+            };
+        }
+        // SAFETY: the first `n` headers point at live addresses, iovecs and packet buffers
+        // (the kernel only reads the packets; `cast_mut` above is for the C signature).
+        let rc = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
+        usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+    }
+}
+
+/// What `recvmmsg` said about one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvInfo {
+    /// Bytes written into the slot.
+    pub len: usize,
+    /// The datagram was longer than the slot (MSG_TRUNC): the rest is lost.
+    pub truncated: bool,
+    /// The IPv4 source address, when the kernel gave one.
+    pub src: Option<Ipv4Addr>,
+    /// The header destination from IP_PKTINFO, when asked for and present.
+    pub dst: Option<Ipv4Addr>,
+}
+
+/// Control buffer per message: room for one IP_PKTINFO (`CMSG_SPACE(12)` = 32 on 64-bit)
+/// and then some. u64 elements keep it aligned for `cmsghdr`.
+type Control = [u64; 8];
+
+/// Receives batches with one `recvmmsg` each.
+pub struct MmsgReceiver {
+    hdrs: Vec<libc::mmsghdr>,
+    iovs: Vec<libc::iovec>,
+    names: Vec<libc::sockaddr_in>,
+    control: Vec<Control>,
+    infos: Vec<RecvInfo>,
+    pktinfo: bool,
+    /// The buffer (address, slot length) and header count the headers point at now.
+    prepared: ((usize, usize), usize),
+    /// Headers the kernel wrote to in the last call.
+    written: usize,
+}
+
+// SAFETY: as for `MmsgSender`: the header pointers are rewritten before each `recvmmsg` and
+// only used during it.
+unsafe impl Send for MmsgReceiver {}
+
+impl std::fmt::Debug for MmsgReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MmsgReceiver")
+            .field("pktinfo", &self.pktinfo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MmsgReceiver {
+    /// Headers for [`BATCH`] datagrams; `pktinfo` reads the IP_PKTINFO control message (the
+    /// socket must have IP_PKTINFO set).
+    pub fn new(pktinfo: bool) -> Self {
+        // SAFETY: mmsghdr, iovec and sockaddr_in are plain data; all-zero is valid.
+        let zeroed = || unsafe { mem::zeroed() };
+        MmsgReceiver {
+            hdrs: (0..BATCH).map(|_| zeroed()).collect(),
+            iovs: (0..BATCH)
+                .map(|_| libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                })
+                .collect(),
+            names: (0..BATCH)
+                .map(|_| sockaddr_in(Ipv4Addr::UNSPECIFIED, 0))
+                .collect(),
+            control: vec![[0; 8]; if pktinfo { BATCH } else { 0 }],
+            infos: Vec::with_capacity(BATCH),
+            pktinfo,
+            prepared: ((0, 0), 0),
+            written: 0,
+        }
+    }
+
+    /// Receives up to `max` datagrams (at most [`BATCH`], at most what fits) into `spare`,
+    /// one per `slot_len`-byte slot, with one non-blocking `recvmmsg`. An empty socket is
+    /// [`io::ErrorKind::WouldBlock`]. Fewer than `max` means the socket was drained.
+    pub fn recv(
+        &mut self,
+        fd: RawFd,
+        spare: &mut [u8],
+        slot_len: usize,
+        max: usize,
+    ) -> io::Result<&[RecvInfo]> {
+        self.infos.clear();
+        let n = max.min(BATCH).min(spare.len() / slot_len.max(1));
+        if n == 0 {
+            return Ok(&self.infos);
+        }
+        let base = spare.as_mut_ptr();
+        let key = (base as usize, slot_len);
+        if self.prepared.0 == key && self.prepared.1 >= n {
+            // Same buffers as last time: only the headers the kernel wrote need resetting
+            // (a spinning caller mostly gets EAGAIN and rewrites nothing).
+            for h in &mut self.hdrs[..self.written] {
+                h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                if self.pktinfo {
+                    h.msg_hdr.msg_controllen = mem::size_of::<Control>();
+                }
+                h.msg_hdr.msg_flags = 0;
+                h.msg_len = 0;
+            }
+        } else {
+            self.prepare(base, slot_len, n);
+            self.prepared = (key, n);
+        }
+        self.written = 0;
+        // SAFETY: the first `n` headers point at live, writable buffers of the stated sizes.
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        let got = usize::try_from(rc).map_err(|_| io::Error::last_os_error())?;
+        self.written = got;
+        for i in 0..got {
+            let h = &self.hdrs[i];
+            let src = if h.msg_hdr.msg_namelen as usize >= mem::size_of::<libc::sockaddr_in>() {
+                let sin = &self.names[i];
+                (i32::from(sin.sin_family) == libc::AF_INET)
+                    .then(|| Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            } else {
+                None
+            };
+            let dst = if self.pktinfo {
+                pktinfo_dst(&h.msg_hdr)
+            } else {
+                None
+            };
+            self.infos.push(RecvInfo {
+                len: h.msg_len as usize,
+                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                src,
+                dst,
+            });
+        }
+        Ok(&self.infos)
+    }
+
+    /// Points the first `n` headers at `n` slots of `slot_len` bytes from `base`.
+    fn prepare(&mut self, base: *mut u8, slot_len: usize, n: usize) {
+        let names = self.names.as_mut_ptr();
+        let iovs = self.iovs.as_mut_ptr();
+        let control = self.control.as_mut_ptr();
+        for i in 0..n {
+            self.iovs[i] = libc::iovec {
+                // SAFETY: slot `i` lies within the caller's buffer (checked by `n` in `recv`).
+                iov_base: unsafe { base.add(i * slot_len) }.cast(),
+                iov_len: slot_len,
+            };
+            let h = &mut self.hdrs[i];
+            // SAFETY: `i < n <= BATCH`, the length of every array.
+            h.msg_hdr.msg_name = unsafe { names.add(i) }.cast();
+            h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: as above.
+            h.msg_hdr.msg_iov = unsafe { iovs.add(i) };
+            h.msg_hdr.msg_iovlen = 1;
+            if self.pktinfo {
+                // SAFETY: as above; `control` has BATCH entries when `pktinfo` is set.
+                h.msg_hdr.msg_control = unsafe { control.add(i) }.cast();
+                h.msg_hdr.msg_controllen = mem::size_of::<Control>();
+            } else {
+                h.msg_hdr.msg_control = std::ptr::null_mut();
+                h.msg_hdr.msg_controllen = 0;
+            }
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+    }
+}
+
+/// The destination address of an IP_PKTINFO control message in `msg`, if any.
+fn pktinfo_dst(msg: &libc::msghdr) -> Option<Ipv4Addr> {
+    let mut dst = None;
+    // SAFETY: the CMSG_* walk stays within msg_controllen as the kernel set it, and the
+    // control buffer is alive (owned by the receiver).
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>());
+                dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    dst
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::UdpSocket, os::fd::AsRawFd};
+
+    use super::*;
+
+    #[test]
+    fn a_batch_goes_out_and_comes_back_in_one_call_each() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let pkts: Vec<Outgoing> = (0..10u8)
+            .map(|i| Outgoing {
+                dst: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                buf: vec![i; usize::from(i) + 1],
+            })
+            .collect();
+        let mut s = MmsgSender::new();
+        assert_eq!(s.send(tx.as_raw_fd(), &pkts, port).unwrap(), 10);
+        let mut r = MmsgReceiver::new(false);
+        let mut spare = vec![0u8; 16 * 16];
+        // Only 5 slots of 4 bytes: datagrams 4.. are cut short.
+        let infos = r.recv(rx.as_raw_fd(), &mut spare, 4, 5).unwrap().to_vec();
+        assert_eq!(infos.len(), 5);
+        let from = match tx.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            std::net::SocketAddr::V6(_) => unreachable!(),
+        };
+        for (i, info) in infos.iter().enumerate() {
+            assert_eq!(info.src, Some(*from.ip()));
+            assert_eq!(info.truncated, i >= 4, "{i}: {info:?}");
+            assert_eq!(info.len, (i + 1).min(4));
+            assert_eq!(spare[i * 4], i as u8);
+        }
+        let rest = r.recv(rx.as_raw_fd(), &mut spare, 16, 64).unwrap().len();
+        assert_eq!(rest, 5, "{rest}");
+        let e = r.recv(rx.as_raw_fd(), &mut spare, 16, 64).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // An IPv6 destination first is refused, later ones end the batch.
+        let v6 = Outgoing {
+            dst: "::1".parse().unwrap(),
+            buf: vec![1],
+        };
+        assert_eq!(
+            s.send(tx.as_raw_fd(), std::slice::from_ref(&v6), port)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::Unsupported
+        );
+        let mixed = [pkts[0].clone(), v6];
+        assert_eq!(s.send(tx.as_raw_fd(), &mixed, port).unwrap(), 1);
+    }
+}
