@@ -461,7 +461,7 @@ impl RecvSocket {
         self.handle.shared.note_app_call();
         let mut local = lock(&self.local);
         if local.events.is_empty() && !self.refill(&mut local)? {
-            self.handle.drive(false, false);
+            self.handle.drive(false, true);
             if !self.refill(&mut local)? {
                 return Ok(0);
             }
@@ -533,7 +533,9 @@ impl RecvSocket {
             }
             // Nothing queued: drain the sockets on this thread. A non-blocking call does not
             // wait for a turn someone else is running.
-            let turn = self.handle.drive(!nonblocking, readable);
+            // A non-blocking call polls the sockets itself: while this thread keeps calling,
+            // the IO thread stands by and nobody else would read them.
+            let turn = self.handle.drive(!nonblocking, readable || nonblocking);
             if let Some(ev) = self.take()? {
                 return Ok(ev);
             }

@@ -81,7 +81,7 @@ const SEND_BUDGET: usize = 2048;
 /// While a send waits for socket space, look again at least this often.
 const BLOCKED_RETRY: Duration = Duration::from_millis(1);
 /// A busy-polling receiver's IO thread runs a turn at least this often.
-pub(crate) const BUSY_POLL_TICK: Duration = Duration::from_millis(1);
+pub(crate) const BUSY_POLL_TICK: Duration = Duration::from_millis(10);
 /// While an application thread keeps receiving, a receiver's IO thread leaves the sockets to
 /// it and only looks every this long whether it is still there.
 const STANDBY_TICK: Duration = Duration::from_millis(2);
@@ -1044,7 +1044,9 @@ impl<E: Engine> IoLoop<E> {
         loop {
             let (turn, blocked) = {
                 let mut core = lock(&self.core);
-                let turn = core.turn(&self.shared, Who::Io, readable);
+                // Standing by, this loop hears of no packets: it looks for itself.
+                let standby = self.app_polls && !self.watching;
+                let turn = core.turn(&self.shared, Who::Io, readable || standby);
                 (turn, core.send_blocked())
             };
             if turn.stop {
