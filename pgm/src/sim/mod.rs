@@ -68,7 +68,8 @@ const MAX_TRANSMITS_PER_POLL: usize = 1_000_000;
 /// Far enough in the future to mean "no limit".
 const NEVER: Instant = Instant::from_micros(u64::MAX);
 
-/// A sans-IO endpoint on the simulated network.
+/// A sans-IO endpoint: what the simulator drives, and what the socket driver drives too
+/// (implemented by [`crate::Source`] and [`crate::Receiver`]).
 pub trait Node {
     /// A packet arrived from `src` (sender's IP) addressed to `dst` (a multicast group or this node's IP).
     fn handle_packet(&mut self, now: Instant, src: IpAddr, dst: IpAddr, packet: &[u8]);

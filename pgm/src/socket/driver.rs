@@ -51,7 +51,6 @@
 use std::{
     collections::VecDeque,
     io, mem,
-    net::IpAddr,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -67,10 +66,11 @@ use super::{Clock, IoStats, RecvEvent, RecvStats, SendStats};
 use crate::{
     event::Event,
     receiver::Receiver,
+    sim::Node,
     source::Source,
     time::Instant,
     transport::{Outgoing, RecvBatch, Transport, BATCH, MAX_DATAGRAM},
-    SendError as EngineSendError, Transmit,
+    SendError as EngineSendError,
 };
 
 const WAKER: Token = Token(usize::MAX);
@@ -318,11 +318,7 @@ impl Shared {
 
 /// The engine side of the driver: the verbs both engines share, plus the exchange with the
 /// application.
-pub(crate) trait Engine: Send + 'static {
-    fn handle_packet(&mut self, now: Instant, src: IpAddr, dst: IpAddr, pkt: &[u8]);
-    fn handle_timeout(&mut self, now: Instant);
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit>;
-    fn poll_timeout(&self) -> Option<Instant>;
+pub(crate) trait Engine: Node + Send + 'static {
     /// Takes messages from the front of `q` until the engine pushes back; returns how many
     /// messages and bytes it took (refused ones count as taken: they are dropped).
     fn take_input(&mut self, now: Instant, q: &mut VecDeque<Bytes>, io: &mut IoStats) -> Taken;
@@ -350,18 +346,6 @@ pub(crate) struct Taken {
 }
 
 impl Engine for Source {
-    fn handle_packet(&mut self, now: Instant, src: IpAddr, dst: IpAddr, pkt: &[u8]) {
-        Source::handle_packet(self, now, src, dst, pkt);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Source::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        Source::poll_transmit(self, now, buf)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Source::poll_timeout(self)
-    }
     fn take_input(&mut self, now: Instant, q: &mut VecDeque<Bytes>, io: &mut IoStats) -> Taken {
         let mut taken = Taken::default();
         while let Some(msg) = q.front() {
@@ -406,18 +390,6 @@ impl Engine for Source {
 }
 
 impl Engine for Receiver {
-    fn handle_packet(&mut self, now: Instant, src: IpAddr, dst: IpAddr, pkt: &[u8]) {
-        Receiver::handle_packet(self, now, src, dst, pkt);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Receiver::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        Receiver::poll_transmit(self, now, buf)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Receiver::poll_timeout(self)
-    }
     fn take_input(&mut self, _now: Instant, _q: &mut VecDeque<Bytes>, _io: &mut IoStats) -> Taken {
         Taken::default()
     }
