@@ -27,7 +27,7 @@ use pubsub::{ConnectError, Message, Options, Publisher, RecvEvent, Subscriber};
 
 use crate::send::{
     check_test_message, fill_test_message, json_line, parse_rate_arg, report_error, round3,
-    CommonArgs, Progress, ToolError, TEST_HEADER,
+    sender_fields, CommonArgs, Progress, ToolError, TEST_HEADER,
 };
 
 /// The topic of `pgm-pub --count` when no `--topic` is given.
@@ -199,22 +199,15 @@ pub struct PubReport {
 impl PubReport {
     /// The one JSON line.
     pub fn to_json(&self) -> String {
-        let rate = if self.elapsed_s > 0.0 {
-            self.sent as f64 / self.elapsed_s
-        } else {
-            0.0
-        };
-        json_line(&[
-            ("sent", self.sent.into()),
-            ("bytes", self.bytes.into()),
-            ("elapsed_s", round3(self.elapsed_s).into()),
-            ("msgs_per_s", rate.round().into()),
-            ("naks_received", self.naks_received.into()),
-            ("ncf_sent", self.ncf_sent.into()),
-            ("rdata_sent", self.rdata_sent.into()),
-            ("apdus", self.apdus.into()),
-            ("max_payload", self.max_payload.into()),
-        ])
+        let mut fields = sender_fields(
+            self.sent,
+            self.bytes,
+            self.elapsed_s,
+            [self.naks_received, self.ncf_sent, self.rdata_sent],
+        );
+        fields.push(("apdus", self.apdus.into()));
+        fields.push(("max_payload", self.max_payload.into()));
+        json_line(&fields)
     }
 }
 

@@ -300,22 +300,39 @@ pub struct SendReport {
 impl SendReport {
     /// The one JSON line.
     pub fn to_json(&self) -> String {
-        let rate = if self.elapsed_s > 0.0 {
-            self.sent as f64 / self.elapsed_s
-        } else {
-            0.0
-        };
-        json_line(&[
-            ("sent", self.sent.into()),
-            ("bytes", self.bytes.into()),
-            ("elapsed_s", round3(self.elapsed_s).into()),
-            ("msgs_per_s", rate.round().into()),
-            ("naks_received", self.naks_received.into()),
-            ("ncf_sent", self.ncf_sent.into()),
-            ("rdata_sent", self.rdata_sent.into()),
-            ("last_mono_ns", self.last_mono_ns.into()),
-        ])
+        let mut fields = sender_fields(
+            self.sent,
+            self.bytes,
+            self.elapsed_s,
+            [self.naks_received, self.ncf_sent, self.rdata_sent],
+        );
+        fields.push(("last_mono_ns", self.last_mono_ns.into()));
+        json_line(&fields)
     }
+}
+
+/// The summary keys every sending tool (`pgm-send`, `pgm-pub`) reports, in order: `sent`,
+/// `bytes`, `elapsed_s`, `msgs_per_s`, then `[naks_received, ncf_sent, rdata_sent]`.
+pub fn sender_fields(
+    sent: u64,
+    bytes: u64,
+    elapsed_s: f64,
+    [naks_received, ncf_sent, rdata_sent]: [u64; 3],
+) -> Vec<(&'static str, serde_json::Value)> {
+    let rate = if elapsed_s > 0.0 {
+        sent as f64 / elapsed_s
+    } else {
+        0.0
+    };
+    vec![
+        ("sent", sent.into()),
+        ("bytes", bytes.into()),
+        ("elapsed_s", round3(elapsed_s).into()),
+        ("msgs_per_s", rate.round().into()),
+        ("naks_received", naks_received.into()),
+        ("ncf_sent", ncf_sent.into()),
+        ("rdata_sent", rdata_sent.into()),
+    ]
 }
 
 /// One JSON object on one line, keys in the given order (serde_json's `Map` would sort them).
