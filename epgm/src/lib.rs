@@ -468,6 +468,53 @@ mod tests {
         assert!(rx.stats().engine.odata_received >= 108);
     }
 
+    /// A paced stream driven by the application threads (sends inline, a thread in `recv`)
+    /// must not wake the IO threads once per heartbeat interval (1 ms) or standby tick
+    /// (2 ms): the application's turns move their alarms.
+    #[test]
+    fn application_driven_stream_leaves_the_io_threads_asleep() {
+        const N: u32 = 3000;
+        let ep = endpoint(5);
+        let opts = SocketOptions::default().with_linger(Duration::from_millis(20));
+        let rx = open_receiver(&ep, &opts).unwrap();
+        let tx = open_sender(&ep, &opts).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = 0;
+            while got < N {
+                if let RecvEvent::Data { .. } = rx.recv_timeout(Duration::from_secs(5)).unwrap() {
+                    got += 1;
+                }
+            }
+            rx.stats().io
+        });
+        let clock = pgm::socket::Clock::new();
+        let start = tx.stats().io.io_turns;
+        for i in 0..N {
+            tx.send(&i.to_be_bytes()).unwrap();
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let ms = clock.elapsed().as_millis() as u64;
+        let sent = tx.stats().io;
+        let recv = reader.join().unwrap();
+        eprintln!(
+            "IO wake-ups in {ms} ms: sender {}, receiver {}",
+            sent.io_turns - start,
+            recv.io_turns
+        );
+        // Without the alarm hand-off: about one wake-up per millisecond each.
+        let woke = sent.io_turns - start;
+        assert!(
+            woke * 4 < ms,
+            "sender IO thread woke {woke} times in {ms} ms: {sent:?}"
+        );
+        assert!(
+            recv.io_turns * 4 < ms,
+            "receiver IO thread woke {} times in {ms} ms: {recv:?}",
+            recv.io_turns
+        );
+        tx.close().unwrap();
+    }
+
     #[test]
     fn multicast_to_another_group_on_the_port_is_filtered() {
         let ep = endpoint(2);

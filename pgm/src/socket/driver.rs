@@ -38,6 +38,17 @@
 //! by the application for anything the driver must look at) and `out_seq` (bumped by the
 //! driver whenever it published something an application thread may wait for).
 //!
+//! # The IO thread's alarm
+//!
+//! The IO thread sleeps until a timerfd in its epoll set fires ([`Alarm`]), not for an
+//! `epoll_wait` timeout, so an application thread that ran a turn can move that wake-up
+//! without waking anyone: earlier when it left an earlier deadline, later when the IO thread
+//! was about to wake for something the application's turn has just handled (every ODATA
+//! pushes the SPM heartbeat back, every receive call proves the application is still there).
+//! While the application drives, the IO thread then sleeps through (one `timerfd_settime` per
+//! [`REARM_SLACK`] instead of a thread wake-up per heartbeat interval, which on a busy
+//! machine preempts the very thread that drives).
+//!
 //! # Busy-poll
 //!
 //! With [`SocketOptions::busy_poll`](super::SocketOptions::busy_poll) application threads never
@@ -74,6 +85,7 @@ use crate::{
 };
 
 const WAKER: Token = Token(usize::MAX);
+const ALARM: Token = Token(usize::MAX - 1);
 /// Packets read per turn before timers and sends get a look in.
 const READ_BUDGET: usize = 1024;
 /// Packets sent per turn before reads get a look in.
@@ -85,6 +97,10 @@ pub(crate) const BUSY_POLL_TICK: Duration = Duration::from_millis(10);
 /// While an application thread keeps receiving, a receiver's IO thread leaves the sockets to
 /// it and only looks every this long whether it is still there.
 const STANDBY_TICK: Duration = Duration::from_millis(2);
+/// An application turn pushes the parked IO thread's alarm later only when it would ring
+/// within this long (so a stream of sends costs one `timerfd_settime` per heartbeat
+/// interval, not one per message).
+const REARM_SLACK: Duration = Duration::from_micros(250);
 /// Counters are copied out for `stats()` at most this often while busy.
 const STATS_EVERY: Duration = Duration::from_millis(1);
 /// Queue accounting charge per event on top of its data, so empty events are bounded too.
@@ -172,6 +188,59 @@ impl AppPoll {
     }
 }
 
+/// The IO thread's wake-up timer: a timerfd in its epoll set (see the module docs).
+#[derive(Debug)]
+struct Alarm {
+    fd: OwnedFd,
+}
+
+impl Alarm {
+    fn new() -> io::Result<Self> {
+        // SAFETY: a plain syscall; the returned descriptor is owned right away.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Alarm { fd })
+    }
+
+    /// Rings once, `after` from now (`None`: never). Re-arming also clears an earlier ring.
+    fn set(&self, after: Option<Duration>) -> io::Result<()> {
+        // A zero `it_value` disarms, so "now" is a nanosecond.
+        let d = after.map_or(Duration::ZERO, |d| d.max(Duration::from_nanos(1)));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(d.subsec_nanos()),
+            },
+        };
+        // SAFETY: `spec` is a live itimerspec; the old value is not asked for.
+        let r = unsafe {
+            libc::timerfd_settime(
+                self.fd.as_raw_fd(),
+                0,
+                &raw const spec,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 /// What the application and the driver share (besides the core).
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -179,6 +248,8 @@ pub(crate) struct Shared {
     /// Signalled when the driver took data, delivered events, or stopped (waiting senders).
     pub(crate) cond: Condvar,
     waker: Waker,
+    /// When the parked IO thread wakes by itself.
+    alarm: Alarm,
     /// Receivers: how waiting application threads block.
     pub(crate) app_poll: Option<AppPoll>,
     /// Bumped (under the lock) by the application for anything the driver must look at:
@@ -226,8 +297,11 @@ pub(crate) struct State {
     wake_pending: bool,
     /// The IO thread is (about to be) blocked in `epoll_wait`: new work needs a wake-up.
     pub(crate) io_parked: bool,
-    /// When the parked IO thread wakes by itself (`None`: never).
+    /// When the parked IO thread's alarm rings (`None`: never).
     io_deadline: Option<Instant>,
+    /// The longest the IO thread sleeps, whatever the engine's deadlines (see
+    /// [`Who::Io`]).
+    io_max_sleep: Option<Duration>,
     /// Application threads blocked on `cond`.
     pub(crate) waiters: usize,
     /// Application threads blocked in [`AppPoll::wait`].
@@ -301,6 +375,13 @@ impl Shared {
             // A failed wake (the loop is gone) shows up as `done`.
             let _ = self.waker.wake();
         }
+    }
+
+    /// Sets the parked IO thread's alarm to ring `after` from `now` (`None`: never). False
+    /// when the timer could not be set (the caller then must not rely on it).
+    fn set_alarm(&self, st: &mut State, now: Instant, after: Option<Duration>) -> bool {
+        st.io_deadline = after.map(|t| now + t);
+        self.alarm.set(after).is_ok()
     }
 
     /// Wakes whoever waits for the driver's publications.
@@ -468,8 +549,9 @@ impl TxBatch {
 /// Who runs a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Who {
-    /// The socket's IO thread: may park.
-    Io,
+    /// The socket's IO thread: may park, for at most `max_sleep` (a receiver that stands by or
+    /// busy-polls looks now and then whatever the engine's deadlines).
+    Io { max_sleep: Option<Duration> },
     /// An application thread: never parks the IO thread, but wakes it when it left work or an
     /// earlier deadline behind.
     App,
@@ -481,6 +563,7 @@ pub(crate) struct Turn {
     /// The loop must stop (closed, linger over).
     pub(crate) stop: bool,
     /// How long the driver may sleep before the next turn (`None`: until something happens).
+    /// For the IO thread: the `epoll_wait` timeout, `None` when its alarm is set.
     pub(crate) timeout: Option<Duration>,
 }
 
@@ -547,6 +630,9 @@ impl<E: Engine> Core<E> {
     pub(crate) fn turn(&mut self, shared: &Shared, who: Who, readable: bool) -> Turn {
         let now = self.clock.now();
         self.io.loop_turns += 1;
+        if matches!(who, Who::Io { .. }) {
+            self.io.io_turns += 1;
+        }
         if readable || (self.busy_poll && self.engine.app_polls()) {
             // Busy-poll: no readiness events for the receive sockets; try them every turn.
             self.readable = true;
@@ -587,10 +673,11 @@ impl<E: Engine> Core<E> {
         let seq = shared.in_seq.load(Ordering::Acquire);
         // The IO thread always looks after a park, to clear the flag (a timer or a packet may
         // have woken it); otherwise an unchanged `in_seq` means there is nothing to take.
-        if seq != self.in_seen || who == Who::Io {
+        let io = matches!(who, Who::Io { .. });
+        if seq != self.in_seen || io {
             let mut st = shared.lock();
             self.in_seen = shared.in_seq.load(Ordering::Acquire);
-            if who == Who::Io {
+            if io {
                 st.io_parked = false;
                 st.wake_pending = false;
             }
@@ -626,7 +713,7 @@ impl<E: Engine> Core<E> {
         timeout: Option<Duration>,
         who: Who,
     ) -> Option<Duration> {
-        let park = who == Who::Io && timeout != Some(Duration::ZERO);
+        let park = matches!(who, Who::Io { .. }) && timeout != Some(Duration::ZERO);
         let moved = (self.io.packets_received, self.io.packets_sent);
         let busy = !self.rx_local.is_empty() || self.taken.count > 0 || moved != self.published_at;
         self.idle_turns += 1;
@@ -651,29 +738,49 @@ impl<E: Engine> Core<E> {
         }
         let mut timeout = timeout;
         match who {
-            Who::Io if park => {
+            Who::Io { max_sleep } if park => {
                 if shared.in_seq.load(Ordering::Acquire) == self.in_seen {
                     st.io_parked = true;
-                    st.io_deadline = timeout.map(|t| now + t);
+                    st.io_max_sleep = max_sleep;
+                    let sleep = match (timeout, max_sleep) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    // With the alarm set, `epoll_wait` waits without a timeout.
+                    timeout = if shared.set_alarm(&mut st, now, sleep) {
+                        None
+                    } else {
+                        sleep
+                    };
                 } else {
                     // The application queued something since this turn began: no sleeping.
                     timeout = Some(Duration::ZERO);
                 }
             }
-            Who::Io => {}
-            Who::App => {
-                // Work left for now (a full socket, the budget), or a deadline before the one
-                // the IO thread sleeps until: it must come round sooner.
-                let due = if timeout == Some(Duration::ZERO) || self.tx_batch.unsent() {
-                    Some(now)
-                } else {
-                    timeout.map(|t| now + t)
-                };
-                if st.io_parked && due.is_some_and(|d| st.io_deadline.is_none_or(|p| d < p)) {
-                    st.io_deadline = due;
+            Who::App if st.io_parked => {
+                // Work left for now (a full socket, the budget): wake the IO thread.
+                if timeout == Some(Duration::ZERO) || self.tx_batch.unsent() {
+                    st.io_deadline = Some(now);
                     shared.wake_io(&mut st);
+                } else {
+                    // Move its alarm: earlier for a deadline before the one it sleeps until,
+                    // later when it would ring soon for what this turn just did.
+                    let sleep = match (timeout, st.io_max_sleep) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let target = sleep.map(|t| now + t);
+                    let earlier = target.is_some_and(|t| st.io_deadline.is_none_or(|p| t < p));
+                    let later = st
+                        .io_deadline
+                        .is_some_and(|p| p <= now + REARM_SLACK && target.is_none_or(|t| t > p));
+                    if (earlier || later) && !shared.set_alarm(&mut st, now, sleep) {
+                        st.io_deadline = Some(now);
+                        shared.wake_io(&mut st);
+                    }
                 }
             }
+            Who::Io { .. } | Who::App => {}
         }
         if notify {
             shared.out_seq.fetch_add(1, Ordering::Release);
@@ -915,6 +1022,12 @@ pub(crate) fn new<E: Engine>(
     };
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), WAKER)?;
+    let alarm = Alarm::new()?;
+    poll.registry().register(
+        &mut SourceFd(&alarm.fd.as_raw_fd()),
+        ALARM,
+        Interest::READABLE,
+    )?;
     // Readability only: a UDP socket signals writability for every packet it frees, which
     // would wake the IO thread once per packet sent. A send that finds the socket full is
     // retried every BLOCKED_RETRY instead (a sender also asks for writability while blocked,
@@ -930,6 +1043,7 @@ pub(crate) fn new<E: Engine>(
         state: Mutex::new(State::default()),
         cond: Condvar::new(),
         waker,
+        alarm,
         app_poll,
         in_seq: AtomicU64::new(0),
         out_seq: AtomicU64::new(0),
@@ -1014,11 +1128,21 @@ impl<E: Engine> IoLoop<E> {
         let mut events = Events::with_capacity(64);
         let mut readable = true;
         loop {
+            // Standing by, this loop hears of no packets: it looks for itself.
+            let stood_by = self.app_polls && !self.watching;
+            if self.app_polls && !self.busy_poll {
+                self.standby()?;
+            }
+            let max_sleep = if self.busy_poll {
+                Some(BUSY_POLL_TICK)
+            } else if self.app_polls && !self.watching {
+                Some(STANDBY_TICK)
+            } else {
+                None
+            };
             let (turn, blocked) = {
                 let mut core = lock(&self.core);
-                // Standing by, this loop hears of no packets: it looks for itself.
-                let standby = self.app_polls && !self.watching;
-                let turn = core.turn(&self.shared, Who::Io, readable || standby);
+                let turn = core.turn(&self.shared, Who::Io { max_sleep }, readable || stood_by);
                 (turn, core.send_blocked())
             };
             if turn.stop {
@@ -1026,25 +1150,17 @@ impl<E: Engine> IoLoop<E> {
             }
             self.want_writable(blocked)?;
             readable = false;
-            let mut timeout = turn.timeout;
-            if self.busy_poll {
-                timeout = Some(timeout.map_or(BUSY_POLL_TICK, |t| t.min(BUSY_POLL_TICK)));
-            } else if self.app_polls {
-                self.standby()?;
-                if !self.watching {
-                    timeout = Some(timeout.map_or(STANDBY_TICK, |t| t.min(STANDBY_TICK)));
-                }
-            }
             // Polled even with a zero timeout: that is how a busy loop learns of readable
             // sockets (NAKs for a sender that is streaming).
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.poll.poll(&mut events, turn.timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
             for ev in &events {
-                if ev.token() != WAKER && (ev.is_readable() || ev.is_error()) {
+                if ev.token() != WAKER && ev.token() != ALARM && (ev.is_readable() || ev.is_error())
+                {
                     readable = true;
                 }
             }

@@ -484,6 +484,9 @@ pub struct IoStats {
     pub recv_errors: u64,
     /// Turns of the event loop.
     pub loop_turns: u64,
+    /// Of those, turns the IO thread ran (each one a thread wake-up; the rest ran inline on
+    /// application threads).
+    pub io_turns: u64,
     /// Batch send calls (`sendmmsg` for the transports here): `packets_sent / send_calls`
     /// is the batching achieved.
     pub send_calls: u64,
