@@ -75,16 +75,21 @@ impl<E: Engine> Handle<E> {
         }
     }
 
-    /// Runs a turn on this thread if the core is free (`block`: once it is). When it is not,
-    /// whoever holds it may be past the point where it looks at the queues, so the IO thread
-    /// is woken if it is parked.
+    /// Runs a turn on this thread if the core is free (`block`: once it is); `None` when it is
+    /// not (whoever holds it reads the sockets, so a receiver need not do more).
     fn drive(&self, block: bool, readable: bool) -> Option<Turn> {
-        if let Some(mut core) = self.try_core(block) {
-            return Some(core.turn(&self.shared, Who::App, readable));
+        self.try_core(block)
+            .map(|mut core| core.turn(&self.shared, Who::App, readable))
+    }
+
+    /// After queueing data: runs a turn if the core is free. When it is not, whoever holds it
+    /// may be past the point where it looks at the queues, so the IO thread is woken if it is
+    /// parked.
+    fn drive_or_wake(&self) {
+        if self.drive(false, false).is_none() {
+            let mut st = self.shared.lock();
+            self.shared.wake_io(&mut st);
         }
-        let mut st = self.shared.lock();
-        self.shared.wake_io(&mut st);
-        None
     }
 
     /// Fresh counters if the core is free, else the ones published last (at most
@@ -252,7 +257,7 @@ impl SendSocket {
                 }
                 shared.bump_in();
                 drop(st);
-                self.handle.drive(false, false);
+                self.handle.drive_or_wake();
                 st = shared.wait(shared.lock(), Some(WAIT_SLICE));
             }
             st.tx_bytes += msg.len();
@@ -261,7 +266,7 @@ impl SendSocket {
         }
         shared.bump_in();
         drop(st);
-        self.handle.drive(false, false);
+        self.handle.drive_or_wake();
         Ok(())
     }
 
@@ -288,14 +293,14 @@ impl SendSocket {
             }
             // Make room on this thread if the core is free, else wait for whoever has it.
             drop(st);
-            self.handle.drive(false, false);
+            self.handle.drive_or_wake();
             st = shared.lock();
             if st.tx_count != 0 && st.tx_bytes + msg.len() > self.queue_limit {
                 st = shared.wait(st, Some(WAIT_SLICE));
             }
         }
         drop(st);
-        self.handle.drive(false, false);
+        self.handle.drive_or_wake();
         Ok(())
     }
 
@@ -315,7 +320,7 @@ impl SendSocket {
                     return Err(SendError::Closed);
                 }
             }
-            self.handle.drive(false, false);
+            self.handle.drive_or_wake();
             let st = shared.lock();
             if (st.tx_count != 0 || st.engine_queued != 0) && !st.done {
                 drop(shared.wait(st, Some(WAIT_SLICE)));
