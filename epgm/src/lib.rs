@@ -81,6 +81,8 @@ pub struct UdpTransport {
     stats: TransportStats,
     /// `sendmmsg` headers, reused.
     tx: MmsgSender,
+    /// Multicast runs go out with UDP GSO (cleared when the path refuses it).
+    gso: bool,
     /// `recvmmsg` headers (with IP_PKTINFO), reused.
     rx: MmsgReceiver,
 }
@@ -127,8 +129,33 @@ impl UdpTransport {
             empty: 0,
             stats: TransportStats::default(),
             tx: MmsgSender::new(),
+            gso: cfg.udp_gso,
             rx: MmsgReceiver::new(true),
         })
+    }
+
+    /// Sends a run of packets for the group through the connected socket, with GSO while the
+    /// path takes it.
+    fn send_group(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
+        let fd = self.mcast.as_raw_fd();
+        if self.gso {
+            match self.tx.send_connected_gso(fd, pkts) {
+                // Refused (the device cannot segment, or an old kernel): never again on this
+                // socket, and this batch goes out the plain way (which reports any error
+                // that was not about GSO).
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    self.gso = false;
+                    self.stats.gso_refused += 1;
+                }
+                r => return r,
+            }
+        }
+        self.tx.send_connected(fd, pkts)
     }
 
     fn recv_socket(cfg: &TransportConfig, bind: Ipv4Addr) -> Result<RecvSock, TransportError> {
@@ -286,9 +313,7 @@ impl Transport for UdpTransport {
         let group = self.cfg.group;
         let to_group = pkts.iter().take_while(|p| p.dst == group).count();
         if to_group > 0 {
-            return self
-                .tx
-                .send_connected(self.mcast.as_raw_fd(), &pkts[..to_group]);
+            return self.send_group(&pkts[..to_group]);
         }
         let others = pkts.iter().take_while(|p| p.dst != group).count().max(1);
         self.tx.send(

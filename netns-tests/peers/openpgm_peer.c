@@ -8,6 +8,29 @@
  *                [--hops N] [--loop] [--start-delay-ms MS] [--interval-us US]
  *                [--big-every K --big-size BYTES] [--mtu BYTES] [--quiet]
  *
+ *   openpgm_peer ping    --network "IF;GROUP1" --port P --network2 "IF;GROUP2" [--port2 P2]
+ *                        [--count N] [--warmup N] [--size BYTES] [--spin] [--ping-timeout SECS]
+ *                        [--max-secs SECS] [--interval-us US] [--udp] (+ the timing options above)
+ *   openpgm_peer reflect --network "IF;GROUP1" --port P --network2 "IF;GROUP2" [--port2 P2]
+ *                        [--spin] [--timeout SECS] [--max-secs SECS] [--udp] ...
+ *
+ * ping/reflect mirror our pgm-ping (tools/src/ping.rs): round trips through a reflector over
+ * two PGM sessions, one each way. The pinger sends on --network/--port and receives the answers
+ * on --network2/--port2 (default --port + 1); the reflector receives on --network/--port and
+ * sends every message straight back on --network2/--port2. Each process opens a RECV_ONLY socket
+ * (first) and a SEND_ONLY socket. Ping i: bytes 0..8 = i (u64 BE), 8..16 = its CLOCK_MONOTONIC
+ * send time, the rest zero; a stop message (bytes 0..8 all ones, sent 3 times at the end) ends
+ * the reflector, which also stops after --timeout s without a message (once it got one) or
+ * --max-secs in all. The first --warmup round trips (or those of the first 2 s, if fewer) are
+ * not recorded; until the first answer pings are retried; a ping without an answer within
+ * --ping-timeout counts as lost. Blocking mode waits in ppoll() on both sockets' descriptors
+ * (pgm_poll_info) with OpenPGM's timer (PGM_TIME_REMAIN) as the timeout, like OpenPGM's
+ * examples; --spin calls pgm_recvfrom(MSG_DONTWAIT) in a loop without sleeping. OpenPGM has no
+ * thread of its own, so the send socket is serviced (NAKs, SPMRs, its timers; with raw PGM also
+ * the copies of every other PGM packet its raw socket gets) from the same loop. The pinger
+ * prints ONE JSON line with pgm-ping's keys: exact percentiles of the sorted samples, in µs.
+ * The reflector prints {"reflected","ignored","max_rss_kb"}.
+ *
  * Test message (shared with the Rust tools): bytes 0..8 = sequence number (u64 BE, from 0),
  * bytes 8..12 = CRC-32 (IEEE, as zlib crc32) of bytes 12..end (BE), then filler. Minimum 12 bytes.
  *
@@ -33,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,10 +67,22 @@
 size_t pgm_pkt_offset(bool can_fragment, sa_family_t pgmcc_family);
 
 #define MAX_FRAGMENTS 16
+/* ping/reflect: smallest message (sequence number and timestamp); bytes 0..8 of the stop message. */
+#define MIN_PING_SIZE 16
+#define STOP_WORD UINT64_MAX
 #define RECV_BUF_SIZE 65536
 
+enum role { ROLE_SEND, ROLE_RECV, ROLE_PING, ROLE_REFLECT };
+
 struct options {
-	bool send;
+	enum role role;
+	bool send; /* role == ROLE_SEND */
+	const char *network2;
+	int port2;
+	uint64_t warmup;
+	bool spin;
+	double ping_timeout;
+	double max_secs;
 	const char *network;
 	int port;
 	bool udp;
@@ -163,12 +199,14 @@ static void build_message(uint8_t *buf, size_t size, uint64_t seq)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: openpgm_peer send|recv --network \"IFADDR;GROUP\" --port PORT [--udp]\n"
+		"usage: openpgm_peer send|recv|ping|reflect --network \"IFADDR;GROUP\" --port PORT [--udp]\n"
 		"       [--count N] [--size BYTES] [--rate BYTES_PER_SEC] [--linger SECS] [--timeout SECS]\n"
 		"       [--txw-sqns N] [--rxw-sqns N] [--nak-ivls BO,RPT,RDATA (ms)] [--nak-retries N]\n"
 		"       [--spmr-ms MS] [--peer-expiry-s S] [--ambient-s S] [--hops N] [--loop]\n"
 		"       [--start-delay-ms MS] [--interval-us US] [--big-every K --big-size BYTES]\n"
-		"       [--mtu BYTES] [--quiet]\n");
+		"       [--mtu BYTES] [--quiet]\n"
+		"  ping|reflect: --network2 \"IFADDR;GROUP2\" [--port2 PORT2] [--warmup N] [--spin]\n"
+		"       [--ping-timeout SECS] [--max-secs SECS]\n");
 	exit(2);
 }
 
@@ -215,14 +253,24 @@ static void parse_args(int argc, char **argv, struct options *o)
 	o->ambient_s = 30;
 	o->hops = 16;
 	o->mtu = 1500;
+	o->port2 = -1;
+	o->warmup = 200;
+	o->ping_timeout = 1.0;
+	o->max_secs = 120.0;
+	bool size_set = false, timeout_set = false;
 	if (argc < 2)
 		usage();
 	if (0 == strcmp(argv[1], "send"))
-		o->send = true;
+		o->role = ROLE_SEND;
 	else if (0 == strcmp(argv[1], "recv"))
-		o->send = false;
+		o->role = ROLE_RECV;
+	else if (0 == strcmp(argv[1], "ping"))
+		o->role = ROLE_PING;
+	else if (0 == strcmp(argv[1], "reflect"))
+		o->role = ROLE_REFLECT;
 	else
 		usage();
+	o->send = o->role == ROLE_SEND;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = (i + 1 < argc) ? argv[i + 1] : NULL;
@@ -238,10 +286,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 		else if (0 == strcmp(a, "--port")) { NEED_VALUE(); o->port = (int)parse_long(v, a); }
 		else if (0 == strcmp(a, "--udp")) { o->udp = true; }
 		else if (0 == strcmp(a, "--count")) { NEED_VALUE(); o->count = (uint64_t)parse_long(v, a); }
-		else if (0 == strcmp(a, "--size")) { NEED_VALUE(); o->size = (size_t)parse_long(v, a); }
+		else if (0 == strcmp(a, "--size")) { NEED_VALUE(); o->size = (size_t)parse_long(v, a); size_set = true; }
 		else if (0 == strcmp(a, "--rate")) { NEED_VALUE(); o->rate = parse_long(v, a); }
 		else if (0 == strcmp(a, "--linger")) { NEED_VALUE(); o->linger = parse_double(v, a); }
-		else if (0 == strcmp(a, "--timeout")) { NEED_VALUE(); o->timeout = parse_double(v, a); }
+		else if (0 == strcmp(a, "--timeout")) { NEED_VALUE(); o->timeout = parse_double(v, a); timeout_set = true; }
 		else if (0 == strcmp(a, "--txw-sqns")) { NEED_VALUE(); o->txw_sqns = (int)parse_long(v, a); }
 		else if (0 == strcmp(a, "--rxw-sqns")) { NEED_VALUE(); o->rxw_sqns = (int)parse_long(v, a); }
 		else if (0 == strcmp(a, "--nak-ivls")) {
@@ -264,6 +312,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		else if (0 == strcmp(a, "--big-size")) { NEED_VALUE(); o->big_size = (size_t)parse_long(v, a); }
 		else if (0 == strcmp(a, "--mtu")) { NEED_VALUE(); o->mtu = (int)parse_long(v, a); }
 		else if (0 == strcmp(a, "--quiet")) { o->quiet = true; }
+		else if (0 == strcmp(a, "--network2")) { NEED_VALUE(); o->network2 = v; }
+		else if (0 == strcmp(a, "--port2")) { NEED_VALUE(); o->port2 = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--warmup")) { NEED_VALUE(); o->warmup = (uint64_t)parse_long(v, a); }
+		else if (0 == strcmp(a, "--spin")) { o->spin = true; }
+		else if (0 == strcmp(a, "--ping-timeout")) { NEED_VALUE(); o->ping_timeout = parse_double(v, a); }
+		else if (0 == strcmp(a, "--max-secs")) { NEED_VALUE(); o->max_secs = parse_double(v, a); }
 		else {
 			fprintf(stderr, "openpgm_peer: unknown argument %s\n", a);
 			usage();
@@ -273,6 +327,32 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (!o->network) {
 		fprintf(stderr, "openpgm_peer: --network is required\n");
 		exit(2);
+	}
+	if (o->role == ROLE_PING || o->role == ROLE_REFLECT) {
+		if (!size_set)
+			o->size = 64;
+		if (!timeout_set && o->role == ROLE_REFLECT)
+			o->timeout = 5.0;
+		if (o->port2 < 0)
+			o->port2 = o->port + 1;
+		if (!o->network2) {
+			fprintf(stderr, "openpgm_peer: ping and reflect need --network2\n");
+			exit(2);
+		}
+		if (o->size < MIN_PING_SIZE || o->port2 < 1 || o->port2 > 65535 || o->count > 100000000 ||
+		    o->warmup > 100000000) {
+			fprintf(stderr, "openpgm_peer: --size must be at least %d, --port2 1..65535, "
+					"--count and --warmup at most 1e8\n", MIN_PING_SIZE);
+			exit(2);
+		}
+		const double secs[] = {o->ping_timeout, o->timeout, o->max_secs};
+		for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++) {
+			if (!(secs[i] >= 0.001 && secs[i] <= 86400.0)) {
+				fprintf(stderr, "openpgm_peer: --ping-timeout, --timeout and --max-secs must be "
+						"0.001..86400 s\n");
+				exit(2);
+			}
+		}
 	}
 	if (o->size < 12 || (o->big_every > 0 && o->big_size < 12)) {
 		fprintf(stderr, "openpgm_peer: --size and --big-size must be at least 12\n");
@@ -302,14 +382,15 @@ static bool set_int(pgm_sock_t *s, int level, int opt, int v, const char *name)
 			goto fail;                                                            \
 	} while (0)
 
-static pgm_sock_t *open_socket(const struct options *o)
+/* One OpenPGM socket on `network` ("IFADDR;GROUP") and `port`: SEND_ONLY if `send`, else RECV_ONLY. */
+static pgm_sock_t *open_socket(const struct options *o, const char *network, int port, bool send)
 {
 	pgm_error_t *err = NULL;
 	struct pgm_addrinfo_t *res = NULL;
 	pgm_sock_t *sock = NULL;
 
-	if (!pgm_getaddrinfo(o->network, NULL, &res, &err)) {
-		fprintf(stderr, "openpgm_peer: parsing network \"%s\": %s\n", o->network,
+	if (!pgm_getaddrinfo(network, NULL, &res, &err)) {
+		fprintf(stderr, "openpgm_peer: parsing network \"%s\": %s\n", network,
 			err && err->message ? err->message : "?");
 		pgm_error_free(err);
 		return NULL;
@@ -323,8 +404,8 @@ static pgm_sock_t *open_socket(const struct options *o)
 	}
 	/* Encapsulation ports BEFORE any group option: they are copied into send_gsr there. */
 	if (o->udp) {
-		SET(PGM_UDP_ENCAP_UCAST_PORT, o->port);
-		SET(PGM_UDP_ENCAP_MCAST_PORT, o->port);
+		SET(PGM_UDP_ENCAP_UCAST_PORT, port);
+		SET(PGM_UDP_ENCAP_MCAST_PORT, port);
 	}
 	SET(PGM_IP_ROUTER_ALERT, 0);
 	SET(PGM_MTU, o->mtu);
@@ -334,7 +415,7 @@ static pgm_sock_t *open_socket(const struct options *o)
 		    !set_int(sock, SOL_SOCKET, SO_SNDBUF, bufsize, "SO_SNDBUF"))
 			goto fail;
 	}
-	if (o->send) {
+	if (send) {
 		static const int heartbeat_ms[] = {100, 100, 100, 100, 1300, 7000, 16000, 25000, 30000};
 		int heartbeat[sizeof heartbeat_ms / sizeof heartbeat_ms[0]];
 		for (size_t i = 0; i < sizeof heartbeat / sizeof heartbeat[0]; i++)
@@ -364,7 +445,7 @@ static pgm_sock_t *open_socket(const struct options *o)
 	/* GSI from pid, time and randomness: every process must have its own TSI. */
 	struct pgm_sockaddr_t addr;
 	memset(&addr, 0, sizeof addr);
-	addr.sa_port = (uint16_t)o->port;
+	addr.sa_port = (uint16_t)port;
 	addr.sa_addr.sport = 0;
 	{
 		struct {
@@ -759,6 +840,410 @@ static int run_receiver(const struct options *o, pgm_sock_t *sock)
 	return (gaps || corrupt || unrecoverable || received < o->count) ? 1 : 0;
 }
 
+/* ---- ping / reflect ---- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t secs_ns(double s)
+{
+	return s > 0 ? (uint64_t)(s * 1e9) : 0;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Peak RSS of this process, KiB. */
+static long max_rss_kb(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+}
+
+/* Microseconds until an OpenPGM timer (PGM_TIME_REMAIN / PGM_RATE_REMAIN), at least 0. */
+static int64_t timeval_opt_us(pgm_sock_t *sock, int opt)
+{
+	struct timeval tv;
+	socklen_t len = sizeof tv;
+	if (!pgm_getsockopt(sock, IPPROTO_PGM, opt, &tv, &len))
+		return 1000;
+	const int64_t us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+	return us < 0 ? 0 : us;
+}
+
+/* One direction each way: a SEND_ONLY socket for ours, a RECV_ONLY socket for the other's. */
+struct link {
+	pgm_sock_t *tx;
+	pgm_sock_t *rx;
+	uint8_t *scratch;   /* what tx's receive path reads (NAKs, SPMRs, other sessions' packets) */
+	size_t msss;        /* largest unfragmented payload on tx */
+	bool spin;
+	bool quiet;
+	bool tx_ready;      /* tx's descriptors were readable: service it */
+	uint64_t tx_due_ns; /* tx's next timer (mono_ns) */
+	unsigned idle;      /* empty polls in spin mode */
+	uint64_t resets;    /* unrecoverable-loss reports on rx */
+};
+
+/* Runs tx's receive path without blocking: answers NAKs (NCF, RDATA) and SPMRs, sends SPMs,
+ * drains what its socket got; notes when its next timer is due. */
+static void service_tx(struct link *l)
+{
+	int64_t wait_us = 0; /* 0: more to read, come back at once */
+	for (int i = 0; i < 64; i++) {
+		size_t len = 0;
+		pgm_error_t *err = NULL;
+		const int st = pgm_recvfrom(l->tx, l->scratch, RECV_BUF_SIZE, MSG_DONTWAIT, &len, NULL, NULL, &err);
+		if (err)
+			pgm_error_free(err);
+		if (st == PGM_IO_STATUS_NORMAL || st == PGM_IO_STATUS_RESET || st == PGM_IO_STATUS_FIN)
+			continue; /* a send-only socket should not see these; keep draining */
+		if (st == PGM_IO_STATUS_TIMER_PENDING)
+			wait_us = timeval_opt_us(l->tx, PGM_TIME_REMAIN);
+		else if (st == PGM_IO_STATUS_RATE_LIMITED)
+			wait_us = timeval_opt_us(l->tx, PGM_RATE_REMAIN);
+		else if (st == PGM_IO_STATUS_WOULD_BLOCK)
+			wait_us = -1;
+		else
+			wait_us = 1000;
+		break;
+	}
+	l->tx_ready = false;
+	l->tx_due_ns = wait_us < 0 ? UINT64_MAX : mono_ns() + (uint64_t)wait_us * 1000u;
+}
+
+/* Sleeps in ppoll() on both sockets' descriptors for at most timeout_ns. */
+static void wait_link(struct link *l, uint64_t timeout_ns, bool tx_out)
+{
+	struct pollfd fds[16];
+	int nrx = 8, ntx = 8;
+	memset(fds, 0, sizeof fds);
+	if (pgm_poll_info(l->rx, fds, &nrx, POLLIN) < 0)
+		nrx = 0;
+	if (pgm_poll_info(l->tx, fds + nrx, &ntx, POLLIN | (tx_out ? POLLOUT : 0)) < 0)
+		ntx = 0;
+	const struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
+				    .tv_nsec = (long)(timeout_ns % 1000000000u)};
+	if (ppoll(fds, (nfds_t)(nrx + ntx), &ts, NULL) > 0) {
+		for (int i = nrx; i < nrx + ntx; i++)
+			if (fds[i].revents & (POLLIN | POLLERR | POLLHUP))
+				l->tx_ready = true;
+	}
+}
+
+/* The next message from rx into buf (its length in *len), or false once deadline_ns passed. */
+static bool link_recv(struct link *l, uint8_t *buf, size_t *len, uint64_t deadline_ns)
+{
+	for (;;) {
+		size_t n = 0;
+		pgm_error_t *err = NULL;
+		const int st = pgm_recvfrom(l->rx, buf, RECV_BUF_SIZE, MSG_DONTWAIT, &n, NULL, NULL, &err);
+		int64_t rx_wait_us = -1;
+		switch (st) {
+		case PGM_IO_STATUS_NORMAL:
+			if (err)
+				pgm_error_free(err);
+			*len = n <= RECV_BUF_SIZE ? n : RECV_BUF_SIZE;
+			return true;
+		case PGM_IO_STATUS_RESET:
+			l->resets++;
+			if (!l->quiet)
+				fprintf(stderr, "openpgm_peer: unrecoverable loss: %s\n",
+					err && err->message ? err->message : "(no message)");
+			rx_wait_us = 0;
+			break;
+		case PGM_IO_STATUS_FIN:
+			rx_wait_us = 0;
+			break;
+		case PGM_IO_STATUS_TIMER_PENDING:
+			rx_wait_us = timeval_opt_us(l->rx, PGM_TIME_REMAIN);
+			break;
+		case PGM_IO_STATUS_RATE_LIMITED:
+			rx_wait_us = timeval_opt_us(l->rx, PGM_RATE_REMAIN);
+			break;
+		case PGM_IO_STATUS_WOULD_BLOCK:
+			break;
+		default:
+			if (!l->quiet)
+				fprintf(stderr, "openpgm_peer: pgm_recvfrom failed (status %d): %s\n", st,
+					err && err->message ? err->message : "?");
+			rx_wait_us = 1000;
+			break;
+		}
+		if (err)
+			pgm_error_free(err);
+		uint64_t now = mono_ns();
+		if (l->tx_ready || now >= l->tx_due_ns) {
+			service_tx(l);
+			now = mono_ns();
+		}
+		if (now >= deadline_ns || g_stop)
+			return false;
+		if (l->spin) {
+			/* The raw socket of tx gets a copy of every PGM packet: drain it now and then. */
+			if ((++l->idle & 15) == 0)
+				l->tx_ready = true;
+			continue;
+		}
+		uint64_t until = min_u64(deadline_ns, l->tx_due_ns);
+		if (rx_wait_us >= 0)
+			until = min_u64(until, now + (uint64_t)rx_wait_us * 1000u);
+		if (until > now)
+			wait_link(l, until - now, false);
+	}
+}
+
+/* Sends one message (16-byte aligned, at most l->msss bytes) on tx; false on failure or once
+ * deadline_ns passed. */
+static bool link_send(struct link *l, const uint8_t *msg, size_t len, uint64_t deadline_ns)
+{
+	for (;;) {
+		size_t written = 0;
+		const int st = pgm_send(l->tx, msg, len, &written);
+		if (st == PGM_IO_STATUS_NORMAL)
+			return true;
+		if (st != PGM_IO_STATUS_WOULD_BLOCK && st != PGM_IO_STATUS_RATE_LIMITED &&
+		    st != PGM_IO_STATUS_CONGESTION) {
+			fprintf(stderr, "openpgm_peer: pgm_send failed with status %d\n", st);
+			return false;
+		}
+		service_tx(l);
+		const uint64_t now = mono_ns();
+		if (now >= deadline_ns || g_stop) {
+			fprintf(stderr, "openpgm_peer: send timed out\n");
+			return false;
+		}
+		if (!l->spin)
+			wait_link(l, min_u64(deadline_ns - now, 1000000u), true);
+	}
+}
+
+/* Opens the receiving socket first (so an answer never finds it missing), then the sending one. */
+static bool open_link(const struct options *o, struct link *l, const char *send_net, int send_port,
+		      const char *recv_net, int recv_port)
+{
+	memset(l, 0, sizeof *l);
+	l->spin = o->spin;
+	l->quiet = o->quiet;
+	l->scratch = aligned_alloc(64, RECV_BUF_SIZE);
+	if (!l->scratch) {
+		fprintf(stderr, "openpgm_peer: out of memory\n");
+		return false;
+	}
+	l->rx = open_socket(o, recv_net, recv_port, false);
+	if (!l->rx)
+		goto fail;
+	l->tx = open_socket(o, send_net, send_port, true);
+	if (!l->tx)
+		goto fail;
+	int tmp = 0;
+	socklen_t len = sizeof tmp;
+	if (!pgm_getsockopt(l->tx, IPPROTO_PGM, PGM_MSSS, &tmp, &len) || tmp <= 0) {
+		fprintf(stderr, "openpgm_peer: cannot read PGM_MSSS\n");
+		goto fail;
+	}
+	l->msss = (size_t)tmp;
+	return true;
+fail:
+	if (l->tx)
+		pgm_close(l->tx, FALSE);
+	if (l->rx)
+		pgm_close(l->rx, FALSE);
+	free(l->scratch);
+	memset(l, 0, sizeof *l);
+	return false;
+}
+
+static void close_link(struct link *l)
+{
+	/* TRUE: the source sends its FIN SPMs. */
+	pgm_close(l->tx, TRUE);
+	pgm_close(l->rx, FALSE);
+	free(l->scratch);
+	memset(l, 0, sizeof *l);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The sample at per-mille `pm` of n sorted samples: the smallest value with at least pm/1000 of
+ * the samples at or below it (HdrHistogram's value_at_quantile, without its bucketing). */
+static uint64_t at_permille(const uint64_t *sorted, uint64_t n, uint64_t pm)
+{
+	uint64_t rank = (n * pm + 999) / 1000;
+	if (rank < 1)
+		rank = 1;
+	return sorted[rank - 1];
+}
+
+static int run_ping(const struct options *o)
+{
+	struct link l;
+	if (!open_link(o, &l, o->network, o->port, o->network2, o->port2))
+		return 1;
+	if (o->size > l.msss) {
+		fprintf(stderr, "openpgm_peer: --size %zu exceeds one TPDU (PGM_MSSS %zu)\n", o->size, l.msss);
+		close_link(&l);
+		return 2;
+	}
+	uint8_t *msg = aligned_alloc(64, (o->size + 63) / 64 * 64);
+	uint8_t *buf = aligned_alloc(64, RECV_BUF_SIZE);
+	uint64_t *samples = malloc((o->count > 0 ? o->count : 1) * sizeof(uint64_t));
+	if (!msg || !buf || !samples) {
+		fprintf(stderr, "openpgm_peer: out of memory\n");
+		close_link(&l);
+		return 1;
+	}
+	memset(msg, 0, o->size);
+	fprintf(stderr, "READY\n");
+	fflush(stderr);
+
+	const uint64_t start = mono_ns();
+	const uint64_t end = start + secs_ns(o->max_secs);
+	uint64_t warmup = o->warmup, total = o->warmup + o->count;
+	uint64_t i = 0, received = 0, lost = 0;
+	/* Until the first answer (the sessions are still being set up) pings are retried. */
+	bool answered = false, failed = false;
+	while (i < total && !g_stop) {
+		const uint64_t t0 = mono_ns();
+		if (t0 >= end)
+			break;
+		put_be64(msg, i);
+		put_be64(msg + 8, t0);
+		if (!link_send(&l, msg, o->size, end)) {
+			failed = true;
+			break;
+		}
+		const uint64_t deadline = min_u64(t0 + secs_ns(o->ping_timeout), end);
+		bool got = false;
+		size_t len = 0;
+		while (link_recv(&l, buf, &len, deadline)) {
+			if (len == o->size && len >= 8 && get_be64(buf) == i) {
+				got = true;
+				break;
+			}
+		}
+		const uint64_t t1 = mono_ns();
+		/* The warm-up ends after --warmup round trips or 2 s, whichever comes first. */
+		if (i < warmup && t1 - start > 2000000000u) {
+			warmup = i;
+			total = warmup + o->count;
+		}
+		if (got) {
+			answered = true;
+			if (i >= warmup && received < o->count)
+				samples[received++] = t1 > t0 ? t1 - t0 : 1;
+		} else if (!answered) {
+			continue;
+		} else if (i >= warmup) {
+			lost++;
+		}
+		i++;
+		if (o->interval_us > 0) {
+			const struct timespec pause = {.tv_sec = o->interval_us / 1000000,
+						       .tv_nsec = (o->interval_us % 1000000) * 1000};
+			nanosleep(&pause, NULL);
+		}
+	}
+	const double elapsed = (double)(mono_ns() - start) / 1e9;
+	put_be64(msg, STOP_WORD);
+	for (int k = 0; k < 3 && !failed; k++)
+		(void)link_send(&l, msg, o->size, mono_ns() + 1000000000u);
+	const uint64_t resets = l.resets;
+	close_link(&l);
+
+	int rc = 0;
+	if (received == 0) {
+		fprintf(stderr, "openpgm_peer: no answer from the reflector (%" PRIu64 " pings, %" PRIu64 " lost)\n",
+			i, lost);
+		rc = 1;
+	} else {
+		qsort(samples, received, sizeof samples[0], cmp_u64);
+		long double sum = 0;
+		for (uint64_t k = 0; k < received; k++)
+			sum += samples[k];
+		const double us = 1e-3;
+		printf("{\"mode\":\"%s\",\"spin\":%s,\"busy_poll\":\"off\",\"size\":%zu,\"count\":%" PRIu64
+		       ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"min_us\":%.1f,\"mean_us\":%.1f"
+		       ",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f"
+		       ",\"elapsed_s\":%.3f,\"max_rss_kb\":%ld,\"resets\":%" PRIu64 "}\n",
+		       o->udp ? "epgm" : "pgm", o->spin ? "true" : "false", o->size, o->count, received, lost,
+		       (double)samples[0] * us, (double)(sum / received) * us,
+		       (double)at_permille(samples, received, 500) * us,
+		       (double)at_permille(samples, received, 900) * us,
+		       (double)at_permille(samples, received, 990) * us,
+		       (double)at_permille(samples, received, 999) * us, (double)samples[received - 1] * us,
+		       elapsed, max_rss_kb(), resets);
+		fflush(stdout);
+		if (failed)
+			rc = 1;
+	}
+	free(samples);
+	free(buf);
+	free(msg);
+	return rc;
+}
+
+static int run_reflect(const struct options *o)
+{
+	struct link l;
+	/* Pings come in on --network/--port, answers go out on --network2/--port2. */
+	if (!open_link(o, &l, o->network2, o->port2, o->network, o->port))
+		return 1;
+	uint8_t *buf = aligned_alloc(64, RECV_BUF_SIZE);
+	if (!buf) {
+		fprintf(stderr, "openpgm_peer: out of memory\n");
+		close_link(&l);
+		return 1;
+	}
+	fprintf(stderr, "READY\n");
+	fflush(stderr);
+
+	const uint64_t start = mono_ns();
+	uint64_t reflected = 0, ignored = 0, last = 0;
+	bool have_last = false, failed = false;
+	for (;;) {
+		const uint64_t now = mono_ns();
+		uint64_t deadline = start + secs_ns(o->max_secs);
+		if (have_last)
+			deadline = min_u64(deadline, last + secs_ns(o->timeout));
+		if (now >= deadline || g_stop)
+			break;
+		size_t len = 0;
+		if (!link_recv(&l, buf, &len, min_u64(deadline, now + 100000000u)))
+			continue;
+		last = mono_ns();
+		have_last = true;
+		if (len >= 8 && get_be64(buf) == STOP_WORD)
+			break;
+		/* Only what fits one TPDU goes back: pgm_send of more would fragment (see the top). */
+		if (len == 0 || len > l.msss) {
+			ignored++;
+			continue;
+		}
+		if (!link_send(&l, buf, len, last + 1000000000u)) {
+			failed = true;
+			break;
+		}
+		reflected++;
+	}
+	close_link(&l);
+	printf("{\"reflected\":%" PRIu64 ",\"ignored\":%" PRIu64 ",\"max_rss_kb\":%ld}\n", reflected, ignored,
+	       max_rss_kb());
+	fflush(stdout);
+	free(buf);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -779,7 +1264,12 @@ int main(int argc, char **argv)
 		pgm_error_free(err);
 		return 1;
 	}
-	pgm_sock_t *sock = open_socket(&o);
+	if (o.role == ROLE_PING || o.role == ROLE_REFLECT) {
+		const int rc = o.role == ROLE_PING ? run_ping(&o) : run_reflect(&o);
+		pgm_shutdown();
+		return rc;
+	}
+	pgm_sock_t *sock = open_socket(&o, o.network, o.port, o.send);
 	if (!sock) {
 		pgm_shutdown();
 		return 1;

@@ -18,6 +18,14 @@
 //! working and loss never breaks address resolution; EPGM is UDP. Drops are counted in the
 //! named counters `ingress_drops` / `egress_drops` ([`Lan::dropped`]).
 //!
+//! **Segmentation**: a UDP sender may hand the kernel a GSO super-packet (EPGM does, see
+//! `SocketOptions::udp_gso`); veth and bridge carry it whole unless a device on the way
+//! cannot. [`Segmentation`] says where it is cut into the datagrams a real network carries:
+//! at the sending host's `eth0` (default: a NIC without UDP segmentation offload; every
+//! capture, loss rule and receiver sees single datagrams), or at the bridge's ports (a NIC
+//! with offload: the sender's IP stack and veth run once per run of packets, receivers and
+//! their loss rules still see single datagrams, but a capture on `br0` sees super-packets).
+//!
 //! **Rate** (`set_rate`) puts a `tbf` qdisc on the host's `eth0` (egress). There is no netem in
 //! this kernel, so no delay or reordering.
 //!
@@ -47,6 +55,16 @@ pub const GROUP: Ipv4Addr = Ipv4Addr::new(239, 192, 1, 1);
 
 static LAN_COUNTER: AtomicU32 = AtomicU32::new(0);
 static STALE_CLEANUP: Once = Once::new();
+
+/// Where UDP GSO super-packets are cut into datagrams (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Segmentation {
+    /// At each host's `eth0` (`gso_max_segs 1`): single datagrams everywhere on the LAN.
+    #[default]
+    Host,
+    /// At the bridge ports (`gso_max_segs 1` on `vhN`): the sending host offloads it.
+    Switch,
+}
 
 /// A packet-loss pattern for one direction of a host's interface (PGM and UDP only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,8 +340,14 @@ pub struct Lan {
 }
 
 impl Lan {
-    /// Builds a bridge namespace and `n_hosts` host namespaces (1..=250). Needs root.
+    /// Builds a bridge namespace and `n_hosts` host namespaces (1..=250), segmenting at the
+    /// hosts. Needs root.
     pub fn new(n_hosts: usize) -> io::Result<Lan> {
+        Lan::with_segmentation(n_hosts, Segmentation::Host)
+    }
+
+    /// [`Lan::new`] with GSO super-packets cut where `seg` says.
+    pub fn with_segmentation(n_hosts: usize, seg: Segmentation) -> io::Result<Lan> {
         if !(1..=250).contains(&n_hosts) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "1..=250 hosts"));
         }
@@ -340,7 +364,7 @@ impl Lan {
             hosts: Vec::new(),
             created: Vec::new(),
         };
-        lan.build(n_hosts, a, b)?;
+        lan.build(n_hosts, a, b, seg)?;
         Ok(lan)
     }
 
@@ -358,7 +382,7 @@ impl Lan {
         Ok(())
     }
 
-    fn build(&mut self, n_hosts: usize, a: u8, b: u8) -> io::Result<()> {
+    fn build(&mut self, n_hosts: usize, a: u8, b: u8, seg: Segmentation) -> io::Result<()> {
         let br = self.bridge_ns.clone();
         self.add_ns(&br)?;
         ip(&[
@@ -386,6 +410,20 @@ impl Lan {
             ])?;
             ip(&["-n", &br, "link", "set", &port, "master", "br0"])?;
             ip(&["-n", &br, "link", "set", &port, "up"])?;
+            let (seg_ns, seg_dev) = match seg {
+                Segmentation::Host => (&ns, "eth0"),
+                Segmentation::Switch => (&br, port.as_str()),
+            };
+            ip(&[
+                "-n",
+                seg_ns,
+                "link",
+                "set",
+                "dev",
+                seg_dev,
+                "gso_max_segs",
+                "1",
+            ])?;
             let addr = Ipv4Addr::new(10, a, b, num as u8);
             ip(&[
                 "-n",

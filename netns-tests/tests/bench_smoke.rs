@@ -18,10 +18,12 @@ fn bench_smoke_exercises_every_part() {
 
     let systems = [
         (System::Udp, 64),
+        (System::UdpGso, 64),
         (System::OpenPgm, 64),
         (System::OursRaw, 64),
         (System::OursEpgm, 64),
         (System::Udp, 1400),
+        (System::UdpGso, 1400),
         (System::OpenPgm, 1400),
         (System::OursRaw, 1400),
         (System::OursEpgm, 1400),
@@ -57,6 +59,7 @@ fn bench_smoke_exercises_every_part() {
         assert!(l.delivered() > 0.0, "{l:?}");
     }
     assert_eq!(res.latency.len(), 4, "UDP and PGM, blocking and spin");
+    assert_eq!(res.openpgm_latency.len(), 2, "OpenPGM, blocking and spin");
     for l in &res.latency {
         assert!(l.count > 0 && l.p50 > 0.0 && l.max >= l.p99, "{l:?}");
     }

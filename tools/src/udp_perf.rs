@@ -2,12 +2,13 @@
 //! `recvmmsg` receiver of numbered datagrams, so the receiver counts what it lost.
 //!
 //! ```text
-//! udp-perf send [--count N] [--size B] [--pps R] [--batch K] [--max-secs S] udp://ADDR;GROUP:PORT
+//! udp-perf send [--count N] [--size B] [--pps R] [--batch K] [--gso] [--max-secs S] udp://ADDR;GROUP:PORT
 //! udp-perf recv [--count N] [--timeout S] [--max-secs S] udp://ADDR;GROUP:PORT
 //! ```
 //!
 //! Datagram `i` starts with `i` (u64 big-endian); the rest is zero. The sender paces to `--pps`
-//! datagrams per second (0: as fast as `sendmmsg` goes) in bursts of at most `--batch`, and
+//! datagrams per second (0: as fast as `sendmmsg` goes) in bursts of at most `--batch` (with
+//! `--gso` each burst is one UDP GSO send, as EPGM sends runs of packets), and
 //! prints one JSON line `{"sent","bytes","elapsed_s","pps","send_errors","last_mono_ns",
 //! "max_rss_kb"}`. The receiver prints `READY` on stderr once it joined the group, stops after
 //! `--count` datagrams, `--timeout` seconds without one (after the first) or `--max-secs` in
@@ -21,14 +22,20 @@
 use std::{
     io,
     mem::{self, MaybeUninit},
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{IpAddr, Ipv4Addr, SocketAddrV4},
     os::fd::AsRawFd,
     process::ExitCode,
     time::Duration,
 };
 
 use clap::{Parser, Subcommand};
-use pgm::socket::Endpoint;
+use pgm::{
+    socket::Endpoint,
+    transport::{
+        mmsg::{MmsgSender, GSO_MAX_SEGMENTS},
+        Outgoing,
+    },
+};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::send::{json_line, round3};
@@ -166,6 +173,10 @@ pub struct UdpSendArgs {
     /// Multicast TTL.
     #[arg(long, default_value_t = 16)]
     pub hops: u32,
+    /// Send each burst (at most 64 datagrams) as one UDP GSO send (`UDP_SEGMENT`): the same
+    /// datagrams on the wire, the IP and UDP layers once per burst.
+    #[arg(long)]
+    pub gso: bool,
 }
 
 /// `udp-perf recv`.
@@ -229,8 +240,22 @@ fn run_send(a: &UdpSendArgs) -> io::Result<String> {
     let ep = UdpEndpoint::parse(&a.endpoint).map_err(io::Error::other)?;
     let sock = ep.sender(a.hops)?;
     let max_ns = secs(a.max_secs)?;
-    let batch = a.batch as usize;
+    let batch = if a.gso {
+        (a.batch as usize).min(GSO_MAX_SEGMENTS)
+    } else {
+        a.batch as usize
+    };
     let mut bufs = vec![vec![0u8; a.size]; batch];
+    let mut gso = a.gso.then(|| {
+        let dst = IpAddr::V4(ep.group);
+        let outs: Vec<Outgoing> = (0..batch)
+            .map(|_| Outgoing {
+                dst,
+                buf: vec![0u8; a.size],
+            })
+            .collect();
+        (MmsgSender::new(), outs)
+    });
     let (mut sent, mut errors) = (0u64, 0u64);
     let start = mono_ns();
     while sent < a.count {
@@ -253,10 +278,18 @@ fn run_send(a: &UdpSendArgs) -> io::Result<String> {
             continue;
         }
         let n = usize::try_from((due - sent).min(batch as u64)).unwrap_or(batch);
-        for (k, b) in bufs.iter_mut().take(n).enumerate() {
-            b[..8].copy_from_slice(&(sent + k as u64).to_be_bytes());
-        }
-        match sendmmsg(&sock, &mut bufs[..n]) {
+        let r = if let Some((tx, outs)) = &mut gso {
+            for (k, o) in outs.iter_mut().take(n).enumerate() {
+                o.buf[..8].copy_from_slice(&(sent + k as u64).to_be_bytes());
+            }
+            tx.send_connected_gso(sock.as_raw_fd(), &outs[..n])
+        } else {
+            for (k, b) in bufs.iter_mut().take(n).enumerate() {
+                b[..8].copy_from_slice(&(sent + k as u64).to_be_bytes());
+            }
+            sendmmsg(&sock, &mut bufs[..n])
+        };
+        match r {
             Ok(done) => sent += done as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => {

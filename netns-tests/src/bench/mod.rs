@@ -10,7 +10,8 @@
 //! - **repair under loss**: 100 000 messages at half the clean maximum, 1 % random loss on one
 //!   receiver and 5 % on the other: delivery, repair tail (last send → last delivery) and
 //!   goodput, 3 runs, OpenPGM vs ours;
-//! - **latency**: `pgm-ping` round trips vs plain UDP ping-pong, blocking and busy-polling;
+//! - **latency**: `pgm-ping` round trips vs plain UDP ping-pong and OpenPGM's (our libpgm
+//!   peer's `ping`/`reflect`), blocking and busy-polling;
 //! - **memory**: peak RSS (VmHWM) of senders and receivers, and the bound of a slow receiver.
 //!
 //! Rates are searched ([`search`]): every probe is a bounded run of N messages at one rate;
@@ -33,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use self::runs::{Bins, Ctx};
 use self::search::{search, Probe, SearchOutcome, SearchParams};
-use crate::lan::Lan;
+use crate::lan::{Lan, Segmentation};
 use crate::now;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -75,6 +76,9 @@ pub enum System {
     /// Plain UDP multicast (`udp-perf`).
     #[default]
     Udp,
+    /// Plain UDP multicast sent with UDP GSO (`udp-perf --gso`): the limit for EPGM, which
+    /// sends runs of packets that way.
+    UdpGso,
     /// OpenPGM 5.3 (our libpgm peer), raw PGM.
     OpenPgm,
     /// libzmq 4.3 PUB/SUB over epgm (python3-zmq).
@@ -92,6 +96,7 @@ impl System {
     pub fn label(self) -> &'static str {
         match self {
             System::Udp => "udp",
+            System::UdpGso => "udp-gso",
             System::OpenPgm => "openpgm",
             System::Zmq => "libzmq",
             System::OursRaw => "ours-pgm",
@@ -104,6 +109,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Udp => "plain UDP (udp-perf)",
+            System::UdpGso => "plain UDP with GSO (udp-perf --gso)",
             System::OpenPgm => "OpenPGM 5.3 raw PGM",
             System::Zmq => "libzmq 4.3 PUB/SUB epgm",
             System::OursRaw => "ours, raw PGM",
@@ -363,11 +369,12 @@ impl LossResult {
 /// One latency run.
 #[derive(Debug, Clone, Default)]
 pub struct LatencyResult {
-    /// Udp or OursRaw.
+    /// Udp, OursRaw or OpenPgm.
     pub system: System,
     /// Busy-polling.
     pub spin: bool,
-    /// Which PGM sockets busy-polled (`off`, `recv`, `send`, `both`).
+    /// Which PGM sockets busy-polled (`off`, `recv`, `send`, `both`; OpenPGM: `off`, it has
+    /// no IO thread).
     pub busy_poll: String,
     /// Round trips recorded.
     pub count: u64,
@@ -425,8 +432,11 @@ pub struct Results {
     pub blasts: Vec<(usize, Probe)>,
     /// Loss runs.
     pub loss: Vec<LossResult>,
-    /// Latency runs.
+    /// Latency runs of `pgm-ping`: plain UDP and ours.
     pub latency: Vec<LatencyResult>,
+    /// Latency runs of OpenPGM (`openpgm_peer ping`), raw PGM, blocking and `--spin`; apart
+    /// from `latency` because they come from another tool.
+    pub openpgm_latency: Vec<LatencyResult>,
     /// The slow receiver.
     pub slow: Option<SlowResult>,
     /// Parts that could not run, with why.
@@ -463,6 +473,9 @@ impl Results {
 
     /// The latency run (with the tool's default busy-poll for `spin`).
     pub fn latency(&self, system: System, spin: bool) -> Option<&LatencyResult> {
+        if system == System::OpenPgm {
+            return self.openpgm_latency.iter().find(|l| l.spin == spin);
+        }
         self.latency.iter().find(|l| {
             l.system == system
                 && l.spin == spin
@@ -479,7 +492,10 @@ pub fn run(cfg: &Config) -> io::Result<Results> {
     std::fs::create_dir_all(&cfg.out_dir)?;
     let bins = Bins::locate()?;
     let load_start = loadavg();
-    let lan = Lan::new(3)?;
+    // The sender's 'NIC' segments UDP GSO runs (as most current NICs do): they cross its veth
+    // whole and are cut into datagrams at the bridge ports, so receivers and their loss
+    // rules see single datagrams as on a real LAN.
+    let lan = Lan::with_segmentation(3, Segmentation::Switch)?;
     let ctx = Ctx::new(&lan, cfg, bins);
     let mut res = Results::default();
     for e in [&ctx.bins.openpgm, &ctx.bins.python]
@@ -556,11 +572,16 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
     for &size in sizes {
         for sys in [
             System::Udp,
+            System::UdpGso,
             System::OpenPgm,
             System::OursRaw,
             System::OursEpgm,
         ] {
-            let part = if sys == System::Udp { "limit" } else { "pgm" };
+            let part = if matches!(sys, System::Udp | System::UdpGso) {
+                "limit"
+            } else {
+                "pgm"
+            };
             if !cfg.wants(part) || (sys == System::OpenPgm && ctx.bins.openpgm.is_err()) {
                 continue;
             }
@@ -666,6 +687,20 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
             Err(e) => res.errors.push(format!(
                 "ping ({}, {}): {e}",
                 if udp { "udp" } else { "pgm" },
+                if spin { "spin" } else { "blocking" }
+            )),
+        }
+    }
+    // OpenPGM (our libpgm peer), raw PGM, the same ping-pong: blocking and spinning.
+    for spin in [false, true] {
+        if !cfg.wants("latency") || ctx.bins.openpgm.is_err() {
+            break;
+        }
+        check_interrupted()?;
+        match ctx.openpgm_ping(spin, cfg.ping_count) {
+            Ok(l) => res.openpgm_latency.push(l),
+            Err(e) => res.errors.push(format!(
+                "ping (openpgm, {}): {e}",
                 if spin { "spin" } else { "blocking" }
             )),
         }

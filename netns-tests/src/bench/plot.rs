@@ -12,6 +12,7 @@ use super::{Results, System};
 fn color(sys: System) -> RGBColor {
     match sys {
         System::Udp => RGBColor(90, 90, 90),
+        System::UdpGso => RGBColor(160, 160, 160),
         System::OpenPgm => RGBColor(214, 39, 40),
         System::Zmq => RGBColor(148, 103, 189),
         System::OursRaw => RGBColor(31, 119, 180),

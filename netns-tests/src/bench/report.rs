@@ -107,13 +107,24 @@ pub struct Target {
     pub holds: Option<bool>,
 }
 
+/// The plain-UDP limit `sys` is held against, and its rate at `size`: UDP sent the same way
+/// (EPGM sends runs of packets with GSO, raw PGM cannot), falling back to plain `sendmmsg`.
+fn limit_of(res: &Results, sys: System, size: usize) -> (System, Option<f64>) {
+    if matches!(sys, System::OursEpgm | System::PubSub) {
+        if let Some(r) = res.rate(System::UdpGso, size) {
+            return (System::UdpGso, Some(r));
+        }
+    }
+    (System::Udp, res.rate(System::Udp, size))
+}
+
 /// The issue's targets against `res`.
 pub fn targets(res: &Results) -> Vec<Target> {
     let mut t = Vec::new();
     for size in SIZES {
-        let udp = res.rate(System::Udp, size);
         let opg = res.rate(System::OpenPgm, size);
         for sys in [System::OursRaw, System::OursEpgm] {
+            let (limit, udp) = limit_of(res, sys, size);
             let ours = res.rate(sys, size);
             let r_udp = ours.zip(udp).map(|(o, u)| o / u);
             let r_opg = ours.zip(opg).map(|(o, p)| o / p);
@@ -123,9 +134,10 @@ pub fn targets(res: &Results) -> Vec<Target> {
                     sys.label()
                 ),
                 measured: format!(
-                    "{} msg/s = {} UDP, {} OpenPGM",
+                    "{} msg/s = {} {}, {} OpenPGM",
                     opt_rate(ours),
                     ratio(ours, udp),
+                    limit.name(),
                     ratio(ours, opg)
                 ),
                 holds: r_udp.zip(r_opg).map(|(a, b)| a >= 0.9 && b >= 2.0),
@@ -206,8 +218,10 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
         m,
         "Measured {} on {} — one run of `{}` (wall time {:.1} min), as root, on a LAN of network \
          namespaces built by the harness: host 1 sends, hosts 2 and 3 receive, one Linux bridge \
-         (veth, `mcast_snooping 0`). Every rate is measured in this same run. Plot: \
-         [{}]({}).\n",
+         (veth, `mcast_snooping 0`). UDP GSO runs cross the sender's veth whole and are cut \
+         into datagrams at the bridge ports (`gso_max_segs 1`), as a NIC with UDP segmentation \
+         offload cuts them: receivers, and their loss rules, see single datagrams. Every rate \
+         is measured in this same run. Plot: [{}]({}).\n",
         date(),
         machine(),
         cfg.command,
@@ -246,19 +260,24 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
     row(&mut m, &vec!["---".to_owned(); 7]);
     let dash = || "—".to_owned();
     for size in SIZES {
-        let udp = res.rate(System::Udp, size);
         let opg = res.rate(System::OpenPgm, size);
         for sys in [System::OursRaw, System::OursEpgm] {
+            let (limit, udp) = limit_of(res, sys, size);
             let ours = res.rate(sys, size);
             row(
                 &mut m,
                 &[
                     format!(
-                        "1 msg/packet {size} B, {}: max gap-free rate to 2 receivers, msg/s",
+                        "1 msg/packet {size} B, {}: max gap-free rate to 2 receivers, msg/s{}",
                         if sys == System::OursRaw {
                             "raw PGM"
                         } else {
                             "EPGM (OpenPGM: raw)"
+                        },
+                        if limit == System::UdpGso {
+                            " (limit: UDP with GSO)"
+                        } else {
+                            ""
                         }
                     ),
                     opt_rate(udp),
@@ -285,12 +304,15 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             ],
         );
     }
-    let udp64 = res.rate(System::Udp, 64);
+    let (limit, udp64) = limit_of(res, System::PubSub, 64);
     let ps = res.rate(System::PubSub, 64);
     row(
         &mut m,
         &[
-            "pub/sub 64 B, batched, epgm, 2 subscribers: max gap-free rate, msg/s (limit: UDP 64 B pkt/s)".into(),
+            format!(
+                "pub/sub 64 B, batched, epgm, 2 subscribers: max gap-free rate, msg/s (limit: {} 64 B pkt/s)",
+                if limit == System::UdpGso { "UDP with GSO" } else { "UDP" }
+            ),
             opt_rate(udp64),
             dash(),
             opt_rate(res.rate(System::Zmq, 64)),
@@ -381,6 +403,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
     for spin in [false, true] {
         let u = res.latency(System::Udp, spin);
         let o = res.latency(System::OursRaw, spin);
+        let p = res.latency(System::OpenPgm, spin);
         let cell = |l: Option<&super::LatencyResult>| {
             l.map_or("—".to_owned(), |l| format!("{:.1} / {:.1}", l.p50, l.p99))
         };
@@ -392,7 +415,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
                     if spin { "--spin" } else { "blocking" }
                 ),
                 cell(u),
-                "not measured".into(),
+                p.map_or("not measured".to_owned(), |l| cell(Some(l))),
                 dash(),
                 cell(o),
                 format!(
@@ -400,7 +423,15 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
                     ratio(o.map(|l| l.p50), u.map(|l| l.p50)),
                     ratio(o.map(|l| l.p99), u.map(|l| l.p99))
                 ),
-                dash(),
+                if p.is_some() {
+                    format!(
+                        "{} / {}",
+                        ratio(o.map(|l| l.p50), p.map(|l| l.p50)),
+                        ratio(o.map(|l| l.p99), p.map(|l| l.p99))
+                    )
+                } else {
+                    dash()
+                },
             ],
         );
     }
@@ -583,14 +614,20 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
             );
         }
     }
-    if !res.latency.is_empty() {
+    if !res.latency.is_empty() || !res.openpgm_latency.is_empty() {
         let _ = writeln!(
             m,
             "\n## Latency\n\n`pgm-ping` between host 1 (pinger) and host 2 (reflector), 64 B, \
              {} recorded round trips after {} warm-up ones; two sessions (groups), one each way. \
              UDP = the same ping-pong over plain UDP multicast sockets (`pgm-ping --udp`). \
              Blocking = the receiving thread sleeps in the kernel; --spin = it polls without \
-             sleeping. HdrHistogram, µs.\n",
+             sleeping. HdrHistogram, µs. OpenPGM = the same ping-pong between `openpgm_peer \
+             ping` and `openpgm_peer reflect` (libpgm 5.3.128, raw PGM, a RECV_ONLY and a \
+             SEND_ONLY socket per process, NAK back-off/repeat/RDATA 50/200/200 ms): blocking \
+             = ppoll on both sockets' descriptors with OpenPGM's timer as the timeout, as its \
+             examples do; --spin = `pgm_recvfrom(MSG_DONTWAIT)` in a loop (OpenPGM has no IO \
+             thread, so its send socket is serviced from the same loop); exact percentiles of \
+             the sorted round trips.\n",
             cfg.ping_count, cfg.ping_warmup
         );
         row(
@@ -608,7 +645,7 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
             ],
         );
         row(m, &vec!["---".to_owned(); 9]);
-        for l in &res.latency {
+        for l in res.latency.iter().chain(&res.openpgm_latency) {
             row(
                 m,
                 &[
@@ -616,6 +653,9 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
                     match (l.spin, l.system, l.busy_poll.as_str()) {
                         (false, _, _) => "blocking".into(),
                         (true, System::Udp, _) => "--spin".into(),
+                        (true, System::OpenPgm, _) => {
+                            "--spin (pgm_recvfrom MSG_DONTWAIT loop, no IO thread)".into()
+                        }
                         (true, _, "both") => "--spin (socket busy-poll on both sockets)".into(),
                         (true, _, "off") => {
                             "--spin --busy-poll off (only the application polls)".into()
@@ -642,6 +682,7 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
     row(m, &vec!["---".to_owned(); 3]);
     for sys in [
         System::Udp,
+        System::UdpGso,
         System::OpenPgm,
         System::OursRaw,
         System::OursEpgm,
@@ -699,7 +740,8 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
         "\n## How each workload is run\n\n\
          - **UDP limit**: `udp-perf send --pps R` (sendmmsg bursts of ≤ 32, paced by the clock) \
          → 2 × `udp-perf recv` (recvmmsg, counts sequence numbers); ok = no datagram lost. \
-         Blast = unpaced sender.\n\
+         Blast = unpaced sender. **With GSO**: `udp-perf send --gso`, each burst one UDP GSO \
+         send (as EPGM sends): the limit the EPGM and pub/sub rows are held against.\n\
          - **OpenPGM**: `netns-tests/peers/openpgm_peer.c` (libpgm 5.3.128), raw PGM, \
          PGM_TXW_MAX_RTE = R × (size + 44) B/s, window 65536 sqns; its receiver checks order \
          and CRCs.\n\
@@ -754,7 +796,7 @@ pub fn to_json(cfg: &Config, res: &Results) -> Value {
                 "ok": r.ok, "note": r.note, "dropped": r.dropped,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "latency": res.latency.iter().map(|l| json!({
+        "latency": res.latency.iter().chain(&res.openpgm_latency).map(|l| json!({
             "system": l.system.label(), "spin": l.spin, "busy_poll": l.busy_poll.as_str(),
             "count": l.count, "lost": l.lost, "min_us": l.min, "p50_us": l.p50,
             "p90_us": l.p90, "p99_us": l.p99, "p999_us": l.p999, "max_us": l.max,

@@ -38,6 +38,9 @@ pub const RAW_OVERHEAD: usize = 44;
 /// [`RAW_OVERHEAD`] + UDP (8).
 pub const UDP_OVERHEAD: usize = 52;
 
+/// NAK back-off, repeat and RDATA intervals of every OpenPGM run, ms (libzmq's timing).
+pub const OPENPGM_NAK_IVLS_MS: (u32, u32, u32) = (50, 200, 200);
+
 /// Paths of everything the benchmark runs.
 #[derive(Debug, Clone)]
 pub struct Bins {
@@ -287,7 +290,7 @@ impl<'a> Ctx<'a> {
         for &h in &RX {
             let host = self.host(h);
             let mut p = match sys {
-                System::Udp => {
+                System::Udp | System::UdpGso => {
                     let ep = self.ep("udp", h, GROUP, port);
                     host.spawn(
                         self.bins.tool("udp-perf"),
@@ -345,7 +348,7 @@ impl<'a> Ctx<'a> {
                 }
             };
             let wait = match sys {
-                System::Udp | System::OpenPgm | System::Zmq => {
+                System::Udp | System::UdpGso | System::OpenPgm | System::Zmq => {
                     let encap = if sys == System::OpenPgm {
                         Encap::Raw
                     } else {
@@ -368,9 +371,8 @@ impl<'a> Ctx<'a> {
             cfg.linger_s
         };
         let sender = match sys {
-            System::Udp => tx.spawn(
-                self.bins.tool("udp-perf"),
-                &[
+            System::Udp | System::UdpGso => {
+                let mut a = vec![
                     "send".to_owned(),
                     "--count".to_owned(),
                     s(count),
@@ -381,8 +383,12 @@ impl<'a> Ctx<'a> {
                     "--max-secs".to_owned(),
                     s(deadline_s),
                     self.ep("udp", TX, GROUP, port),
-                ],
-            )?,
+                ];
+                if sys == System::UdpGso {
+                    a.insert(1, "--gso".to_owned());
+                }
+                tx.spawn(self.bins.tool("udp-perf"), &a)?
+            }
             System::OursRaw | System::OursEpgm => {
                 let (scheme, ovh) = if sys == System::OursRaw {
                     ("pgm", RAW_OVERHEAD)
@@ -481,7 +487,7 @@ impl<'a> Ctx<'a> {
         } else {
             65_536
         };
-        a.nak_ivls_ms = (50, 200, 200);
+        a.nak_ivls_ms = OPENPGM_NAK_IVLS_MS;
         a.extra.push("--quiet".to_owned());
         a
     }
@@ -502,7 +508,7 @@ impl<'a> Ctx<'a> {
         for r in receivers {
             fractions.push(fraction(r, count));
             let problems = match sys {
-                System::Udp => {
+                System::Udp | System::UdpGso => {
                     let mut p = Vec::new();
                     if u64_of(&r.json, "received") < count {
                         p.push(format!(
@@ -521,7 +527,7 @@ impl<'a> Ctx<'a> {
         }
         let frac = fractions.iter().copied().fold(1.0, f64::min);
         let offered = match sys {
-            System::Udp => f64_of(&sender.json, "pps"),
+            System::Udp | System::UdpGso => f64_of(&sender.json, "pps"),
             // libzmq's publisher does not time its sends: the slower subscriber's rate.
             System::Zmq => receivers
                 .iter()
@@ -634,29 +640,86 @@ impl<'a> Ctx<'a> {
                 r.describe()
             )));
         }
-        let j = &p.json;
-        let res = LatencyResult {
-            system: if udp { System::Udp } else { System::OursRaw },
-            spin,
-            busy_poll: j
-                .get("busy_poll")
-                .and_then(Value::as_str)
-                .unwrap_or("off")
-                .to_owned(),
-            count: u64_of(j, "received"),
-            lost: u64_of(j, "lost"),
-            p50: f64_of(j, "p50_us"),
-            p90: f64_of(j, "p90_us"),
-            p99: f64_of(j, "p99_us"),
-            p999: f64_of(j, "p999_us"),
-            max: f64_of(j, "max_us"),
-            min: f64_of(j, "min_us"),
-        };
+        let sys = if udp { System::Udp } else { System::OursRaw };
+        let res = latency_of(&p.json, sys, spin);
         eprintln!(
             "[bench] ping {:<4} {:<8} busy-poll {:<4} p50 {} µs p99 {} µs max {} µs ({} lost)",
             if udp { "udp" } else { "pgm" },
             if spin { "spin" } else { "blocking" },
             res.busy_poll,
+            res.p50,
+            res.p99,
+            res.max,
+            res.lost
+        );
+        Ok(res)
+    }
+
+    /// The same ping-pong with OpenPGM: `openpgm_peer ping` on host 1, `openpgm_peer reflect`
+    /// on host 2, raw PGM, two sessions (one each way), 64 B; blocking (ppoll on its
+    /// descriptors with OpenPGM's timer) or `spin` (`pgm_recvfrom(MSG_DONTWAIT)` in a loop).
+    /// OpenPGM's NAK timing as in the other OpenPGM runs.
+    pub fn openpgm_ping(&self, spin: bool, count: u64) -> io::Result<LatencyResult> {
+        let bin = self.bins.openpgm.clone().map_err(io::Error::other)?;
+        let port = self.next_port();
+        let limit = self.cfg.ping_max_secs;
+        // Both roles: --network/--port carry the pings, --network2/--port2 the answers.
+        let args = |role: &str, host: usize| -> Vec<String> {
+            let addr = self.host(host).addr();
+            let (bo, rpt, rdata) = OPENPGM_NAK_IVLS_MS;
+            let mut a = vec![
+                role.to_owned(),
+                "--network".to_owned(),
+                format!("{addr};{GROUP}"),
+                "--port".to_owned(),
+                s(port),
+                "--network2".to_owned(),
+                format!("{addr};{GROUP2}"),
+                "--port2".to_owned(),
+                s(port + 1),
+                "--max-secs".to_owned(),
+                s(limit),
+                "--nak-ivls".to_owned(),
+                format!("{bo},{rpt},{rdata}"),
+                "--quiet".to_owned(),
+            ];
+            if spin {
+                a.push("--spin".to_owned());
+            }
+            a
+        };
+        let mut refl_args = args("reflect", RX[0]);
+        refl_args.extend(["--timeout".to_owned(), "5".to_owned()]);
+        let mut refl = self.host(RX[0]).spawn(&bin, &refl_args)?;
+        // READY comes after both its sockets joined and connected.
+        refl.wait_for_stderr("READY", secs(15.0))?;
+        let mut ping_args = args("ping", TX);
+        ping_args.extend([
+            "--count".to_owned(),
+            s(count),
+            "--warmup".to_owned(),
+            s(self.cfg.ping_warmup),
+            "--size".to_owned(),
+            "64".to_owned(),
+        ]);
+        let pinger = self.host(TX).spawn(&bin, &ping_args)?;
+        let p = wait_all(vec![pinger], now() + secs(limit + 10.0))
+            .pop()
+            .ok_or_else(|| io::Error::other("no pinger"))?;
+        let r = wait_all(vec![refl], now() + secs(8.0))
+            .pop()
+            .ok_or_else(|| io::Error::other("no reflector"))?;
+        if p.json.is_null() || !p.out.status.success() {
+            return Err(io::Error::other(format!(
+                "openpgm_peer ping failed:\n{}\n{}",
+                p.describe(),
+                r.describe()
+            )));
+        }
+        let res = latency_of(&p.json, System::OpenPgm, spin);
+        eprintln!(
+            "[bench] ping openpgm {:<8} p50 {} µs p99 {} µs max {} µs ({} lost)",
+            if spin { "spin" } else { "blocking" },
             res.p50,
             res.p99,
             res.max,
@@ -777,6 +840,28 @@ impl<'a> Ctx<'a> {
             res.peak_kib, res.window_bytes, res.recv_queue_bytes
         );
         Ok(res)
+    }
+}
+
+/// A latency run from the pinger's JSON line (`pgm-ping` and `openpgm_peer ping` print the
+/// same keys).
+fn latency_of(j: &Value, system: System, spin: bool) -> LatencyResult {
+    LatencyResult {
+        system,
+        spin,
+        busy_poll: j
+            .get("busy_poll")
+            .and_then(Value::as_str)
+            .unwrap_or("off")
+            .to_owned(),
+        count: u64_of(j, "received"),
+        lost: u64_of(j, "lost"),
+        p50: f64_of(j, "p50_us"),
+        p90: f64_of(j, "p90_us"),
+        p99: f64_of(j, "p99_us"),
+        p999: f64_of(j, "p999_us"),
+        max: f64_of(j, "max_us"),
+        min: f64_of(j, "min_us"),
     }
 }
 

@@ -119,6 +119,12 @@ pub struct SocketOptions {
     /// message of a sender and two receivers by about a quarter on a veth LAN. It costs at
     /// most this much CPU per sleep. Zero sleeps at once.
     pub spin_before_sleep: Duration,
+    /// EPGM: hand the kernel each run of multicast packets of one size as one UDP GSO send
+    /// (`UDP_SEGMENT`). The datagrams on the wire are the same; the sender's IP and UDP
+    /// layers run once per run instead of once per packet, which on a veth LAN more than
+    /// doubles the packets per second a core sends. Turned off by itself if the path cannot
+    /// segment. No effect on raw PGM (raw sockets have no GSO).
+    pub udp_gso: bool,
 }
 
 impl Default for SocketOptions {
@@ -143,6 +149,7 @@ impl Default for SocketOptions {
             simulated_recv_loss: None,
             busy_poll: false,
             spin_before_sleep: Duration::from_micros(5),
+            udp_gso: true,
         }
     }
 }
@@ -227,6 +234,12 @@ impl SocketOptions {
         self.spin_before_sleep = spin;
         self
     }
+    /// Sets [`SocketOptions::udp_gso`].
+    #[must_use]
+    pub fn with_udp_gso(mut self, on: bool) -> Self {
+        self.udp_gso = on;
+        self
+    }
     /// Sets [`SocketOptions::busy_poll`].
     #[must_use]
     pub fn with_busy_poll(mut self, on: bool) -> Self {
@@ -247,6 +260,7 @@ impl SocketOptions {
             tos: self.tos,
             rcvbuf: self.rcvbuf,
             sndbuf: self.sndbuf,
+            udp_gso: self.udp_gso,
         }
     }
 

@@ -57,6 +57,8 @@ pub struct TransportStats {
     pub malformed: u64,
     /// Packets dropped on purpose by [`Lossy`].
     pub simulated_loss: u64,
+    /// Times the path refused UDP GSO (it is then off for the socket).
+    pub gso_refused: u64,
 }
 
 /// A way to send and receive PGM packets; implemented by [`raw::RawTransport`] and by the
@@ -234,6 +236,10 @@ pub fn find_interface(spec: &str) -> io::Result<Option<Interface>> {
 
 /// What a multicast transport is asked to open; shared by raw PGM and EPGM.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent socket options, not a state machine"
+)]
 pub struct TransportConfig {
     /// The interface multicast is sent and received on; its address is our NLA.
     pub iface: Interface,
@@ -256,6 +262,9 @@ pub struct TransportConfig {
     pub rcvbuf: usize,
     /// SO_SNDBUF asked for (capped at `net.core.wmem_max`).
     pub sndbuf: usize,
+    /// UDP transports: send runs of multicast packets with UDP GSO (see
+    /// [`mmsg::MmsgSender::send_connected_gso`]); falls back by itself where the path cannot.
+    pub udp_gso: bool,
 }
 
 impl TransportConfig {
