@@ -9,7 +9,8 @@
 //! - [`pair`]: one OpenPGM sender and one receiver on a LAN, with their JSON summaries.
 //! - [`tshark`]: PGM packet-type counts of a pcap (checks the capture fixture) and the capture
 //!   checks of the end-to-end tests (checksums, malformed packets, expert info).
-//! - [`tools`]: builds and runs our `pgm-send` / `pgm-recv` on a LAN.
+//! - [`tools`]: builds and runs our `pgm-send` / `pgm-recv` on a LAN, and the checks and
+//!   assertions the end-to-end tests share.
 //! - [`spray`]: the garbage sprayer behind the `pgm-spray` binary (hardening tests).
 //! - [`require_root`]: tests that need namespaces call it first and return early when not root.
 //!
@@ -58,6 +59,34 @@ pub fn require_root(test: &str) -> bool {
          ==================================================================\n"
     );
     false
+}
+
+/// Declares one `#[test]` per entry, each running a shared test body with its own name first:
+/// `name => body(args…);` becomes `#[test] fn name() { body("name", args…); }`.
+///
+/// ```no_run
+/// use netns_tests::tools::Encap;
+///
+/// fn garbage(name: &str, encap: Encap) {
+///     // …
+/// }
+///
+/// netns_tests::named_tests! {
+///     garbage_raw => garbage(Encap::Raw);
+///     garbage_epgm => garbage(Encap::Udp);
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! named_tests {
+    ($($name:ident => $body:ident($($arg:expr),* $(,)?);)+) => {
+        $(
+            #[test]
+            fn $name() {
+                $body(stringify!($name), $($arg),*);
+            }
+        )+
+    };
 }
 
 /// True when `program` can be found in `PATH`.

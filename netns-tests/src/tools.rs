@@ -16,6 +16,7 @@
 //! - ENDPOINT is `pgm://IFACE;GROUP:PORT` (raw IP protocol 113) or `epgm://IFACE;GROUP:PORT`
 //!   (UDP port = PORT), IFACE an interface name or an IPv4 address.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -23,13 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::lan::{Host, Lan, GROUP};
-use crate::now;
+use crate::lan::{Capture, Host, Lan, GROUP};
 use crate::proc::{Output, Proc};
+use crate::{have_program, now, require_root};
 
 /// How PGM is carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,24 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The start of a test of our tools: `None` (after a loud SKIPPED notice, see
+/// [`require_root`]) unless running as root; otherwise takes the machine ([`serial`]) and
+/// builds the tools ([`tools_dir`]). The guard is to be held for the whole test:
+///
+/// ```no_run
+/// let Some(_serial) = netns_tests::tools::begin_test("my_test") else {
+///     return;
+/// };
+/// ```
+pub fn begin_test(test: &str) -> Option<MutexGuard<'static, ()>> {
+    if !require_root(test) {
+        return None;
+    }
+    let guard = serial();
+    tools_dir().expect("building pgm-send/pgm-recv");
+    Some(guard)
 }
 
 fn workspace_dir() -> PathBuf {
@@ -262,6 +281,36 @@ pub fn spawn_recv(
     host.spawn(pgm_recv()?, &opts.args(&endpoint(host, encap, iface, port)))
 }
 
+/// How long a receiver may take to open its socket and join the group.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Spawns `program args` on `host`, a receiver of `encap` on `port`, and waits until it has
+/// joined the group ([`wait_joined`], 10 s at most).
+pub fn spawn_joined<S: AsRef<OsStr>>(
+    host: &Host,
+    program: impl AsRef<OsStr>,
+    args: &[S],
+    encap: Encap,
+    port: u16,
+) -> io::Result<Proc> {
+    let mut p = host.spawn(program, args)?;
+    wait_joined(&mut p, host, encap, port, JOIN_TIMEOUT)?;
+    Ok(p)
+}
+
+/// Spawns `pgm-recv --verify` on `host` and waits until it has joined the group
+/// ([`wait_joined`], 10 s at most).
+pub fn spawn_recv_joined(
+    host: &Host,
+    encap: Encap,
+    iface: Iface,
+    port: u16,
+    opts: &RecvOpts,
+) -> io::Result<Proc> {
+    let args = opts.args(&endpoint(host, encap, iface, port));
+    spawn_joined(host, pgm_recv()?, &args, encap, port)
+}
+
 /// `GROUP` as it appears in `/proc/net/igmp` (little-endian hex).
 fn group_igmp_hex() -> String {
     let o = GROUP.octets();
@@ -383,6 +432,34 @@ impl Finished {
         self.out.status
     }
 
+    /// Problems that show this process did not end well by itself: a crash, the harness's
+    /// kill at its deadline, no JSON summary. Each names the process.
+    pub fn crash_problems(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(sig) = self.crash_signal() {
+            v.push(format!("{} crashed with signal {sig}", self.name));
+        }
+        if self.timed_out {
+            v.push(format!("{} did not finish in time", self.name));
+        }
+        if self.json.is_null() {
+            v.push(format!("{} printed no JSON summary", self.name));
+        }
+        v
+    }
+
+    /// A problem when this sender did not report `count` messages sent or did not exit 0:
+    /// `"{label}: sent …, exit …"`.
+    pub fn sent_problem(&self, label: &str, count: u64) -> Option<String> {
+        (self.get("sent") != Some(count) || !self.out.status.success()).then(|| {
+            format!(
+                "{label}: sent {:?}, exit {}",
+                self.get("sent"),
+                self.out.status
+            )
+        })
+    }
+
     /// Name, status, JSON and the stderr tail, for assertion messages.
     pub fn describe(&self) -> String {
         let mut s = format!(
@@ -408,9 +485,28 @@ impl Finished {
     }
 }
 
+/// [`Finished::describe`] of each process, indented, one per line: for assertion messages.
+pub fn describe_all(procs: &[&Finished]) -> String {
+    procs.iter().fold(String::new(), |mut s, f| {
+        let _ = writeln!(s, "  {}", f.describe().replace('\n', "\n  "));
+        s
+    })
+}
+
+/// Fails test `name` unless `problems` is empty, listing them and describing `procs`.
+pub fn assert_no_problems(name: &str, problems: &[String], procs: &[&Finished]) {
+    assert!(
+        problems.is_empty(),
+        "{name}: {} problem(s):\n  {}\n{}",
+        problems.len(),
+        problems.join("\n  "),
+        describe_all(procs)
+    );
+}
+
 /// Waits for all `procs` to exit by themselves until `deadline`; the ones still running then
 /// are killed (and marked `timed_out`). Samples each process's VmHWM while waiting.
-pub fn wait_all(procs: Vec<Proc>, deadline: std::time::Instant) -> Vec<Finished> {
+pub fn wait_all(procs: Vec<Proc>, deadline: Instant) -> Vec<Finished> {
     /// A process, its peak RSS so far, and its output once finished (with "timed out").
     type Waiting = (Proc, u64, Option<(Output, bool)>);
     let mut procs: Vec<Waiting> = procs.into_iter().map(|p| (p, 0, None)).collect();
@@ -474,12 +570,17 @@ fn finish(p: &mut Proc) -> Output {
     }
 }
 
+/// [`wait_all`] for one process.
+pub fn wait_one(p: Proc, deadline: Instant) -> Finished {
+    wait_all(vec![p], deadline)
+        .pop()
+        .unwrap_or_else(|| unreachable!("one process in, one out"))
+}
+
 /// Stops a lingering process with SIGTERM (then SIGKILL after `grace`) and returns how it ended.
 pub fn stop(mut p: Proc, grace: Duration) -> Finished {
     p.signal(libc::SIGTERM);
-    let mut v = wait_all(vec![p], now() + grace);
-    v.pop()
-        .unwrap_or_else(|| unreachable!("one process in, one out"))
+    wait_one(p, now() + grace)
 }
 
 /// Problems with a verified receiver that should have got messages `0..count` completely.
@@ -512,7 +613,8 @@ pub fn complete_problems(r: &Finished, count: u64) -> Vec<String> {
     p
 }
 
-/// One sender and several verified receivers of our tools on a LAN.
+/// One sender and its receivers on a LAN (`pgm-send` and verified `pgm-recv`s, or the
+/// PUB/SUB equivalents).
 #[derive(Debug)]
 pub struct ToolsRun {
     /// The sender (exits by itself after `--linger`).
@@ -524,13 +626,36 @@ pub struct ToolsRun {
 }
 
 impl ToolsRun {
+    /// The sender, then the receivers.
+    pub fn all(&self) -> Vec<&Finished> {
+        std::iter::once(&self.sender)
+            .chain(&self.receivers)
+            .collect()
+    }
+
     /// Everything, for assertion messages.
     pub fn describe(&self) -> String {
-        let mut s = format!("  {}\n", self.sender.describe().replace('\n', "\n  "));
-        for r in &self.receivers {
-            let _ = writeln!(s, "  {}", r.describe().replace('\n', "\n  "));
-        }
-        s
+        describe_all(&self.all())
+    }
+}
+
+/// The end of a run whose `sender` was just started: waits for the `receivers` until
+/// `deadline`, then for the sender (which lingers to answer NAKs) until `deadline` but at
+/// least `grace` longer. `elapsed` counts from now until the receivers finished.
+pub fn finish_run(
+    sender: Proc,
+    receivers: Vec<Proc>,
+    deadline: Instant,
+    grace: Duration,
+) -> ToolsRun {
+    let sent_at = now();
+    let receivers = wait_all(receivers, deadline);
+    let elapsed = sent_at.elapsed();
+    let sender = wait_one(sender, deadline.max(now() + grace));
+    ToolsRun {
+        sender,
+        receivers,
+        elapsed,
     }
 }
 
@@ -551,25 +676,21 @@ pub fn run_tools(
     let start = now();
     let mut receivers = Vec::new();
     for &h in rx {
-        let mut p = spawn_recv(lan.host(h), encap, Iface::Addr, port, recv)?;
-        wait_joined(&mut p, lan.host(h), encap, port, Duration::from_secs(10))?;
-        receivers.push(p);
+        receivers.push(spawn_recv_joined(
+            lan.host(h),
+            encap,
+            Iface::Addr,
+            port,
+            recv,
+        )?);
     }
     let sender = spawn_send(lan.host(tx), encap, Iface::Addr, port, send)?;
-    let sent_at = now();
-    let receivers = wait_all(receivers, start + limit);
-    let elapsed = sent_at.elapsed();
-    let sender = wait_all(
-        vec![sender],
-        (start + limit).max(now() + Duration::from_secs(1)),
-    )
-    .pop()
-    .unwrap_or_else(|| unreachable!("one process in, one out"));
-    Ok(ToolsRun {
+    Ok(finish_run(
         sender,
         receivers,
-        elapsed,
-    })
+        start + limit,
+        Duration::from_secs(1),
+    ))
 }
 
 /// A unique path for a capture of this run: `<target>/netns-captures/NAME-PID.pcap`.
@@ -577,4 +698,15 @@ pub fn capture_path(name: &str) -> io::Result<PathBuf> {
     let dir = crate::peer::target_dir().join("netns-captures");
     std::fs::create_dir_all(&dir)?;
     Ok(dir.join(format!("{name}-{}.pcap", std::process::id())))
+}
+
+/// Starts a bridge capture (pcap `filter`, at [`capture_path`]) for test `name` when tshark is
+/// installed to check it; otherwise says so and returns `None`.
+pub fn capture_for_tshark(lan: &Lan, name: &str, filter: &str) -> Option<Capture> {
+    if !have_program("tshark") {
+        eprintln!("{name}: tshark not installed, capture checks skipped");
+        return None;
+    }
+    let path = capture_path(name).expect("capture dir");
+    Some(lan.capture(&path, filter).expect("starting tcpdump"))
 }

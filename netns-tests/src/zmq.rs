@@ -30,7 +30,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::tools::{tools_dir, Finished};
+use crate::lan::Host;
+use crate::proc::Proc;
+use crate::tools::{endpoint, spawn_joined, tools_dir, Encap, Finished, Iface};
 
 /// The libzmq peer script.
 pub fn zmq_peer_script() -> PathBuf {
@@ -224,6 +226,21 @@ impl SubOpts {
         a.push(endpoint.to_owned());
         a
     }
+}
+
+/// Spawns `pgm-pub` on `host` (the endpoint names its address).
+pub fn spawn_pub(host: &Host, encap: Encap, port: u16, opts: &PubOpts) -> io::Result<Proc> {
+    host.spawn(
+        pgm_pub()?,
+        &opts.args(&endpoint(host, encap, Iface::Addr, port)),
+    )
+}
+
+/// Spawns `pgm-sub --verify` on `host` (the endpoint names its address) and waits until it has
+/// joined the group ([`wait_joined`](crate::tools::wait_joined), 10 s at most).
+pub fn spawn_sub_joined(host: &Host, encap: Encap, port: u16, opts: &SubOpts) -> io::Result<Proc> {
+    let args = opts.args(&endpoint(host, encap, Iface::Addr, port));
+    spawn_joined(host, pgm_sub()?, &args, encap, port)
 }
 
 /// Options of the libzmq peer in PUB mode.

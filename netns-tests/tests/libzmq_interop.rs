@@ -27,7 +27,6 @@
 //! and passes otherwise.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::MutexGuard;
 use std::time::Duration;
@@ -35,13 +34,14 @@ use std::time::Duration;
 use netns_tests::lan::Lan;
 use netns_tests::proc::Proc;
 use netns_tests::tools::{
-    capture_path, endpoint, serial, stop, wait_all, wait_joined, Encap, Finished, Iface,
+    assert_no_problems, capture_for_tshark, describe_all, endpoint, finish_run, serial, stop,
+    wait_all, wait_joined, Encap, Finished, Iface,
 };
 use netns_tests::zmq::{
-    data_shapes, expected_topics, odata_sessions, pgm_pub, pgm_sub, require_zmq, topic_problems,
-    topics, PubOpts, SubOpts, ZmqPubOpts, ZmqSubOpts,
+    data_shapes, expected_topics, odata_sessions, pgm_pub, pgm_sub, require_zmq, spawn_pub,
+    spawn_sub_joined, topic_problems, topics, PubOpts, SubOpts, ZmqPubOpts, ZmqSubOpts,
 };
-use netns_tests::{have_program, now, require_root};
+use netns_tests::{named_tests, now, require_root};
 
 const PORT: u16 = 7900;
 const LIMIT: Duration = Duration::from_secs(50);
@@ -68,30 +68,13 @@ fn wants() -> Vec<BTreeMap<String, u64>> {
         .collect()
 }
 
-fn describe(all: &[&Finished]) -> String {
-    all.iter().fold(String::new(), |mut s, f| {
-        let _ = writeln!(s, "  {}", f.describe().replace('\n', "\n  "));
-        s
-    })
-}
-
-fn assert_clean(name: &str, problems: &[String], all: &[&Finished]) {
-    assert!(
-        problems.is_empty(),
-        "{name}: {} problem(s):\n  {}\n{}",
-        problems.len(),
-        problems.join("\n  "),
-        describe(all)
-    );
-}
-
 /// libzmq PUB on host 1 → our `pgm-sub --verify` on hosts 2 and 3, with `loss_permille`
 /// ingress loss on the subscriber hosts.
 fn libzmq_to_ours(name: &str, encap: Encap, loss_permille: u32) {
     let Some((_serial, lan, python)) = setup(name) else {
         return;
     };
-    let sub_bin = pgm_sub().expect("building pgm-sub");
+    pgm_sub().expect("building pgm-sub");
     for h in 1..=2 {
         lan.set_loss(h, loss_permille, 0).expect("setting loss");
     }
@@ -99,17 +82,9 @@ fn libzmq_to_ours(name: &str, encap: Encap, loss_permille: u32) {
     let start = now();
     let mut subs = Vec::new();
     for (i, (prefixes, want)) in PREFIXES.iter().zip(&wants).enumerate() {
-        let host = lan.host(i + 1);
         let mut opts = SubOpts::new(want.values().sum(), prefixes);
         opts.timeout_s = 10.0;
-        let mut p = host
-            .spawn(
-                &sub_bin,
-                &opts.args(&endpoint(host, encap, Iface::Addr, PORT)),
-            )
-            .expect("spawning pgm-sub");
-        wait_joined(&mut p, host, encap, PORT, Duration::from_secs(10)).expect("pgm-sub joining");
-        subs.push(p);
+        subs.push(spawn_sub_joined(lan.host(i + 1), encap, PORT, &opts).expect("starting pgm-sub"));
     }
     let host = lan.host(0);
     let zopts = ZmqPubOpts::new(COUNT, &topics(20), SIZES);
@@ -131,7 +106,7 @@ fn libzmq_to_ours(name: &str, encap: Encap, loss_permille: u32) {
     eprintln!(
         "{name}: {:.2} s, ingress drops {drops:?}\n{}",
         elapsed.as_secs_f64(),
-        describe(&all)
+        describe_all(&all)
     );
 
     let mut problems = Vec::new();
@@ -160,7 +135,7 @@ fn libzmq_to_ours(name: &str, encap: Encap, loss_permille: u32) {
     if loss_permille > 0 && drops.contains(&0) {
         problems.push(format!("a loss rule dropped nothing: {drops:?}"));
     }
-    assert_clean(name, &problems, &all);
+    assert_no_problems(name, &problems, &all);
 }
 
 /// Our `pgm-pub` on host 1 → libzmq SUBs on hosts 2 and 3, no loss; checks our data packets.
@@ -168,15 +143,9 @@ fn ours_to_libzmq(name: &str, encap: Encap) {
     let Some((_serial, lan, python)) = setup(name) else {
         return;
     };
-    let pub_bin = pgm_pub().expect("building pgm-pub");
+    pgm_pub().expect("building pgm-pub");
     let wants = wants();
-    let mut cap = have_program("tshark").then(|| {
-        lan.capture(
-            capture_path(name).expect("capture dir"),
-            &format!("ip proto 113 or udp port {PORT}"),
-        )
-        .expect("starting tcpdump")
-    });
+    let mut cap = capture_for_tshark(&lan, name, &format!("ip proto 113 or udp port {PORT}"));
     let start = now();
     let mut subs: Vec<Proc> = Vec::new();
     for (i, (prefixes, want)) in PREFIXES.iter().zip(&wants).enumerate() {
@@ -194,7 +163,6 @@ fn ours_to_libzmq(name: &str, encap: Encap) {
             .expect("libzmq SUB joining");
         subs.push(p);
     }
-    let host = lan.host(0);
     let mut opts = PubOpts::new(
         COUNT,
         &topics(20),
@@ -202,23 +170,15 @@ fn ours_to_libzmq(name: &str, encap: Encap) {
         "100M",
     );
     opts.linger_s = 1.0;
-    let publisher = host
-        .spawn(
-            &pub_bin,
-            &opts.args(&endpoint(host, encap, Iface::Addr, PORT)),
-        )
-        .expect("spawning pgm-pub");
-    let sent_at = now();
-    let subs = wait_all(subs, start + LIMIT);
-    let elapsed = sent_at.elapsed();
-    let publisher = wait_all(
-        vec![publisher],
-        (start + LIMIT).max(now() + Duration::from_secs(3)),
-    )
-    .pop()
-    .expect("one process in, one out");
-    let all: Vec<&Finished> = std::iter::once(&publisher).chain(&subs).collect();
-    eprintln!("{name}: {:.2} s\n{}", elapsed.as_secs_f64(), describe(&all));
+    let publisher = spawn_pub(lan.host(0), encap, PORT, &opts).expect("spawning pgm-pub");
+    let done = finish_run(publisher, subs, start + LIMIT, Duration::from_secs(3));
+    let all = done.all();
+    eprintln!(
+        "{name}: {:.2} s\n{}",
+        done.elapsed.as_secs_f64(),
+        describe_all(&all)
+    );
+    let (publisher, subs) = (&done.sender, &done.receivers);
 
     let mut problems = Vec::new();
     for (s, want) in subs.iter().zip(&wants) {
@@ -226,13 +186,7 @@ fn ours_to_libzmq(name: &str, encap: Encap) {
             problems.push(format!("{}: {p}", s.name));
         }
     }
-    if !publisher.out.status.success() || publisher.get("sent") != Some(COUNT) {
-        problems.push(format!(
-            "pgm-pub: exit {}, sent {:?}",
-            publisher.out.status,
-            publisher.get("sent")
-        ));
-    }
+    problems.extend(publisher.sent_problem("pgm-pub", COUNT));
     let mss = match encap {
         Encap::Udp => 1428,
         Encap::Raw => 1436,
@@ -259,40 +213,17 @@ fn ours_to_libzmq(name: &str, encap: Encap) {
             }
             Err(e) => problems.push(format!("tshark: {e}")),
         }
-    } else {
-        eprintln!("{name}: tshark not installed, packet shape checks skipped");
     }
-    assert_clean(name, &problems, &all);
+    assert_no_problems(name, &problems, &all);
 }
 
-#[test]
-fn libzmq_pub_to_pgm_sub_epgm() {
-    libzmq_to_ours("libzmq_pub_to_pgm_sub_epgm", Encap::Udp, 0);
-}
-
-#[test]
-fn libzmq_pub_to_pgm_sub_pgm() {
-    libzmq_to_ours("libzmq_pub_to_pgm_sub_pgm", Encap::Raw, 0);
-}
-
-#[test]
-fn libzmq_pub_to_pgm_sub_loss_2pct_epgm() {
-    libzmq_to_ours("libzmq_pub_to_pgm_sub_loss_2pct_epgm", Encap::Udp, 20);
-}
-
-#[test]
-fn libzmq_pub_to_pgm_sub_loss_2pct_pgm() {
-    libzmq_to_ours("libzmq_pub_to_pgm_sub_loss_2pct_pgm", Encap::Raw, 20);
-}
-
-#[test]
-fn pgm_pub_to_libzmq_sub_epgm() {
-    ours_to_libzmq("pgm_pub_to_libzmq_sub_epgm", Encap::Udp);
-}
-
-#[test]
-fn pgm_pub_to_libzmq_sub_pgm() {
-    ours_to_libzmq("pgm_pub_to_libzmq_sub_pgm", Encap::Raw);
+named_tests! {
+    libzmq_pub_to_pgm_sub_epgm => libzmq_to_ours(Encap::Udp, 0);
+    libzmq_pub_to_pgm_sub_pgm => libzmq_to_ours(Encap::Raw, 0);
+    libzmq_pub_to_pgm_sub_loss_2pct_epgm => libzmq_to_ours(Encap::Udp, 20);
+    libzmq_pub_to_pgm_sub_loss_2pct_pgm => libzmq_to_ours(Encap::Raw, 20);
+    pgm_pub_to_libzmq_sub_epgm => ours_to_libzmq(Encap::Udp);
+    pgm_pub_to_libzmq_sub_pgm => ours_to_libzmq(Encap::Raw);
 }
 
 /// Late join both ways, EPGM, no loss: a subscriber started about 1 s into a 3 s stream of
@@ -346,7 +277,7 @@ fn late_join_both_ways_epgm() {
     fin.extend(wait_all(vec![sub], now() + LIMIT));
     fin.push(stop(zpub, Duration::from_secs(5)));
     let all: Vec<&Finished> = fin.iter().collect();
-    eprintln!("{name}:\n{}", describe(&all));
+    eprintln!("{name}:\n{}", describe_all(&all));
     let mut problems = Vec::new();
     for f in [&fin[0], &fin[2]] {
         let got = f.u("received");
@@ -373,7 +304,7 @@ fn late_join_both_ways_epgm() {
             problems.push(format!("{}: crashed or short", f.name));
         }
     }
-    assert_clean(name, &problems, &all);
+    assert_no_problems(name, &problems, &all);
 }
 
 /// Two libzmq PUBs at once (hosts 1 and 3) → our `pgm-sub` (host 2), EPGM. Both libzmq
@@ -386,7 +317,7 @@ fn two_libzmq_pubs_with_one_gsi_to_pgm_sub_epgm() {
     let Some((_serial, lan, python)) = setup(name) else {
         return;
     };
-    let sub_bin = pgm_sub().expect("building pgm-sub");
+    pgm_sub().expect("building pgm-sub");
     let encap = Encap::Udp;
     let count = 500;
     let t = topics(20);
@@ -397,19 +328,8 @@ fn two_libzmq_pubs_with_one_gsi_to_pgm_sub_epgm() {
     let ep = |h: usize| endpoint(lan.host(h), encap, Iface::Addr, PORT);
     let mut sopts = SubOpts::new(want.values().sum(), &["a"]);
     sopts.timeout_s = 10.0;
-    let mut sub = lan
-        .host(1)
-        .spawn(&sub_bin, &sopts.args(&ep(1)))
-        .expect("spawning pgm-sub");
-    wait_joined(&mut sub, lan.host(1), encap, PORT, Duration::from_secs(10))
-        .expect("pgm-sub joining");
-    let mut cap = have_program("tshark").then(|| {
-        lan.capture(
-            capture_path(name).expect("capture dir"),
-            &format!("udp port {PORT}"),
-        )
-        .expect("starting tcpdump")
-    });
+    let sub = spawn_sub_joined(lan.host(1), encap, PORT, &sopts).expect("starting pgm-sub");
+    let mut cap = capture_for_tshark(&lan, name, &format!("udp port {PORT}"));
     let mut pubs = Vec::new();
     for h in [0, 2] {
         let zp = ZmqPubOpts::new(count, &t, (12, 8192));
@@ -422,7 +342,7 @@ fn two_libzmq_pubs_with_one_gsi_to_pgm_sub_epgm() {
     let mut fin = wait_all(vec![sub], now() + LIMIT);
     fin.extend(pubs.into_iter().map(|p| stop(p, Duration::from_secs(5))));
     let all: Vec<&Finished> = fin.iter().collect();
-    eprintln!("{name}:\n{}", describe(&all));
+    eprintln!("{name}:\n{}", describe_all(&all));
     let mut problems: Vec<String> = topic_problems(&fin[0], &want)
         .into_iter()
         .map(|p| format!("{}: {p}", fin[0].name))
@@ -456,5 +376,5 @@ fn two_libzmq_pubs_with_one_gsi_to_pgm_sub_epgm() {
             Err(e) => problems.push(format!("tshark: {e}")),
         }
     }
-    assert_clean(name, &problems, &all);
+    assert_no_problems(name, &problems, &all);
 }

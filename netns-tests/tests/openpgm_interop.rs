@@ -19,16 +19,18 @@
 //! Needs root (namespaces, raw sockets, nftables) and `libpgm-dev`; prints SKIPPED and passes
 //! without root.
 
+use std::path::PathBuf;
+use std::sync::MutexGuard;
 use std::time::Duration;
 
-use netns_tests::lan::Lan;
+use netns_tests::lan::{Capture, Lan};
 use netns_tests::peer::{openpgm_peer, PeerArgs};
 use netns_tests::tools::{
-    capture_path, complete_problems, serial, spawn_recv, spawn_send, stop, tools_dir, wait_all,
-    wait_joined, Encap, Finished, Iface, RecvOpts, SendOpts,
+    assert_no_problems, begin_test, capture_for_tshark, complete_problems, spawn_recv_joined,
+    spawn_send, stop, wait_one, Encap, Finished, Iface, RecvOpts, SendOpts,
 };
 use netns_tests::tshark::check_capture;
-use netns_tests::{have_program, now, require_root};
+use netns_tests::{named_tests, now};
 
 const PORT: u16 = 7700;
 const LOSS_PERMILLE: u32 = 50;
@@ -56,21 +58,20 @@ const FRAGMENTED: Shape = Shape {
     our_rate: "16M",
 };
 
-/// Starts a bridge capture if tshark is there to check it.
-fn start_capture(lan: &Lan, name: &str) -> Option<netns_tests::lan::Capture> {
-    if !have_program("tshark") {
-        eprintln!("{name}: tshark not installed, capture checks skipped");
-        return None;
-    }
-    let path = capture_path(name).expect("capture dir");
-    Some(
-        lan.capture(&path, &format!("ip proto 113 or udp port {PORT}"))
-            .expect("starting tcpdump"),
-    )
+/// What both directions start with: root, the machine to themselves, our tools and the OpenPGM
+/// peer built, a 2-host LAN with loss on host 2, and a bridge capture if tshark is there to
+/// check it.
+fn setup(name: &str) -> Option<(MutexGuard<'static, ()>, PathBuf, Lan, Option<Capture>)> {
+    let serial = begin_test(name)?;
+    let peer = openpgm_peer().expect("building the OpenPGM peer");
+    let lan = Lan::new(2).expect("building the LAN");
+    lan.set_loss(1, LOSS_PERMILLE, 0).expect("setting loss");
+    let cap = capture_for_tshark(&lan, name, &format!("ip proto 113 or udp port {PORT}"));
+    Some((serial, peer, lan, cap))
 }
 
 /// tshark checks of a finished run's capture; returns problems (empty when clean).
-fn capture_problems(cap: Option<netns_tests::lan::Capture>, name: &str) -> Vec<String> {
+fn capture_problems(cap: Option<Capture>, name: &str) -> Vec<String> {
     let Some(mut cap) = cap else {
         return Vec::new();
     };
@@ -113,26 +114,19 @@ fn peer_args(lan: &Lan, host: usize, encap: Encap, shape: &Shape) -> PeerArgs {
 
 /// OpenPGM sender on host 1 → our `pgm-recv --verify` on host 2 (5 % ingress loss).
 fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape) {
-    if !require_root(name) {
+    let Some((_serial, peer, lan, cap)) = setup(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
-    let peer = openpgm_peer().expect("building the OpenPGM peer");
-    let lan = Lan::new(2).expect("building the LAN");
-    lan.set_loss(1, LOSS_PERMILLE, 0).expect("setting loss");
-    let cap = start_capture(&lan, name);
+    };
     let start = now();
 
-    let mut rx = spawn_recv(
+    let rx = spawn_recv_joined(
         lan.host(1),
         encap,
         Iface::Addr,
         PORT,
         &RecvOpts::new(Some(shape.count), 10.0),
     )
-    .expect("spawning pgm-recv");
-    wait_joined(&mut rx, lan.host(1), encap, PORT, Duration::from_secs(10)).expect("pgm-recv");
+    .expect("starting pgm-recv");
     let mut args = peer_args(&lan, 0, encap, shape);
     // Linger until stopped (after our receiver finished), never past the limit.
     args.linger_s = LIMIT.as_secs_f64();
@@ -144,9 +138,7 @@ fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape) {
     tx.wait_ready(Duration::from_secs(10))
         .expect("OpenPGM sender ready");
 
-    let rx = wait_all(vec![rx], start + LIMIT)
-        .pop()
-        .expect("one receiver");
+    let rx = wait_one(rx, start + LIMIT);
     let elapsed = start.elapsed();
     let tx = stop(tx, Duration::from_secs(5));
     let (dropped, _) = lan.dropped(1).expect("drop counters");
@@ -163,26 +155,14 @@ fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape) {
         problems.push("the loss rule dropped nothing".to_owned());
     }
     problems.extend(capture_problems(cap, name));
-    assert!(
-        problems.is_empty(),
-        "{name}:\n  {}\n  {}\n  {}",
-        problems.join("\n  "),
-        tx.describe(),
-        rx.describe()
-    );
+    assert_no_problems(name, &problems, &[&tx, &rx]);
 }
 
 /// Our `pgm-send` on host 1 → OpenPGM receiver on host 2 (5 % ingress loss).
 fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
-    if !require_root(name) {
+    let Some((_serial, peer, lan, cap)) = setup(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
-    let peer = openpgm_peer().expect("building the OpenPGM peer");
-    let lan = Lan::new(2).expect("building the LAN");
-    lan.set_loss(1, LOSS_PERMILLE, 0).expect("setting loss");
-    let cap = start_capture(&lan, name);
+    };
     let start = now();
 
     let args = peer_args(&lan, 1, encap, shape);
@@ -196,30 +176,16 @@ fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
     send.linger_s = 3.0;
     let tx = spawn_send(lan.host(0), encap, Iface::Addr, PORT, &send).expect("spawning pgm-send");
 
-    let rx = wait_all(vec![rx], start + LIMIT)
-        .pop()
-        .expect("one receiver");
+    let rx = wait_one(rx, start + LIMIT);
     let elapsed = start.elapsed();
-    let tx = wait_all(vec![tx], now() + Duration::from_secs(10))
-        .pop()
-        .expect("one sender");
+    let tx = wait_one(tx, now() + Duration::from_secs(10));
     let (dropped, _) = lan.dropped(1).expect("drop counters");
     report(name, elapsed, dropped, &tx, &rx);
 
     // The peer's JSON has no naks_sent/parse counters; the rest is the same contract.
     let mut problems = complete_problems(&rx, shape.count);
-    if let Some(sig) = tx.crash_signal() {
-        problems.push(format!("pgm-send crashed with signal {sig}"));
-    }
-    if !tx.out.status.success() || tx.timed_out {
-        problems.push(format!(
-            "pgm-send exit {} (timed out: {})",
-            tx.out.status, tx.timed_out
-        ));
-    }
-    if tx.get("sent") != Some(shape.count) {
-        problems.push(format!("pgm-send sent {:?}", tx.get("sent")));
-    }
+    problems.extend(tx.crash_problems());
+    problems.extend(tx.sent_problem("pgm-send", shape.count));
     if tx.u("naks_received") == 0 || tx.u("rdata_sent") == 0 {
         problems.push(format!(
             "pgm-send: naks_received {} rdata_sent {}: OpenPGM's NAKs were not answered",
@@ -231,13 +197,7 @@ fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
         problems.push("the loss rule dropped nothing".to_owned());
     }
     problems.extend(capture_problems(cap, name));
-    assert!(
-        problems.is_empty(),
-        "{name}:\n  {}\n  {}\n  {}",
-        problems.join("\n  "),
-        tx.describe(),
-        rx.describe()
-    );
+    assert_no_problems(name, &problems, &[&tx, &rx]);
 }
 
 fn report(name: &str, elapsed: Duration, dropped: u64, tx: &Finished, rx: &Finished) {
@@ -249,42 +209,13 @@ fn report(name: &str, elapsed: Duration, dropped: u64, tx: &Finished, rx: &Finis
     );
 }
 
-#[test]
-fn openpgm_to_ours_raw_small() {
-    openpgm_to_ours("openpgm_to_ours_raw_small", Encap::Raw, &SMALL);
-}
-
-#[test]
-fn openpgm_to_ours_epgm_small() {
-    openpgm_to_ours("openpgm_to_ours_epgm_small", Encap::Udp, &SMALL);
-}
-
-#[test]
-fn openpgm_to_ours_raw_fragmented() {
-    openpgm_to_ours("openpgm_to_ours_raw_fragmented", Encap::Raw, &FRAGMENTED);
-}
-
-#[test]
-fn openpgm_to_ours_epgm_fragmented() {
-    openpgm_to_ours("openpgm_to_ours_epgm_fragmented", Encap::Udp, &FRAGMENTED);
-}
-
-#[test]
-fn ours_to_openpgm_raw_small() {
-    ours_to_openpgm("ours_to_openpgm_raw_small", Encap::Raw, &SMALL);
-}
-
-#[test]
-fn ours_to_openpgm_epgm_small() {
-    ours_to_openpgm("ours_to_openpgm_epgm_small", Encap::Udp, &SMALL);
-}
-
-#[test]
-fn ours_to_openpgm_raw_fragmented() {
-    ours_to_openpgm("ours_to_openpgm_raw_fragmented", Encap::Raw, &FRAGMENTED);
-}
-
-#[test]
-fn ours_to_openpgm_epgm_fragmented() {
-    ours_to_openpgm("ours_to_openpgm_epgm_fragmented", Encap::Udp, &FRAGMENTED);
+named_tests! {
+    openpgm_to_ours_raw_small => openpgm_to_ours(Encap::Raw, &SMALL);
+    openpgm_to_ours_epgm_small => openpgm_to_ours(Encap::Udp, &SMALL);
+    openpgm_to_ours_raw_fragmented => openpgm_to_ours(Encap::Raw, &FRAGMENTED);
+    openpgm_to_ours_epgm_fragmented => openpgm_to_ours(Encap::Udp, &FRAGMENTED);
+    ours_to_openpgm_raw_small => ours_to_openpgm(Encap::Raw, &SMALL);
+    ours_to_openpgm_epgm_small => ours_to_openpgm(Encap::Udp, &SMALL);
+    ours_to_openpgm_raw_fragmented => ours_to_openpgm(Encap::Raw, &FRAGMENTED);
+    ours_to_openpgm_epgm_fragmented => ours_to_openpgm(Encap::Udp, &FRAGMENTED);
 }

@@ -39,11 +39,11 @@ use std::time::Duration;
 use netns_tests::lan::{Capture, Lan, GROUP};
 use netns_tests::proc::Proc;
 use netns_tests::tools::{
-    capture_path, complete_problems, serial, spawn_recv, spawn_send, stop, tools_dir, wait_all,
-    wait_joined, Encap, Finished, Iface, RecvOpts, SendOpts,
+    assert_no_problems, begin_test, capture_for_tshark, complete_problems, spawn_recv_joined,
+    spawn_send, stop, wait_all, wait_one, Encap, Finished, Iface, RecvOpts, SendOpts,
 };
 use netns_tests::tshark::check_capture;
-use netns_tests::{have_program, now, require_root};
+use netns_tests::{named_tests, now};
 
 const PORT: u16 = 7900;
 const LIMIT: Duration = Duration::from_secs(50);
@@ -97,21 +97,30 @@ fn spawn_spray(
     p
 }
 
+/// [`Finished::crash_problems`], and a peak RSS above [`MAX_RSS_KIB`].
 fn crash_problems(p: &Finished) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Some(sig) = p.crash_signal() {
-        v.push(format!("{} crashed with signal {sig}", p.name));
-    }
-    if p.timed_out {
-        v.push(format!("{} did not finish in time", p.name));
-    }
-    if p.json.is_null() {
-        v.push(format!("{} printed no JSON summary", p.name));
-    }
+    let mut v = p.crash_problems();
     if p.peak_rss_kib > MAX_RSS_KIB {
         v.push(format!("{} peaked at {} KiB RSS", p.name, p.peak_rss_kib));
     }
     v
+}
+
+/// Starts `pgm-recv --verify` (`opts`) on host `h` and waits until it has joined the group.
+fn start_recv(lan: &Lan, h: usize, encap: Encap, opts: &RecvOpts) -> Proc {
+    spawn_recv_joined(lan.host(h), encap, Iface::Addr, PORT, opts).expect("starting pgm-recv")
+}
+
+/// Starts the sender of every run: `pgm-send` of N messages on host 1.
+fn start_send(lan: &Lan, encap: Encap) -> Proc {
+    spawn_send(
+        lan.host(0),
+        encap,
+        Iface::Addr,
+        PORT,
+        &SendOpts::new(N, 200, RATE),
+    )
+    .expect("spawning pgm-send")
 }
 
 fn sent_kind(spray: &Finished, prefix: &str) -> u64 {
@@ -127,46 +136,20 @@ fn sent_kind(spray: &Finished, prefix: &str) -> u64 {
         })
 }
 
-fn fail_if(problems: &[String], name: &str, procs: &[&Finished]) {
-    let details: Vec<String> = procs.iter().map(|p| p.describe()).collect();
-    assert!(
-        problems.is_empty(),
-        "{name}:\n  {}\n  {}",
-        problems.join("\n  "),
-        details.join("\n  ")
-    );
-}
-
 fn garbage(name: &str, encap: Encap) {
-    if !require_root(name) {
+    let Some(_serial) = begin_test(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
+    };
     // h1 sends, h2 and h3 receive (1 % ingress loss, so repair runs amid the garbage), h4 sprays.
     let lan = Lan::new(4).expect("building the LAN");
     lan.set_loss(1, 10, 0).expect("loss");
     lan.set_loss(2, 10, 0).expect("loss");
-    let mut cap = if have_program("tshark") {
-        let path = capture_path(name).expect("capture dir");
-        Some(lan.capture(&path, "ip proto 113 or udp").expect("tcpdump"))
-    } else {
-        None
-    };
+    let mut cap = capture_for_tshark(&lan, name, "ip proto 113 or udp");
     let start = now();
-    let mut receivers = Vec::new();
-    for h in [1, 2] {
-        let mut p = spawn_recv(
-            lan.host(h),
-            encap,
-            Iface::Addr,
-            PORT,
-            &RecvOpts::new(Some(N), 5.0),
-        )
-        .expect("spawning pgm-recv");
-        wait_joined(&mut p, lan.host(h), encap, PORT, Duration::from_secs(10)).expect("pgm-recv");
-        receivers.push(p);
-    }
+    let receivers: Vec<Proc> = [1, 2]
+        .into_iter()
+        .map(|h| start_recv(&lan, h, encap, &RecvOpts::new(Some(N), 5.0)))
+        .collect();
     let spray = spawn_spray(
         &lan,
         3,
@@ -180,19 +163,10 @@ fn garbage(name: &str, encap: Encap) {
             "150",
         ],
     );
-    let tx = spawn_send(
-        lan.host(0),
-        encap,
-        Iface::Addr,
-        PORT,
-        &SendOpts::new(N, 200, RATE),
-    )
-    .expect("spawning pgm-send");
+    let tx = start_send(&lan, encap);
 
     let rx = wait_all(receivers, start + LIMIT);
-    let tx = wait_all(vec![tx], now() + Duration::from_secs(10))
-        .pop()
-        .expect("sender");
+    let tx = wait_one(tx, now() + Duration::from_secs(10));
     let spray = stop(spray, Duration::from_secs(5));
     eprintln!(
         "{name}: {:.2} s\n  sender: {} (peak RSS {} KiB)\n  spray:  {}",
@@ -207,13 +181,7 @@ fn garbage(name: &str, encap: Encap) {
 
     let mut problems: Vec<String> = rx.iter().flat_map(garbage_receiver_problems).collect();
     problems.extend(crash_problems(&tx));
-    if tx.get("sent") != Some(N) || !tx.out.status.success() {
-        problems.push(format!(
-            "sender: sent {:?}, exit {}",
-            tx.get("sent"),
-            tx.out.status
-        ));
-    }
+    problems.extend(tx.sent_problem("sender", N));
     let forged_naks = sent_kind(&spray, "nak");
     if tx.u("naks_received") == 0 {
         problems.push(format!(
@@ -229,7 +197,7 @@ fn garbage(name: &str, encap: Encap) {
     }
     let mut all: Vec<&Finished> = vec![&tx, &spray];
     all.extend(rx.iter());
-    fail_if(&problems, name, &all);
+    assert_no_problems(name, &problems, &all);
 }
 
 /// A receiver of a garbage run: complete delivery, no crash, and rejects counted.
@@ -295,42 +263,20 @@ fn garbage_capture_problems(c: &mut Capture, name: &str) -> Vec<String> {
     problems
 }
 
-#[test]
-fn garbage_raw() {
-    garbage("garbage_raw", Encap::Raw);
-}
-
-#[test]
-fn garbage_epgm() {
-    garbage("garbage_epgm", Encap::Udp);
+named_tests! {
+    garbage_raw => garbage(Encap::Raw);
+    garbage_epgm => garbage(Encap::Udp);
 }
 
 /// Runs sender (h1) → one receiver (h2, `--timeout 4`, no `--count`) with a sprayer on h3.
 fn forged_run(name: &str, encap: Encap, spray_args: &[&str]) -> (Finished, Finished, Finished) {
     let lan = Lan::new(3).expect("building the LAN");
     let start = now();
-    let mut rx = spawn_recv(
-        lan.host(1),
-        encap,
-        Iface::Addr,
-        PORT,
-        &RecvOpts::new(None, 4.0),
-    )
-    .expect("spawning pgm-recv");
-    wait_joined(&mut rx, lan.host(1), encap, PORT, Duration::from_secs(10)).expect("pgm-recv");
+    let rx = start_recv(&lan, 1, encap, &RecvOpts::new(None, 4.0));
     let spray = spawn_spray(&lan, 2, 0, &[1], encap, spray_args);
-    let tx = spawn_send(
-        lan.host(0),
-        encap,
-        Iface::Addr,
-        PORT,
-        &SendOpts::new(N, 200, RATE),
-    )
-    .expect("spawning pgm-send");
-    let rx = wait_all(vec![rx], start + LIMIT).pop().expect("receiver");
-    let tx = wait_all(vec![tx], now() + Duration::from_secs(10))
-        .pop()
-        .expect("sender");
+    let tx = start_send(&lan, encap);
+    let rx = wait_one(rx, start + LIMIT);
+    let tx = wait_one(tx, now() + Duration::from_secs(10));
     let spray = stop(spray, Duration::from_secs(5));
     eprintln!(
         "{name}: {:.2} s\n  sender:   {}\n  receiver: {} (peak RSS {} KiB)\n  spray:    {}",
@@ -349,11 +295,9 @@ const JUMP: u64 = 2000;
 #[test]
 fn forged_spm_own_tsi_jump_raw() {
     let name = "forged_spm_own_tsi_jump_raw";
-    if !require_root(name) {
+    let Some(_serial) = begin_test(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
+    };
     let jump = format!("{}:{JUMP}", N / 3);
     let (tx, rx, spray) = forged_run(name, Encap::Raw, &["--kinds", "", "--own-jump", &jump]);
 
@@ -388,24 +332,16 @@ fn forged_spm_own_tsi_jump_raw() {
             ));
         }
     }
-    if tx.get("sent") != Some(N) || !tx.out.status.success() {
-        problems.push(format!(
-            "sender: sent {:?}, exit {}",
-            tx.get("sent"),
-            tx.out.status
-        ));
-    }
-    fail_if(&problems, name, &[&tx, &rx, &spray]);
+    problems.extend(tx.sent_problem("sender", N));
+    assert_no_problems(name, &problems, &[&tx, &rx, &spray]);
 }
 
 #[test]
 fn forged_spm_huge_epgm() {
     let name = "forged_spm_huge_epgm";
-    if !require_root(name) {
+    let Some(_serial) = begin_test(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
+    };
     let (tx, rx, spray) = forged_run(
         name,
         Encap::Udp,
@@ -437,12 +373,6 @@ fn forged_spm_huge_epgm() {
             problems.push(format!("pgm-spray sent no {kind} packets"));
         }
     }
-    if tx.get("sent") != Some(N) || !tx.out.status.success() {
-        problems.push(format!(
-            "sender: sent {:?}, exit {}",
-            tx.get("sent"),
-            tx.out.status
-        ));
-    }
-    fail_if(&problems, name, &[&tx, &rx, &spray]);
+    problems.extend(tx.sent_problem("sender", N));
+    assert_no_problems(name, &problems, &[&tx, &rx, &spray]);
 }

@@ -21,37 +21,21 @@ use std::thread;
 use std::time::Duration;
 
 use netns_tests::lan::{Lan, Loss};
+use netns_tests::proc::Proc;
 use netns_tests::tools::{
-    complete_problems, serial, spawn_recv, spawn_send, tools_dir, wait_all, wait_joined, Encap,
-    Finished, Iface, RecvOpts, SendOpts,
+    assert_no_problems, begin_test, complete_problems, spawn_recv, spawn_recv_joined, spawn_send,
+    wait_all, wait_one, Encap, Iface, RecvOpts, SendOpts,
 };
-use netns_tests::{now, require_root};
+use netns_tests::{named_tests, now};
 
 const PORT: u16 = 7800;
 const LIMIT: Duration = Duration::from_secs(50);
 
-fn fail_if(problems: &[String], name: &str, procs: &[&Finished]) {
-    let details: Vec<String> = procs.iter().map(|p| p.describe()).collect();
-    assert!(
-        problems.is_empty(),
-        "{name}:\n  {}\n  {}",
-        problems.join("\n  "),
-        details.join("\n  ")
-    );
-}
-
-fn crash_problems(p: &Finished) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Some(sig) = p.crash_signal() {
-        v.push(format!("{} crashed with signal {sig}", p.name));
-    }
-    if p.timed_out {
-        v.push(format!("{} did not finish in time", p.name));
-    }
-    if p.json.is_null() {
-        v.push(format!("{} printed no JSON summary", p.name));
-    }
-    v
+/// Starts `pgm-recv --verify` (`opts`) on host `h` and waits until it has joined the group;
+/// `what` names it in the panic if that fails.
+fn start_recv(lan: &Lan, h: usize, encap: Encap, opts: &RecvOpts, what: &str) -> Proc {
+    spawn_recv_joined(lan.host(h), encap, Iface::Name, PORT, opts)
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"))
 }
 
 // ---- (a) late join ------------------------------------------------------------------------
@@ -62,32 +46,21 @@ const LATE_RATE: &str = "20M";
 const LATE_START: Duration = Duration::from_secs(1);
 
 fn late_receiver(name: &str, encap: Encap) {
-    if !require_root(name) {
+    let Some(_serial) = begin_test(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
+    };
     let lan = Lan::new(3).expect("building the LAN");
     lan.set_loss(1, 10, 0).expect("loss");
     lan.set_loss(2, 10, 0).expect("loss");
     let start = now();
 
-    let mut early = spawn_recv(
-        lan.host(1),
+    let early = start_recv(
+        &lan,
+        1,
         encap,
-        Iface::Name,
-        PORT,
         &RecvOpts::new(Some(LATE_N), 5.0),
-    )
-    .expect("spawning the early receiver");
-    wait_joined(
-        &mut early,
-        lan.host(1),
-        encap,
-        PORT,
-        Duration::from_secs(10),
-    )
-    .expect("early receiver");
+        "the early receiver",
+    );
     let send = SendOpts::new(LATE_N, 200, LATE_RATE);
     let tx = spawn_send(lan.host(0), encap, Iface::Name, PORT, &send).expect("spawning pgm-send");
     thread::sleep(LATE_START);
@@ -101,9 +74,7 @@ fn late_receiver(name: &str, encap: Encap) {
     .expect("spawning the late receiver");
 
     let mut rx = wait_all(vec![early, late], start + LIMIT);
-    let tx = wait_all(vec![tx], now() + Duration::from_secs(10))
-        .pop()
-        .expect("sender");
+    let tx = wait_one(tx, now() + Duration::from_secs(10));
     let late = rx.pop().expect("late");
     let early = rx.pop().expect("early");
     eprintln!(
@@ -118,8 +89,8 @@ fn late_receiver(name: &str, encap: Encap) {
         .into_iter()
         .map(|p| format!("early receiver: {p}"))
         .collect();
-    problems.extend(crash_problems(&tx));
-    problems.extend(crash_problems(&late));
+    problems.extend(tx.crash_problems());
+    problems.extend(late.crash_problems());
     let first = late.u("first_seq");
     let want_received = LATE_N.saturating_sub(first);
     for (key, got, want) in [
@@ -140,17 +111,12 @@ fn late_receiver(name: &str, encap: Encap) {
         // Joining at the trail (recovering the source's whole window) is allowed; say so.
         eprintln!("{name}: the late receiver recovered the session from sqn 0");
     }
-    fail_if(&problems, name, &[&tx, &early, &late]);
+    assert_no_problems(name, &problems, &[&tx, &early, &late]);
 }
 
-#[test]
-fn late_receiver_raw() {
-    late_receiver("late_receiver_raw", Encap::Raw);
-}
-
-#[test]
-fn late_receiver_epgm() {
-    late_receiver("late_receiver_epgm", Encap::Udp);
+named_tests! {
+    late_receiver_raw => late_receiver(Encap::Raw);
+    late_receiver_epgm => late_receiver(Encap::Udp);
 }
 
 // ---- (b) sender killed and restarted ------------------------------------------------------
@@ -162,23 +128,13 @@ const RESTART_RATE: &str = "20M";
 const KILL_AFTER: Duration = Duration::from_millis(1500);
 
 fn sender_restart(name: &str, encap: Encap) {
-    if !require_root(name) {
+    let Some(_serial) = begin_test(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
+    };
     let lan = Lan::new(2).expect("building the LAN");
     let start = now();
 
-    let mut rx = spawn_recv(
-        lan.host(1),
-        encap,
-        Iface::Name,
-        PORT,
-        &RecvOpts::new(None, 4.0),
-    )
-    .expect("spawning pgm-recv");
-    wait_joined(&mut rx, lan.host(1), encap, PORT, Duration::from_secs(10)).expect("pgm-recv");
+    let rx = start_recv(&lan, 1, encap, &RecvOpts::new(None, 4.0), "pgm-recv");
     let mut first = spawn_send(
         lan.host(0),
         encap,
@@ -205,10 +161,8 @@ fn sender_restart(name: &str, encap: Encap) {
     )
     .expect("spawning the second pgm-send");
 
-    let tx = wait_all(vec![second], start + LIMIT).pop().expect("sender");
-    let rx = wait_all(vec![rx], now() + Duration::from_secs(15))
-        .pop()
-        .expect("receiver");
+    let tx = wait_one(second, start + LIMIT);
+    let rx = wait_one(rx, now() + Duration::from_secs(15));
     eprintln!(
         "{name}: {:.2} s\n  second sender: {}\n  receiver:      {}",
         start.elapsed().as_secs_f64(),
@@ -216,15 +170,9 @@ fn sender_restart(name: &str, encap: Encap) {
         rx.json
     );
 
-    let mut problems = crash_problems(&tx);
-    problems.extend(crash_problems(&rx));
-    if tx.get("sent") != Some(SECOND_N) || !tx.out.status.success() {
-        problems.push(format!(
-            "second sender: sent {:?}, exit {}",
-            tx.get("sent"),
-            tx.out.status
-        ));
-    }
+    let mut problems = tx.crash_problems();
+    problems.extend(rx.crash_problems());
+    problems.extend(tx.sent_problem("second sender", SECOND_N));
     for (key, want) in [
         ("first_seq", 0),
         ("last_seq", SECOND_N - 1),
@@ -248,17 +196,12 @@ fn sender_restart(name: &str, encap: Encap) {
     if !rx.out.status.success() {
         problems.push(format!("receiver exit {}", rx.out.status));
     }
-    fail_if(&problems, name, &[&tx, &rx]);
+    assert_no_problems(name, &problems, &[&tx, &rx]);
 }
 
-#[test]
-fn sender_restart_raw() {
-    sender_restart("sender_restart_raw", Encap::Raw);
-}
-
-#[test]
-fn sender_restart_epgm() {
-    sender_restart("sender_restart_epgm", Encap::Udp);
+named_tests! {
+    sender_restart_raw => sender_restart(Encap::Raw);
+    sender_restart_epgm => sender_restart(Encap::Udp);
 }
 
 // ---- (c) link cut longer than the window --------------------------------------------------
@@ -271,39 +214,26 @@ const CUT_AT: Duration = Duration::from_millis(800);
 const CUT_FOR: Duration = Duration::from_millis(700);
 
 fn link_cut(name: &str, encap: Encap) {
-    if !require_root(name) {
+    let Some(_serial) = begin_test(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
+    };
     let lan = Lan::new(3).expect("building the LAN");
     let start = now();
 
-    let mut cut = spawn_recv(
-        lan.host(1),
+    let cut = start_recv(
+        &lan,
+        1,
         encap,
-        Iface::Name,
-        PORT,
         &RecvOpts::new(None, 3.0),
-    )
-    .expect("spawning the cut receiver");
-    wait_joined(&mut cut, lan.host(1), encap, PORT, Duration::from_secs(10)).expect("cut receiver");
-    let mut whole = spawn_recv(
-        lan.host(2),
+        "the cut receiver",
+    );
+    let whole = start_recv(
+        &lan,
+        2,
         encap,
-        Iface::Name,
-        PORT,
         &RecvOpts::new(Some(CUT_N), 5.0),
-    )
-    .expect("spawning the uncut receiver");
-    wait_joined(
-        &mut whole,
-        lan.host(2),
-        encap,
-        PORT,
-        Duration::from_secs(10),
-    )
-    .expect("uncut receiver");
+        "the uncut receiver",
+    );
     let mut send = SendOpts::new(CUT_N, 200, CUT_RATE);
     send.window = Some(CUT_WINDOW);
     let tx = spawn_send(lan.host(0), encap, Iface::Name, PORT, &send).expect("spawning pgm-send");
@@ -317,9 +247,7 @@ fn link_cut(name: &str, encap: Encap) {
     lan.set_loss(1, 0, 0).expect("restoring the link");
 
     let mut rx = wait_all(vec![cut, whole], start + LIMIT);
-    let tx = wait_all(vec![tx], now() + Duration::from_secs(10))
-        .pop()
-        .expect("sender");
+    let tx = wait_one(tx, now() + Duration::from_secs(10));
     let whole = rx.pop().expect("uncut");
     let cut = rx.pop().expect("cut");
     eprintln!(
@@ -335,8 +263,8 @@ fn link_cut(name: &str, encap: Encap) {
         .into_iter()
         .map(|p| format!("uncut receiver: {p}"))
         .collect();
-    problems.extend(crash_problems(&tx));
-    problems.extend(crash_problems(&cut));
+    problems.extend(tx.crash_problems());
+    problems.extend(cut.crash_problems());
     if dropped_in < u64::from(CUT_WINDOW) * 2 {
         problems.push(format!(
             "the cut dropped only {dropped_in} packets: the run ended too early to test this"
@@ -365,15 +293,10 @@ fn link_cut(name: &str, encap: Encap) {
     if cut.out.status.success() {
         problems.push("cut receiver exited 0 despite unrecoverable loss".into());
     }
-    fail_if(&problems, name, &[&tx, &cut, &whole]);
+    assert_no_problems(name, &problems, &[&tx, &cut, &whole]);
 }
 
-#[test]
-fn link_cut_raw() {
-    link_cut("link_cut_raw", Encap::Raw);
-}
-
-#[test]
-fn link_cut_epgm() {
-    link_cut("link_cut_epgm", Encap::Udp);
+named_tests! {
+    link_cut_raw => link_cut(Encap::Raw);
+    link_cut_epgm => link_cut(Encap::Udp);
 }

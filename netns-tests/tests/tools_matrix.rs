@@ -14,11 +14,12 @@
 use std::time::Duration;
 
 use netns_tests::lan::{Capture, Lan};
+use netns_tests::named_tests;
 use netns_tests::tools::{
-    capture_path, complete_problems, run_tools, serial, tools_dir, Encap, RecvOpts, SendOpts,
+    assert_no_problems, begin_test, capture_for_tshark, complete_problems, run_tools, Encap,
+    RecvOpts, SendOpts,
 };
 use netns_tests::tshark::check_capture;
-use netns_tests::{have_program, require_root};
 
 const PORT: u16 = 7600;
 const LIMIT: Duration = Duration::from_secs(50);
@@ -29,23 +30,16 @@ const SMALL: (u64, usize, &str) = (50_000, 200, "50M");
 const LARGE: (u64, usize, &str) = (2_000, 20 * 1024, "150M");
 
 fn matrix(name: &str, encap: Encap, large: bool, loss_permille: u32, capture: bool) {
-    if !require_root(name) {
+    let Some(_serial) = begin_test(name) else {
         return;
-    }
-    let _serial = serial();
-    tools_dir().expect("building pgm-send/pgm-recv");
+    };
     let (count, size, rate) = if large { LARGE } else { SMALL };
     let lan = Lan::new(4).expect("building the LAN");
     for h in 1..=3 {
         lan.set_loss(h, loss_permille, 0).expect("setting loss");
     }
-    let capture = capture && have_program("tshark");
     let mut cap = if capture {
-        let path = capture_path(name).expect("capture dir");
-        Some(
-            lan.capture(&path, &format!("ip proto 113 or udp port {PORT}"))
-                .expect("starting tcpdump"),
-        )
+        capture_for_tshark(&lan, name, &format!("ip proto 113 or udp port {PORT}"))
     } else {
         None
     };
@@ -71,18 +65,8 @@ fn matrix(name: &str, encap: Encap, large: bool, loss_permille: u32, capture: bo
         }
     }
     let s = &run.sender;
-    if let Some(sig) = s.crash_signal() {
-        problems.push(format!("sender crashed with signal {sig}"));
-    }
-    if !s.out.status.success() || s.timed_out {
-        problems.push(format!(
-            "sender exit {} (timed out: {})",
-            s.out.status, s.timed_out
-        ));
-    }
-    if s.get("sent") != Some(count) {
-        problems.push(format!("sender sent {:?}, want {count}", s.get("sent")));
-    }
+    problems.extend(s.crash_problems());
+    problems.extend(s.sent_problem("sender", count));
     if loss_permille > 0 {
         if s.u("naks_received") == 0 || s.u("rdata_sent") == 0 {
             problems.push(format!(
@@ -103,13 +87,7 @@ fn matrix(name: &str, encap: Encap, large: bool, loss_permille: u32, capture: bo
             problems.is_empty(),
         ));
     }
-    assert!(
-        problems.is_empty(),
-        "{name}: {} problem(s):\n  {}\n{}",
-        problems.len(),
-        problems.join("\n  "),
-        run.describe()
-    );
+    assert_no_problems(name, &problems, &run.all());
 }
 
 /// tshark checks of a run's bridge capture (deleted when everything passed).
@@ -145,31 +123,21 @@ fn capture_problems(c: &mut Capture, name: &str, lossy: bool, run_ok: bool) -> V
     problems
 }
 
-macro_rules! matrix_test {
-    ($name:ident, $encap:expr, $large:expr, $loss:expr) => {
-        matrix_test!($name, $encap, $large, $loss, false);
-    };
-    ($name:ident, $encap:expr, $large:expr, $loss:expr, $capture:expr) => {
-        #[test]
-        fn $name() {
-            matrix(stringify!($name), $encap, $large, $loss, $capture);
-        }
-    };
+named_tests! {
+    raw_200b_loss_0pct => matrix(Encap::Raw, false, 0, false);
+    raw_200b_loss_1pct => matrix(Encap::Raw, false, 10, false);
+    raw_200b_loss_5pct => matrix(Encap::Raw, false, 50, false);
+    raw_200b_loss_10pct => matrix(Encap::Raw, false, 100, false);
+    raw_20kib_loss_0pct => matrix(Encap::Raw, true, 0, false);
+    raw_20kib_loss_1pct => matrix(Encap::Raw, true, 10, false);
+    raw_20kib_loss_5pct_captured => matrix(Encap::Raw, true, 50, true);
+    raw_20kib_loss_10pct => matrix(Encap::Raw, true, 100, false);
+    epgm_200b_loss_0pct => matrix(Encap::Udp, false, 0, false);
+    epgm_200b_loss_1pct => matrix(Encap::Udp, false, 10, false);
+    epgm_200b_loss_5pct_captured => matrix(Encap::Udp, false, 50, true);
+    epgm_200b_loss_10pct => matrix(Encap::Udp, false, 100, false);
+    epgm_20kib_loss_0pct => matrix(Encap::Udp, true, 0, false);
+    epgm_20kib_loss_1pct => matrix(Encap::Udp, true, 10, false);
+    epgm_20kib_loss_5pct => matrix(Encap::Udp, true, 50, false);
+    epgm_20kib_loss_10pct => matrix(Encap::Udp, true, 100, false);
 }
-
-matrix_test!(raw_200b_loss_0pct, Encap::Raw, false, 0);
-matrix_test!(raw_200b_loss_1pct, Encap::Raw, false, 10);
-matrix_test!(raw_200b_loss_5pct, Encap::Raw, false, 50);
-matrix_test!(raw_200b_loss_10pct, Encap::Raw, false, 100);
-matrix_test!(raw_20kib_loss_0pct, Encap::Raw, true, 0);
-matrix_test!(raw_20kib_loss_1pct, Encap::Raw, true, 10);
-matrix_test!(raw_20kib_loss_5pct_captured, Encap::Raw, true, 50, true);
-matrix_test!(raw_20kib_loss_10pct, Encap::Raw, true, 100);
-matrix_test!(epgm_200b_loss_0pct, Encap::Udp, false, 0);
-matrix_test!(epgm_200b_loss_1pct, Encap::Udp, false, 10);
-matrix_test!(epgm_200b_loss_5pct_captured, Encap::Udp, false, 50, true);
-matrix_test!(epgm_200b_loss_10pct, Encap::Udp, false, 100);
-matrix_test!(epgm_20kib_loss_0pct, Encap::Udp, true, 0);
-matrix_test!(epgm_20kib_loss_1pct, Encap::Udp, true, 10);
-matrix_test!(epgm_20kib_loss_5pct, Encap::Udp, true, 50);
-matrix_test!(epgm_20kib_loss_10pct, Encap::Udp, true, 100);

@@ -13,7 +13,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{self, BufRead, Write},
+    io::{self, Write},
     process::ExitCode,
     time::Duration,
 };
@@ -25,16 +25,18 @@ use pgm::{
 };
 use pubsub::{ConnectError, Message, Options, Publisher, RecvEvent, Subscriber};
 
+use crate::recv::{idle_timeout, next_wait, receiver_main, Activity, RunEnd};
 use crate::send::{
-    check_test_message, fill_test_message, json_line, parse_rate_arg, report_error, round3,
-    sender_fields, CommonArgs, Progress, ToolError, TEST_HEADER,
+    check_test_message, fill_test_message, json_line, msgs_per_s, parse_rate_arg, read_line,
+    round3, sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
 };
 
 /// The topic of `pgm-pub --count` when no `--topic` is given.
 pub const DEFAULT_TOPIC: &str = "test";
 
-/// Idle timeout of `pgm-sub` when `--count` or `--verify` is given and `--timeout` is not.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle timeout of `pgm-sub` when `--count` or `--verify` is given and `--timeout` is not
+/// (`pgm-recv`'s).
+pub const DEFAULT_TIMEOUT: Duration = crate::recv::DEFAULT_TIMEOUT;
 
 /// The largest `--size`: the default message limit of a subscriber (16 MiB) less room for the
 /// topic.
@@ -327,17 +329,7 @@ pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
         let stdin = io::stdin();
         let mut input = stdin.lock();
         let mut line = Vec::new();
-        loop {
-            line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
-                break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-            }
+        while read_line(&mut input, &mut line)? {
             let (topic, text) = match line.iter().position(|&b| b == b' ') {
                 Some(sp) => (&line[..sp], &line[sp + 1..]),
                 None => (&line[..], &[][..]),
@@ -370,16 +362,7 @@ pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
 
 /// `pgm-pub`'s main: runs, prints the JSON line, maps errors to exit codes.
 pub fn pub_main(args: &PubArgs) -> ExitCode {
-    match run_pub(args) {
-        Ok(report) => {
-            let mut out = io::stdout().lock();
-            if writeln!(out, "{}", report.to_json()).is_err() {
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => report_error("pgm-pub", &e),
-    }
+    sender_main("pgm-pub", || run_pub(args).map(|r| r.to_json()))
 }
 
 /// `pgm-sub` arguments.
@@ -434,13 +417,7 @@ pub struct SubArgs {
 impl SubArgs {
     /// The idle timeout in force; `None` waits forever.
     pub fn idle_timeout(&self) -> Result<Option<Duration>, ToolError> {
-        match self.timeout {
-            Some(0.0) => Ok(None),
-            Some(t) if t > 0.0 && t < 1e9 => Ok(Some(Duration::from_secs_f64(t))),
-            Some(t) => Err(ToolError::Usage(format!("--timeout {t} is not a duration"))),
-            None if self.count.is_some() || self.verify => Ok(Some(DEFAULT_TIMEOUT)),
-            None => Ok(None),
-        }
+        idle_timeout(self.timeout, self.count.is_some() || self.verify)
     }
 }
 
@@ -571,11 +548,6 @@ impl SubOutcome {
     /// The `--verify` JSON line.
     pub fn to_json(&self) -> String {
         let v = &self.verifier;
-        let rate = if self.elapsed_s > 0.0 {
-            v.received as f64 / self.elapsed_s
-        } else {
-            0.0
-        };
         json_line(&[
             ("received", v.received.into()),
             ("topics", v.topics_json()),
@@ -585,7 +557,7 @@ impl SubOutcome {
             ("unrecoverable", v.unrecoverable.into()),
             ("filtered_out", self.filtered_out.into()),
             ("elapsed_s", round3(self.elapsed_s).into()),
-            ("msgs_per_s", rate.round().into()),
+            ("msgs_per_s", msgs_per_s(v.received, self.elapsed_s).into()),
             ("gap_events", v.gap_events.into()),
             ("naks_sent", self.naks_sent.into()),
             ("repaired", self.repaired.into()),
@@ -653,8 +625,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
     let mut progress = Progress::new(clock, !quiet);
     let mut v = TopicVerifier::new();
     let mut bytes = 0u64;
-    let (mut first, mut last) = (None, clock.elapsed());
-    let mut idle_since = clock.elapsed();
+    let mut activity = Activity::new(clock.elapsed());
     let mut apdus_seen = 0u64;
     let wanted = args.count.unwrap_or(u64::MAX);
     while v.received < wanted {
@@ -667,13 +638,11 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
                 let apdus = sub.stats().decoder.apdus;
                 if apdus != apdus_seen {
                     apdus_seen = apdus;
-                    idle_since = now;
+                    activity.idle_since = now;
                 }
-                let waited = now.saturating_sub(idle_since);
-                let wait = match idle {
-                    Some(limit) if waited >= limit => break,
-                    Some(limit) => limit.saturating_sub(waited).min(progress.until_next()),
-                    None => progress.until_next(),
+                let waited = now.saturating_sub(activity.idle_since);
+                let Some(wait) = next_wait(idle, waited, &progress) else {
+                    break;
                 };
                 match sub
                     .recv_timeout(wait.clamp(Duration::from_millis(1), Duration::from_millis(250)))
@@ -690,10 +659,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
         };
         match ev {
             RecvEvent::Message(m) => {
-                let now = clock.elapsed();
-                first.get_or_insert(now);
-                last = now;
-                idle_since = now;
+                activity.delivered(clock.elapsed());
                 bytes += m.frames.iter().map(|f| f.len() as u64).sum::<u64>();
                 if args.verify {
                     v.on_message(&m);
@@ -718,7 +684,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
     sub.close();
     Ok(SubOutcome {
         short: args.count.is_some_and(|c| v.received < c),
-        elapsed_s: first.map_or(0.0, |f| last.saturating_sub(f).as_secs_f64()),
+        elapsed_s: activity.elapsed_s(),
         filtered_out: stats.decoder.filtered_out,
         naks_sent: stats.transport.engine.naks_sent,
         repaired: stats.transport.engine.repaired,
@@ -729,30 +695,15 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
 
 /// `pgm-sub`'s main: runs, prints the JSON line when verifying, maps errors to exit codes.
 pub fn sub_main(args: &SubArgs) -> ExitCode {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    match run_sub(args, &mut out) {
-        Ok(o) => {
-            if args.verify && writeln!(out, "{}", o.to_json()).is_err() {
-                return ExitCode::FAILURE;
-            }
-            if out.flush().is_err() {
-                return ExitCode::FAILURE;
-            }
-            if o.short && !args.common.quiet {
-                eprintln!(
-                    "pgm-sub: timed out with {} of {} messages",
-                    o.verifier.received,
-                    args.count.unwrap_or(0)
-                );
-            }
-            ExitCode::from(o.exit_code(args.verify))
-        }
-        Err(e) => {
-            let _ = out.flush();
-            report_error("pgm-sub", &e)
-        }
-    }
+    receiver_main("pgm-sub", args.common.quiet, args.count, |out| {
+        let o = run_sub(args, out)?;
+        Ok(RunEnd {
+            json: args.verify.then(|| o.to_json()),
+            received: o.verifier.received,
+            short: o.short,
+            exit_code: o.exit_code(args.verify),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
 //! `pgm-recv`: print messages from a PGM/EPGM endpoint, or verify numbered test messages.
+//!
+//! Also home to what the receiving tools (`pgm-recv`, `pgm-sub`) share: the idle timeout, the
+//! wait for the next event, and the main that prints the summary and maps the exit codes.
 
 use std::{
     collections::HashMap,
@@ -14,11 +17,126 @@ use pgm::{
 };
 
 use crate::send::{
-    check_test_message, json_line, report_error, round3, CommonArgs, Progress, ToolError,
+    check_test_message, json_line, msgs_per_s, report_error, round3, CommonArgs, Progress,
+    ToolError,
 };
 
 /// Idle timeout when `--count` or `--verify` is given and `--timeout` is not.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The idle timeout of a receiving tool from its `--timeout` (`None`: wait forever): `0` is
+/// forever; without one, [`DEFAULT_TIMEOUT`] when the run is `bounded` (`--count` or
+/// `--verify` given), else forever.
+pub fn idle_timeout(timeout: Option<f64>, bounded: bool) -> Result<Option<Duration>, ToolError> {
+    match timeout {
+        Some(0.0) => Ok(None),
+        Some(t) if t > 0.0 && t < 1e9 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(t) => Err(ToolError::Usage(format!("--timeout {t} is not a duration"))),
+        None if bounded => Ok(Some(DEFAULT_TIMEOUT)),
+        None => Ok(None),
+    }
+}
+
+/// When a receiving tool's messages came, on its run's clock: the first and the last delivery,
+/// and since when nothing has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// When the first message was delivered.
+    pub first: Option<Duration>,
+    /// When the last message was delivered (the start while none was).
+    pub last: Duration,
+    /// When the current idle spell began (the last data or the start).
+    pub idle_since: Duration,
+}
+
+impl Activity {
+    /// Nothing delivered yet; idle since `now`.
+    pub fn new(now: Duration) -> Self {
+        Activity {
+            first: None,
+            last: now,
+            idle_since: now,
+        }
+    }
+
+    /// A message was delivered at `now`.
+    pub fn delivered(&mut self, now: Duration) {
+        self.first.get_or_insert(now);
+        self.last = now;
+        self.idle_since = now;
+    }
+
+    /// Seconds from the first to the last delivery (0 without any).
+    pub fn elapsed_s(&self) -> f64 {
+        self.first
+            .map_or(0.0, |f| self.last.saturating_sub(f).as_secs_f64())
+    }
+}
+
+/// How long a receiving tool may block waiting for the next event, `waited` after the last
+/// data: until its `idle` limit or its next progress line, whichever comes first. `None` once
+/// the idle limit is reached (the run ends).
+pub fn next_wait(
+    idle: Option<Duration>,
+    waited: Duration,
+    progress: &Progress,
+) -> Option<Duration> {
+    match idle {
+        Some(limit) if waited >= limit => None,
+        Some(limit) => Some(limit.saturating_sub(waited).min(progress.until_next())),
+        None => Some(progress.until_next()),
+    }
+}
+
+/// How a receiving tool's run ended, as far as its main is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEnd {
+    /// The JSON summary line to print on stdout (`--verify`), if any.
+    pub json: Option<String>,
+    /// Messages delivered.
+    pub received: u64,
+    /// `--count` was given and not reached.
+    pub short: bool,
+    /// The exit status.
+    pub exit_code: u8,
+}
+
+/// The main of a receiving tool (`pgm-recv`, `pgm-sub`): runs `run` on a buffered stdout, prints
+/// the JSON summary it returns, says on stderr (unless `quiet`) when fewer than `count`
+/// messages arrived, and maps errors to exit codes.
+pub fn receiver_main(
+    tool: &str,
+    quiet: bool,
+    count: Option<u64>,
+    run: impl FnOnce(&mut dyn Write) -> Result<RunEnd, ToolError>,
+) -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match run(&mut out) {
+        Ok(end) => {
+            if let Some(json) = end.json {
+                if writeln!(out, "{json}").is_err() {
+                    return ExitCode::FAILURE;
+                }
+            }
+            if out.flush().is_err() {
+                return ExitCode::FAILURE;
+            }
+            if end.short && !quiet {
+                eprintln!(
+                    "{tool}: timed out with {} of {} messages",
+                    end.received,
+                    count.unwrap_or(0)
+                );
+            }
+            ExitCode::from(end.exit_code)
+        }
+        Err(e) => {
+            let _ = out.flush();
+            report_error(tool, &e)
+        }
+    }
+}
 
 /// `pgm-recv` arguments.
 #[derive(Debug, Parser)]
@@ -61,13 +179,7 @@ pub struct RecvArgs {
 impl RecvArgs {
     /// The idle timeout in force; `None` waits forever.
     pub fn idle_timeout(&self) -> Result<Option<Duration>, ToolError> {
-        match self.timeout {
-            Some(0.0) => Ok(None),
-            Some(t) if t > 0.0 && t < 1e9 => Ok(Some(Duration::from_secs_f64(t))),
-            Some(t) => Err(ToolError::Usage(format!("--timeout {t} is not a duration"))),
-            None if self.count.is_some() || self.verify => Ok(Some(DEFAULT_TIMEOUT)),
-            None => Ok(None),
-        }
+        idle_timeout(self.timeout, self.count.is_some() || self.verify)
     }
 }
 
@@ -143,11 +255,6 @@ impl Verifier {
 
     /// The one JSON line.
     pub fn to_json(&self, elapsed_s: f64, engine: &EngineCounts) -> String {
-        let rate = if elapsed_s > 0.0 {
-            self.received as f64 / elapsed_s
-        } else {
-            0.0
-        };
         json_line(&[
             ("received", self.received.into()),
             ("gaps", self.gaps.into()),
@@ -155,7 +262,7 @@ impl Verifier {
             ("corrupt", self.corrupt.into()),
             ("unrecoverable", self.unrecoverable.into()),
             ("elapsed_s", round3(elapsed_s).into()),
-            ("msgs_per_s", rate.round().into()),
+            ("msgs_per_s", msgs_per_s(self.received, elapsed_s).into()),
             ("naks_sent", engine.naks_sent.into()),
             ("first_seq", self.first_seq.into()),
             ("last_seq", self.last_seq.into()),
@@ -214,18 +321,15 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
     let mut progress = Progress::new(clock, !args.common.quiet);
     let mut v = Verifier::new();
     let mut bytes = 0u64;
-    let (mut first, mut last) = (None, clock.elapsed());
-    let mut idle_since = clock.elapsed();
+    let mut activity = Activity::new(clock.elapsed());
     let wanted = args.count.unwrap_or(u64::MAX);
     while v.received < wanted {
         let ev = match next_event(&sock, out) {
             Ok(ev) => ev,
             Err(RecvError::Empty) => {
-                let waited = clock.elapsed().saturating_sub(idle_since);
-                let wait = match idle {
-                    Some(limit) if waited >= limit => break,
-                    Some(limit) => limit.saturating_sub(waited).min(progress.until_next()),
-                    None => progress.until_next(),
+                let waited = clock.elapsed().saturating_sub(activity.idle_since);
+                let Some(wait) = next_wait(idle, waited, &progress) else {
+                    break;
                 };
                 match sock.recv_timeout(wait.max(Duration::from_millis(1))) {
                     Ok(ev) => ev,
@@ -240,10 +344,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
         };
         match ev {
             RecvEvent::Data { tsi, data } => {
-                let now = clock.elapsed();
-                first.get_or_insert(now);
-                last = now;
-                idle_since = now;
+                activity.delivered(clock.elapsed());
                 bytes += data.len() as u64;
                 if args.verify {
                     v.on_data(tsi, &data);
@@ -272,7 +373,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
         }
     }
     out.flush()?;
-    let elapsed_s = first.map_or(0.0, |f| last.saturating_sub(f).as_secs_f64());
+    let elapsed_s = activity.elapsed_s();
     let stats = sock.stats();
     sock.close();
     Ok(RecvOutcome {
@@ -283,7 +384,9 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
             naks_sent: stats.engine.naks_sent,
             parse_errors: stats.engine.parse_errors,
             checksum_errors: stats.engine.checksum_errors,
-            last_mono_ns: first.map_or(0, |_| mono_base + last.as_nanos() as u64),
+            last_mono_ns: activity
+                .first
+                .map_or(0, |_| mono_base + activity.last.as_nanos() as u64),
         },
     })
 }
@@ -312,32 +415,17 @@ fn tick(progress: &mut Progress, sock: &RecvSocket, v: &Verifier, bytes: u64) {
 
 /// `pgm-recv`'s main: runs, prints the JSON line when verifying, maps errors to exit codes.
 pub fn recv_main(args: &RecvArgs) -> ExitCode {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    match run_recv(args, &mut out) {
-        Ok(o) => {
-            if args.verify
-                && writeln!(out, "{}", o.verifier.to_json(o.elapsed_s, &o.engine)).is_err()
-            {
-                return ExitCode::FAILURE;
-            }
-            if out.flush().is_err() {
-                return ExitCode::FAILURE;
-            }
-            if o.short && !args.common.quiet {
-                eprintln!(
-                    "pgm-recv: timed out with {} of {} messages",
-                    o.verifier.received,
-                    args.count.unwrap_or(0)
-                );
-            }
-            ExitCode::from(o.exit_code(args.verify))
-        }
-        Err(e) => {
-            let _ = out.flush();
-            report_error("pgm-recv", &e)
-        }
-    }
+    receiver_main("pgm-recv", args.common.quiet, args.count, |out| {
+        let o = run_recv(args, out)?;
+        Ok(RunEnd {
+            json: args
+                .verify
+                .then(|| o.verifier.to_json(o.elapsed_s, &o.engine)),
+            received: o.verifier.received,
+            short: o.short,
+            exit_code: o.exit_code(args.verify),
+        })
+    })
 }
 
 #[cfg(test)]

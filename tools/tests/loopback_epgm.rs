@@ -3,128 +3,17 @@
 //! per test: IP_MULTICAST_IF is 127.0.0.1 and loop is on, so nothing leaves through a real
 //! interface. Every child process is killed when its guard drops, and every wait is bounded.
 
-use std::{
-    collections::hash_map::RandomState,
-    hash::{BuildHasher, Hasher},
-    io::{BufRead, BufReader, Read, Write},
-    process::{Child, ChildStderr, Command, ExitStatus, Stdio},
-    sync::mpsc,
-    thread,
-    time::Duration,
-};
+mod common;
 
-use pgm::socket::Clock;
+use std::process::Command;
+
+use common::{endpoint, fails, json, run_with_stdin, Proc};
 
 const SEND: &str = env!("CARGO_BIN_EXE_pgm-send");
 const RECV: &str = env!("CARGO_BIN_EXE_pgm-recv");
-/// No test step may take longer than this.
-const STEP_LIMIT: Duration = Duration::from_mins(1);
-
-/// A random loopback endpoint: group 239.192.x.y, port 20000..60000.
-fn endpoint() -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let r = h.finish();
-    let port = 20_000 + (r % 40_000) as u16;
-    let (x, y) = ((r >> 16) as u8, ((r >> 24) as u8).max(1));
-    format!("epgm://127.0.0.1;239.192.{x}.{y}:{port}")
-}
-
-/// A child process killed on drop; its stderr is collected by a thread.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    stderr_seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let stderr: ChildStderr = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            name,
-            child,
-            stderr: rx,
-            stderr_seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a stderr line containing `needle`.
-    fn wait_for_stderr(&mut self, needle: &str) {
-        let clock = Clock::new();
-        let limit = Duration::from_secs(10);
-        loop {
-            let left = limit.saturating_sub(clock.elapsed());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = line.contains(needle);
-                    self.stderr_seen.push(line);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout | mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "{}: no {needle:?} on stderr within 10 s; saw {:?}",
-                        self.name, self.stderr_seen
-                    )
-                }
-            }
-        }
-    }
-
-    /// Waits for exit (bounded), returning status, stdout and stderr.
-    fn finish(mut self) -> (ExitStatus, String, String) {
-        let mut stdout = self.child.stdout.take().expect("stdout is piped");
-        let reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        let clock = Clock::new();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                break st;
-            }
-            assert!(
-                clock.elapsed() < STEP_LIMIT,
-                "{} did not exit within {STEP_LIMIT:?}",
-                self.name
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
-        let out = reader.join().expect("stdout reader");
-        let mut err = self.stderr_seen.join("\n");
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
-            err.push('\n');
-            err.push_str(&line);
-        }
-        (status, out, err)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn recv_verify(ep: &str, count: u64) -> Proc {
-    let mut p = Proc::spawn(
+    Proc::spawn_listening(
         "pgm-recv",
         Command::new(RECV).args([
             "--verify",
@@ -134,14 +23,7 @@ fn recv_verify(ep: &str, count: u64) -> Proc {
             "10",
             ep,
         ]),
-    );
-    p.wait_for_stderr("listening on");
-    p
-}
-
-fn json(out: &str) -> serde_json::Value {
-    let line = out.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+    )
 }
 
 /// Two verifying receivers, one sender of `count` test messages of `size` bytes.
@@ -202,24 +84,15 @@ fn unlimited_rate_small_messages_are_complete() {
 #[test]
 fn stdin_lines_are_printed_by_the_receiver() {
     let ep = endpoint();
-    let mut r = Proc::spawn(
+    let r = Proc::spawn_listening(
         "pgm-recv",
         Command::new(RECV).args(["--count", "3", "--timeout", "10", &ep]),
     );
-    r.wait_for_stderr("listening on");
-    let mut s = Proc::spawn(
+    let (status, out, err) = run_with_stdin(
         "pgm-send",
-        Command::new(SEND)
-            .args(["--linger", "0.5", &ep])
-            .stdin(Stdio::piped()),
+        Command::new(SEND).args(["--linger", "0.5", &ep]),
+        "hello\nwörld\r\n\nlast line\n",
     );
-    {
-        let mut stdin = s.child.stdin.take().unwrap();
-        stdin
-            .write_all("hello\nwörld\r\n\nlast line\n".as_bytes())
-            .unwrap();
-    }
-    let (status, out, err) = s.finish();
     assert!(status.success(), "{err}");
     assert_eq!(json(&out)["sent"], 4);
     let (status, out, err) = r.finish();
@@ -258,13 +131,6 @@ fn receiver_times_out_short_with_status_1() {
     let (status, out, _) = r.finish();
     assert_eq!(status.code(), Some(1));
     assert_eq!(json(&out)["received"], 0);
-}
-
-/// Runs a tool that should fail at once; returns exit code and stderr.
-fn fails(bin: &str, args: &[&str]) -> (Option<i32>, String) {
-    let p = Proc::spawn("tool", Command::new(bin).args(args).stdin(Stdio::null()));
-    let (status, _, err) = p.finish();
-    (status.code(), err)
 }
 
 #[test]

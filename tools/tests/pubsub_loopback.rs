@@ -5,127 +5,15 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
 
-use std::{
-    collections::{hash_map::RandomState, BTreeMap},
-    hash::{BuildHasher, Hasher},
-    io::{BufRead, BufReader, Read, Write},
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc::{self, RecvTimeoutError},
-    thread,
-    time::Duration,
-};
+mod common;
 
+use std::{collections::BTreeMap, process::Command};
+
+use common::{endpoint, fails, json, run_with_stdin, Proc};
 use pgm::socket::Clock;
 
 const PUB: &str = env!("CARGO_BIN_EXE_pgm-pub");
 const SUB: &str = env!("CARGO_BIN_EXE_pgm-sub");
-/// No test step may take longer than this.
-const STEP_LIMIT: Duration = Duration::from_mins(1);
-
-/// A random loopback endpoint: group 239.192.x.y, port 20000..60000.
-fn endpoint() -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let r = h.finish();
-    let port = 20_000 + (r % 40_000) as u16;
-    let (x, y) = ((r >> 16) as u8, ((r >> 24) as u8).max(1));
-    format!("epgm://127.0.0.1;239.192.{x}.{y}:{port}")
-}
-
-/// A child process killed on drop; its stderr is collected by a thread.
-struct Proc {
-    name: String,
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    stderr_seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            name: name.to_owned(),
-            child,
-            stderr: rx,
-            stderr_seen: Vec::new(),
-        }
-    }
-
-    /// Waits (at most 10 s) for a stderr line containing `needle`.
-    fn wait_for_stderr(&mut self, needle: &str) {
-        let clock = Clock::new();
-        loop {
-            let left = Duration::from_secs(10).saturating_sub(clock.elapsed());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = line.contains(needle);
-                    self.stderr_seen.push(line);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
-                    "{}: no {needle:?} on stderr within 10 s; saw {:?}",
-                    self.name, self.stderr_seen
-                ),
-            }
-        }
-    }
-
-    /// Waits for exit (bounded), returning status, stdout and stderr.
-    fn finish(mut self) -> (ExitStatus, String, String) {
-        let mut stdout = self.child.stdout.take().unwrap();
-        let reader = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.read_to_string(&mut s);
-            s
-        });
-        let clock = Clock::new();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            assert!(
-                clock.elapsed() < STEP_LIMIT,
-                "{} did not exit within {STEP_LIMIT:?}",
-                self.name
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
-        let out = reader.join().unwrap();
-        let mut err = self.stderr_seen.join("\n");
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
-            err.push('\n');
-            err.push_str(&line);
-        }
-        (status, out, err)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn json(out: &str) -> serde_json::Value {
-    let line = out.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
-}
 
 /// A verifying subscriber of `prefixes` that expects `count` messages; waits until it listens.
 fn sub_verify(ep: &str, prefixes: &[&str], count: u64) -> Proc {
@@ -140,12 +28,10 @@ fn sub_verify(ep: &str, prefixes: &[&str], count: u64) -> Proc {
         args.extend(["--subscribe".to_owned(), (*p).to_owned()]);
     }
     args.push(ep.to_owned());
-    let mut p = Proc::spawn(
+    Proc::spawn_listening(
         &format!("pgm-sub {prefixes:?}"),
         Command::new(SUB).args(&args),
-    );
-    p.wait_for_stderr("listening on");
-    p
+    )
 }
 
 /// `pgm-pub --count count` round-robin over `topics`, `size` bytes per payload.
@@ -267,7 +153,7 @@ fn large_messages_spanning_apdus_are_reassembled() {
 #[test]
 fn stdin_lines_are_published_and_printed_filtered() {
     let ep = endpoint();
-    let mut sub = Proc::spawn(
+    let sub = Proc::spawn_listening(
         "pgm-sub",
         Command::new(SUB).args([
             "--count",
@@ -281,20 +167,11 @@ fn stdin_lines_are_published_and_printed_filtered() {
             &ep,
         ]),
     );
-    sub.wait_for_stderr("listening on");
-    let mut p = Proc::spawn(
+    let (status, out, err) = run_with_stdin(
         "pgm-pub",
-        Command::new(PUB)
-            .args(["--linger", "0.5", &ep])
-            .stdin(Stdio::piped()),
+        Command::new(PUB).args(["--linger", "0.5", &ep]),
+        "md.AAPL bid 189.20\nother dropped\nmd.MSFT ask wörld\r\nx\n",
     );
-    {
-        let mut stdin = p.child.stdin.take().unwrap();
-        stdin
-            .write_all("md.AAPL bid 189.20\nother dropped\nmd.MSFT ask wörld\r\nx\n".as_bytes())
-            .unwrap();
-    }
-    let (status, out, err) = p.finish();
     assert!(status.success(), "{err}");
     assert_eq!(json(&out)["sent"], 4, "{out}");
     let (status, out, err) = sub.finish();
@@ -305,11 +182,10 @@ fn stdin_lines_are_published_and_printed_filtered() {
 #[test]
 fn no_subscription_delivers_nothing_and_says_so() {
     let ep = endpoint();
-    let mut sub = Proc::spawn(
+    let sub = Proc::spawn_listening(
         "pgm-sub",
         Command::new(SUB).args(["--verify", "--count", "1", "--timeout", "1.5", &ep]),
     );
-    sub.wait_for_stderr("listening on");
     publish(&ep, &["t".to_owned()], 100, "20", "10M");
     let (status, out, err) = sub.finish();
     assert_eq!(status.code(), Some(1), "{out}\n{err}");
@@ -350,9 +226,8 @@ fn usage_errors_exit_2() {
         (SUB, &["udp://lo;239.1.1.1:5"], "unknown scheme"),
     ];
     for (bin, args, needle) in cases {
-        let p = Proc::spawn("tool", Command::new(bin).args(*args).stdin(Stdio::null()));
-        let (status, _, err) = p.finish();
-        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        let (code, err) = fails(bin, args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {needle:?} not in {err:?}");
     }
 }

@@ -1,0 +1,156 @@
+//! What the loopback tests of the tools share: a random EPGM endpoint on the loopback, a child
+//! process killed when its guard drops (every wait bounded), and the JSON summary line.
+
+use std::{
+    collections::hash_map::RandomState,
+    hash::{BuildHasher, Hasher},
+    io::{BufRead, BufReader, Read, Write},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, RecvTimeoutError},
+    thread,
+    time::Duration,
+};
+
+use pgm::socket::Clock;
+
+/// No test step may take longer than this.
+pub(crate) const STEP_LIMIT: Duration = Duration::from_mins(1);
+
+/// A random loopback endpoint: group 239.192.x.y, port 20000..60000.
+pub(crate) fn endpoint() -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let r = h.finish();
+    let port = 20_000 + (r % 40_000) as u16;
+    let (x, y) = ((r >> 16) as u8, ((r >> 24) as u8).max(1));
+    format!("epgm://127.0.0.1;239.192.{x}.{y}:{port}")
+}
+
+/// A child process killed on drop; its stderr is collected by a thread.
+pub(crate) struct Proc {
+    /// The name used in messages.
+    pub(crate) name: String,
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdout and stderr piped; `name` is used in messages.
+    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            name: name.to_owned(),
+            child,
+            stderr: rx,
+            stderr_seen: Vec::new(),
+        }
+    }
+
+    /// Spawns a receiving tool ([`Proc::spawn`]) and waits until it says it is listening.
+    pub(crate) fn spawn_listening(name: &str, cmd: &mut Command) -> Proc {
+        let mut p = Proc::spawn(name, cmd);
+        p.wait_for_stderr("listening on");
+        p
+    }
+
+    /// Waits (at most 10 s) for a stderr line containing `needle`.
+    pub(crate) fn wait_for_stderr(&mut self, needle: &str) {
+        let clock = Clock::new();
+        loop {
+            let left = Duration::from_secs(10).saturating_sub(clock.elapsed());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.stderr_seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
+                    "{}: no {needle:?} on stderr within 10 s; saw {:?}",
+                    self.name, self.stderr_seen
+                ),
+            }
+        }
+    }
+
+    /// Waits for exit (bounded), returning status, stdout and stderr.
+    pub(crate) fn finish(mut self) -> (ExitStatus, String, String) {
+        let mut stdout = self.child.stdout.take().expect("stdout is piped");
+        let reader = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let clock = Clock::new();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st;
+            }
+            assert!(
+                clock.elapsed() < STEP_LIMIT,
+                "{} did not exit within {STEP_LIMIT:?}",
+                self.name
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let out = reader.join().expect("stdout reader");
+        let mut err = self.stderr_seen.join("\n");
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            err.push('\n');
+            err.push_str(&line);
+        }
+        (status, out, err)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a sending tool with `input` on its stdin (closed after it) until it exits; returns
+/// status, stdout and stderr.
+pub(crate) fn run_with_stdin(
+    name: &str,
+    cmd: &mut Command,
+    input: &str,
+) -> (ExitStatus, String, String) {
+    let mut p = Proc::spawn(name, cmd.stdin(Stdio::piped()));
+    p.child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("writing stdin");
+    p.finish()
+}
+
+/// Runs a tool that should fail at once (stdin closed); returns exit code and stderr.
+pub(crate) fn fails(bin: &str, args: &[&str]) -> (Option<i32>, String) {
+    let p = Proc::spawn("tool", Command::new(bin).args(args).stdin(Stdio::null()));
+    let (status, _, err) = p.finish();
+    (status.code(), err)
+}
+
+/// The last line of a tool's stdout: its JSON summary.
+pub(crate) fn json(out: &str) -> serde_json::Value {
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+}
