@@ -20,7 +20,9 @@
 //!
 //! The encoder is sans-IO. Small messages are batched: an APDU is closed when it is full, on
 //! [`Encoder::flush`], or once it has been open for the linger time (the caller drives
-//! [`Encoder::handle_timeout`] at [`Encoder::poll_timeout`]). With a zero linger every push ends
+//! [`Encoder::handle_timeout`] at [`Encoder::poll_timeout`]). Closed APDUs keep the deadline
+//! of the oldest one ([`Encoder::ready_due`]), so a caller may hold full APDUs to hand them to
+//! the transport several at a time and still send every message within the linger. With a zero linger every push ends
 //! with a flush, so a message that fits is exactly one APDU. Every APDU is at most
 //! `max_payload` bytes, so the transport never fragments it (fragmented APDUs abort a libzmq
 //! SUB, interop-notes §0.6), and it always carries at least one stream byte, so it is never the
@@ -124,6 +126,8 @@ pub struct Encoder {
     deadline: Option<Instant>,
     /// Closed APDUs, oldest first.
     ready: VecDeque<Bytes>,
+    /// The deadline of the oldest APDU in `ready` (`Some` exactly when `ready` is not empty).
+    ready_deadline: Option<Instant>,
     stats: EncoderStats,
 }
 
@@ -139,6 +143,7 @@ impl Encoder {
             has_start: false,
             deadline: None,
             ready: VecDeque::new(),
+            ready_deadline: None,
             stats: EncoderStats::default(),
         })
     }
@@ -188,19 +193,52 @@ impl Encoder {
         }
     }
 
-    /// When [`Encoder::handle_timeout`] must be called next: the open APDU's deadline.
+    /// When something is due next: the open APDU's deadline, or the oldest closed one's
+    /// (see [`Encoder::ready_due`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadline
+        match (self.deadline, self.ready_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the closed APDUs must go now: the oldest one's linger (counted from when it
+    /// opened) is over.
+    pub fn ready_due(&self, now: Instant) -> bool {
+        self.ready_deadline.is_some_and(|d| d <= now)
     }
 
     /// The next APDU to send, oldest first.
     pub fn poll_apdu(&mut self) -> Option<Bytes> {
-        self.ready.pop_front()
+        let apdu = self.ready.pop_front();
+        if self.ready.is_empty() {
+            self.ready_deadline = None;
+        }
+        apdu
     }
 
-    /// Puts back an APDU the transport could not take, so it goes out first next time.
+    /// Puts back an APDU the transport could not take, so it goes out first (and is due at
+    /// once) next time.
     pub fn unpoll_apdu(&mut self, apdu: Bytes) {
         self.ready.push_front(apdu);
+        self.ready_deadline = Some(Instant::ZERO);
+    }
+
+    /// Moves every closed APDU, oldest first, to the back of `out`.
+    pub fn take_ready_into(&mut self, out: &mut VecDeque<Bytes>) {
+        out.append(&mut self.ready);
+        self.ready_deadline = None;
+    }
+
+    /// Puts back the APDUs in `rest` (oldest first) that the transport could not take: they go
+    /// out before anything closed since, and are due at once. Leaves `rest` empty.
+    pub fn unpoll_all(&mut self, rest: &mut VecDeque<Bytes>) {
+        if rest.is_empty() {
+            return;
+        }
+        rest.append(&mut self.ready);
+        std::mem::swap(&mut self.ready, rest);
+        self.ready_deadline = Some(Instant::ZERO);
     }
 
     /// APDUs closed and waiting for [`Encoder::poll_apdu`].
@@ -271,6 +309,9 @@ impl Encoder {
         self.stats.apdus += 1;
         self.stats.bytes += apdu.len() as u64;
         self.ready.push_back(apdu);
+        if self.ready_deadline.is_none() {
+            self.ready_deadline = self.deadline;
+        }
         self.deadline = None;
         self.has_start = false;
     }
@@ -459,11 +500,40 @@ mod tests {
         let mut e = enc(9, 1000);
         e.push(T0, &[b"abcde"]).unwrap(); // exactly 7 stream bytes
         assert_eq!(e.ready_len(), 1);
-        assert_eq!(e.poll_timeout(), None);
+        // No APDU open: the only deadline is the closed one's.
+        assert_eq!(e.poll_timeout(), Some(T0 + Duration::from_millis(1)));
         e.push(T0, &[b"z"]).unwrap();
         e.flush();
         let a = drain(&mut e);
         assert_eq!(offset(&a[1]), 0);
+    }
+
+    #[test]
+    fn closed_apdus_keep_the_oldest_deadline_until_handed_over() {
+        let linger = Duration::from_millis(1);
+        let mut e = enc(9, 1000);
+        e.push(T0, &[b"abcde"]).unwrap(); // full: closed, opened at T0
+        let t1 = T0 + Duration::from_micros(400);
+        e.push(t1, &[b"abcde"]).unwrap(); // a second one, opened later
+        assert_eq!(e.ready_len(), 2);
+        assert!(!e.ready_due(t1));
+        assert_eq!(e.poll_timeout(), Some(T0 + linger));
+        assert!(e.ready_due(T0 + linger));
+        let mut out = VecDeque::new();
+        e.take_ready_into(&mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(e.poll_timeout(), None);
+        assert!(!e.ready_due(T0 + linger * 10));
+        // What the transport refused goes back in front of anything newer, due at once.
+        let refused = out.pop_back().unwrap();
+        e.push(t1, &[b"xyz"]).unwrap();
+        e.flush();
+        let mut back = VecDeque::from([refused.clone()]);
+        e.unpoll_all(&mut back);
+        assert!(back.is_empty());
+        assert!(e.ready_due(T0));
+        assert_eq!(e.poll_apdu(), Some(refused));
+        assert_eq!(e.ready_len(), 1);
     }
 
     /// Splits each APDU into (offset, stream bytes) and checks the invariants every APDU

@@ -29,6 +29,8 @@ pub struct SubscriberStats {
 #[derive(Clone, Copy)]
 enum Wait {
     Forever,
+    /// This long from the first time the receive has to wait.
+    For(Duration),
     /// Until this much time after the clock's epoch.
     Until(Duration),
     No,
@@ -85,7 +87,7 @@ impl Subscriber {
 
     /// The next message or gap, or [`RecvError::Timeout`] after `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<RecvEvent, RecvError> {
-        self.next(Wait::Until(self.clock.elapsed() + timeout))
+        self.next(Wait::For(timeout))
     }
 
     /// The next message or gap if one is ready, else [`RecvError::Empty`].
@@ -93,7 +95,7 @@ impl Subscriber {
         self.next(Wait::No)
     }
 
-    fn next(&mut self, wait: Wait) -> Result<RecvEvent, RecvError> {
+    fn next(&mut self, mut wait: Wait) -> Result<RecvEvent, RecvError> {
         loop {
             if let Some(ev) = self.dec.poll_event() {
                 return Ok(ev);
@@ -101,6 +103,14 @@ impl Subscriber {
             let ev = match wait {
                 Wait::Forever => self.sock.recv()?,
                 Wait::No => self.sock.try_recv()?,
+                // Most calls find data queued: the clock is read only once one has to wait.
+                Wait::For(timeout) => match self.sock.try_recv() {
+                    Err(RecvError::Empty) => {
+                        wait = Wait::Until(self.clock.elapsed() + timeout);
+                        continue;
+                    }
+                    r => r?,
+                },
                 Wait::Until(deadline) => {
                     let left = deadline.saturating_sub(self.clock.elapsed());
                     if left.is_zero() {

@@ -90,6 +90,48 @@ fn linger_sends_a_batch_without_further_calls() {
     assert_eq!((e.apdus, e.lingered), (1, 1));
 }
 
+/// Full APDUs wait for a run (or their linger) and go to the transport together: a few full
+/// ones leave only at the linger, a burst leaves in runs of several packets per `sendmmsg`.
+#[test]
+fn full_apdus_are_handed_over_in_runs_within_the_linger() {
+    let ep = endpoint(5);
+    let mut sub = Subscriber::connect(&ep, &opts()).unwrap();
+    sub.subscribe(b"");
+    let linger = Duration::from_millis(50);
+    let publisher = Publisher::connect(&ep, &opts().with_batch_linger(linger)).unwrap();
+    let clock = pgm::socket::Clock::new();
+    // About three full APDUs: fewer than a run, so they wait for the first one's linger.
+    let body = [7u8; 100];
+    for _ in 0..40 {
+        publisher.send(b"t", &body).unwrap();
+    }
+    assert!(publisher.stats().encoder.full >= 2);
+    recv_msg(&mut sub);
+    let waited = clock.elapsed();
+    assert!(waited >= Duration::from_millis(48), "{waited:?}");
+    for _ in 1..40 {
+        recv_msg(&mut sub);
+    }
+    // A burst: 4000 messages = ~290 full APDUs, handed over 16 at a time.
+    let before = publisher.stats().transport.io;
+    for _ in 0..4000 {
+        publisher.send(b"t", &body).unwrap();
+    }
+    publisher.flush().unwrap();
+    for _ in 0..4000 {
+        recv_msg(&mut sub);
+    }
+    let io = publisher.stats().transport.io;
+    let (packets, calls) = (
+        io.packets_sent - before.packets_sent,
+        io.send_calls - before.send_calls,
+    );
+    assert!(
+        packets >= 4 * calls,
+        "{packets} packets in {calls} sendmmsg calls"
+    );
+}
+
 #[test]
 fn zero_linger_sends_each_message_as_one_apdu() {
     let ep = endpoint(3);

@@ -270,6 +270,39 @@ impl SendSocket {
         Ok(())
     }
 
+    /// Like [`SendSocket::send_many`] without waiting: takes messages from the front of `msgs`
+    /// while the queue has room (the rest stay in `msgs`), then sends what it can on this
+    /// thread. Returns how many it took; [`SendError::WouldBlock`] when it took none.
+    pub fn try_send_many(&self, msgs: &mut VecDeque<Bytes>) -> Result<usize, SendError> {
+        let shared = &self.handle.shared;
+        let mut st = shared.lock();
+        if let Some(f) = &st.failure {
+            return Err(SendError::Failed(f.clone()));
+        }
+        if st.done || st.close_requested {
+            return Err(SendError::Closed);
+        }
+        let mut taken = 0;
+        while let Some(msg) = msgs.front() {
+            self.check_len(msg.len())?;
+            if st.tx_count != 0 && st.tx_bytes + msg.len() > self.queue_limit {
+                break;
+            }
+            let Some(msg) = msgs.pop_front() else { break };
+            st.tx_bytes += msg.len();
+            st.tx_count += 1;
+            st.tx.push_back(msg);
+            taken += 1;
+        }
+        if taken == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        shared.bump_in();
+        drop(st);
+        self.handle.drive_or_wake();
+        Ok(taken)
+    }
+
     fn push(&self, msg: Bytes, block: bool) -> Result<(), SendError> {
         self.check_len(msg.len())?;
         let shared = &self.handle.shared;
@@ -526,8 +559,12 @@ impl RecvSocket {
     fn next(&self, timeout: Option<Duration>) -> Result<RecvEvent, RecvError> {
         let shared = &self.handle.shared;
         shared.note_app_call();
+        // Most calls find an event ready: no clock read for those (a busy receiver makes
+        // millions of calls), nor for a non-blocking call.
+        if let Some(ev) = self.take()? {
+            return Ok(ev);
+        }
         let nonblocking = timeout == Some(Duration::ZERO);
-        // No clock read for a non-blocking call (a spinning caller makes millions).
         let deadline = timeout
             .filter(|_| !nonblocking)
             .map(|t| self.clock.elapsed() + t);
