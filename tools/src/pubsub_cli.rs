@@ -322,8 +322,9 @@ pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
             publisher.send(topic, &buf[..len]).map_err(send_error)?;
             report.sent += 1;
             report.bytes += (topic.len() + len) as u64;
-            // A clock read per message; the line itself once a second.
-            progress.tick("pgm-pub", report.sent, report.bytes, || extra(&publisher));
+            if i.is_multiple_of(256) {
+                progress.tick("pgm-pub", report.sent, report.bytes, || extra(&publisher));
+            }
         }
     } else {
         let stdin = io::stdin();
@@ -634,6 +635,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
             Err(RecvError::Empty) => {
                 out.flush()?;
                 let now = clock.elapsed();
+                activity.settle(now);
                 // Data that the filter skipped is activity too.
                 let apdus = sub.stats().decoder.apdus;
                 if apdus != apdus_seen {
@@ -659,7 +661,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
         };
         match ev {
             RecvEvent::Message(m) => {
-                activity.delivered(clock.elapsed());
+                activity.delivered(&clock);
                 bytes += m.frames.iter().map(|f| f.len() as u64).sum::<u64>();
                 if args.verify {
                     v.on_message(&m);
@@ -677,8 +679,11 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
             }
             _ => {}
         }
-        sub_tick(&mut progress, &sub, &v, bytes);
+        if v.received.is_multiple_of(256) {
+            sub_tick(&mut progress, &sub, &v, bytes);
+        }
     }
+    activity.settle(clock.elapsed());
     out.flush()?;
     let stats = sub.stats();
     sub.close();

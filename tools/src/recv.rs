@@ -38,7 +38,9 @@ pub fn idle_timeout(timeout: Option<f64>, bounded: bool) -> Result<Option<Durati
 }
 
 /// When a receiving tool's messages came, on its run's clock: the first and the last delivery,
-/// and since when nothing has arrived.
+/// and since when nothing has arrived. Deliveries after the first are timed when the receive
+/// loop next finds the queue empty or stops ([`Activity::settle`]), microseconds later: one
+/// clock read per batch of messages rather than per message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Activity {
     /// When the first message was delivered.
@@ -47,6 +49,8 @@ pub struct Activity {
     pub last: Duration,
     /// When the current idle spell began (the last data or the start).
     pub idle_since: Duration,
+    /// Messages were delivered since the last [`Activity::settle`].
+    pending: bool,
 }
 
 impl Activity {
@@ -56,14 +60,30 @@ impl Activity {
             first: None,
             last: now,
             idle_since: now,
+            pending: false,
         }
     }
 
-    /// A message was delivered at `now`.
-    pub fn delivered(&mut self, now: Duration) {
-        self.first.get_or_insert(now);
-        self.last = now;
-        self.idle_since = now;
+    /// A message was delivered: the first one is timed now, later ones at the next settle.
+    pub fn delivered(&mut self, clock: &Clock) {
+        if self.first.is_none() {
+            let now = clock.elapsed();
+            self.first = Some(now);
+            self.last = now;
+            self.idle_since = now;
+        } else {
+            self.pending = true;
+        }
+    }
+
+    /// The loop found the queue empty, or stops, at `now`: deliveries since the last settle
+    /// happened just before.
+    pub fn settle(&mut self, now: Duration) {
+        if self.pending {
+            self.pending = false;
+            self.last = now;
+            self.idle_since = now;
+        }
     }
 
     /// Seconds from the first to the last delivery (0 without any).
@@ -327,7 +347,9 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
         let ev = match next_event(&sock, out) {
             Ok(ev) => ev,
             Err(RecvError::Empty) => {
-                let waited = clock.elapsed().saturating_sub(activity.idle_since);
+                let now = clock.elapsed();
+                activity.settle(now);
+                let waited = now.saturating_sub(activity.idle_since);
                 let Some(wait) = next_wait(idle, waited, &progress) else {
                     break;
                 };
@@ -344,7 +366,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
         };
         match ev {
             RecvEvent::Data { tsi, data } => {
-                activity.delivered(clock.elapsed());
+                activity.delivered(&clock);
                 bytes += data.len() as u64;
                 if args.verify {
                     v.on_data(tsi, &data);
@@ -372,6 +394,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
             tick(&mut progress, &sock, &v, bytes);
         }
     }
+    activity.settle(clock.elapsed());
     out.flush()?;
     let elapsed_s = activity.elapsed_s();
     let stats = sock.stats();
