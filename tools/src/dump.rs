@@ -10,6 +10,14 @@
 //! protocol 113 ("raw") or as UDP to or from one of the `--udp-port`s ("udp"; the UDP payload is
 //! exactly the PGM packet, interop-notes §2). Other packets are skipped silently; malformed PGM
 //! packets are reported and the dump goes on.
+//!
+//! A capture taken on a host that sends with UDP GSO (`UDP_SEGMENT`; our EPGM sender does) can
+//! hold the unsegmented "super-packet": one UDP datagram whose payload is several complete PGM
+//! packets back to back, all of one length but the last, which may be shorter (on the wire each
+//! is its own datagram). When a UDP payload is longer than the PGM packet at its start declares
+//! ([`Packet::packet_len`]) and the whole payload splits into complete packets of that length,
+//! each is reported as its own packet, numbered in [`Record::gso`]; otherwise the payload is one
+//! (malformed) packet, as before.
 
 use std::{
     fs::File,
@@ -45,7 +53,13 @@ pub const DEFAULT_UDP_PORT: u16 = 3055;
     long_about = "Print the PGM packets (raw IP protocol 113, and UDP-encapsulated EPGM on the \
                   --udp-port ports) of a pcap or pcapng capture, or captured live on an \
                   interface (needs root or CAP_NET_RAW), one line per packet, or one JSON \
-                  object per packet with --json. IPv4 only."
+                  object per packet with --json. IPv4 only.\n\n\
+                  A UDP GSO super-packet (a capture on a host sending with UDP_SEGMENT, e.g. on \
+                  lo: one UDP datagram holding several PGM packets of one length back to back, \
+                  the last possibly shorter) is split and each PGM packet printed on its own, \
+                  marked \"[gso I/N]\" in text and \"gso\": {\"index\": I, \"of\": N} in \
+                  JSON (I counts from 1). A payload that does not split exactly into complete \
+                  PGM packets is reported as one MALFORMED packet."
 )]
 pub struct Args {
     /// Read packets from this pcap or pcapng file (e.g. from `tcpdump -w FILE`).
@@ -208,7 +222,16 @@ pub enum What {
     Unsupported(&'static str),
 }
 
-/// One reported frame.
+/// Where a PGM packet sat in a UDP GSO super-packet (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gso {
+    /// Position of the packet in the datagram, from 1.
+    pub index: usize,
+    /// Number of PGM packets in the datagram.
+    pub of: usize,
+}
+
+/// One reported frame, or one PGM packet of a UDP GSO super-packet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// 1-based frame number in the capture (as Wireshark numbers them).
@@ -221,6 +244,9 @@ pub struct Record {
     pub dst: IpAddr,
     /// What it holds.
     pub what: What,
+    /// Set when the frame's UDP payload was a GSO super-packet split into PGM packets (all of
+    /// them [`What::Pgm`], sharing frame number, time and addresses).
+    pub gso: Option<Gso>,
 }
 
 impl Record {
@@ -276,11 +302,24 @@ impl Record {
                 }
             }
         }
+        if let Some(g) = self.gso {
+            m.insert("gso".into(), json!({"index": g.index, "of": g.of}));
+        }
         Value::Object(m)
     }
 
-    /// The text line: `TIME SRC.PORT > DST.PORT PGM …`.
+    /// The text line: `TIME SRC.PORT > DST.PORT PGM …`, ending in `[gso I/N]` for a packet of
+    /// a GSO super-packet.
     pub fn to_text(&self) -> String {
+        let line = self.text_line();
+        match self.gso {
+            Some(g) => format!("{line} [gso {}/{}]", g.index, g.of),
+            None => line,
+        }
+    }
+
+    /// [`Record::to_text`] without the GSO note.
+    fn text_line(&self) -> String {
         let t = format!("{:.6}", self.time);
         match &self.what {
             What::Unsupported(reason) => {
@@ -460,26 +499,68 @@ pub fn supported_link(linktype: DataLink) -> bool {
     )
 }
 
-/// Decodes one captured frame; `None` for anything that is not (and does not look like) PGM.
+/// Decodes one captured frame into the records to report: none for anything that is not (and
+/// does not look like) PGM, one per PGM packet of a UDP GSO super-packet (see the module docs),
+/// otherwise one.
 pub fn decode_frame(
     linktype: DataLink,
     frame_no: u64,
     time: f64,
     frame: &[u8],
     udp_ports: &[u16],
-) -> Option<Record> {
-    let (src, dst, what) = match link(linktype, frame) {
-        Net::V4(ip) => decode_ipv4(ip, udp_ports)?,
-        Net::V6(ip) => decode_ipv6(ip, udp_ports)?,
-        Net::Other => return None,
+) -> Vec<Record> {
+    let decoded = match link(linktype, frame) {
+        Net::V4(ip) => decode_ipv4(ip, udp_ports),
+        Net::V6(ip) => decode_ipv6(ip, udp_ports),
+        Net::Other => None,
     };
-    Some(Record {
+    let Some((src, dst, what)) = decoded else {
+        return Vec::new();
+    };
+    let record = |what, gso| Record {
         frame: frame_no,
         time,
         src,
         dst,
         what,
-    })
+        gso,
+    };
+    if let What::Pgm {
+        encap: encap @ Encap::Udp { .. },
+        data,
+    } = &what
+    {
+        if let Some(size) = gso_segment_size(data) {
+            let of = data.len().div_ceil(size);
+            return data
+                .chunks(size)
+                .enumerate()
+                .map(|(i, seg)| {
+                    let what = What::Pgm {
+                        encap: *encap,
+                        data: seg.to_vec(),
+                    };
+                    record(what, Some(Gso { index: i + 1, of }))
+                })
+                .collect();
+        }
+    }
+    vec![record(what, None)]
+}
+
+/// The segment size of a UDP GSO super-packet: `Some` when `data` is longer than the PGM packet
+/// at its start declares ([`Packet::packet_len`]) and all of it splits into complete PGM
+/// packets of that length, the last possibly shorter (each one's declared length exactly its
+/// share). `None` for a single packet and for anything that does not split exactly.
+fn gso_segment_size(data: &[u8]) -> Option<usize> {
+    let declared_len = |b: &[u8]| Packet::new_checked(b).ok()?.packet_len();
+    let size = declared_len(data)?;
+    if size == 0 || size >= data.len() {
+        return None;
+    }
+    data.chunks(size)
+        .all(|seg| declared_len(seg) == Some(seg.len()))
+        .then_some(size)
 }
 
 fn decode_ipv4(ip: &[u8], udp_ports: &[u16]) -> Option<(IpAddr, IpAddr, What)> {
@@ -716,17 +797,33 @@ impl<'a> Printer<'a> {
     }
 
     /// Decodes, filters and prints one captured frame (`linktype` framing, `time` in seconds
-    /// since the epoch). Frames are numbered from 1 in the order they are given.
+    /// since the epoch). Frames are numbered from 1 in the order they are given. A UDP GSO
+    /// super-packet prints one line per PGM packet (`--count` may stop inside it).
     pub fn frame(&mut self, linktype: DataLink, time: f64, frame: &[u8]) -> Result<(), DumpError> {
         if self.done() {
             return Ok(());
         }
+        self.summary.frames += 1;
+        let records = decode_frame(
+            linktype,
+            self.summary.frames,
+            time,
+            frame,
+            &self.opts.udp_ports,
+        );
+        for rec in &records {
+            if self.done() {
+                break;
+            }
+            self.record(rec)?;
+        }
+        Ok(())
+    }
+
+    /// Filters, counts and prints one record.
+    fn record(&mut self, rec: &Record) -> Result<(), DumpError> {
         let s = &mut self.summary;
-        s.frames += 1;
-        let Some(rec) = decode_frame(linktype, s.frames, time, frame, &self.opts.udp_ports) else {
-            return Ok(());
-        };
-        if !self.opts.filter.matches(&rec) {
+        if !self.opts.filter.matches(rec) {
             s.filtered += 1;
             return Ok(());
         }
@@ -905,7 +1002,8 @@ fn ts_params(options: &[InterfaceDescriptionOption<'_>]) -> (f64, u64) {
     (resol, offset)
 }
 
-/// Every reported frame of the capture at `path` (PGM, malformed PGM, unsupported notes).
+/// Every record of the capture at `path` (PGM, malformed PGM, unsupported notes; one per PGM
+/// packet of a UDP GSO super-packet).
 pub fn read_records(path: &Path, udp_ports: &[u16]) -> Result<Vec<Record>, DumpError> {
     let mut out = Vec::new();
     let mut n = 0;
@@ -1071,8 +1169,37 @@ mod tests {
         .to_vec()
     }
 
+    /// The one record of a frame that is not a GSO super-packet.
+    fn odata(sqn: u32, len: usize) -> Vec<u8> {
+        PacketRepr {
+            sport: 1000,
+            dport: 7500,
+            gsi: Gsi([1, 2, 3, 4, 5, 6]),
+            parity: false,
+            var_pktlen: false,
+            body: Body::Odata(Data {
+                sqn: SeqNo(sqn),
+                trail: SeqNo(0),
+            }),
+            options: Options::default(),
+            payload: &vec![sqn as u8; len],
+        }
+        .to_vec()
+    }
+
+    /// A UDP GSO super-packet as a capture on the sending host shows it: one datagram to port
+    /// 3055 holding `pgms` back to back.
+    fn gso_eth(pgms: &[Vec<u8>]) -> Vec<u8> {
+        frames::ethernet(
+            ETHERTYPE_IPV4,
+            &frames::udp4(SRC, GRP, 40000, 3055, &pgms.concat()),
+        )
+    }
+
     fn decode(link: DataLink, frame: &[u8], ports: &[u16]) -> Option<Record> {
-        decode_frame(link, 1, 1.5, frame, ports)
+        let mut recs = decode_frame(link, 1, 1.5, frame, ports);
+        assert!(recs.len() <= 1, "{recs:?}");
+        recs.pop()
     }
 
     fn raw_eth(pgm: &[u8]) -> Vec<u8> {
@@ -1265,21 +1392,148 @@ mod tests {
     }
 
     #[test]
+    fn gso_super_packet_is_split_into_its_pgm_packets() {
+        let pkts = [odata(10, 100), odata(11, 100), odata(12, 40)];
+        let recs = decode_frame(DataLink::ETHERNET, 4, 2.0, &gso_eth(&pkts), &[3055]);
+        assert_eq!(recs.len(), 3, "{recs:?}");
+        for (i, (rec, pkt)) in recs.iter().zip(&pkts).enumerate() {
+            assert_eq!(
+                rec.gso,
+                Some(Gso {
+                    index: i + 1,
+                    of: 3
+                })
+            );
+            assert_eq!(
+                rec.what,
+                What::Pgm {
+                    encap: Encap::Udp {
+                        sport: 40000,
+                        dport: 3055
+                    },
+                    data: pkt.clone()
+                }
+            );
+            assert_eq!((rec.frame, rec.time), (4, 2.0));
+            let j = rec.to_json();
+            assert_eq!(j["type"], "ODATA");
+            assert_eq!(j["sqn"], 10 + i);
+            assert_eq!(j["checksum_ok"], true);
+            assert_eq!(j["gso"], json!({"index": i + 1, "of": 3}));
+            let t = rec.to_text();
+            assert!(t.contains("UDP PGM ODATA"), "{t}");
+            assert!(t.ends_with(&format!("[gso {}/3]", i + 1)), "{t}");
+        }
+        // Each packet keeps its own checksum verdict.
+        let mut bad = pkts.clone();
+        bad[1][30] ^= 1;
+        let recs = decode_frame(DataLink::ETHERNET, 1, 0.0, &gso_eth(&bad), &[3055]);
+        let ok: Vec<Value> = recs
+            .iter()
+            .map(|r| r.to_json()["checksum_ok"].clone())
+            .collect();
+        assert_eq!(ok, [true, false, true]);
+        assert!(recs[1].to_text().ends_with("[bad cksum] [gso 2/3]"));
+        // All of one length, and just one segment: no note, nothing split.
+        let recs = decode_frame(DataLink::ETHERNET, 1, 0.0, &gso_eth(&pkts[..2]), &[3055]);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1].gso, Some(Gso { index: 2, of: 2 }));
+        let one = decode(DataLink::ETHERNET, &gso_eth(&pkts[..1]), &[3055]).unwrap();
+        assert_eq!(one.gso, None);
+        assert!(one.to_json().get("gso").is_none());
+    }
+
+    #[test]
+    fn gso_split_that_does_not_work_out_is_malformed() {
+        let (a, b, short) = (odata(1, 100), odata(2, 100), odata(3, 40));
+        let malformed = |pgms: &[Vec<u8>], tail: &[u8]| {
+            let mut payload = pgms.concat();
+            payload.extend_from_slice(tail);
+            let frame = frames::ethernet(
+                ETHERTYPE_IPV4,
+                &frames::udp4(SRC, GRP, 40000, 3055, &payload),
+            );
+            let rec = decode(DataLink::ETHERNET, &frame, &[3055]).unwrap();
+            assert_eq!(rec.gso, None);
+            assert_eq!(rec.to_json()["type"], "MALFORMED", "{pgms:?} {tail:?}");
+            assert!(rec.to_text().contains("PGM MALFORMED: TSDU length"));
+        };
+        // Trailing garbage, a truncated last packet, a short packet before a long one, a
+        // packet of another length in the middle, a shorter last packet whose header says more.
+        malformed(&[a.clone(), b.clone()], &[0xde, 0xad, 0xbe, 0xef]);
+        malformed(&[a.clone(), b.clone()], &[0; 40]);
+        malformed(&[a.clone(), b[..60].to_vec()], &[]);
+        malformed(&[short.clone(), a.clone()], &[]);
+        malformed(&[a.clone(), short.clone(), b.clone()], &[]);
+        let mut lying = short.clone();
+        lying[14..16].copy_from_slice(&50u16.to_be_bytes());
+        malformed(&[a.clone(), lying], &[]);
+        // Raw PGM is never GSO: packets back to back in one IP packet stay one malformed packet.
+        let rec = decode(DataLink::ETHERNET, &raw_eth(&[a, b].concat()), &[]).unwrap();
+        assert_eq!(rec.to_json()["type"], "MALFORMED");
+        assert_eq!(rec.gso, None);
+    }
+
+    #[test]
+    fn count_and_filter_apply_to_each_packet_of_a_gso_datagram() {
+        let pkts = [odata(10, 100), odata(11, 100), odata(12, 40)];
+        let frame = gso_eth(&pkts);
+        let mut opts = Output {
+            udp_ports: vec![3055],
+            json: true,
+            count: Some(2),
+            ..Output::default()
+        };
+        let mut out = Vec::new();
+        let mut p = Printer::new(&opts, &mut out);
+        p.frame(DataLink::ETHERNET, 1.0, &frame).unwrap();
+        assert!(p.done());
+        let s = p.finish().unwrap();
+        assert_eq!((s.frames, s.pgm, s.malformed), (1, 2, 0));
+        let sqns: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["sqn"].clone())
+            .collect();
+        assert_eq!(sqns, [json!(10), json!(11)]);
+        // --port matches each packet by its own ports (here all share them).
+        opts.count = None;
+        opts.filter.port = Some(1000);
+        let mut out = Vec::new();
+        let mut p = Printer::new(&opts, &mut out);
+        p.frame(DataLink::ETHERNET, 1.0, &frame).unwrap();
+        assert_eq!(p.finish().unwrap().pgm, 3);
+        opts.filter.port = Some(1);
+        let mut out = Vec::new();
+        let mut p = Printer::new(&opts, &mut out);
+        p.frame(DataLink::ETHERNET, 1.0, &frame).unwrap();
+        let s = p.finish().unwrap();
+        assert_eq!((s.pgm, s.filtered), (0, 3));
+    }
+
+    #[test]
     fn garbage_frames_never_panic() {
-        let seeds = [raw_eth(&spm()), raw_eth(&nak()), raw_eth(&fragment())];
+        let gso = gso_eth(&[odata(10, 20), odata(11, 20), odata(12, 6)]);
+        assert_eq!(
+            decode_frame(DataLink::ETHERNET, 1, 0.0, &gso, &[3055]).len(),
+            3
+        );
+        let seeds = [raw_eth(&spm()), raw_eth(&nak()), raw_eth(&fragment()), gso];
         for seed in &seeds {
             for i in 0..seed.len() {
                 for v in [0u8, 0xff, 0x45, 0x71, 0x11] {
                     let mut f = seed.clone();
                     f[i] = v;
                     for link in [DataLink::ETHERNET, DataLink::RAW, DataLink::LINUX_SLL] {
-                        if let Some(r) = decode(link, &f, &[3055]) {
+                        for r in decode_frame(link, 1, 0.0, &f, &[3055]) {
                             let _ = r.to_json();
                             let _ = r.to_text();
                         }
                     }
                 }
-                let _ = decode(DataLink::ETHERNET, &seed[..i], &[3055]).map(|r| r.to_text());
+                for r in decode_frame(DataLink::ETHERNET, 1, 0.0, &seed[..i], &[3055]) {
+                    let _ = r.to_text();
+                }
             }
         }
     }

@@ -6,7 +6,9 @@
 //! interfaces (raw IP); which one is read from `/sys/class/net/IFACE/type`. On `lo` the socket
 //! sees every packet twice, going out and coming back in, and pnet drops the packet type that
 //! would tell the two apart, so on a loopback interface the second identical copy of a frame
-//! within a second is dropped (as tcpdump shows each packet on `lo` once).
+//! within a second is dropped (as tcpdump shows each packet on `lo` once). A UDP GSO send from
+//! this host (our EPGM sender's runs) shows here as one unsegmented super-packet, which the
+//! [`Printer`] splits into its PGM packets (see [`crate::dump`]).
 //!
 //! The capture ends after `--count` printed packets, after `--duration`, or when the output is
 //! closed; reads wake up every [`POLL`] to check.

@@ -185,9 +185,9 @@ fn args(list: &[&str]) -> Vec<String> {
 fn pcap_json(pgm: &[u8], sport: u16, dport: u16) -> Value {
     let ip = frames::udp4(LO, LO, sport, dport, pgm);
     let frame = frames::ethernet(frames::ETHERTYPE_IPV4, &ip);
-    dump::decode_frame(DataLink::ETHERNET, 1, 0.0, &frame, &[dport])
-        .unwrap()
-        .to_json()
+    let recs = dump::decode_frame(DataLink::ETHERNET, 1, 0.0, &frame, &[dport]);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    recs[0].to_json()
 }
 
 #[test]
@@ -315,6 +315,7 @@ fn live_capture_text_and_malformed_then_duration_ends_it() {
         &frames::ethernet(frames::ETHERTYPE_IPV4, &ip),
         &[port],
     )
+    .pop()
     .unwrap();
     let want = rec.to_text();
     let strip = |l: &str| l.split_once(' ').map(|(_, rest)| rest.to_owned()).unwrap();

@@ -213,6 +213,32 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn verify_checksum(&self) -> checksum::Verdict {
         checksum::verify(self.buffer.as_ref())
     }
+
+    /// The length of this PGM packet as its own fields declare it: the common header, the body
+    /// of the header's type, the option block (OPT_LENGTH's total, when OPT_PRESENT is set) and
+    /// the TSDU length.
+    ///
+    /// The buffer may hold more than that (several packets back to back, as in a UDP GSO
+    /// super-packet captured on the sending host) or less (the TSDU is not required to be
+    /// there). `None` when the body or the option block cannot be read from the buffer, or for
+    /// an unknown type (whose body length is unknown). For every packet that
+    /// [`PacketRepr::parse`] accepts, this is the buffer's length.
+    pub fn packet_len(&self) -> Option<usize> {
+        let t = self.packet_type();
+        if let PacketType::Unknown(_) = t {
+            return None;
+        }
+        let after_header = self.body();
+        let mut r = Reader::new(after_header);
+        Body::parse(t, &mut r).ok()?;
+        let body_len = after_header.len() - r.remaining();
+        let options_len = if self.options() & flags::OPT_PRESENT != 0 {
+            Options::parse(r.rest()).ok()?.1
+        } else {
+            0
+        };
+        Some(HEADER_LEN + body_len + options_len + usize::from(self.tsdu_length()))
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
@@ -688,5 +714,116 @@ impl<'a> PacketRepr<'a> {
         let mut v = Vec::with_capacity(self.buffer_len());
         self.emit(&mut v);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::wire::{Fragment, NakList};
+
+    fn repr(body: Body, options: &Options, payload: &[u8]) -> Vec<u8> {
+        PacketRepr {
+            sport: 1000,
+            dport: 7500,
+            gsi: Gsi([1, 2, 3, 4, 5, 6]),
+            parity: false,
+            var_pktlen: false,
+            body,
+            options: *options,
+            payload,
+        }
+        .to_vec()
+    }
+
+    fn len_of(bytes: &[u8]) -> Option<usize> {
+        Packet::new_checked(bytes).ok()?.packet_len()
+    }
+
+    #[test]
+    fn packet_len_reads_header_body_options_and_tsdu() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let data = Data {
+            sqn: SeqNo(3),
+            trail: SeqNo(1),
+        };
+        let packets = [
+            repr(
+                Body::Spm(Spm {
+                    spm_sqn: SeqNo(7),
+                    trail: SeqNo(1),
+                    lead: SeqNo(9),
+                    path: v6,
+                }),
+                &Options {
+                    fin: true,
+                    ..Options::default()
+                },
+                &[],
+            ),
+            repr(Body::Odata(data), &Options::default(), b"hello"),
+            repr(
+                Body::Rdata(data),
+                &Options {
+                    fragment: Some(Fragment {
+                        first_sqn: SeqNo(2),
+                        offset: 100,
+                        apdu_len: 300,
+                    }),
+                    ..Options::default()
+                },
+                &[0x42; 100],
+            ),
+            repr(
+                Body::Nak(Nak {
+                    sqn: SeqNo(5),
+                    src_nla: v4,
+                    grp_nla: v6,
+                }),
+                &Options {
+                    nak_list: Some(NakList::from_slice(&[SeqNo(6), SeqNo(8)])),
+                    ..Options::default()
+                },
+                &[],
+            ),
+            repr(Body::Spmr, &Options::default(), &[]),
+        ];
+        for p in &packets {
+            assert!(PacketRepr::parse(p).is_ok());
+            assert_eq!(len_of(p), Some(p.len()), "{p:02x?}");
+            // Bytes after the packet are not part of it.
+            let mut two = p.clone();
+            two.extend_from_slice(p);
+            two.extend_from_slice(&[0xee; 7]);
+            assert_eq!(len_of(&two), Some(p.len()));
+        }
+        // The TSDU need not be there: the declared length counts.
+        let odata = &packets[1];
+        assert_eq!(len_of(&odata[..odata.len() - 3]), Some(odata.len()));
+        // The body and the option block must be.
+        let rdata = &packets[2];
+        assert_eq!(len_of(&rdata[..HEADER_LEN + 4]), None);
+        assert_eq!(len_of(&rdata[..HEADER_LEN + 8 + 6]), None);
+        // A broken option chain, an unknown type: no length.
+        let mut bad = rdata.clone();
+        bad[HEADER_LEN + 8] = 0x55;
+        assert_eq!(len_of(&bad), None);
+        let mut unknown = odata.clone();
+        unknown[4] = 0x3f;
+        assert_eq!(len_of(&unknown), None);
+        // No panic on any prefix or single-byte corruption.
+        for p in &packets {
+            for n in 0..=p.len() {
+                let _ = len_of(&p[..n]);
+            }
+            for i in 0..p.len() {
+                let mut q = p.clone();
+                q[i] ^= 0xff;
+                let _ = len_of(&q);
+            }
+        }
     }
 }
