@@ -46,6 +46,7 @@ fn bench_udp(c: &mut Criterion) {
             .map(|_| Outgoing {
                 dst: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 buf: vec![7; size],
+                ttl: None,
             })
             .collect();
 

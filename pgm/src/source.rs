@@ -490,10 +490,7 @@ impl Source {
         self.spm_sqn = self.spm_sqn.next();
         self.stats.spm_sent += 1;
         self.charge(now, buf.len(), false);
-        Transmit {
-            dst: self.cfg.group,
-            len: buf.len(),
-        }
+        Transmit::new(self.cfg.group, buf.len())
     }
 
     /// RFC 3208 §5.3: NCF multicast to the group, up to 63 sqns (§9.3).
@@ -517,10 +514,7 @@ impl Source {
         self.header(body, &options).emit(buf);
         self.stats.ncf_sent += 1;
         self.charge(now, buf.len(), true);
-        Transmit {
-            dst: self.cfg.group,
-            len: buf.len(),
-        }
+        Transmit::new(self.cfg.group, buf.len())
     }
 
     fn poll_rdata(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
@@ -547,20 +541,14 @@ impl Source {
             self.stats.rdata_bytes += p.payload.len() as u64;
             self.charge(now, buf.len(), true);
             self.reset_heartbeat(now);
-            return Some(Transmit {
-                dst: self.cfg.group,
-                len: buf.len(),
-            });
+            return Some(Transmit::new(self.cfg.group, buf.len()));
         }
         None
     }
 
     fn emit_odata(&mut self, now: Instant, buf: &mut Vec<u8>) -> Transmit {
         let Some(p) = self.queue.pop_front() else {
-            return Transmit {
-                dst: self.cfg.group,
-                len: 0,
-            };
+            return Transmit::new(self.cfg.group, 0);
         };
         self.queue_bytes -= p.payload.len();
         // Make room first so the trail we advertise is the one after this packet is stored.
@@ -580,10 +568,7 @@ impl Source {
         self.txw.packets.push_back(p);
         self.charge(now, buf.len(), false);
         self.reset_heartbeat(now);
-        Transmit {
-            dst: self.cfg.group,
-            len: buf.len(),
-        }
+        Transmit::new(self.cfg.group, buf.len())
     }
 
     fn emit_data(&self, buf: &mut Vec<u8>, body: Body, p: &TxPacket) {

@@ -13,4 +13,18 @@ pub struct Transmit {
     pub dst: IpAddr,
     /// Length of the packet in the caller's buffer.
     pub len: usize,
+    /// An IP TTL for this packet instead of the socket's (RFC 3208 §13.6: the multicast copy
+    /// of an SPMR goes out with TTL 1, so it only suppresses SPMRs on the local subnet).
+    pub ttl: Option<u8>,
+}
+
+impl Transmit {
+    /// A packet of `len` bytes for `dst`, with the socket's TTL.
+    pub fn new(dst: IpAddr, len: usize) -> Self {
+        Transmit {
+            dst,
+            len,
+            ttl: None,
+        }
+    }
 }

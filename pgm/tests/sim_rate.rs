@@ -152,10 +152,7 @@ impl Node for NakStorm {
         .emit(buf);
         // Sweep the sqns the source has sent so far (about 1000 per second).
         self.sqn = (self.sqn + 63) % ((now.as_micros() / 1000) as u32 + 64);
-        Some(Transmit {
-            dst: SRC_ADDR,
-            len: buf.len(),
-        })
+        Some(Transmit::new(SRC_ADDR, buf.len()))
     }
     fn poll_timeout(&self) -> Option<Instant> {
         Some(self.next)

@@ -252,6 +252,7 @@ fn run_send(a: &UdpSendArgs) -> io::Result<String> {
             .map(|_| Outgoing {
                 dst,
                 buf: vec![0u8; a.size],
+                ttl: None,
             })
             .collect();
         (MmsgSender::new(), outs)

@@ -113,7 +113,8 @@ pub struct Receiver {
     peers: BTreeMap<Tsi, Peer>,
     rng: SmallRng,
     events: VecDeque<Event>,
-    out: VecDeque<(IpAddr, Vec<u8>)>,
+    /// Packets to send: destination, bytes, TTL override.
+    out: VecDeque<(IpAddr, Vec<u8>, Option<u8>)>,
     stats: ReceiverStats,
     delivered: Vec<Delivered>,
 }
@@ -162,11 +163,12 @@ impl Receiver {
     /// Writes the next NAK or SPMR into `buf` (cleared first).
     pub fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         buf.clear();
-        let (dst, pkt) = self.out.pop_front()?;
+        let (dst, pkt, ttl) = self.out.pop_front()?;
         buf.extend_from_slice(&pkt);
         Some(Transmit {
             dst,
             len: buf.len(),
+            ttl,
         })
     }
 
@@ -575,13 +577,14 @@ impl Receiver {
                 options,
                 payload: &[],
             };
-            self.out.push_back((target, repr.to_vec()));
+            self.out.push_back((target, repr.to_vec(), None));
             self.stats.naks_sent += 1;
             self.stats.nak_sqns_sent += chunk.len() as u64;
         }
     }
 
     /// interop-notes §1.6: SPMR multicast (for suppression) and unicast to the data's sender.
+    /// RFC 3208 §13.6: the multicast copy with a TTL of 1.
     fn send_spmr(&mut self, tsi: Tsi) {
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
@@ -598,8 +601,8 @@ impl Receiver {
             payload: &[],
         };
         let bytes = repr.to_vec();
-        self.out.push_back((peer.group, bytes.clone()));
-        self.out.push_back((peer.ip_src, bytes));
+        self.out.push_back((peer.group, bytes.clone(), Some(1)));
+        self.out.push_back((peer.ip_src, bytes, None));
         self.stats.spmrs_sent += 1;
     }
 

@@ -23,7 +23,7 @@
 //!     fn poll_transmit(&mut self, _: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
 //!         buf.clear();
 //!         buf.extend_from_slice(b"hello");
-//!         self.out.take().map(|dst| Transmit { dst, len: buf.len() })
+//!         self.out.take().map(|dst| Transmit::new(dst, buf.len()))
 //!     }
 //!     fn poll_timeout(&self) -> Option<Instant> { None }
 //! }

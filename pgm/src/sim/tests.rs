@@ -126,10 +126,7 @@ impl Node for Ping {
         buf.extend_from_slice(&seq.to_be_bytes());
         buf.extend_from_slice(&sent.as_micros().to_be_bytes());
         buf.resize(self.size.max(HEADER), 0);
-        Some(Transmit {
-            dst,
-            len: buf.len(),
-        })
+        Some(Transmit::new(dst, buf.len()))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

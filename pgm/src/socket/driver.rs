@@ -899,6 +899,7 @@ impl<E: Engine> Core<E> {
                 };
                 slot.buf.truncate(t.len);
                 slot.dst = t.dst;
+                slot.ttl = t.ttl;
                 b.filled += 1;
                 self.polled += 1;
             }

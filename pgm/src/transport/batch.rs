@@ -24,6 +24,8 @@ pub struct Outgoing {
     pub dst: IpAddr,
     /// The PGM packet (for UDP the whole payload, for raw IP everything after the IP header).
     pub buf: Vec<u8>,
+    /// An IP TTL instead of the socket's ([`crate::Transmit::ttl`]).
+    pub ttl: Option<u8>,
 }
 
 impl Default for Outgoing {
@@ -31,6 +33,7 @@ impl Default for Outgoing {
         Outgoing {
             dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             buf: Vec::new(),
+            ttl: None,
         }
     }
 }

@@ -29,16 +29,17 @@ pub const GSO_MAX_SEGMENTS: usize = 64;
 /// headers come off).
 const GSO_MAX_BYTES: usize = 65_535 - 28;
 
-/// How many of the packets with lengths `lens` (at least one) go in the first GSO run: all
-/// of one size, the last possibly shorter, at most [`GSO_MAX_SEGMENTS`] and
-/// [`GSO_MAX_BYTES`].
-fn gso_run(mut lens: impl Iterator<Item = usize>) -> usize {
-    let Some(seg) = lens.next() else {
+/// How many of the packets with lengths and TTL overrides `pkts` (at least one) go in the
+/// first GSO run: all of one size and TTL, the last possibly shorter, at most
+/// [`GSO_MAX_SEGMENTS`] and [`GSO_MAX_BYTES`].
+fn gso_run(mut pkts: impl Iterator<Item = (usize, Option<u8>)>) -> usize {
+    let Some((seg, ttl)) = pkts.next() else {
         return 0;
     };
     let (mut n, mut bytes) = (1, seg);
-    for len in lens {
-        if n == GSO_MAX_SEGMENTS || len > seg || len == 0 || bytes + len > GSO_MAX_BYTES {
+    for (len, t) in pkts {
+        if n == GSO_MAX_SEGMENTS || len > seg || len == 0 || t != ttl || bytes + len > GSO_MAX_BYTES
+        {
             break;
         }
         n += 1;
@@ -51,9 +52,47 @@ fn gso_run(mut lens: impl Iterator<Item = usize>) -> usize {
     n
 }
 
-/// Control buffer for one UDP_SEGMENT message (`CMSG_SPACE(2)` = 24 on 64-bit). u64
-/// elements keep it aligned for `cmsghdr`.
-type GsoControl = [u64; 4];
+/// Control buffer of one message: room for UDP_SEGMENT (`CMSG_SPACE(2)` = 24 on 64-bit) and
+/// IP_TTL (`CMSG_SPACE(4)` = 24). u64 elements keep it aligned for `cmsghdr`.
+type TxControl = [u64; 8];
+
+/// Points `h` at `control` filled with a UDP_SEGMENT message (`seg`, for a GSO run) and an
+/// IP_TTL message (`ttl`), or at no control data when both are `None`.
+fn set_control(h: &mut libc::msghdr, control: &mut TxControl, seg: Option<u16>, ttl: Option<u8>) {
+    if seg.is_none() && ttl.is_none() {
+        h.msg_control = std::ptr::null_mut();
+        h.msg_controllen = 0;
+        return;
+    }
+    *control = [0; 8];
+    h.msg_control = control.as_mut_ptr().cast();
+    h.msg_controllen = mem::size_of::<TxControl>();
+    let mut used = 0;
+    // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR walk `control` (64 bytes, zeroed, aligned) within
+    // msg_controllen; the two messages take CMSG_SPACE(2) + CMSG_SPACE(4) = 48 bytes.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&raw const *h);
+        if let Some(seg) = seg {
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg);
+            used += libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as usize;
+            cmsg = libc::CMSG_NXTHDR(&raw const *h, cmsg);
+        }
+        if let Some(ttl) = ttl {
+            (*cmsg).cmsg_level = libc::IPPROTO_IP;
+            (*cmsg).cmsg_type = libc::IP_TTL;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::c_int>() as u32) as usize;
+            std::ptr::write_unaligned(
+                libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+                libc::c_int::from(ttl),
+            );
+            used += libc::CMSG_SPACE(mem::size_of::<libc::c_int>() as u32) as usize;
+        }
+    }
+    h.msg_controllen = used;
+}
 
 /// Sends batches with one `sendmmsg` each.
 pub struct MmsgSender {
@@ -62,7 +101,7 @@ pub struct MmsgSender {
     addrs: Vec<libc::sockaddr_in>,
     /// Packets per header of the last GSO call.
     group_len: Vec<usize>,
-    gso_control: Vec<GsoControl>,
+    controls: Vec<TxControl>,
 }
 
 // SAFETY: the raw pointers inside the headers are written right before each `sendmmsg` and
@@ -99,7 +138,7 @@ impl MmsgSender {
                 .map(|_| sockaddr_in(Ipv4Addr::UNSPECIFIED, 0))
                 .collect(),
             group_len: vec![0; BATCH],
-            gso_control: vec![[0; 4]; BATCH],
+            controls: vec![[0; 8]; BATCH],
         }
     }
 
@@ -118,14 +157,14 @@ impl MmsgSender {
         let mut i = 0;
         while i < pkts.len() {
             let seg = pkts[i].buf.len();
-            let n = gso_run(pkts[i..].iter().map(|p| p.buf.len()));
+            let ttl = pkts[i].ttl;
+            let n = gso_run(pkts[i..].iter().map(|p| (p.buf.len(), p.ttl)));
             for (k, p) in pkts[i..i + n].iter().enumerate() {
                 self.iovs[i + k] = libc::iovec {
                     iov_base: p.buf.as_ptr().cast_mut().cast(),
                     iov_len: p.buf.len(),
                 };
             }
-            let control = &mut self.gso_control[groups];
             let h = &mut self.hdrs[groups];
             h.msg_hdr.msg_name = std::ptr::null_mut();
             h.msg_hdr.msg_namelen = 0;
@@ -134,25 +173,8 @@ impl MmsgSender {
             h.msg_hdr.msg_iovlen = n;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
-            if n > 1 {
-                h.msg_hdr.msg_control = control.as_mut_ptr().cast();
-                h.msg_hdr.msg_controllen = mem::size_of::<GsoControl>();
-                // SAFETY: CMSG_FIRSTHDR/CMSG_DATA of a header whose control buffer is
-                // `control` (zeroed length checked by the macros), big enough for one
-                // cmsghdr plus a u16 (CMSG_SPACE(2) = 24 bytes <= 32).
-                unsafe {
-                    let cmsg = libc::CMSG_FIRSTHDR(&raw const h.msg_hdr);
-                    (*cmsg).cmsg_level = libc::SOL_UDP;
-                    (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-                    (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as usize;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg as u16);
-                    h.msg_hdr.msg_controllen =
-                        libc::CMSG_SPACE(mem::size_of::<u16>() as u32) as usize;
-                }
-            } else {
-                h.msg_hdr.msg_control = std::ptr::null_mut();
-                h.msg_hdr.msg_controllen = 0;
-            }
+            let gso = (n > 1).then_some(seg as u16);
+            set_control(&mut h.msg_hdr, &mut self.controls[groups], gso, ttl);
             self.group_len[groups] = n;
             groups += 1;
             i += n;
@@ -208,8 +230,7 @@ impl MmsgSender {
             // SAFETY: as above.
             h.msg_hdr.msg_iov = unsafe { iovs.add(n) };
             h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
+            set_control(&mut h.msg_hdr, &mut self.controls[n], None, p.ttl);
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
             n += 1;
@@ -436,6 +457,7 @@ mod tests {
             .map(|i| Outgoing {
                 dst: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 buf: vec![i; usize::from(i) + 1],
+                ttl: None,
             })
             .collect();
         let mut s = MmsgSender::new();
@@ -463,6 +485,7 @@ mod tests {
         let v6 = Outgoing {
             dst: "::1".parse().unwrap(),
             buf: vec![1],
+            ttl: None,
         };
         assert_eq!(
             s.send(tx.as_raw_fd(), std::slice::from_ref(&v6), port)
@@ -476,7 +499,7 @@ mod tests {
 
     #[test]
     fn gso_runs_are_one_size_with_a_shorter_last() {
-        let run = |lens: &[usize]| gso_run(lens.iter().copied());
+        let run = |lens: &[usize]| gso_run(lens.iter().map(|&n| (n, None)));
         assert_eq!(run(&[]), 0);
         assert_eq!(run(&[100]), 1);
         assert_eq!(run(&[100, 100, 100]), 3);
@@ -487,6 +510,10 @@ mod tests {
         // Never more than a UDP datagram holds: 45 of 1452 fit in 65507, 46 do not.
         assert_eq!(run(&[1452; 64]), 45);
         assert_eq!(run(&[100, 0, 100]), 1);
+        // A TTL override of its own ends the run (it needs its own control message).
+        let with_ttl = [(100, None), (100, None), (100, Some(1)), (100, Some(1))];
+        assert_eq!(gso_run(with_ttl.into_iter()), 2);
+        assert_eq!(gso_run(with_ttl[2..].iter().copied()), 2);
     }
 
     /// Runs of mixed sizes through GSO on a connected loopback socket arrive as the same
@@ -504,6 +531,7 @@ mod tests {
             .map(|(i, &n)| Outgoing {
                 dst: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 buf: vec![i as u8; n],
+                ttl: None,
             })
             .collect();
         let mut s = MmsgSender::new();
@@ -526,5 +554,93 @@ mod tests {
             rx.recv(&mut buf).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
         );
+    }
+
+    /// The TTL a datagram arrived with (IP_RECVTTL must be on).
+    fn recv_ttl(fd: RawFd, buf: &mut [u8]) -> (usize, Option<i32>) {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 8];
+        // SAFETY: plain data, all-zero is valid.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = &raw mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = mem::size_of_val(&control);
+        // SAFETY: every pointer in `msg` points at live buffers of the stated sizes.
+        let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_DONTWAIT) };
+        let n = usize::try_from(n).unwrap();
+        let mut ttl = None;
+        // SAFETY: the CMSG walk stays within what the kernel wrote.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TTL {
+                    ttl = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()));
+                }
+                c = libc::CMSG_NXTHDR(&raw const msg, c);
+            }
+        }
+        (n, ttl)
+    }
+
+    /// RFC 3208 §13.6 needs one packet (the multicast SPMR) at TTL 1 whatever the socket's
+    /// TTL: the override reaches the wire, plain and inside GSO runs, and breaks runs.
+    #[test]
+    fn ttl_override_reaches_the_wire() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let on: libc::c_int = 1;
+        // SAFETY: a valid fd and a c_int option.
+        let rc = unsafe {
+            libc::setsockopt(
+                rx.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_RECVTTL,
+                (&raw const on).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.set_ttl(64).unwrap();
+        tx.connect(rx.local_addr().unwrap()).unwrap();
+        let ttls = [None, Some(1), None, None, Some(1), Some(1)];
+        let pkts: Vec<Outgoing> = ttls
+            .iter()
+            .enumerate()
+            .map(|(i, &ttl)| Outgoing {
+                dst: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                buf: vec![i as u8; 50],
+                ttl,
+            })
+            .collect();
+        let mut s = MmsgSender::new();
+        assert_eq!(s.send_connected(tx.as_raw_fd(), &pkts).unwrap(), pkts.len());
+        let gso = match s.send_connected_gso(tx.as_raw_fd(), &pkts) {
+            Ok(n) => {
+                assert_eq!(n, pkts.len());
+                true
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                eprintln!("SKIPPED (GSO part): this kernel refuses UDP GSO ({e})");
+                false
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let mut buf = [0u8; 256];
+        for round in 0..=usize::from(gso) {
+            for (i, &ttl) in ttls.iter().enumerate() {
+                let (n, got) = recv_ttl(rx.as_raw_fd(), &mut buf);
+                assert_eq!((n, buf[0]), (50, i as u8), "round {round}, datagram {i}");
+                assert_eq!(
+                    got,
+                    Some(ttl.map_or(64, i32::from)),
+                    "round {round}, datagram {i}"
+                );
+            }
+        }
     }
 }
