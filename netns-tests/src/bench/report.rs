@@ -737,7 +737,7 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
     }
     let _ = writeln!(
         m,
-        "\n## How each workload is run\n\n\
+        "\n{}\n## How each workload is run\n\n\
          - **UDP limit**: `udp-perf send --pps R` (sendmmsg bursts of ≤ 32, paced by the clock) \
          → 2 × `udp-perf recv` (recvmmsg, counts sequence numbers); ok = no datagram lost. \
          Blast = unpaced sender. **With GSO**: `udp-perf send --gso`, each burst one UDP GSO \
@@ -751,7 +751,8 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
          --subscribe ''` over EPGM; libzmq: `netns-tests/peers/zmq_peer.py` PUB → 2 × SUB over \
          epgm (ZMQ_RATE from R; its rate is the slower subscriber's, as the Python publisher \
          does not time its sends).\n\
-         - **Loss**, **latency**, **memory**: as described in their sections.\n"
+         - **Loss**, **latency**, **memory**: as described in their sections.\n",
+        include_str!("changes.md")
     );
     if !res.errors.is_empty() {
         let _ = writeln!(m, "\n## Not measured / errors\n");
