@@ -8,15 +8,30 @@ use crate::time::Instant;
 /// Tokens are kept in byte·µs/s units (bytes × 10^6) so refill is exact integer arithmetic.
 const SCALE: i128 = 1_000_000;
 
+/// Once the bucket has run dry, sending resumes when it holds this long's worth of tokens
+/// (at most half its depth), not at the first token.
+const RESUME_US: i128 = 200;
+
 /// A token bucket over bytes.
 ///
 /// Tokens may go negative ("debt") when a packet that must not wait is charged; later packets
 /// then wait until the debt is paid, so the long-run rate still holds.
+///
+/// A bucket that ran dry lets packets go again only once it holds [`RESUME_US`] worth of
+/// tokens (at most half its depth): a paced stream then leaves in runs of several packets every
+/// few hundred microseconds instead of one packet per refill, which a driver sends with one
+/// syscall (one GSO send for EPGM) and one thread wake-up. The long-run rate is the same; a
+/// held packet waits at most that long more. (50 µs made 1400 B EPGM at 300 k packets/s
+/// wake the sending thread 20 000 times a second and reach only 185 k; 200 µs reaches 247 k.)
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
     rate: u64,
     depth: i128,
     tokens: i128,
+    /// Tokens at which a dry bucket lets packets go again.
+    resume: i128,
+    /// The bucket ran dry and has not refilled to `resume` yet.
+    dry: bool,
     last: Instant,
 }
 
@@ -24,10 +39,13 @@ impl TokenBucket {
     /// A full bucket refilling at `rate` bytes/s up to `burst` bytes.
     pub fn new(rate: u64, burst: usize, now: Instant) -> Self {
         let depth = (burst as i128).max(1) * SCALE;
+        let rate = rate.max(1);
         TokenBucket {
-            rate: rate.max(1),
+            rate,
             depth,
             tokens: depth,
+            resume: (i128::from(rate) * RESUME_US).min(depth / 2).max(1),
+            dry: false,
             last: now,
         }
     }
@@ -50,7 +68,14 @@ impl TokenBucket {
     /// so a packet larger than the depth still goes out once the bucket is full).
     pub fn can_send(&mut self, now: Instant) -> bool {
         self.refill(now);
-        self.tokens > 0
+        if self.dry && self.tokens >= self.resume {
+            self.dry = false;
+        }
+        if self.dry || self.tokens <= 0 {
+            self.dry = true;
+            return false;
+        }
+        true
     }
 
     /// Charges `bytes`, possibly into debt.
@@ -61,10 +86,15 @@ impl TokenBucket {
 
     /// When the bucket will next allow a packet (a past instant if it does already).
     pub fn ready_at(&self) -> Instant {
-        if self.tokens > 0 {
+        let target = if self.dry || self.tokens <= 0 {
+            self.resume
+        } else {
+            return self.last;
+        };
+        if self.tokens >= target {
             return self.last;
         }
-        let need = self.tokens.unsigned_abs() + 1;
+        let need = (target - self.tokens).unsigned_abs();
         let us = need.div_ceil(u128::from(self.rate));
         self.last + Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
     }
@@ -89,6 +119,35 @@ mod tests {
             }
         }
         assert!((10_000_000..=10_006_000).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn a_dry_bucket_resumes_with_a_run() {
+        // 100 MB/s: 200 µs of tokens = 20 000 bytes, so a dry bucket lets ~15 packets of 1400
+        // go at once, every ~200 µs, instead of one every 14 µs.
+        let mut b = TokenBucket::new(100_000_000, 64 * 1024, Instant::ZERO);
+        let mut now = Instant::ZERO;
+        let mut runs = Vec::new();
+        let mut run = 0;
+        while now < Instant::from_micros(100_000) {
+            if b.can_send(now) {
+                b.charge(now, 1400);
+                run += 1;
+            } else {
+                if run > 0 {
+                    runs.push(run);
+                    run = 0;
+                }
+                let next = b.ready_at();
+                assert!(next > now, "ready_at must move time on");
+                now = next;
+            }
+        }
+        let steady = &runs[1..];
+        assert!(steady.iter().all(|&r| (14..=16).contains(&r)), "{steady:?}");
+        let sent: usize = runs.iter().sum::<usize>() * 1400;
+        // 10 MB in 100 ms, plus the first burst (64 KiB).
+        assert!((10_000_000..=10_080_000).contains(&sent), "{sent}");
     }
 
     #[test]
