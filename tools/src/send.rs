@@ -184,6 +184,10 @@ pub struct CommonArgs {
     /// IP_TOS byte (e.g. 184 = 0xB8, DSCP EF, as OpenPGM sets it).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=255))]
     pub tos: u32,
+    /// EPGM: send each packet with its own syscall instead of runs of packets as one UDP GSO
+    /// send (`UDP_SEGMENT`; the datagrams on the wire are the same either way).
+    #[arg(long)]
+    pub no_gso: bool,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -197,7 +201,8 @@ impl CommonArgs {
             .with_nak(self.nak_profile.into())
             .with_hops(self.hops)
             .with_multicast_loop(self.multicast_loop)
-            .with_tos(self.tos);
+            .with_tos(self.tos)
+            .with_udp_gso(!self.no_gso);
         match self.window {
             Some(Window::Sqns(n)) => o = o.with_window_sqns(n),
             Some(Window::Bytes(b)) => o = o.with_window_bytes(b),

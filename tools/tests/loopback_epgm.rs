@@ -28,21 +28,28 @@ fn recv_verify(ep: &str, count: u64) -> Proc {
 
 /// Two verifying receivers, one sender of `count` test messages of `size` bytes.
 fn transfer(count: u64, size: usize, rate: &str) {
+    transfer_with(count, size, rate, &[]);
+}
+
+/// [`transfer`] with more `pgm-send` arguments.
+fn transfer_with(count: u64, size: usize, rate: &str, extra: &[&str]) {
     let ep = endpoint();
     let receivers = [recv_verify(&ep, count), recv_verify(&ep, count)];
     let sender = Proc::spawn(
         "pgm-send",
-        Command::new(SEND).args([
-            "--count",
-            &count.to_string(),
-            "--size",
-            &size.to_string(),
-            "--rate",
-            rate,
-            "--linger",
-            "1",
-            &ep,
-        ]),
+        Command::new(SEND)
+            .args([
+                "--count",
+                &count.to_string(),
+                "--size",
+                &size.to_string(),
+                "--rate",
+                rate,
+                "--linger",
+                "1",
+            ])
+            .args(extra)
+            .arg(&ep),
     );
     let (status, out, err) = sender.finish();
     assert!(status.success(), "pgm-send failed: {status}\n{err}");
@@ -79,6 +86,11 @@ fn unlimited_rate_small_messages_are_complete() {
     // Unpaced: the sender is the bottleneck for small messages, and any kernel drop at the
     // receivers must be repaired.
     transfer(20_000, 200, "unlimited");
+}
+
+#[test]
+fn without_gso_the_transfer_is_the_same() {
+    transfer_with(20_000, 200, "unlimited", &["--no-gso"]);
 }
 
 #[test]
