@@ -20,7 +20,8 @@
 //! After every step the memory bounds hold: receiver peers ≤ max_peers, window bytes ≤ peers ×
 //! (rxw_max_bytes + 65 535), missing sqns ≤ peers × rxw_sqns; source TXW packets ≤ txw_sqns,
 //! TXW bytes ≤ max(txw_max_bytes, one TSDU) (the packet just sent is always kept), bytes queued
-//! ≤ max(send_buffer, max_apdu). At the end, 400 s of silence must empty the receiver (every peer
+//! ≤ max(send_buffer, max_apdu); the receiver's timer index agrees with a walk over its peers
+//! (`Receiver::check_invariants`). At the end, 400 s of silence must empty the receiver (every peer
 //! expired, nothing missing or buffered) and the source's send queue.
 
 use std::{
@@ -544,8 +545,9 @@ impl World {
         }
     }
 
-    /// The memory bounds.
+    /// The memory bounds, and the receiver's timer index (fuzz builds may lack debug assertions).
     fn check(&self) {
+        self.rx.check_invariants();
         let r = self.rx.stats();
         let c = self.rx.config();
         assert!(r.peers <= c.max_peers as u64, "peers: {r:?}");

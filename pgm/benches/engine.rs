@@ -12,7 +12,7 @@ use std::{
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pgm::{
     time::Instant,
-    wire::{Gsi, Tsi},
+    wire::{Body, Data, Gsi, Options, PacketRepr, SeqNo, Spm, Tsi},
     Event, Receiver, ReceiverConfig, Source, SourceConfig,
 };
 
@@ -94,5 +94,93 @@ fn bench_receiver(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_source, bench_receiver);
+/// A downstream packet of session `tsi` (ODATA, or an SPM), as its source would send it.
+fn downstream(tsi: Tsi, body: Body, payload: &[u8]) -> Vec<u8> {
+    PacketRepr {
+        sport: tsi.sport,
+        dport: 7500,
+        gsi: tsi.gsi,
+        parity: false,
+        var_pktlen: false,
+        body,
+        options: Options::default(),
+        payload,
+    }
+    .to_vec()
+}
+
+/// A receiver that has heard one SPM and one ODATA from each of `idle` sessions (so each has a
+/// window and an expiry timer, and no SPMR pending), plus an SPM from the busy session [`TSI`].
+fn receiver_with_peers(idle: u16, now: Instant) -> Receiver {
+    let mut r = Receiver::new(ReceiverConfig::new(7500));
+    let spm = |tsi: Tsi| {
+        let body = Body::Spm(Spm {
+            spm_sqn: SeqNo(0),
+            trail: SeqNo(0),
+            lead: SeqNo(0),
+            path: SRC,
+        });
+        downstream(tsi, body, &[])
+    };
+    for k in 0..idle {
+        let tsi = Tsi {
+            gsi: Gsi([9, 9, 9, 9, (k >> 8) as u8, k as u8]),
+            sport: 5000 + k,
+        };
+        r.handle_packet(now, SRC, GROUP, &spm(tsi));
+        let data = Body::Odata(Data {
+            sqn: SeqNo(1),
+            trail: SeqNo(1),
+        });
+        r.handle_packet(now, SRC, GROUP, &downstream(tsi, data, &[7; 64]));
+    }
+    r.handle_packet(now, SRC, GROUP, &spm(TSI));
+    while r.poll_event().is_some() {}
+    r
+}
+
+/// One busy session among many idle ones: the per-packet cost of `handle_packet` plus the
+/// driver's `poll_timeout` calls (before and after the turn, as `socket/driver.rs` does).
+fn bench_many_peers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("receiver busy peer among idle");
+    let packets: Vec<Vec<u8>> = (1..=1000u32)
+        .map(|sqn| {
+            let body = Body::Odata(Data {
+                sqn: SeqNo(sqn),
+                trail: SeqNo(1),
+            });
+            downstream(TSI, body, &[7; 64])
+        })
+        .collect();
+    for idle in [0u16, 500] {
+        g.throughput(Throughput::Elements(packets.len() as u64));
+        g.bench_function(format!("{idle} idle peers"), |b| {
+            let start = Instant::from_millis(1);
+            b.iter_batched(
+                || receiver_with_peers(idle, start),
+                |mut r| {
+                    let mut now = start;
+                    let mut buf = Vec::new();
+                    for p in &packets {
+                        now += Duration::from_micros(10);
+                        r.handle_packet(now, SRC, GROUP, p);
+                        if r.poll_timeout().is_some_and(|t| t <= now) {
+                            r.handle_timeout(now);
+                        }
+                        while r.poll_transmit(now, &mut buf).is_some() {}
+                        while let Some(ev) = r.poll_event() {
+                            black_box(ev);
+                        }
+                        black_box(r.poll_timeout());
+                    }
+                    r
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_source, bench_receiver, bench_many_peers);
 criterion_main!(benches);

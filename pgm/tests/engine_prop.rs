@@ -206,6 +206,8 @@ fn packet(s: &Step, payload: &[u8]) -> Option<(IpAddr, Vec<u8>)> {
 
 fn drain_receiver(r: &mut Receiver, now: Instant, buf: &mut Vec<u8>) {
     r.handle_timeout(now);
+    // The timer index agrees with a brute-force walk over the peers.
+    r.check_invariants();
     while r.poll_transmit(now, buf).is_some() {}
     while let Some(ev) = r.poll_event() {
         if let Event::Data { apdu, .. } = ev {
@@ -232,6 +234,7 @@ proptest! {
                 now += Duration::from_micros(u64::from(*us));
             } else if let Some((dst, p)) = packet(s, &payload) {
                 rx.handle_packet(now, SRC, dst, &p);
+                rx.check_invariants();
             }
             drain_receiver(&mut rx, now, &mut buf);
             let st = rx.stats();
@@ -246,6 +249,58 @@ proptest! {
             drain_receiver(&mut rx, now, &mut buf);
         }
         prop_assert_eq!(rx.stats().missing_now, 0);
+    }
+
+    /// Many sessions, each with a gap or none, woken only at `poll_timeout` as a driver would:
+    /// every gap is NAKed and in the end reported lost, the driver never spins (after
+    /// `handle_timeout` the next deadline is later), and the timer index agrees with the peers
+    /// throughout.
+    #[test]
+    fn receiver_timers_serve_every_peer(
+        peers in proptest::collection::vec((0u32..4, 0u32..3000), 1..120),
+    ) {
+        let mut rx = Receiver::new(ReceiverConfig::new(DPORT));
+        let mut now = Instant::from_millis(1);
+        let mut buf = Vec::new();
+        let mut lossy = std::collections::BTreeSet::new();
+        let mut gaps = 0;
+        for (k, &(gap, delay_us)) in peers.iter().enumerate() {
+            now += Duration::from_micros(u64::from(delay_us));
+            let k = u16::try_from(k).unwrap();
+            let [hi, lo] = k.to_be_bytes();
+            let t = Tsi { gsi: Gsi([7, 7, 7, 7, hi, lo]), sport: 2000 + k };
+            for sqn in [0, 1 + gap] {
+                let body = Body::Odata(Data { sqn: SeqNo(sqn), trail: SeqNo(0) });
+                let p = repr(t.sport, DPORT, t.gsi, body, &Options::default(), &[1; 10]);
+                rx.handle_packet(now, SRC, GROUP, &p);
+            }
+            if gap > 0 {
+                lossy.insert(t.sport);
+                gaps += u64::from(gap);
+            }
+        }
+        rx.check_invariants();
+        let mut naked = std::collections::BTreeSet::new();
+        let mut wakeups = 0;
+        loop {
+            while rx.poll_transmit(now, &mut buf).is_some() {
+                let p = PacketRepr::parse_verified(&buf).unwrap();
+                if matches!(p.body, Body::Nak(_)) {
+                    naked.insert(p.dport);
+                }
+            }
+            while rx.poll_event().is_some() {}
+            let Some(t) = rx.poll_timeout() else { break };
+            prop_assert!(t > now || wakeups == 0, "poll_timeout {t:?} not after {now:?}");
+            wakeups += 1;
+            prop_assert!(wakeups < 100_000);
+            now = now.max(t);
+            rx.handle_timeout(now);
+            rx.check_invariants();
+        }
+        prop_assert_eq!(naked, lossy);
+        let st = rx.stats();
+        prop_assert_eq!((st.peers, st.peers_expired, st.lost_sqns), (0, peers.len() as u64, gaps));
     }
 
     #[test]

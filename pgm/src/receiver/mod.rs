@@ -8,7 +8,7 @@
 mod window;
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     net::IpAddr,
     time::Duration,
 };
@@ -104,6 +104,21 @@ struct Peer {
     expiry: Instant,
     fin: bool,
     window: Option<Window>,
+    /// [`Peer::earliest`] as last indexed in [`Receiver::deadlines`]: the key to remove when
+    /// it changes. Equal to `earliest()` whenever the receiver is between calls.
+    deadline: Instant,
+}
+
+impl Peer {
+    /// The peer's next timer: its earliest NAK deadline (RFC 3208 §6.3), SPMR (§13.3.2) or
+    /// expiry, whichever comes first.
+    fn earliest(&self) -> Instant {
+        let nak = self.window.as_ref().and_then(Window::next_deadline);
+        [nak, self.spmr_due]
+            .into_iter()
+            .flatten()
+            .fold(self.expiry, Instant::min)
+    }
 }
 
 /// A PGM receiver. See the module docs.
@@ -111,6 +126,11 @@ struct Peer {
 pub struct Receiver {
     cfg: ReceiverConfig,
     peers: BTreeMap<Tsi, Peer>,
+    /// Timer index: exactly one `(peer.deadline, tsi)` per peer, so the first entry is the next
+    /// timer of all, and `handle_timeout` visits only the peers that are due (a subscriber may
+    /// hear hundreds of sources). Kept in step by `refresh_deadline` after every per-peer
+    /// operation, and by `remove_peer`.
+    deadlines: BTreeSet<(Instant, Tsi)>,
     rng: SmallRng,
     events: VecDeque<Event>,
     /// Packets to send: destination, bytes, TTL override.
@@ -126,6 +146,7 @@ impl Receiver {
             rng: SmallRng::seed_from_u64(cfg.rng_seed),
             cfg,
             peers: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             events: VecDeque::new(),
             out: VecDeque::new(),
             stats: ReceiverStats::default(),
@@ -177,21 +198,54 @@ impl Receiver {
         if !self.out.is_empty() {
             return Some(Instant::ZERO);
         }
-        self.peers
-            .values()
-            .flat_map(|p| {
-                [
-                    p.window.as_ref().and_then(Window::next_deadline),
-                    p.spmr_due,
-                    Some(p.expiry),
-                ]
-            })
-            .flatten()
-            .min()
+        self.deadlines.first().map(|&(t, _)| t)
     }
 
-    fn backoff(&mut self, now: Instant) -> Instant {
-        backoff(&mut self.rng, &self.cfg.nak, now)
+    /// Re-indexes `tsi`'s next timer. Called once at the end of each operation on a peer (a
+    /// packet, or its timeout) rather than at each change, so that no path through the
+    /// handlers can skip it: a missed update is a NAK never sent.
+    fn refresh_deadline(&mut self, tsi: Tsi) {
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        let next = peer.earliest();
+        if next != peer.deadline {
+            self.deadlines.remove(&(peer.deadline, tsi));
+            self.deadlines.insert((next, tsi));
+            peer.deadline = next;
+        }
+    }
+
+    /// Forgets a session and its timers.
+    fn remove_peer(&mut self, tsi: Tsi) -> Option<Peer> {
+        let peer = self.peers.remove(&tsi)?;
+        self.deadlines.remove(&(peer.deadline, tsi));
+        Some(peer)
+    }
+
+    /// Checks the timer index against the peers' timers: one entry per peer, each peer's
+    /// cached deadline equal to its earliest timer, and the first entry the brute-force
+    /// minimum. Run after every call in debug builds; tests and fuzz targets call it too.
+    ///
+    /// # Panics
+    ///
+    /// If the index is out of step (a bug: a NAK or SPMR could go unsent).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        assert_eq!(
+            self.deadlines.len(),
+            self.peers.len(),
+            "one index entry per peer"
+        );
+        for (tsi, p) in &self.peers {
+            assert_eq!(p.deadline, p.earliest(), "cached deadline of {tsi}");
+            assert!(
+                self.deadlines.contains(&(p.deadline, *tsi)),
+                "deadline of {tsi} not indexed"
+            );
+        }
+        let brute = self.peers.values().map(Peer::earliest).min();
+        assert_eq!(self.deadlines.first().map(|&(t, _)| t), brute);
     }
 
     /// Feeds one received packet. `src` is its IP source, `dst` its IP destination.
@@ -251,6 +305,10 @@ impl Receiver {
             _ => self.stats.ignored += 1,
         }
         self.drain(tsi);
+        // Every arm above touches at most this one peer.
+        self.refresh_deadline(tsi);
+        #[cfg(debug_assertions)]
+        self.check_invariants();
     }
 
     /// Finds or creates the peer for a downstream packet; `None` if `max_peers` is reached.
@@ -260,19 +318,20 @@ impl Receiver {
                 self.stats.peers_rejected += 1;
                 return None;
             }
-            self.peers.insert(
-                tsi,
-                Peer {
-                    nla: None,
-                    ip_src: src,
-                    group: dst,
-                    last_spm_sqn: None,
-                    spmr_due: Some(now + self.cfg.spmr_expiry),
-                    expiry: now + self.cfg.peer_expiry,
-                    fin: false,
-                    window: None,
-                },
-            );
+            let mut peer = Peer {
+                nla: None,
+                ip_src: src,
+                group: dst,
+                last_spm_sqn: None,
+                spmr_due: Some(now + self.cfg.spmr_expiry),
+                expiry: now + self.cfg.peer_expiry,
+                fin: false,
+                window: None,
+                deadline: Instant::ZERO,
+            };
+            peer.deadline = peer.earliest();
+            self.deadlines.insert((peer.deadline, tsi));
+            self.peers.insert(tsi, peer);
             self.stats.peers_joined += 1;
             self.events.push_back(Event::PeerJoined { tsi });
         }
@@ -473,11 +532,22 @@ impl Receiver {
 
     /// Runs NAK, SPMR and expiry timers. Calling it early or late is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let tsis: Vec<Tsi> = self.peers.keys().copied().collect();
-        for tsi in tsis {
+        // Only the peers that are due. `peer_timeout` leaves every timer of a peer it keeps
+        // after `now`, so each is visited once and the loop ends.
+        while let Some(&(deadline, tsi)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
             self.peer_timeout(now, tsi);
             self.drain(tsi);
+            self.refresh_deadline(tsi);
+            debug_assert!(
+                self.peers.get(&tsi).is_none_or(|p| p.deadline > now),
+                "{tsi} still due after its timeout"
+            );
         }
+        #[cfg(debug_assertions)]
+        self.check_invariants();
     }
 
     fn peer_timeout(&mut self, now: Instant, tsi: Tsi) {
@@ -489,7 +559,7 @@ impl Receiver {
             if let Some(w) = peer.window.as_mut() {
                 w.abandon(&mut self.delivered);
             }
-            self.peers.remove(&tsi);
+            self.remove_peer(tsi);
             self.drain(tsi);
             self.stats.peers_expired += 1;
             self.events.push_back(Event::PeerExpired { tsi });
@@ -499,9 +569,8 @@ impl Receiver {
             self.send_spmr(tsi);
         }
         let mut nak = Vec::new();
+        let cfg = self.cfg.nak;
         loop {
-            let backoff = self.backoff(now);
-            let cfg = self.cfg.nak;
             let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) else {
                 return;
             };
@@ -535,7 +604,10 @@ impl Receiver {
                             m.ncf_retries = ncf_retries;
                             m.data_retries = data_retries;
                         }
-                        w.reschedule(sqn, Phase::BackOff, backoff);
+                        // NAK_RB_IVL is drawn only here, when a retry needs it (a draw per
+                        // visit would cost more than the visit).
+                        let deadline = backoff(&mut self.rng, &cfg, now);
+                        w.reschedule(sqn, Phase::BackOff, deadline);
                     }
                 }
             }
