@@ -540,6 +540,51 @@ mod tests {
         tx.close().unwrap();
     }
 
+    /// A path that refuses GSO (here: UDP checksums off, which GSO needs) turns it off for the
+    /// socket and the same packets go out one by one: nothing is lost.
+    #[test]
+    fn refused_gso_falls_back_without_loss() {
+        let ep = Endpoint::parse(&endpoint(6)).unwrap();
+        let opts = SocketOptions::default();
+        let mut rx = UdpTransport::open(&opts.transport_config(&ep, Role::Receiver)).unwrap();
+        let mut tx = UdpTransport::open(&opts.transport_config(&ep, Role::Sender)).unwrap();
+        let on: libc::c_int = 1;
+        // SAFETY: a valid fd and a c_int option.
+        let rc = unsafe {
+            libc::setsockopt(
+                tx.mcast.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&raw const on).cast(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        let pkts: Vec<Outgoing> = (0..5u8)
+            .map(|i| Outgoing {
+                dst: ep.group,
+                buf: vec![i; 100],
+                ttl: None,
+            })
+            .collect();
+        let mut sent = 0;
+        while sent < pkts.len() {
+            sent += tx.send_batch(&pkts[sent..]).unwrap();
+        }
+        assert!(!tx.gso, "GSO must be off after the refusal");
+        assert_eq!(tx.stats().gso_refused, 1);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        for _ in 0..200 {
+            match rx.recv(&mut buf).unwrap() {
+                Some(d) => got.push(buf[d.pgm][0]),
+                None if got.len() == pkts.len() => break,
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+    }
+
     #[test]
     fn multicast_to_another_group_on_the_port_is_filtered() {
         let ep = endpoint(2);
