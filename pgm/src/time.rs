@@ -9,6 +9,14 @@ use std::{
     time::Duration,
 };
 
+/// The sooner of two optional deadlines or waits (`None`: never), as drivers combine timers.
+pub fn sooner<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A point in time, in microseconds since an arbitrary epoch chosen by the driver.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant(u64);

@@ -9,27 +9,12 @@ mod common;
 #[path = "../../fuzz/src/invariants.rs"]
 mod invariants;
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+#[path = "support/corpus.rs"]
+mod corpus;
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
+use std::fs;
 
-/// The files directly inside `dir`, sorted; empty if `dir` does not exist.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = rd
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    v.sort();
-    v
-}
+use corpus::{files, fuzz_dir};
 
 #[test]
 fn replay_seed_corpus() {

@@ -31,7 +31,7 @@
 use std::{collections::VecDeque, time::Duration};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use pgm::time::Instant;
+use pgm::time::{sooner, Instant};
 
 use crate::frame::{FrameHeader, LONG_HEADER_LEN};
 
@@ -196,10 +196,7 @@ impl Encoder {
     /// When something is due next: the open APDU's deadline, or the oldest closed one's
     /// (see [`Encoder::ready_due`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.deadline, self.ready_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        sooner(self.deadline, self.ready_deadline)
     }
 
     /// Whether the closed APDUs must go now: the oldest one's linger (counted from when it

@@ -92,6 +92,22 @@ fn mib(kib: u64) -> String {
     }
 }
 
+/// A search's probes as one cell: `asked→offered ok|FAIL, …`.
+fn probes_cell(probes: &[Probe]) -> String {
+    probes
+        .iter()
+        .map(|p| {
+            format!(
+                "{}→{} {}",
+                p.requested.map_or("max".to_owned(), rate),
+                rate(p.offered),
+                if p.ok { "ok" } else { "FAIL" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn row(out: &mut String, cells: &[String]) {
     let _ = writeln!(out, "| {} |", cells.join(" | "));
 }
@@ -493,26 +509,13 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
     );
     row(m, &vec!["---".to_owned(); 4]);
     for s in &res.searches {
-        let probes: Vec<String> = s
-            .outcome
-            .probes
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}→{} {}",
-                    p.requested.map_or("max".to_owned(), rate),
-                    rate(p.offered),
-                    if p.ok { "ok" } else { "FAIL" }
-                )
-            })
-            .collect();
         row(
             m,
             &[
                 s.system.name().into(),
                 format!("{} B", s.size),
                 opt_rate(Some(s.outcome.rate()).filter(|r| *r > 0.0)),
-                probes.join(", "),
+                probes_cell(&s.outcome.probes),
             ],
         );
     }
@@ -588,26 +591,13 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
                     )
                 })
                 .collect();
-            let probes: Vec<String> = l
-                .search
-                .probes
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}→{} {}",
-                        p.requested.map_or("max".to_owned(), rate),
-                        rate(p.offered),
-                        if p.ok { "ok" } else { "FAIL" }
-                    )
-                })
-                .collect();
             row(
                 m,
                 &[
                     l.system.name().into(),
                     format!("{} B", l.size),
                     rate(l.clean_rate),
-                    probes.join(", "),
+                    probes_cell(&l.search.probes),
                     rate(l.rate),
                     runs.join("; "),
                 ],

@@ -17,11 +17,11 @@ use std::{
 use bytes::Bytes;
 
 use super::{
-    driver::{self, lock, Core, Engine, Shared, Turn, Who},
+    driver::{self, lock, Core, Engine, Shared, State, Turn, Who},
     Clock, Endpoint, OpenError, RecvError, RecvEvent, RecvStats, Role, SendError, SendStats,
     SocketOptions,
 };
-use crate::{receiver::Receiver, source::Source, transport::Transport, wire::Tsi};
+use crate::{receiver::Receiver, source::Source, time::sooner, transport::Transport, wire::Tsi};
 
 /// While an application thread waits for the driver, it looks for itself at least this often
 /// (a safety net: the driver signals every change a waiter cares about).
@@ -246,13 +246,8 @@ impl SendSocket {
         for msg in msgs {
             self.check_len(msg.len())?;
             loop {
-                if let Some(f) = &st.failure {
-                    return Err(SendError::Failed(f.clone()));
-                }
-                if st.done || st.close_requested {
-                    return Err(SendError::Closed);
-                }
-                if st.tx_count == 0 || st.tx_bytes + msg.len() <= self.queue_limit {
+                check_open(&st)?;
+                if self.has_room(&st, msg.len()) {
                     break;
                 }
                 shared.bump_in();
@@ -260,9 +255,7 @@ impl SendSocket {
                 self.handle.drive_or_wake();
                 st = shared.wait(shared.lock(), Some(WAIT_SLICE));
             }
-            st.tx_bytes += msg.len();
-            st.tx_count += 1;
-            st.tx.push_back(msg);
+            enqueue(&mut st, msg);
         }
         shared.bump_in();
         drop(st);
@@ -276,22 +269,15 @@ impl SendSocket {
     pub fn try_send_many(&self, msgs: &mut VecDeque<Bytes>) -> Result<usize, SendError> {
         let shared = &self.handle.shared;
         let mut st = shared.lock();
-        if let Some(f) = &st.failure {
-            return Err(SendError::Failed(f.clone()));
-        }
-        if st.done || st.close_requested {
-            return Err(SendError::Closed);
-        }
+        check_open(&st)?;
         let mut taken = 0;
         while let Some(msg) = msgs.front() {
             self.check_len(msg.len())?;
-            if st.tx_count != 0 && st.tx_bytes + msg.len() > self.queue_limit {
+            if !self.has_room(&st, msg.len()) {
                 break;
             }
             let Some(msg) = msgs.pop_front() else { break };
-            st.tx_bytes += msg.len();
-            st.tx_count += 1;
-            st.tx.push_back(msg);
+            enqueue(&mut st, msg);
             taken += 1;
         }
         if taken == 0 {
@@ -303,21 +289,20 @@ impl SendSocket {
         Ok(taken)
     }
 
+    /// Whether a message of `len` bytes fits in the send queue (one always does when it is
+    /// empty, whatever its size).
+    fn has_room(&self, st: &State, len: usize) -> bool {
+        st.tx_count == 0 || st.tx_bytes + len <= self.queue_limit
+    }
+
     fn push(&self, msg: Bytes, block: bool) -> Result<(), SendError> {
         self.check_len(msg.len())?;
         let shared = &self.handle.shared;
         let mut st = shared.lock();
         loop {
-            if let Some(f) = &st.failure {
-                return Err(SendError::Failed(f.clone()));
-            }
-            if st.done || st.close_requested {
-                return Err(SendError::Closed);
-            }
-            if st.tx_count == 0 || st.tx_bytes + msg.len() <= self.queue_limit {
-                st.tx_bytes += msg.len();
-                st.tx_count += 1;
-                st.tx.push_back(msg);
+            check_open(&st)?;
+            if self.has_room(&st, msg.len()) {
+                enqueue(&mut st, msg);
                 shared.bump_in();
                 break;
             }
@@ -328,7 +313,7 @@ impl SendSocket {
             drop(st);
             self.handle.drive_or_wake();
             st = shared.lock();
-            if st.tx_count != 0 && st.tx_bytes + msg.len() > self.queue_limit {
+            if !self.has_room(&st, msg.len()) {
                 st = shared.wait(st, Some(WAIT_SLICE));
             }
         }
@@ -378,6 +363,24 @@ impl SendSocket {
         self.handle.refresh_stats();
         self.handle.shared.lock().send_stats.clone()
     }
+}
+
+/// The send queue's state as a send sees it: failed, closed, or open.
+fn check_open(st: &State) -> Result<(), SendError> {
+    if let Some(f) = &st.failure {
+        return Err(SendError::Failed(f.clone()));
+    }
+    if st.done || st.close_requested {
+        return Err(SendError::Closed);
+    }
+    Ok(())
+}
+
+/// Appends a message to the send queue and its accounting.
+fn enqueue(st: &mut State, msg: Bytes) {
+    st.tx_bytes += msg.len();
+    st.tx_count += 1;
+    st.tx.push_back(msg);
 }
 
 impl Drop for SendSocket {
@@ -617,10 +620,7 @@ impl RecvSocket {
                 self.spin.record(false);
             }
             // Wait for the sockets (or the driver's word) until the engine's next deadline.
-            let wait = match (left, turn.and_then(|t| t.timeout)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wait = sooner(left, turn.and_then(|t| t.timeout));
             {
                 let mut st = shared.lock();
                 if !st.rx.is_empty() || st.done {

@@ -79,7 +79,7 @@ use crate::{
     receiver::Receiver,
     sim::Node,
     source::Source,
-    time::Instant,
+    time::{sooner, Instant},
     transport::{Outgoing, RecvBatch, Transport, BATCH, MAX_DATAGRAM},
     SendError as EngineSendError,
 };
@@ -742,10 +742,7 @@ impl<E: Engine> Core<E> {
                 if shared.in_seq.load(Ordering::Acquire) == self.in_seen {
                     st.io_parked = true;
                     st.io_max_sleep = max_sleep;
-                    let sleep = match (timeout, max_sleep) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    let sleep = sooner(timeout, max_sleep);
                     // With the alarm set, `epoll_wait` waits without a timeout.
                     timeout = if shared.set_alarm(&mut st, now, sleep) {
                         None
@@ -765,10 +762,7 @@ impl<E: Engine> Core<E> {
                 } else {
                     // Move its alarm: earlier for a deadline before the one it sleeps until,
                     // later when it would ring soon for what this turn just did.
-                    let sleep = match (timeout, st.io_max_sleep) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    let sleep = sooner(timeout, st.io_max_sleep);
                     let target = sleep.map(|t| now + t);
                     let earlier = target.is_some_and(|t| st.io_deadline.is_none_or(|p| t < p));
                     let later = st

@@ -99,7 +99,7 @@ pub struct MmsgSender {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
     addrs: Vec<libc::sockaddr_in>,
-    /// Packets per header of the last GSO call.
+    /// Packets per header of the last call.
     group_len: Vec<usize>,
     controls: Vec<TxControl>,
 }
@@ -151,42 +151,7 @@ impl MmsgSender {
     /// Errors are about the first run. EIO, EINVAL or ENOPROTOOPT on a run of several packets
     /// mean the path cannot segment: send without GSO.
     pub fn send_connected_gso(&mut self, fd: RawFd, pkts: &[Outgoing]) -> io::Result<usize> {
-        let pkts = &pkts[..pkts.len().min(BATCH)];
-        let iovs = self.iovs.as_mut_ptr();
-        let mut groups = 0;
-        let mut i = 0;
-        while i < pkts.len() {
-            let seg = pkts[i].buf.len();
-            let ttl = pkts[i].ttl;
-            let n = gso_run(pkts[i..].iter().map(|p| (p.buf.len(), p.ttl)));
-            for (k, p) in pkts[i..i + n].iter().enumerate() {
-                self.iovs[i + k] = libc::iovec {
-                    iov_base: p.buf.as_ptr().cast_mut().cast(),
-                    iov_len: p.buf.len(),
-                };
-            }
-            let h = &mut self.hdrs[groups];
-            h.msg_hdr.msg_name = std::ptr::null_mut();
-            h.msg_hdr.msg_namelen = 0;
-            // SAFETY: `i < BATCH`, the length of `iovs`.
-            h.msg_hdr.msg_iov = unsafe { iovs.add(i) };
-            h.msg_hdr.msg_iovlen = n;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
-            let gso = (n > 1).then_some(seg as u16);
-            set_control(&mut h.msg_hdr, &mut self.controls[groups], gso, ttl);
-            self.group_len[groups] = n;
-            groups += 1;
-            i += n;
-        }
-        if groups == 0 {
-            return Ok(0);
-        }
-        // SAFETY: the first `groups` headers point at live iovecs, control buffers and packet
-        // buffers (the kernel only reads the packets).
-        let rc = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), groups as libc::c_uint, 0) };
-        let sent = usize::try_from(rc).map_err(|_| io::Error::last_os_error())?;
-        Ok(self.group_len[..sent].iter().sum())
+        self.send_runs(fd, pkts, None, true)
     }
 
     /// Sends up to [`BATCH`] of `pkts`, each to `dst:port` (the port is ignored by raw
@@ -195,47 +160,69 @@ impl MmsgSender {
     /// reports its error). Stops before the first IPv6 destination; fails with
     /// [`io::ErrorKind::Unsupported`] if that is the first.
     pub fn send(&mut self, fd: RawFd, pkts: &[Outgoing], port: u16) -> io::Result<usize> {
-        self.send_inner(fd, pkts, Some(port))
+        self.send_runs(fd, pkts, Some(port), false)
     }
 
     /// Like [`MmsgSender::send`] on a connected socket: no destination addresses (the kernel
     /// reuses the route it cached at `connect`, saving a route lookup per packet). Every
     /// packet goes to the connected address whatever its `dst` says.
     pub fn send_connected(&mut self, fd: RawFd, pkts: &[Outgoing]) -> io::Result<usize> {
-        self.send_inner(fd, pkts, None)
+        self.send_runs(fd, pkts, None, false)
     }
 
-    fn send_inner(&mut self, fd: RawFd, pkts: &[Outgoing], port: Option<u16>) -> io::Result<usize> {
-        let mut n = 0;
+    /// One `sendmmsg` of up to [`BATCH`] packets: one message header per GSO run (`gso`), or
+    /// per packet; to `dst:port` when a port is given, else to the connected address. Stops
+    /// before the first IPv6 destination. Returns how many packets went out.
+    fn send_runs(
+        &mut self,
+        fd: RawFd,
+        pkts: &[Outgoing],
+        port: Option<u16>,
+        gso: bool,
+    ) -> io::Result<usize> {
+        let pkts = &pkts[..pkts.len().min(BATCH)];
         let addrs = self.addrs.as_mut_ptr();
         let iovs = self.iovs.as_mut_ptr();
-        for p in pkts.iter().take(BATCH) {
-            let IpAddr::V4(ip) = p.dst else {
+        let mut groups = 0;
+        let mut i = 0;
+        while i < pkts.len() {
+            let IpAddr::V4(ip) = pkts[i].dst else {
                 break;
             };
-            self.iovs[n] = libc::iovec {
-                iov_base: p.buf.as_ptr().cast_mut().cast(),
-                iov_len: p.buf.len(),
+            let (seg, ttl) = (pkts[i].buf.len(), pkts[i].ttl);
+            let n = if gso {
+                gso_run(pkts[i..].iter().map(|p| (p.buf.len(), p.ttl)))
+            } else {
+                1
             };
-            let h = &mut self.hdrs[n];
+            for (k, p) in pkts[i..i + n].iter().enumerate() {
+                self.iovs[i + k] = libc::iovec {
+                    iov_base: p.buf.as_ptr().cast_mut().cast(),
+                    iov_len: p.buf.len(),
+                };
+            }
+            let h = &mut self.hdrs[groups];
             if let Some(port) = port {
-                self.addrs[n] = sockaddr_in(ip, port);
-                // SAFETY: `n < BATCH`, the length of both arrays.
-                h.msg_hdr.msg_name = unsafe { addrs.add(n) }.cast();
+                self.addrs[groups] = sockaddr_in(ip, port);
+                // SAFETY: `groups < BATCH`, the length of `addrs`.
+                h.msg_hdr.msg_name = unsafe { addrs.add(groups) }.cast();
                 h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             } else {
                 h.msg_hdr.msg_name = std::ptr::null_mut();
                 h.msg_hdr.msg_namelen = 0;
             }
-            // SAFETY: as above.
-            h.msg_hdr.msg_iov = unsafe { iovs.add(n) };
-            h.msg_hdr.msg_iovlen = 1;
-            set_control(&mut h.msg_hdr, &mut self.controls[n], None, p.ttl);
+            // SAFETY: `i < BATCH`, the length of `iovs`.
+            h.msg_hdr.msg_iov = unsafe { iovs.add(i) };
+            h.msg_hdr.msg_iovlen = n;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
-            n += 1;
+            let run = (n > 1).then_some(seg as u16);
+            set_control(&mut h.msg_hdr, &mut self.controls[groups], run, ttl);
+            self.group_len[groups] = n;
+            groups += 1;
+            i += n;
         }
-        if n == 0 {
+        if groups == 0 {
             return if pkts.is_empty() {
                 Ok(0)
             } else {
@@ -245,10 +232,12 @@ impl MmsgSender {
                 ))
             };
         }
-        // SAFETY: the first `n` headers point at live addresses, iovecs and packet buffers
-        // (the kernel only reads the packets; `cast_mut` above is for the C signature).
-        let rc = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
-        usize::try_from(rc).map_err(|_| io::Error::last_os_error())
+        // SAFETY: the first `groups` headers point at live addresses, iovecs, control buffers
+        // and packet buffers (the kernel only reads the packets; `cast_mut` above is for the C
+        // signature).
+        let rc = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), groups as libc::c_uint, 0) };
+        let sent = usize::try_from(rc).map_err(|_| io::Error::last_os_error())?;
+        Ok(self.group_len[..sent].iter().sum())
     }
 }
 
