@@ -11,6 +11,8 @@
 //!   checks of the end-to-end tests (checksums, malformed packets, expert info).
 //! - [`tools`]: builds and runs our `pgm-send` / `pgm-recv` on a LAN, and the checks and
 //!   assertions the end-to-end tests share.
+//! - [`soak`]: the soak test behind the `pgm-soak` binary (`scripts/soak`): publisher and
+//!   subscriber churn for N minutes, exact delivery per session, flat RSS.
 //! - [`spray`]: the garbage sprayer behind the `pgm-spray` binary (hardening tests).
 //! - [`require_root`]: tests that need namespaces call it first and return early when not root.
 //!
@@ -21,6 +23,7 @@ pub mod lan;
 pub mod pair;
 pub mod peer;
 pub mod proc;
+pub mod soak;
 pub mod spray;
 pub mod tools;
 pub mod tshark;
