@@ -2,7 +2,7 @@
 //! test (`pgm/tests/engine_fuzz_corpus.rs`, which includes this file by path), so CI replays the
 //! corpus and the crash regressions with exactly the fuzzer's assertions on stable Rust.
 //!
-//! The input is a byte program. Its first 11 bytes (15 with an explicit base sqn) pick the
+//! The input is a byte program. Its first 12 bytes (16 with an explicit base sqn) pick the
 //! configurations (small windows, few peers, short timers, a rate-limited source), then each
 //! step reads an opcode and its operands; a missing byte reads as 0, so every input is a valid
 //! program. Steps:
@@ -17,8 +17,9 @@
 //!   receiver sees the source's real ODATA/RDATA/SPMs and the source the receiver's NAKs and
 //!   SPMRs, with losses), `poll_event` drains, `send` of APDUs of up to 70 000 bytes, `close`.
 //!
-//! After every step the memory bounds hold: receiver peers ≤ max_peers, window bytes ≤ peers ×
-//! (rxw_max_bytes + 65 535), missing sqns ≤ peers × rxw_sqns; source TXW packets ≤ txw_sqns,
+//! After every step the memory bounds hold: receiver peers ≤ max_peers, its memory footprint ≤
+//! max_total_bytes, window bytes ≤ peers × (rxw_max_bytes + 65 535), missing sqns ≤ peers ×
+//! rxw_sqns; source TXW packets ≤ txw_sqns,
 //! TXW bytes ≤ max(txw_max_bytes, one TSDU) (the packet just sent is always kept), bytes queued
 //! ≤ max(send_buffer, max_apdu); the receiver's timer index agrees with a walk over its peers
 //! (`Receiver::check_invariants`). At the end, 400 s of silence must empty the receiver (every peer
@@ -144,7 +145,7 @@ fn receiver_config(inp: &mut Input<'_>) -> ReceiverConfig {
     c.rxw_sqns = inp.pick(&[1, 2, 7, 64, 512, 4096]);
     c.rxw_max_bytes = inp.pick(&[0, 1, 1500, 10_000, 100_000, 1 << 20]);
     let b = inp.u8();
-    c.max_peers = 1 + usize::from(b % 3);
+    c.limits.max_peers = 1 + usize::from(b % 3);
     c.join = if b & 0x80 == 0 {
         JoinPolicy::FirstSeen
     } else {
@@ -159,10 +160,15 @@ fn receiver_config(inp: &mut Input<'_>) -> ReceiverConfig {
             bo_bias: f64::from(b >> 6),
             rpt_ivl: Duration::from_millis(3),
             rdata_ivl: Duration::from_millis(5),
-            ncf_retries: u32::from(b >> 2) % 4,
-            data_retries: u32::from(b >> 4) % 4,
+            max_ivl: Duration::from_millis(u64::from(b >> 4) * 10),
+            max_recovery: Duration::from_millis(50 + u64::from(b >> 2) * 100),
         },
     };
+    let b = inp.u8();
+    c.limits.max_total_bytes = [1 << 30, 200_000, 20_000, 1][usize::from(b % 4)];
+    c.limits.probation_sqns = [1024, 1, 8, 100][usize::from(b >> 2) % 4];
+    c.limits.nak_credit_per_packet = [4, 0, 1, 100][usize::from(b >> 4) % 4];
+    c.limits.out_queue = [4096, 0, 3, 64][usize::from(b >> 6) % 4];
     c.peer_expiry = Duration::from_secs(inp.pick(&[1, 5, 30, 300]));
     c.fin_linger = Duration::from_millis(inp.pick(&[0, 10, 2000]));
     c.spmr_expiry = Duration::from_millis(5);
@@ -176,7 +182,7 @@ fn source_config(inp: &mut Input<'_>) -> SourceConfig {
     c.txw_max_bytes = inp.pick(&[1, 1500, 20_000, 300_000]);
     let b = inp.u8();
     c.rate = Some([10_000, 100_000, 1_000_000, 100_000_000][usize::from(b % 4)]);
-    c.rdata_rate = [None, Some(5_000), Some(50_000)][usize::from(b >> 2) % 3];
+    c.repair.rate = [None, Some(5_000), Some(50_000)][usize::from(b >> 2) % 3];
     c.rate_burst = [1, 1500, 64 * 1024][usize::from(b >> 4) % 3];
     c.send_buffer = [1, 10_000, 256 * 1024][usize::from(b >> 6) % 3];
     c.mtu = inp.pick(&[
@@ -550,7 +556,13 @@ impl World {
         self.rx.check_invariants();
         let r = self.rx.stats();
         let c = self.rx.config();
-        assert!(r.peers <= c.max_peers as u64, "peers: {r:?}");
+        assert!(r.peers <= c.limits.max_peers as u64, "peers: {r:?}");
+        // The memory budget holds after every call, whatever the peers' own bounds.
+        assert!(
+            r.footprint <= c.limits.max_total_bytes as u64,
+            "receiver footprint (max_total_bytes {}): {r:?}",
+            c.limits.max_total_bytes
+        );
         assert!(
             r.window_bytes <= r.peers * (c.rxw_max_bytes as u64 + 65_535),
             "receiver window bytes (rxw_max_bytes {}): {r:?}",

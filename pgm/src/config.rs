@@ -42,6 +42,11 @@ impl Mtu {
 }
 
 /// The NAK timing of a receiver (RFC 3208 §6.3).
+///
+/// Repeats do not count out: a sqn is asked for again, with the waits doubling from the second
+/// repeat up to [`NakTiming::max_ivl`], for as long as the source still advertises it. It is
+/// declared lost only when the source's trail passes it, the session ends, or it has been in
+/// recovery for [`NakTiming::max_recovery`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NakTiming {
     /// NAK_BO_IVL: the random back-off before a NAK is drawn from `[0, NAK_BO_IVL]`.
@@ -49,14 +54,17 @@ pub struct NakTiming {
     /// Bias λ of the back-off draw towards the end of NAK_BO_IVL (0 = uniform); see
     /// `Receiver` docs. Suppresses duplicate NAKs when many receivers lose the same packet.
     pub bo_bias: f64,
-    /// NAK_RPT_IVL: how long to wait for an NCF after sending a NAK.
+    /// NAK_RPT_IVL: how long to wait for an NCF after the first NAK.
     pub rpt_ivl: Duration,
-    /// NAK_RDATA_IVL: how long to wait for RDATA after an NCF.
+    /// NAK_RDATA_IVL: how long to wait for RDATA after the first NCF.
     pub rdata_ivl: Duration,
-    /// NAK_NCF_RETRIES: NAKs sent without an NCF before the sqn is declared lost.
-    pub ncf_retries: u32,
-    /// NAK_DATA_RETRIES: NCF'd NAK rounds without data before the sqn is declared lost.
-    pub data_retries: u32,
+    /// The longest either wait grows to as repeats back off (the `n`-th NAK for a sqn waits
+    /// the base interval × 2^(n−2), from the third NAK on).
+    pub max_ivl: Duration,
+    /// The application's deadline: a sqn still missing this long after its loss was detected
+    /// is declared lost, however often NCFs restarted its timers (bounds how long one missing
+    /// sqn can hold back the data behind it).
+    pub max_recovery: Duration,
 }
 
 impl NakTiming {
@@ -69,22 +77,30 @@ impl NakTiming {
         bo_bias: 4.0,
         rpt_ivl: Duration::from_millis(4),
         rdata_ivl: Duration::from_millis(4),
-        ncf_retries: 50,
-        data_retries: 50,
+        max_ivl: Duration::from_millis(250),
+        max_recovery: Duration::from_secs(30),
     };
 
-    /// OpenPGM as libzmq configures it (interop-notes §3): 50/200/200 ms, 50 retries.
+    /// OpenPGM as libzmq configures it (docs/wire-compatibility.md): 50/200/200 ms.
     pub const OPENPGM: NakTiming = NakTiming {
         bo_ivl: Duration::from_millis(50),
         bo_bias: 0.0,
         rpt_ivl: Duration::from_millis(200),
         rdata_ivl: Duration::from_millis(200),
-        ncf_retries: 50,
-        data_retries: 50,
+        max_ivl: Duration::from_secs(2),
+        max_recovery: Duration::from_mins(1),
     };
+
+    /// The wait after the `round`-th NAK for a sqn (1 = the first): `base` for the first two,
+    /// then doubling, never more than [`NakTiming::max_ivl`] (nor less than `base`).
+    pub fn repeat_ivl(&self, base: Duration, round: u32) -> Duration {
+        let doublings = round.saturating_sub(2).min(16);
+        base.saturating_mul(1 << doublings)
+            .min(self.max_ivl.max(base))
+    }
 }
 
-/// Where a receiver starts a newly seen session (RFC 3208 §9.4; interop-notes §5).
+/// Where a receiver starts a newly seen session (RFC 3208 §9.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinPolicy {
     /// At the first sqn seen, like OpenPGM: nothing older is requested.
@@ -92,6 +108,110 @@ pub enum JoinPolicy {
     /// At the trail advertised by the first SPM (or the first data's trail): the receiver
     /// requests everything the source still holds.
     AdvertisedTrail,
+}
+
+/// The repair budget of a source: what NAKs can make it send.
+///
+/// NAKs are cheap to forge (anyone who sees one multicast packet can), so what they buy is
+/// bounded: NCF+RDATA bytes per second ([`RepairBudget::rate`]); the share of the wire repairs
+/// may take while new data waits ([`RepairBudget::share`], so a NAK storm never takes ODATA
+/// below `1 − share` of what the source sends); and sqns per NAK and per NAKer and second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RepairBudget {
+    /// While ODATA waits, repairs get at most this share of the bytes that go out; and when
+    /// the source is rate-limited (and [`RepairBudget::rate`] is `None`) this share of the
+    /// rate. Clamped to `[0.01, 0.9]`.
+    pub share: f64,
+    /// Cap on NCF+RDATA bytes/s, IP headers included. `None`: `share` × the rate limit, or
+    /// [`RepairBudget::UNPACED_RATE`] when the source is not rate-limited.
+    pub rate: Option<u64>,
+    /// Most sqns one NAK packet gets repaired (its header sqn and OPT_NAK_LIST: up to 63).
+    pub per_nak: u32,
+    /// Sqns per second one NAKer (by the NAK's IP source) gets repaired, in bursts of up to
+    /// [`RepairBudget::per_naker_burst`].
+    pub per_naker_rate: u32,
+    /// Burst of [`RepairBudget::per_naker_rate`], in sqns.
+    pub per_naker_burst: u32,
+}
+
+impl RepairBudget {
+    /// The repair cap of a source without a rate limit: 100 Mbit/s.
+    pub const UNPACED_RATE: u64 = 12_500_000;
+
+    /// [`RepairBudget::share`] within its bounds.
+    pub fn clamped_share(&self) -> f64 {
+        self.share.clamp(0.01, 0.9)
+    }
+
+    /// The repair cap in bytes/s of a source paced at `rate` bytes/s (`None`: unpaced).
+    #[expect(
+        clippy::cast_sign_loss,
+        reason = "rate and share are positive; the product saturates at u64::MAX"
+    )]
+    pub fn cap(&self, rate: Option<u64>) -> u64 {
+        let share = self.clamped_share();
+        self.rate
+            .unwrap_or_else(|| rate.map_or(Self::UNPACED_RATE, |r| (r as f64 * share) as u64))
+            .max(1)
+    }
+}
+
+impl Default for RepairBudget {
+    fn default() -> Self {
+        RepairBudget {
+            share: 0.4,
+            rate: None,
+            per_nak: 63,
+            per_naker_rate: 20_000,
+            per_naker_burst: 4096,
+        }
+    }
+}
+
+/// Bounds on what the network can make a [`crate::Receiver`] hold and send, whatever it sends
+/// (docs/reliability.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverLimits {
+    /// Most sessions (TSIs) tracked at once. A new one evicts the least useful: a session
+    /// still on probation (oldest first), else the one heard from least recently.
+    pub max_peers: usize,
+    /// Memory budget over all sessions: payload bytes held plus [`SLOT_COST`] per tracked sqn.
+    /// Over it, sessions on probation are dropped first, then the sessions heard from least
+    /// recently give up their oldest data.
+    pub max_total_bytes: usize,
+    /// A new session's window spans at most this many sqns (so it NAKs only within them) until
+    /// it is confirmed: two sqns delivered in order, or data and an SPM that agree.
+    pub probation_sqns: u32,
+    /// NAK packets each packet heard from a session pays for: a session is never sent more
+    /// NAKs than this many per packet it sent.
+    pub nak_credit_per_packet: u32,
+    /// The most NAK credit a session accumulates.
+    pub nak_credit_max: u32,
+    /// NAK packets per second over all sessions.
+    pub nak_rate: u32,
+    /// Burst of [`ReceiverLimits::nak_rate`], in packets.
+    pub nak_burst: u32,
+    /// Most packets (NAKs, SPMRs) waiting for `poll_transmit`.
+    pub out_queue: usize,
+}
+
+/// Bytes a tracked sqn costs besides its payload (slot and timer entry), counted against
+/// [`ReceiverLimits::max_total_bytes`].
+pub const SLOT_COST: usize = 64;
+
+impl Default for ReceiverLimits {
+    fn default() -> Self {
+        ReceiverLimits {
+            max_peers: 1024,
+            max_total_bytes: 256 << 20,
+            probation_sqns: 1024,
+            nak_credit_per_packet: 4,
+            nak_credit_max: 4096,
+            nak_rate: 20_000,
+            nak_burst: 2048,
+            out_queue: 4096,
+        }
+    }
 }
 
 /// Configuration of a [`crate::Source`].
@@ -116,8 +236,8 @@ pub struct SourceConfig {
     /// Total rate in bytes/s over ODATA, RDATA, NCF and SPM, IP headers included; `None` for
     /// unpaced.
     pub rate: Option<u64>,
-    /// Cap on RDATA+NCF bytes/s within `rate`, so repairs cannot starve ODATA; `None` for no cap.
-    pub rdata_rate: Option<u64>,
+    /// How much of the wire repairs (NCF + RDATA) may take, and per-NAK bounds.
+    pub repair: RepairBudget,
     /// Bucket depth: how far above the rate a burst may go, in bytes.
     pub rate_burst: usize,
     /// Bytes `send` may queue ahead of the rate before it reports `WouldBlock`.
@@ -148,7 +268,7 @@ impl SourceConfig {
             txw_sqns: 64 * 1024,
             txw_max_bytes: 32 << 20,
             rate: None,
-            rdata_rate: None,
+            repair: RepairBudget::default(),
             rate_burst: 64 * 1024,
             send_buffer: 256 * 1024,
             spm_ambient: Duration::from_secs(1),
@@ -191,8 +311,8 @@ pub struct ReceiverConfig {
     pub rxw_sqns: u32,
     /// Most payload bytes buffered per peer.
     pub rxw_max_bytes: usize,
-    /// Most peers (TSIs) tracked at once.
-    pub max_peers: usize,
+    /// Bounds on sessions, memory and NAKs.
+    pub limits: ReceiverLimits,
     /// Largest APDU reassembled.
     pub max_apdu: usize,
     /// Where a new peer's window starts.
@@ -212,7 +332,7 @@ impl ReceiverConfig {
             fin_linger: Duration::from_secs(2),
             rxw_sqns: 64 * 1024,
             rxw_max_bytes: 32 << 20,
-            max_peers: 1024,
+            limits: ReceiverLimits::default(),
             max_apdu: MAX_APDU as usize,
             join: JoinPolicy::FirstSeen,
             rng_seed: 0,

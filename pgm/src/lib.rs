@@ -16,9 +16,11 @@ pub mod transmit;
 pub mod transport;
 pub mod wire;
 
-pub use config::{JoinPolicy, Mtu, NakTiming, ReceiverConfig, SourceConfig};
+pub use config::{
+    JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig,
+};
 pub use event::Event;
-pub use receiver::{Receiver, ReceiverStats};
+pub use receiver::{PeerStats, Receiver, ReceiverStats};
 pub use socket::{Endpoint, RecvEvent, RecvSocket, SendSocket, SocketOptions};
 pub use source::{SendError, Source, SourceStats};
 pub use transmit::Transmit;

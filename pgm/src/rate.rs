@@ -84,6 +84,32 @@ impl TokenBucket {
         self.tokens -= bytes as i128 * SCALE;
     }
 
+    /// Whole tokens (units) available now.
+    pub fn available(&mut self, now: Instant) -> u64 {
+        self.refill(now);
+        u64::try_from(self.tokens / SCALE).unwrap_or(0)
+    }
+
+    /// When the bucket will hold `units` whole tokens (a past instant if it does already).
+    pub fn ready_for(&self, units: u64) -> Instant {
+        let need = i128::from(units) * SCALE - self.tokens;
+        if need <= 0 {
+            return self.last;
+        }
+        let us = need.unsigned_abs().div_ceil(u128::from(self.rate));
+        self.last + Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+    }
+
+    /// Takes up to `want` whole tokens (one per unit counted: sqns, packets) and returns how
+    /// many it took; never goes into debt.
+    pub fn take(&mut self, now: Instant, want: u64) -> u64 {
+        self.refill(now);
+        let have = u64::try_from(self.tokens / SCALE).unwrap_or(0);
+        let got = want.min(have);
+        self.tokens -= i128::from(got) * SCALE;
+        got
+    }
+
     /// When the bucket will next allow a packet (a past instant if it does already).
     pub fn ready_at(&self) -> Instant {
         let target = if self.dry || self.tokens <= 0 {
@@ -148,6 +174,15 @@ mod tests {
         let sent: usize = runs.iter().sum::<usize>() * 1400;
         // 10 MB in 100 ms, plus the first burst (64 KiB).
         assert!((10_000_000..=10_080_000).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn take_never_goes_into_debt() {
+        let mut b = TokenBucket::new(1000, 100, Instant::ZERO);
+        assert_eq!(b.take(Instant::ZERO, 30), 30);
+        assert_eq!(b.take(Instant::ZERO, 500), 70);
+        assert_eq!(b.take(Instant::ZERO, 1), 0);
+        assert_eq!(b.take(Instant::from_millis(10), 500), 10);
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub struct SourceStats {
     pub nak_sqns_eliminated: u64,
     /// Sqns requested that are no longer (or not yet) in the transmit window.
     pub nak_sqns_outside_window: u64,
+    /// Sqns not repaired because their NAK asked for more than the per-NAK bound, or its
+    /// NAKer had used up its budget.
+    pub nak_sqns_over_budget: u64,
+    /// Parity NAKs (requests for FEC parity, which this source does not send) ignored.
+    pub parity_naks_ignored: u64,
     /// NAKs dropped because their source or group NLA is not ours.
     pub naks_bad_nla: u64,
     /// NNAKs received.
@@ -79,6 +84,8 @@ pub struct SourceStats {
     pub txw_packets: u64,
     /// Payload bytes in the transmit window now.
     pub txw_bytes: u64,
+    /// Sqns queued for RDATA now (each at most once).
+    pub repairs_queued: u64,
 }
 
 /// One TPDU the source has built: kept in the send queue, then in the transmit window.
@@ -93,7 +100,6 @@ struct TxPacket {
     queued: bool,
     /// In the list of the next NCF.
     ncf_pending: bool,
-    last_ncf: Option<Instant>,
     last_rdata: Option<Instant>,
 }
 
@@ -142,8 +148,17 @@ pub struct Source {
     closing: bool,
     bucket: Option<TokenBucket>,
     repair_bucket: Option<TokenBucket>,
+    /// Bytes repairs may still send while ODATA waits: each ODATA adds its share (see
+    /// [`crate::config::RepairBudget::share`]), each repair sent while ODATA waits spends it.
+    repair_credit: i64,
+    /// Sqns each NAKer may still have repaired, by a hash of its IP address (a fixed table:
+    /// forged addresses cannot grow it; two NAKers that collide share a budget).
+    nakers: Box<[Option<TokenBucket>; NAKER_BUCKETS]>,
     stats: SourceStats,
 }
+
+/// Per-NAKer repair budgets kept (see [`Source::nakers`]).
+const NAKER_BUCKETS: usize = 64;
 
 impl Source {
     /// A source that will announce itself with 3 SPMs (RFC 3208 §6.1; OpenPGM's `pgm_connect`).
@@ -164,6 +179,8 @@ impl Source {
             closing: false,
             bucket: None,
             repair_bucket: None,
+            repair_credit: 0,
+            nakers: Box::new([const { None }; NAKER_BUCKETS]),
             stats: SourceStats::default(),
             cfg,
         }
@@ -179,6 +196,7 @@ impl Source {
         let mut s = self.stats.clone();
         s.txw_packets = self.txw.packets.len() as u64;
         s.txw_bytes = self.txw.bytes as u64;
+        s.repairs_queued = self.repairs.len() as u64;
         s
     }
 
@@ -270,7 +288,6 @@ impl Source {
             payload,
             queued: false,
             ncf_pending: false,
-            last_ncf: None,
             last_rdata: None,
         });
         self.next_sqn = self.next_sqn.next();
@@ -286,7 +303,7 @@ impl Source {
     }
 
     /// Feeds a packet received on the session's port: NAKs, NNAKs and SPMRs for this TSI.
-    pub fn handle_packet(&mut self, now: Instant, _src: IpAddr, _dst: IpAddr, packet: &[u8]) {
+    pub fn handle_packet(&mut self, now: Instant, src: IpAddr, _dst: IpAddr, packet: &[u8]) {
         let repr = match PacketRepr::parse_verified(packet) {
             Ok(r) => r,
             Err(Error::BadChecksum) => {
@@ -303,7 +320,8 @@ impl Source {
             && repr.dport == self.cfg.tsi.sport
             && repr.sport == self.cfg.dport;
         match repr.body {
-            Body::Nak(nak) if ours => self.on_nak(now, &nak, &repr.options),
+            Body::Nak(_) if ours && repr.parity => self.stats.parity_naks_ignored += 1,
+            Body::Nak(nak) if ours => self.on_nak(now, src, &nak, &repr.options),
             Body::Nnak(_) if ours => self.stats.nnaks_received += 1,
             Body::Spmr if ours => {
                 self.stats.spmrs_received += 1;
@@ -321,38 +339,54 @@ impl Source {
     }
 
     /// RFC 3208 §5.3: confirm with a multicast NCF, then repair from the window.
-    fn on_nak(&mut self, now: Instant, nak: &Nak, options: &Options) {
-        // interop-notes §1.5: like OpenPGM, only NAKs naming our NLA and group are ours.
+    fn on_nak(&mut self, now: Instant, src: IpAddr, nak: &Nak, options: &Options) {
+        // docs/wire-compatibility.md: like OpenPGM, only NAKs naming our NLA and group count.
         if nak.src_nla != self.cfg.nla || nak.grp_nla != self.cfg.group {
             self.stats.naks_bad_nla += 1;
             return;
         }
         self.stats.naks_received += 1;
         let list = options.nak_list.unwrap_or_default();
-        for &sqn in std::iter::once(&nak.sqn).chain(list.as_slice()) {
-            self.stats.nak_sqns_received += 1;
+        let asked = 1 + list.as_slice().len() as u64;
+        self.stats.nak_sqns_received += asked;
+        // What this NAK may buy: the per-NAK bound, then what its NAKer has left.
+        let budget = self.cfg.repair;
+        let bound = asked.min(u64::from(budget.per_nak));
+        let naker = &mut self.nakers[naker_slot(src)];
+        let granted = naker
+            .get_or_insert_with(|| {
+                TokenBucket::new(
+                    u64::from(budget.per_naker_rate),
+                    budget.per_naker_burst as usize,
+                    now,
+                )
+            })
+            .take(now, bound);
+        self.stats.nak_sqns_over_budget += asked - granted;
+        let sqns = std::iter::once(&nak.sqn).chain(list.as_slice());
+        for &sqn in sqns.take(granted as usize) {
             self.request_repair(now, sqn);
         }
     }
 
+    /// Queues RDATA for `sqn` with one NCF, unless it is queued already or was repaired within
+    /// the elimination interval: however many NAKs ask, a sqn costs one NCF and one RDATA.
     fn request_repair(&mut self, now: Instant, sqn: SeqNo) {
         let elim = self.cfg.nak_elimination_ivl;
-        let within =
-            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < elim);
         let Some(p) = self.txw.get_mut(sqn) else {
-            // Outside the window: no NCF, so the receiver times out and declares the loss.
+            // Outside the window: no NCF, so the receiver learns from the trail that it is gone.
             self.stats.nak_sqns_outside_window += 1;
             return;
         };
-        if !p.queued && !within(p.last_rdata) {
-            p.queued = true;
-            self.repairs.push_back(sqn);
-        } else if !p.queued || within(p.last_ncf) {
-            // Repaired moments ago, or confirmed moments ago: one answer per interval.
+        let recent = p
+            .last_rdata
+            .is_some_and(|t| now.saturating_duration_since(t) < elim);
+        if p.queued || recent {
             self.stats.nak_sqns_eliminated += 1;
             return;
         }
-        p.last_ncf = Some(now);
+        p.queued = true;
+        self.repairs.push_back(sqn);
         if !p.ncf_pending {
             p.ncf_pending = true;
             self.ncf.push(sqn);
@@ -394,7 +428,8 @@ impl Source {
         }
         // NCFs and RDATA wait for both buckets (see poll_transmit), so they are due when both
         // allow: returning "now" while the buckets hold them back would make drivers spin.
-        if !self.repairs.is_empty() || !self.ncf.is_empty() {
+        // While they wait for ODATA to earn them credit, ODATA's own deadline stands.
+        if (!self.repairs.is_empty() || !self.ncf.is_empty()) && self.repair_has_credit() {
             let repair_ready = self
                 .repair_bucket
                 .as_ref()
@@ -416,9 +451,10 @@ impl Source {
             if let Some(rate) = self.cfg.rate {
                 self.bucket = Some(TokenBucket::new(rate, self.cfg.rate_burst, now));
             }
-            if let Some(rate) = self.cfg.rdata_rate {
-                self.repair_bucket = Some(TokenBucket::new(rate, self.cfg.rate_burst, now));
-            }
+        }
+        if self.repair_bucket.is_none() {
+            let cap = self.cfg.repair.cap(self.cfg.rate);
+            self.repair_bucket = Some(TokenBucket::new(cap, self.cfg.rate_burst, now));
         }
         if self.spms_owed > 0 {
             self.spms_owed -= 1;
@@ -427,9 +463,7 @@ impl Source {
             return Some(self.emit_spm(now, buf, fin));
         }
         // NCFs and RDATA share the repair cap, so a NAK storm cannot take more than it.
-        let repair_ok = self.bucket.as_mut().is_none_or(|b| b.can_send(now))
-            && self.repair_bucket.as_mut().is_none_or(|b| b.can_send(now));
-        if !self.ncf.is_empty() && repair_ok {
+        if !self.ncf.is_empty() && self.repair_may_send(now) {
             return Some(self.emit_ncf(now, buf));
         }
         if let Some(t) = self.poll_rdata(now, buf) {
@@ -448,6 +482,21 @@ impl Source {
         None
     }
 
+    /// Whether an NCF or RDATA may go now: the rate limit and the repair cap allow it, and
+    /// if ODATA waits, repairs have credit left.
+    fn repair_may_send(&mut self, now: Instant) -> bool {
+        self.repair_has_credit()
+            && self.bucket.as_mut().is_none_or(|b| b.can_send(now))
+            && self.repair_bucket.as_mut().is_none_or(|b| b.can_send(now))
+    }
+
+    /// Repairs go ahead of ODATA only while they have credit (see [`Source::repair_credit`]).
+    fn repair_has_credit(&self) -> bool {
+        self.queue.is_empty() || self.repair_credit > 0
+    }
+
+    /// Charges a packet of `len` PGM bytes to the rate limit, the repair cap and the repair
+    /// credit.
     fn charge(&mut self, now: Instant, len: usize, repair: bool) {
         let wire = len + self.cfg.mtu.ip_overhead;
         self.stats.wire_bytes += wire as u64;
@@ -458,6 +507,16 @@ impl Source {
             if let Some(b) = &mut self.repair_bucket {
                 b.charge(now, wire);
             }
+            if !self.queue.is_empty() {
+                self.repair_credit -= i64::try_from(wire).unwrap_or(i64::MAX);
+            }
+        } else {
+            // ODATA earns repairs share / (1 − share) of its bytes, up to a burst's worth.
+            let share = self.cfg.repair.clamped_share();
+            let earned = (wire as f64 * share / (1.0 - share)) as i64;
+            let depth =
+                i64::try_from(self.cfg.rate_burst.max(2 * self.cfg.mtu.mtu)).unwrap_or(i64::MAX);
+            self.repair_credit = (self.repair_credit + earned).min(depth);
         }
     }
 
@@ -524,9 +583,7 @@ impl Source {
                 self.repairs.pop_front();
                 continue;
             }
-            let main_ok = self.bucket.as_mut().is_none_or(|b| b.can_send(now));
-            let repair_ok = self.repair_bucket.as_mut().is_none_or(|b| b.can_send(now));
-            if !(main_ok && repair_ok) {
+            if !self.repair_may_send(now) {
                 return None;
             }
             self.repairs.pop_front();
@@ -583,11 +640,23 @@ impl Source {
         repr.emit_presummed(buf, p.payload_sum);
     }
 
-    /// interop-notes §3: every ODATA/RDATA restarts the heartbeat schedule.
+    /// docs/wire-compatibility.md: every ODATA/RDATA restarts the heartbeat schedule.
     fn reset_heartbeat(&mut self, now: Instant) {
         self.heartbeat = self.cfg.spm_heartbeat.first().map(|&ivl| Heartbeat {
             index: 0,
             due: now + ivl,
         });
     }
+}
+
+/// Which per-NAKer budget an address uses (FNV-1a over its bytes).
+fn naker_slot(ip: IpAddr) -> usize {
+    let bytes = match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let h = bytes.iter().fold(0x811c_9dc5_u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    h as usize % NAKER_BUCKETS
 }

@@ -224,7 +224,7 @@ proptest! {
         let mut cfg = ReceiverConfig::new(DPORT);
         cfg.rxw_sqns = 2048;
         cfg.rxw_max_bytes = 256 * 1024;
-        cfg.max_peers = 2;
+        cfg.limits.max_peers = 2;
         let mut rx = Receiver::new(cfg);
         let payload = vec![0xabu8; 3000];
         let mut now = Instant::from_millis(1);
@@ -251,8 +251,8 @@ proptest! {
         prop_assert_eq!(rx.stats().missing_now, 0);
     }
 
-    /// Many sessions, each with a gap or none, woken only at `poll_timeout` as a driver would:
-    /// every gap is NAKed and in the end reported lost, the driver never spins (after
+    /// Many confirmed sessions, each with a gap or none, woken only at `poll_timeout` as a
+    /// driver would: every gap is NAKed and in the end reported lost, the driver never spins (after
     /// `handle_timeout` the next deadline is later), and the timer index agrees with the peers
     /// throughout.
     #[test]
@@ -269,7 +269,8 @@ proptest! {
             let k = u16::try_from(k).unwrap();
             let [hi, lo] = k.to_be_bytes();
             let t = Tsi { gsi: Gsi([7, 7, 7, 7, hi, lo]), sport: 2000 + k };
-            for sqn in [0, 1 + gap] {
+            // Two in order confirm the session (so its losses are reported), then the gap.
+            for sqn in [0, 1, 2 + gap] {
                 let body = Body::Odata(Data { sqn: SeqNo(sqn), trail: SeqNo(0) });
                 let p = repr(t.sport, DPORT, t.gsi, body, &Options::default(), &[1; 10]);
                 rx.handle_packet(now, SRC, GROUP, &p);
@@ -309,7 +310,7 @@ proptest! {
         cfg.txw_sqns = 512;
         cfg.txw_max_bytes = 256 * 1024;
         cfg.rate = Some(1_000_000);
-        cfg.rdata_rate = Some(200_000);
+        cfg.repair.rate = Some(200_000);
         let mut src = Source::new(cfg);
         let payload = vec![0x5au8; 3000];
         let mut now = Instant::from_millis(1);

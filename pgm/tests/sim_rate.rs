@@ -54,7 +54,7 @@ fn metered_lan(seed: u64, receivers: usize) -> (Lan, Rc<RefCell<Meter>>) {
         receivers,
         |c| {
             c.rate = Some(RATE);
-            c.rdata_rate = Some(RDATA_CAP);
+            c.repair.rate = Some(RDATA_CAP);
             c.rate_burst = 3000;
             c.send_buffer = 64 * 1024;
         },

@@ -12,7 +12,10 @@ use std::{
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use pgm::socket::{Clock, NakProfile, OpenError, SendError, SendSocket, SocketOptions};
+use pgm::{
+    socket::{Clock, NakProfile, OpenError, SendError, SendSocket, SocketOptions},
+    ReceiverLimits, RepairBudget,
+};
 
 /// Bytes before the filler of a test message: sequence number (8) and CRC-32 (4).
 pub const TEST_HEADER: usize = 12;
@@ -96,6 +99,16 @@ pub fn parse_rate(s: &str) -> Result<Option<u64>, String> {
     Ok((bits > 0).then_some(bits))
 }
 
+/// Parses a message rate: messages per second, with an optional k or M suffix.
+pub fn parse_msg_rate(s: &str) -> Result<f64, String> {
+    match parse_rate(s) {
+        Ok(Some(n)) => Ok(n as f64),
+        _ => Err(format!(
+            "bad message rate {s:?}: expected messages/s like 10k"
+        )),
+    }
+}
+
 /// [`parse_rate`] for clap: 0 means unlimited.
 pub fn parse_rate_arg(s: &str) -> Result<u64, String> {
     parse_rate(s).map(|r| r.unwrap_or(0))
@@ -145,6 +158,47 @@ pub fn parse_window(s: &str) -> Result<Window, String> {
     Ok(Window::Bytes(bytes as usize))
 }
 
+/// Parses a byte size: a number with an optional unit, `B`, `k`/`kB` (10^3), `KiB` (2^10),
+/// `M`/`MB`, `MiB`, `G`/`GB`, `GiB`.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return t
+            .parse()
+            .map_err(|_| format!("bad size {s:?}: expected bytes like 64MiB"));
+    }
+    match parse_window(t) {
+        Ok(Window::Bytes(b)) => Ok(b),
+        _ => Err(format!(
+            "bad size {s:?}: expected bytes like 64MiB or 100MB"
+        )),
+    }
+}
+
+/// Parses a share in `[0.01, 0.9]`.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad share {s:?}: expected a fraction like 0.4"))?;
+    if !(0.01..=0.9).contains(&v) {
+        return Err(format!("share {v} out of range 0.01..=0.9"));
+    }
+    Ok(v)
+}
+
+/// Parses seconds (fractions allowed), at most a day.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: expected seconds like 2.5"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{v} s out of range 0..=86400"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
 /// `--nak-profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NakProfileArg {
@@ -188,6 +242,26 @@ pub struct CommonArgs {
     /// send (`UDP_SEGMENT`; the datagrams on the wire are the same either way).
     #[arg(long)]
     pub no_gso: bool,
+    /// Sender: share of the wire repairs (NCF + RDATA) may take while new data waits, and of
+    /// the rate limit [default: 0.4].
+    #[arg(long, value_parser = parse_share, value_name = "FRACTION")]
+    pub repair_share: Option<f64>,
+    /// Sender: cap on repairs in bits/s [default: repair share × --rate, or 100M unpaced].
+    #[arg(long, value_parser = parse_rate_arg, value_name = "BITS")]
+    pub repair_rate: Option<u64>,
+    /// Sender: sqns per second one NAKer (by IP address) gets repaired [default: 20000].
+    #[arg(long, value_name = "SQNS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repair_per_naker: Option<u32>,
+    /// Receiver: most sessions tracked at once [default: 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_peers: Option<u32>,
+    /// Receiver: memory budget over all sessions' windows, e.g. 256MiB [default: 256MiB].
+    #[arg(long, value_parser = parse_bytes, value_name = "SIZE")]
+    pub memory: Option<usize>,
+    /// Receiver: seconds a missing message may stay in recovery before it is reported lost
+    /// [default: 30 (lan), 60 (openpgm)].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub max_recovery: Option<Duration>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -207,6 +281,25 @@ impl CommonArgs {
             Some(Window::Sqns(n)) => o = o.with_window_sqns(n),
             Some(Window::Bytes(b)) => o = o.with_window_bytes(b),
             None => {}
+        }
+        let mut repair = RepairBudget::default();
+        if let Some(share) = self.repair_share {
+            repair.share = share;
+        }
+        repair.rate = self.repair_rate.filter(|&r| r > 0).map(|bits| bits / 8);
+        if let Some(n) = self.repair_per_naker {
+            repair.per_naker_rate = n;
+        }
+        let mut limits = ReceiverLimits::default();
+        if let Some(n) = self.max_peers {
+            limits.max_peers = n as usize;
+        }
+        if let Some(b) = self.memory {
+            limits.max_total_bytes = b;
+        }
+        o = o.with_repair(repair).with_receiver_limits(limits);
+        if let Some(m) = self.max_recovery {
+            o = o.with_max_recovery(m);
         }
         o
     }
@@ -273,6 +366,10 @@ pub struct SendArgs {
     /// 100M); unlimited by default.
     #[arg(long, value_parser = parse_rate_arg, default_value = "unlimited", value_name = "BITS")]
     pub rate: u64,
+    /// Pace generated test messages at this many per second (k/M suffixes), independently of
+    /// the PGM rate limit; as fast as the socket takes them by default.
+    #[arg(long, value_parser = parse_msg_rate, value_name = "MSGS")]
+    pub msg_rate: Option<f64>,
     /// Seconds to keep answering NAKs after the last message.
     #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub linger: f64,
@@ -464,17 +561,26 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
         // each. Each is still its own APDU and packet.
         let mut buf = vec![0u8; args.size];
         let mut batch = Vec::with_capacity(SEND_BATCH);
-        started = Some(clock.elapsed());
+        let start = clock.elapsed();
+        started = Some(start);
         for seq in 0..count {
             fill_test_message(seq, &mut buf);
             batch.push(Bytes::copy_from_slice(&buf));
-            if batch.len() == SEND_BATCH || seq + 1 == count {
+            // Paced: hand over what is due, then wait for the next message's time.
+            let due = args
+                .msg_rate
+                .map(|r| start + Duration::from_secs_f64((seq + 1) as f64 / r));
+            let early = due.is_some_and(|d| d > clock.elapsed());
+            if batch.len() == SEND_BATCH || seq + 1 == count || early {
                 report.sent += batch.len() as u64;
                 report.bytes += (batch.len() * buf.len()) as u64;
                 sock.send_many(batch.drain(..))?;
             }
             if seq.is_multiple_of(256) {
                 progress.tick("pgm-send", report.sent, report.bytes, || extra(&sock));
+            }
+            if let Some(d) = due {
+                std::thread::sleep(d.saturating_sub(clock.elapsed()));
             }
         }
     } else {

@@ -4,7 +4,18 @@
 //! Sans-IO: [`Receiver::handle_packet`] takes every packet seen on the port (data, SPMs, NCFs,
 //! other receivers' NAKs and SPMRs), [`Receiver::handle_timeout`] runs NAK and SPMR timers,
 //! [`Receiver::poll_transmit`] hands out NAKs and SPMRs, [`Receiver::poll_event`] the data.
+//!
+//! # Hostile networks
+//!
+//! Everything the network can make a receiver hold or send is bounded, per session and in
+//! total ([`ReceiverLimits`](crate::ReceiverLimits), docs/reliability.md): sessions (evicting those on probation
+//! first, then the least recently heard), memory over all windows, NAKs per packet heard from
+//! a session and per second overall, and the packets waiting to be sent. A packet is
+//! validated against the session before it changes anything; how much of what it claims is
+//! believed is in [`peer`]'s docs. Repairs do not count out: a missing sqn is asked for again
+//! with back-off for as long as the source keeps it (see [`NakTiming`]).
 
+mod peer;
 mod window;
 
 use std::{
@@ -16,9 +27,15 @@ use std::{
 use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
+pub use self::peer::PeerStats;
+use self::{
+    peer::{Leap, Peer, NEVER},
+    window::{Delivered, Insert, Phase, Window},
+};
 use crate::{
     config::{JoinPolicy, NakTiming, ReceiverConfig},
     event::Event,
+    rate::TokenBucket,
     time::Instant,
     wire::{
         options::MAX_NAK_LIST, Body, Data, Error, Fragment, Nak, NakList, Options, PacketRepr,
@@ -27,7 +44,16 @@ use crate::{
     Transmit,
 };
 
-use window::{Delivered, Insert, Phase, Window};
+/// An SPM this far behind the last one is a reordered duplicate; further behind, the sqn
+/// space restarted (or a forged SPM had leapt it ahead) and it is taken as new.
+const SPM_REORDER: i32 = 256;
+
+/// Most sqns one SPM reveals beyond the data seen: an SPM alone is cheap to forge, and real
+/// tail losses before a pause are short.
+const MAX_SPM_REVEAL: u32 = 256;
+
+/// How soon NAKs held back by a full out-queue are tried again.
+const OUT_QUEUE_RETRY: Duration = Duration::from_millis(1);
 
 /// Counters of a receiver (all peers together).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,14 +69,23 @@ pub struct ReceiverStats {
     pub rdata_received: u64,
     /// Gaps filled by RDATA or late ODATA.
     pub repaired: u64,
-    /// Data packets already held (or already given up on).
+    /// Data packets already held (or already given up on), and reordered SPMs.
     pub duplicates: u64,
     /// Data packets before the window trail.
     pub too_old: u64,
+    /// Parity packets (FEC) dropped: this receiver does not decode parity.
+    pub parity_dropped: u64,
     /// SPMs accepted.
     pub spm_received: u64,
-    /// SPMs whose window edges leapt further than a whole receive window, not acted on.
+    /// SPMs whose window edges lay more than a window away, not acted on.
     pub spm_leaps_ignored: u64,
+    /// SPMs that announced more sqns beyond the data than one SPM may (only the first
+    /// `MAX_SPM_REVEAL` were believed).
+    pub spm_reveals_capped: u64,
+    /// Data packets more than a window away from their session's window, held aside.
+    pub data_leaps_ignored: u64,
+    /// Windows that moved to a new position after enough data confirmed it.
+    pub leaps_followed: u64,
     /// NCFs received for known peers.
     pub ncf_received: u64,
     /// NAK packets sent.
@@ -59,66 +94,62 @@ pub struct ReceiverStats {
     pub nak_sqns_sent: u64,
     /// Sqns whose NAK was suppressed in back-off by an NCF or another receiver's NAK.
     pub naks_suppressed: u64,
+    /// Times a session's NAKs waited: for its NAK credit, the global NAK rate or out-queue room.
+    pub naks_deferred: u64,
     /// Other receivers' NAKs seen (multicast).
     pub peer_naks_seen: u64,
     /// SPMRs sent.
     pub spmrs_sent: u64,
+    /// Packets not queued because the out-queue was full.
+    pub out_queue_drops: u64,
     /// APDUs delivered.
     pub apdus_delivered: u64,
-    /// Sqns declared lost.
+    /// Sqns declared lost (of confirmed sessions: what `Loss` events report).
     pub lost_sqns: u64,
     /// Loss events reported.
     pub loss_events: u64,
+    /// Of the lost sqns, those given up after `NakTiming::max_recovery`.
+    pub recovery_expired: u64,
+    /// Sqns given up to keep all windows within `ReceiverLimits::max_total_bytes`.
+    pub memory_trimmed: u64,
+    /// Sqns lost by sessions still on probation (not reported as loss).
+    pub unconfirmed_lost_sqns: u64,
     /// Packets that failed the checksum.
     pub checksum_errors: u64,
     /// Packets that failed to parse.
     pub parse_errors: u64,
     /// Packets for another port, of an ignored type, or inconsistent with the session.
     pub ignored: u64,
-    /// Packets dropped because `max_peers` sessions are already tracked.
-    pub peers_rejected: u64,
-    /// Sessions seen.
+    /// Sessions forgotten to make room for a new one, or to keep within the memory budget.
+    pub peers_evicted: u64,
+    /// Sessions first seen (on probation until confirmed).
+    pub peers_created: u64,
+    /// Sessions announced (`PeerJoined`: their first APDU was delivered).
     pub peers_joined: u64,
-    /// Sessions expired.
+    /// Announced sessions that expired (`PeerExpired`).
     pub peers_expired: u64,
     /// Sessions tracked now.
     pub peers: u64,
+    /// Of those, sessions still on probation.
+    pub peers_on_probation: u64,
     /// Sqns currently missing (NAK state machines running) over all peers.
     pub missing_now: u64,
     /// Payload bytes buffered now over all peers.
     pub window_bytes: u64,
+    /// Memory held now over all windows (payload plus per-sqn bookkeeping), against
+    /// `ReceiverLimits::max_total_bytes`.
+    pub footprint: u64,
 }
 
-/// One source session as seen by this receiver.
-#[derive(Debug)]
-struct Peer {
-    /// Source path NLA from the last SPM: where NAKs go (interop-notes §0.7).
-    nla: Option<IpAddr>,
-    /// IP source of the last packet: where NAKs go while no SPM has named an NLA, and where
-    /// the unicast SPMR copy goes.
-    ip_src: IpAddr,
-    /// Destination (group) of the last downstream packet: echoed in NAKs.
-    group: IpAddr,
-    last_spm_sqn: Option<SeqNo>,
-    spmr_due: Option<Instant>,
-    expiry: Instant,
-    fin: bool,
-    window: Option<Window>,
-    /// [`Peer::earliest`] as last indexed in [`Receiver::deadlines`]: the key to remove when
-    /// it changes. Equal to `earliest()` whenever the receiver is between calls.
-    deadline: Instant,
-}
-
-impl Peer {
-    /// The peer's next timer: its earliest NAK deadline (RFC 3208 §6.3), SPMR (§13.3.2) or
-    /// expiry, whichever comes first.
-    fn earliest(&self) -> Instant {
-        let nak = self.window.as_ref().and_then(Window::next_deadline);
-        [nak, self.spmr_due]
-            .into_iter()
-            .flatten()
-            .fold(self.expiry, Instant::min)
-    }
+/// Why a session's NAKs had to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NakLimit {
+    /// Its NAK credit is spent.
+    Credit,
+    /// The NAK rate over all sessions.
+    Global,
+    /// The out-queue is full.
+    Queue,
 }
 
 /// A PGM receiver. See the module docs.
@@ -129,11 +160,18 @@ pub struct Receiver {
     /// Timer index: exactly one `(peer.deadline, tsi)` per peer, so the first entry is the next
     /// timer of all, and `handle_timeout` visits only the peers that are due (a subscriber may
     /// hear hundreds of sources). Kept in step by `refresh_deadline` after every per-peer
-    /// operation, and by `remove_peer`.
+    /// operation, and by `drop_peer`.
     deadlines: BTreeSet<(Instant, Tsi)>,
+    /// Sessions in the order they were first seen: the eviction order of those still on
+    /// probation. Entries of sessions since confirmed or gone are skipped lazily.
+    probation: VecDeque<Tsi>,
+    /// Sum of the peers' footprints (`ReceiverLimits::max_total_bytes`).
+    footprint: usize,
+    /// NAK packets per second over all sessions (made at the first NAK).
+    nak_bucket: Option<TokenBucket>,
     rng: SmallRng,
     events: VecDeque<Event>,
-    /// Packets to send: destination, bytes, TTL override.
+    /// Packets to send: destination, bytes, TTL override. At most `limits.out_queue`.
     out: VecDeque<(IpAddr, Vec<u8>, Option<u8>)>,
     stats: ReceiverStats,
     delivered: Vec<Delivered>,
@@ -147,6 +185,9 @@ impl Receiver {
             cfg,
             peers: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+            probation: VecDeque::new(),
+            footprint: 0,
+            nak_bucket: None,
             events: VecDeque::new(),
             out: VecDeque::new(),
             stats: ReceiverStats::default(),
@@ -163,10 +204,13 @@ impl Receiver {
     pub fn stats(&self) -> ReceiverStats {
         let mut s = self.stats.clone();
         s.peers = self.peers.len() as u64;
-        let windows = self.peers.values().filter_map(|p| p.window.as_ref());
-        for w in windows {
-            s.missing_now += w.missing_count() as u64;
-            s.window_bytes += w.bytes as u64;
+        s.footprint = self.footprint as u64;
+        for p in self.peers.values() {
+            s.peers_on_probation += u64::from(!p.confirmed);
+            if let Some(w) = &p.window {
+                s.missing_now += w.missing_count() as u64;
+                s.window_bytes += w.bytes as u64;
+            }
         }
         s
     }
@@ -174,6 +218,11 @@ impl Receiver {
     /// The sessions currently tracked.
     pub fn peers(&self) -> impl Iterator<Item = Tsi> + '_ {
         self.peers.keys().copied()
+    }
+
+    /// Counters of one session, if it is tracked.
+    pub fn peer_stats(&self, tsi: Tsi) -> Option<PeerStats> {
+        self.peers.get(&tsi).map(Peer::stats)
     }
 
     /// The next event for the application.
@@ -208,7 +257,7 @@ impl Receiver {
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
-        let next = peer.earliest();
+        let next = peer.earliest(self.cfg.nak.max_recovery);
         if next != peer.deadline {
             self.deadlines.remove(&(peer.deadline, tsi));
             self.deadlines.insert((next, tsi));
@@ -216,36 +265,43 @@ impl Receiver {
         }
     }
 
-    /// Forgets a session and its timers.
-    fn remove_peer(&mut self, tsi: Tsi) -> Option<Peer> {
-        let peer = self.peers.remove(&tsi)?;
-        self.deadlines.remove(&(peer.deadline, tsi));
-        Some(peer)
-    }
-
-    /// Checks the timer index against the peers' timers: one entry per peer, each peer's
-    /// cached deadline equal to its earliest timer, and the first entry the brute-force
-    /// minimum. Run after every call in debug builds; tests and fuzz targets call it too.
+    /// Checks the timer index against the peers' timers (one entry per peer, each peer's
+    /// cached deadline equal to its earliest timer, the first entry the brute-force minimum)
+    /// and the memory accounting. Run after every call in debug builds; tests and fuzz
+    /// targets call it too.
     ///
     /// # Panics
     ///
-    /// If the index is out of step (a bug: a NAK or SPMR could go unsent).
+    /// If the index or the accounting is out of step (a bug: a NAK or SPMR could go unsent,
+    /// or the memory budget be wrong).
     #[doc(hidden)]
     pub fn check_invariants(&self) {
+        let max_recovery = self.cfg.nak.max_recovery;
         assert_eq!(
             self.deadlines.len(),
             self.peers.len(),
             "one index entry per peer"
         );
         for (tsi, p) in &self.peers {
-            assert_eq!(p.deadline, p.earliest(), "cached deadline of {tsi}");
+            assert_eq!(
+                p.deadline,
+                p.earliest(max_recovery),
+                "cached deadline of {tsi}"
+            );
             assert!(
                 self.deadlines.contains(&(p.deadline, *tsi)),
                 "deadline of {tsi} not indexed"
             );
         }
-        let brute = self.peers.values().map(Peer::earliest).min();
+        let brute = self.peers.values().map(|p| p.earliest(max_recovery)).min();
         assert_eq!(self.deadlines.first().map(|&(t, _)| t), brute);
+        for (tsi, p) in &self.peers {
+            assert_eq!(p.accounted, p.footprint(), "memory accounted for {tsi}");
+        }
+        let total: usize = self.peers.values().map(|p| p.accounted).sum();
+        assert_eq!(self.footprint, total, "memory accounting");
+        assert!(self.peers.len() <= self.cfg.limits.max_peers.max(1));
+        assert!(self.out.len() <= self.cfg.limits.out_queue.max(2));
     }
 
     /// Feeds one received packet. `src` is its IP source, `dst` its IP destination.
@@ -273,10 +329,19 @@ impl Receiver {
         }
         let tsi = repr.tsi();
         match repr.body {
+            // Until FEC exists, parity (RFC 3208 §11) is counted and dropped, never data.
+            Body::Odata(_) | Body::Rdata(_) | Body::Ncf(_) | Body::Nak(_) if repr.parity => {
+                self.stats.parity_dropped += 1;
+            }
             Body::Odata(d) | Body::Rdata(d) => {
                 let rdata = matches!(repr.body, Body::Rdata(_));
-                if let Some(peer) = self.peer_for(now, tsi, src, dst) {
-                    peer.ip_src = src;
+                let too_big = repr
+                    .options
+                    .fragment
+                    .is_some_and(|f| f.apdu_len as usize > self.cfg.max_apdu);
+                if too_big {
+                    self.stats.ignored += 1;
+                } else if self.peer_for(now, tsi, src, dst) {
                     if rdata {
                         self.stats.rdata_received += 1;
                     } else {
@@ -290,7 +355,7 @@ impl Receiver {
                 self.stats.ignored += 1;
             }
             Body::Spm(spm) => {
-                if self.peer_for(now, tsi, src, dst).is_some() {
+                if self.peer_for(now, tsi, src, dst) {
                     self.on_spm(now, tsi, dst, &spm, &repr.options);
                 }
             }
@@ -304,42 +369,157 @@ impl Receiver {
             }
             _ => self.stats.ignored += 1,
         }
-        self.drain(tsi);
         // Every arm above touches at most this one peer.
+        self.drain(tsi);
+        self.account(tsi);
+        self.enforce_memory(tsi);
         self.refresh_deadline(tsi);
         #[cfg(debug_assertions)]
         self.check_invariants();
     }
 
-    /// Finds or creates the peer for a downstream packet; `None` if `max_peers` is reached.
-    fn peer_for(&mut self, now: Instant, tsi: Tsi, src: IpAddr, dst: IpAddr) -> Option<&mut Peer> {
+    /// Finds or creates the peer for a downstream packet and records that it was heard.
+    /// A new peer starts on probation; when `max_peers` are tracked the least useful one
+    /// makes room. False only when no peer can be tracked at all.
+    fn peer_for(&mut self, now: Instant, tsi: Tsi, src: IpAddr, dst: IpAddr) -> bool {
         if !self.peers.contains_key(&tsi) {
-            if self.peers.len() >= self.cfg.max_peers {
-                self.stats.peers_rejected += 1;
-                return None;
+            while self.peers.len() >= self.cfg.limits.max_peers.max(1) {
+                let Some(victim) = self.victim(tsi) else {
+                    self.stats.ignored += 1;
+                    return false;
+                };
+                self.evict(victim);
             }
-            let mut peer = Peer {
-                nla: None,
-                ip_src: src,
-                group: dst,
-                last_spm_sqn: None,
-                spmr_due: Some(now + self.cfg.spmr_expiry),
-                expiry: now + self.cfg.peer_expiry,
-                fin: false,
-                window: None,
-                deadline: Instant::ZERO,
-            };
-            peer.deadline = peer.earliest();
+            let mut peer = Peer::new(now, src, dst, now + self.cfg.peer_expiry);
+            peer.spmr_due = Some(now + self.cfg.spmr_expiry);
+            peer.deadline = peer.earliest(self.cfg.nak.max_recovery);
             self.deadlines.insert((peer.deadline, tsi));
             self.peers.insert(tsi, peer);
-            self.stats.peers_joined += 1;
-            self.events.push_back(Event::PeerJoined { tsi });
+            self.probation.push_back(tsi);
+            if self.probation.len() > 2 * self.cfg.limits.max_peers + 16 {
+                let peers = &self.peers;
+                self.probation
+                    .retain(|t| peers.get(t).is_some_and(|p| !p.confirmed));
+            }
+            self.stats.peers_created += 1;
         }
-        let peer = self.peers.get_mut(&tsi)?;
-        if !peer.fin {
-            peer.expiry = now + self.cfg.peer_expiry;
+        let limits = self.cfg.limits;
+        let expiry = now + self.cfg.peer_expiry;
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return false;
+        };
+        peer.hear(now, &limits);
+        if dst.is_multicast() {
+            peer.ip_src = src;
         }
-        Some(peer)
+        if peer.fin.is_none() {
+            peer.expiry = expiry;
+        }
+        true
+    }
+
+    /// The least useful session other than `keep`: the oldest still on probation, else the
+    /// one heard from least recently.
+    fn victim(&mut self, keep: Tsi) -> Option<Tsi> {
+        self.probation_victim(keep).or_else(|| {
+            self.peers
+                .iter()
+                .filter(|(t, _)| **t != keep)
+                .min_by_key(|(_, p)| p.heard)
+                .map(|(t, _)| *t)
+        })
+    }
+
+    /// The oldest session still on probation other than `keep`, taken out of the queue.
+    fn probation_victim(&mut self, keep: Tsi) -> Option<Tsi> {
+        let peers = &self.peers;
+        let live = |t: &Tsi| peers.get(t).is_some_and(|p| !p.confirmed);
+        // Entries of sessions since confirmed or gone are dropped on the way.
+        while self.probation.front().is_some_and(|t| !live(t)) {
+            self.probation.pop_front();
+        }
+        let at = self.probation.iter().position(|t| *t != keep && live(t))?;
+        self.probation.remove(at)
+    }
+
+    /// Forgets a session to make room (its losses are reported if it was confirmed).
+    fn evict(&mut self, tsi: Tsi) {
+        if self.drop_peer(tsi) {
+            self.stats.peers_evicted += 1;
+        }
+    }
+
+    /// Forgets a session and its timers: whatever is still missing is given up, and an
+    /// announced session is reported expired. False if it was not tracked.
+    fn drop_peer(&mut self, tsi: Tsi) -> bool {
+        let Some(mut peer) = self.peers.remove(&tsi) else {
+            return false;
+        };
+        self.deadlines.remove(&(peer.deadline, tsi));
+        self.footprint -= peer.accounted;
+        if let Some(w) = peer.window.as_mut() {
+            w.abandon(&mut self.delivered);
+        }
+        drain_into(
+            &mut self.delivered,
+            &mut self.events,
+            &mut self.stats,
+            tsi,
+            &mut peer,
+        );
+        if peer.announced {
+            self.stats.peers_expired += 1;
+            self.events.push_back(Event::PeerExpired { tsi });
+        }
+        true
+    }
+
+    /// Brings `tsi`'s share of the memory total up to date after its window changed.
+    fn account(&mut self, tsi: Tsi) {
+        if let Some(p) = self.peers.get_mut(&tsi) {
+            let now = p.footprint();
+            self.footprint = self.footprint - p.accounted + now;
+            p.accounted = now;
+        }
+    }
+
+    /// Keeps all windows within `max_total_bytes`: sessions on probation go first (oldest
+    /// first), then the sessions heard from least recently give up their oldest data.
+    fn enforce_memory(&mut self, current: Tsi) {
+        let budget = self.cfg.limits.max_total_bytes;
+        while self.footprint > budget {
+            if let Some(t) = self.probation_victim(current) {
+                self.evict(t);
+                continue;
+            }
+            let victim = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.footprint() > 0)
+                .min_by_key(|(t, p)| (**t == current, p.heard))
+                .map(|(t, _)| *t);
+            let Some(t) = victim else { break };
+            self.trim(t, budget);
+        }
+    }
+
+    /// Gives up `tsi`'s oldest data until the total is within `budget` or its window is empty.
+    fn trim(&mut self, tsi: Tsi, budget: usize) {
+        let mut trimmed = 0;
+        if let Some(p) = self.peers.get_mut(&tsi) {
+            let others = self.footprint - p.accounted;
+            if let Some(w) = p.window.as_mut() {
+                while others + w.footprint() > budget && !w.slots.is_empty() {
+                    w.evict_front(&mut self.delivered);
+                    w.deliver(&mut self.delivered);
+                    trimmed += 1;
+                }
+            }
+        }
+        self.stats.memory_trimmed += trimmed;
+        self.drain(tsi);
+        self.account(tsi);
+        self.refresh_deadline(tsi);
     }
 
     /// RFC 3208 §6.1/§6.3: store data, detect gaps from its sqn, honour the source's trail.
@@ -351,146 +531,247 @@ impl Receiver {
         fragment: Option<Fragment>,
         payload: &[u8],
     ) {
+        let limits = self.cfg.limits;
         let rxw_sqns = self.cfg.rxw_sqns.max(1);
-        let join = self.cfg.join;
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
-        if fragment.is_some_and(|f| f.apdu_len as usize > self.cfg.max_apdu) {
-            self.stats.ignored += 1;
+        // RFC 3208 §9.7: a real source sends nothing after its FIN; data beyond it proves the
+        // FIN false.
+        if peer.fin.is_some_and(|lead| d.sqn.diff(lead) > 0) {
+            peer.fin = None;
+            peer.expiry = now + self.cfg.peer_expiry;
+        }
+        let span = peer.span(rxw_sqns, &limits);
+        let w = peer.window.get_or_insert_with(|| Window::new(d.sqn));
+        // More than a window away from the window: believed only once confirmed.
+        if w.is_far(d.sqn, span) {
+            let leap = peer.leap.get_or_insert_with(Leap::default);
+            if leap.observe(d.sqn, payload, fragment, span) {
+                self.follow_leap(now, tsi);
+            } else {
+                self.stats.data_leaps_ignored += 1;
+            }
             return;
         }
-        let w = peer.window.get_or_insert_with(|| {
-            // interop-notes §1.10/§5: the window starts at the first packet seen, or (by
-            // choice) at the trail it advertises, if that is within reach.
-            let start = match join {
-                JoinPolicy::AdvertisedTrail
-                    if d.sqn.diff(d.trail) >= 0 && d.sqn.distance_from(d.trail) < rxw_sqns =>
-                {
-                    d.trail
-                }
-                _ => d.sqn,
-            };
-            Window::new(start)
-        });
-        let ahead = d.sqn.diff(w.trail);
-        if ahead < 0 {
+        peer.leap = None;
+        if d.sqn.diff(w.trail) < 0 {
             self.stats.too_old += 1;
             return;
         }
-        // Keep the window within RXW_SQNS whatever sqn arrives: older data is given up.
-        if ahead.unsigned_abs() >= rxw_sqns {
-            w.jump(d.sqn.sub(rxw_sqns - 1), &mut self.delivered);
+        // Keep the window within its span: the oldest data is given up.
+        if d.sqn.distance_from(w.trail) >= span {
+            w.jump(d.sqn.sub(span - 1), &mut self.delivered);
         }
+        let payload = Bytes::copy_from_slice(payload);
         if d.sqn.diff(w.lead()) > 0 {
             // A gap: every sqn in it backs off until the same random deadline, so one NAK
             // (with OPT_NAK_LIST) asks for the whole burst. (Drawn only for gaps: the draw
             // costs more than the rest of in-order delivery.)
             if d.sqn.diff(w.lead()) > 1 {
                 let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
-                w.extend_missing(d.sqn.sub(1), deadline, Phase::BackOff);
+                w.extend_missing(d.sqn.sub(1), now, deadline);
             }
-            w.push(Bytes::copy_from_slice(payload), fragment);
+            w.push(payload, fragment);
         } else {
-            match w.insert(d.sqn, Bytes::copy_from_slice(payload), fragment) {
+            match w.insert(d.sqn, payload, fragment) {
                 Insert::New { repaired } => self.stats.repaired += u64::from(repaired),
                 Insert::Duplicate => self.stats.duplicates += 1,
                 Insert::TooOld => self.stats.too_old += 1,
             }
         }
-        w.source_trail(d.trail);
+        w.saw_data(d.sqn);
+        if let Some(trail) = peer.agreed_trail(d.trail) {
+            if let Some(w) = peer.window.as_mut() {
+                w.source_trail(trail);
+            }
+        }
+        self.settle(now, tsi);
+    }
+
+    /// After a window changed: delivers what it can, keeps it within its byte bound, and
+    /// confirms a session on probation that delivered two sqns in order.
+    fn settle(&mut self, now: Instant, tsi: Tsi) {
         let max_bytes = self.cfg.rxw_max_bytes;
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        let Some(w) = peer.window.as_mut() else {
+            return;
+        };
         w.deliver(&mut self.delivered);
         while w.bytes > max_bytes && !w.slots.is_empty() {
             w.evict_front(&mut self.delivered);
             w.deliver(&mut self.delivered);
         }
+        let agreed = peer.spm_agreements >= 1 && w.delivered_sqns >= 1;
+        if !peer.confirmed && (w.delivered_sqns >= 2 || agreed) {
+            self.confirm(now, tsi);
+        }
     }
 
-    /// RFC 3208 §6.1: an SPM names the NAK target and the window edges.
-    fn on_spm(&mut self, now: Instant, tsi: Tsi, dst: IpAddr, spm: &Spm, options: &Options) {
+    /// Takes a session off probation. With [`JoinPolicy::AdvertisedTrail`] its window now
+    /// reaches back to the trail the source advertises (within the receive window).
+    fn confirm(&mut self, now: Instant, tsi: Tsi) {
         let rxw_sqns = self.cfg.rxw_sqns.max(1);
-        let join = self.cfg.join;
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
-        // interop-notes §1.3: SPMs older than the last one are duplicates.
-        if peer
-            .last_spm_sqn
-            .is_some_and(|last| spm.spm_sqn.diff(last) <= 0)
-        {
-            self.stats.duplicates += 1;
+        peer.confirmed = true;
+        let (Some(trail), Some(w)) = (peer.advertised_trail, peer.window.as_mut()) else {
             return;
+        };
+        if self.cfg.join == JoinPolicy::AdvertisedTrail && trail.diff(w.trail) < 0 {
+            let oldest = w.lead().sub(rxw_sqns - 1);
+            let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+            w.extend_back(trail.max_serial(oldest), now, deadline);
+        }
+    }
+
+    /// Moves a window to the position [`LEAP_CONFIRM`] packets agree on. A confirmed
+    /// session that leapt ahead gives up what lies between and asks for the window's worth
+    /// before the new data (the source may still hold it); otherwise the window starts
+    /// afresh at the new data.
+    fn follow_leap(&mut self, now: Instant, tsi: Tsi) {
+        let rxw_sqns = self.cfg.rxw_sqns.max(1);
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        let Some(mut leap) = peer.leap.take() else {
+            return;
+        };
+        let Some(w) = peer.window.as_mut() else {
+            return;
+        };
+        self.stats.leaps_followed += 1;
+        // Serial order: the held sqns lie within a span of each other.
+        leap.held.sort_by(|a, b| a.0.diff(b.0).cmp(&0));
+        let first = leap.held[0].0;
+        let last = leap.held[leap.held.len() - 1].0;
+        if peer.confirmed && first.diff(w.lead()) > 0 {
+            w.jump(
+                last.sub(rxw_sqns - 1).max_serial(w.trail),
+                &mut self.delivered,
+            );
+            if first.diff(w.lead()) > 1 {
+                let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                w.extend_missing(first.sub(1), now, deadline);
+            }
+        } else {
+            w.abandon(&mut self.delivered);
+            *w = Window::new(first);
+        }
+        for (sqn, payload, fragment) in leap.held {
+            if sqn.diff(w.lead()) > 0 {
+                if sqn.diff(w.lead()) > 1 {
+                    let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                    w.extend_missing(sqn.sub(1), now, deadline);
+                }
+                w.push(payload, fragment);
+            } else {
+                w.insert(sqn, payload, fragment);
+            }
+            w.saw_data(sqn);
+        }
+        self.settle(now, tsi);
+    }
+
+    /// RFC 3208 §6.1: an SPM names the NAK target and the window edges. Validated against
+    /// the session before it changes anything.
+    fn on_spm(&mut self, now: Instant, tsi: Tsi, dst: IpAddr, spm: &Spm, options: &Options) {
+        let limits = self.cfg.limits;
+        let rxw_sqns = self.cfg.rxw_sqns.max(1);
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        if let Some(last) = peer.last_spm_sqn {
+            let d = spm.spm_sqn.diff(last);
+            if d <= 0 && d > -SPM_REORDER {
+                self.stats.duplicates += 1;
+                return;
+            }
+        }
+        // RFC 3208 §8.1: trail 0 with lead 0x80000000 carries no window information.
+        let no_window = spm.trail == SeqNo(0) && spm.lead == SeqNo(0x8000_0000);
+        let span = peer.span(rxw_sqns, &limits);
+        if let (Some(w), false) = (&peer.window, no_window) {
+            // Edges more than a window away are not believed: only data may move a window
+            // that far (an SPM is small and easy to forge).
+            if w.is_far(spm.lead, span) || w.is_far(spm.trail, span) {
+                self.stats.spm_leaps_ignored += 1;
+                return;
+            }
         }
         self.stats.spm_received += 1;
         peer.last_spm_sqn = Some(spm.spm_sqn);
-        peer.nla = Some(spm.path);
-        peer.group = dst;
+        peer.spm_nla(spm.path);
+        if dst.is_multicast() {
+            peer.group = dst;
+        }
         peer.spmr_due = None;
-        if options.fin && !peer.fin {
+        if options.fin && peer.fin.is_none() {
             // RFC 3208 §9.7: the session is over. Keep it long enough to repair what is still
             // missing up to the FIN's lead, then forget it.
-            peer.fin = true;
+            peer.fin = Some(spm.lead);
             peer.expiry = peer.expiry.min(now + self.cfg.fin_linger);
         }
-        // RFC 3208 §8.1: trail 0 with lead 0x80000000 carries no window information.
-        if spm.trail == SeqNo(0) && spm.lead == SeqNo(0x8000_0000) {
+        if no_window {
             return;
         }
-        let w = peer.window.get_or_insert_with(|| match join {
-            // Nothing is requested from before the SPM's lead...
-            JoinPolicy::FirstSeen => Window::new(spm.lead.next()),
-            // ...or everything the source still holds.
-            JoinPolicy::AdvertisedTrail => {
-                let span = spm.lead.next().distance_from(spm.trail).min(rxw_sqns);
-                Window::new(spm.lead.next().sub(span))
+        // An SPM that agrees with the data seen is half of what confirms a session.
+        if let Some(dl) = peer.window.as_ref().and_then(|w| w.data_lead) {
+            let ahead = spm.lead.diff(dl);
+            let near = u32::try_from(ahead).is_ok_and(|a| a < limits.probation_sqns);
+            if near && spm.trail.diff(dl) <= 1 {
+                peer.spm_agreements += 1;
             }
-        });
-        // An SPM that moves the window by more than its whole size is not believed: only data
-        // may do that (an SPM is small and easy to forge; data at least has to be sent at the
-        // rate the real session runs). A real jump shows up with the next ODATA.
-        let leap = |to: SeqNo| to.diff(w.lead()) > 0 && to.distance_from(w.lead()) > rxw_sqns;
-        if leap(spm.lead) || leap(spm.trail) {
-            self.stats.spm_leaps_ignored += 1;
-            return;
         }
-        // The lead reveals sqns we never saw (the last packets before a pause).
+        let trail = peer.agreed_trail(spm.trail);
+        // Nothing is requested from before the SPM's lead (what the source held before is
+        // asked for, with JoinPolicy::AdvertisedTrail, once the session is confirmed).
+        let w = peer
+            .window
+            .get_or_insert_with(|| Window::new(spm.lead.next()));
         if spm.lead.diff(w.lead()) > 0 {
-            let ahead = spm.lead.distance_from(w.trail);
-            if ahead >= rxw_sqns {
-                w.jump(spm.lead.sub(rxw_sqns - 1), &mut self.delivered);
+            // The lead reveals sqns we never saw (the last packets before a pause), as many
+            // as one SPM may and the span holds.
+            let seen = w.data_lead.unwrap_or(w.lead());
+            let to = spm
+                .lead
+                .min_serial(seen.add(MAX_SPM_REVEAL))
+                .min_serial(w.trail.add(span - 1));
+            if to != spm.lead {
+                self.stats.spm_reveals_capped += 1;
             }
-            let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
-            w.extend_missing(spm.lead, deadline, Phase::BackOff);
-        }
-        w.source_trail(spm.trail);
-        // Sqns the source dropped before we even learned of them are lost too.
-        if spm.trail.diff(w.trail) > 0
-            && w.slots
-                .iter()
-                .all(|s| !matches!(s, window::Slot::Missing(_)))
-        {
-            w.deliver(&mut self.delivered);
-            if w.slots.is_empty() && spm.trail.diff(w.trail) > 0 {
-                w.jump(spm.trail, &mut self.delivered);
+            if to.diff(w.lead()) > 0 {
+                let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                w.extend_missing(to, now, deadline);
             }
+        } else {
+            // The source's lead is behind sqns only an SPM announced: they were not real.
+            w.retract(spm.lead);
         }
-        w.deliver(&mut self.delivered);
+        if let Some(t) = trail {
+            w.source_trail(t);
+        }
+        self.settle(now, tsi);
     }
 
     /// RFC 3208 §6.3: an NCF moves a sqn to WAIT_DATA (suppressing our NAK in back-off).
     fn on_ncf(&mut self, now: Instant, tsi: Tsi, ncf: &Nak, options: &Options) {
-        let rdata_ivl = self.cfg.nak.rdata_ivl;
+        let limits = self.cfg.limits;
+        let nak = self.cfg.nak;
         let Some(peer) = self.peers.get_mut(&tsi) else {
             self.stats.ignored += 1;
             return;
         };
-        // interop-notes §1.5: only NCFs for our group count.
+        // docs/wire-compatibility.md: only NCFs for our group count.
         if ncf.grp_nla != peer.group {
             self.stats.ignored += 1;
             return;
         }
         self.stats.ncf_received += 1;
+        peer.hear(now, &limits);
         let Some(w) = peer.window.as_mut() else {
             return;
         };
@@ -500,7 +781,8 @@ impl Receiver {
                 if m.phase == Phase::BackOff {
                     self.stats.naks_suppressed += 1;
                 }
-                w.reschedule(sqn, Phase::WaitData, now + rdata_ivl);
+                let wait = nak.repeat_ivl(nak.rdata_ivl, m.rounds);
+                w.reschedule(sqn, Phase::WaitData, now + wait);
             }
         }
     }
@@ -508,7 +790,7 @@ impl Receiver {
     /// RFC 3208 §6.3 "NAK suppression": another receiver's multicast NAK for a sqn we are
     /// about to NAK makes ours redundant.
     fn on_peer_nak(&mut self, now: Instant, tsi: Tsi, nak: &Nak, options: &Options) {
-        let nak_ivl = self.cfg.nak;
+        let timing = self.cfg.nak;
         let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) else {
             self.stats.ignored += 1;
             return;
@@ -519,14 +801,16 @@ impl Receiver {
             let Some(m) = w.missing_mut(sqn) else {
                 continue;
             };
-            match m.phase {
+            let (phase, base) = match m.phase {
                 Phase::BackOff => {
                     self.stats.naks_suppressed += 1;
-                    w.reschedule(sqn, Phase::WaitData, now + nak_ivl.rdata_ivl);
+                    (Phase::WaitData, timing.rdata_ivl)
                 }
-                Phase::WaitNcf => w.reschedule(sqn, Phase::WaitNcf, now + nak_ivl.rpt_ivl),
-                Phase::WaitData => w.reschedule(sqn, Phase::WaitData, now + nak_ivl.rdata_ivl),
-            }
+                Phase::WaitNcf => (Phase::WaitNcf, timing.rpt_ivl),
+                Phase::WaitData => (Phase::WaitData, timing.rdata_ivl),
+            };
+            let wait = timing.repeat_ivl(base, m.rounds);
+            w.reschedule(sqn, phase, now + wait);
         }
     }
 
@@ -540,6 +824,7 @@ impl Receiver {
             }
             self.peer_timeout(now, tsi);
             self.drain(tsi);
+            self.account(tsi);
             self.refresh_deadline(tsi);
             debug_assert!(
                 self.peers.get(&tsi).is_none_or(|p| p.deadline > now),
@@ -556,27 +841,66 @@ impl Receiver {
         };
         if peer.expiry <= now {
             // Whatever is still missing will never come: report it, then forget the session.
-            if let Some(w) = peer.window.as_mut() {
-                w.abandon(&mut self.delivered);
-            }
-            self.remove_peer(tsi);
-            self.drain(tsi);
-            self.stats.peers_expired += 1;
-            self.events.push_back(Event::PeerExpired { tsi });
+            self.drop_peer(tsi);
             return;
         }
         if peer.spmr_due.is_some_and(|t| t <= now) {
             self.send_spmr(tsi);
         }
+        self.expire_recovery(now, tsi);
+        self.run_nak_timers(now, tsi);
+        if let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) {
+            w.deliver(&mut self.delivered);
+        }
+    }
+
+    /// Gives up sqns that have been in recovery for `max_recovery` (the application's
+    /// deadline), however often NCFs restarted their timers.
+    fn expire_recovery(&mut self, now: Instant, tsi: Tsi) {
+        let max = self.cfg.nak.max_recovery;
+        let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) else {
+            return;
+        };
+        if w.oldest_missing().is_some_and(|since| since + max <= now) {
+            self.stats.recovery_expired += w.expire_recovery(now - max);
+        }
+    }
+
+    /// RFC 3208 §6.3: the NAK state machine of one peer's due sqns. NAKs go out as long as
+    /// the peer's credit, the global NAK rate and the out-queue allow; the rest wait.
+    fn run_nak_timers(&mut self, now: Instant, tsi: Tsi) {
+        let limits = self.cfg.limits;
+        let timing = self.cfg.nak;
+        let room = limits.out_queue.saturating_sub(self.out.len()) as u64;
+        let global = self
+            .nak_bucket
+            .get_or_insert_with(|| {
+                TokenBucket::new(u64::from(limits.nak_rate), limits.nak_burst as usize, now)
+            })
+            .available(now);
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        if peer.naks_blocked.is_some_and(|t| t > now) {
+            return;
+        }
+        let credit = u64::from(peer.credit);
+        let packets = credit.min(global).min(room);
+        let limit = if packets == credit {
+            NakLimit::Credit
+        } else if packets == global {
+            NakLimit::Global
+        } else {
+            NakLimit::Queue
+        };
+        let max_sqns = packets as usize * (MAX_NAK_LIST + 1);
+        let Some(w) = peer.window.as_mut() else {
+            return;
+        };
         let mut nak = Vec::new();
-        let cfg = self.cfg.nak;
-        loop {
-            let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) else {
-                return;
-            };
-            let Some(&(deadline, raw)) = w.timers.first() else {
-                break;
-            };
+        let mut retry_at = None;
+        let mut blocked = false;
+        while let Some(&(deadline, raw)) = w.timers.first() {
             if deadline > now {
                 break;
             }
@@ -587,49 +911,57 @@ impl Receiver {
             };
             match m.phase {
                 Phase::BackOff => {
+                    if nak.len() >= max_sqns {
+                        blocked = true;
+                        break;
+                    }
                     nak.push(sqn);
-                    w.reschedule(sqn, Phase::WaitNcf, now + cfg.rpt_ivl);
+                    let rounds = m.rounds + 1;
+                    if let Some(m) = w.missing_mut(sqn) {
+                        m.rounds = rounds;
+                    }
+                    let wait = timing.repeat_ivl(timing.rpt_ivl, rounds);
+                    w.reschedule(sqn, Phase::WaitNcf, now + wait);
                 }
                 Phase::WaitNcf | Phase::WaitData => {
-                    let (ncf_retries, data_retries) = if m.phase == Phase::WaitNcf {
-                        (m.ncf_retries + 1, m.data_retries)
-                    } else {
-                        (m.ncf_retries, m.data_retries + 1)
-                    };
-                    if ncf_retries > cfg.ncf_retries || data_retries > cfg.data_retries {
-                        // Retries exhausted: cancellation, the sqn is lost.
-                        w.mark_lost(sqn);
-                    } else {
-                        if let Some(m) = w.missing_mut(sqn) {
-                            m.ncf_retries = ncf_retries;
-                            m.data_retries = data_retries;
-                        }
-                        // NAK_RB_IVL is drawn only here, when a retry needs it (a draw per
-                        // visit would cost more than the visit).
-                        let deadline = backoff(&mut self.rng, &cfg, now);
-                        w.reschedule(sqn, Phase::BackOff, deadline);
-                    }
+                    // No NCF, or no data after one: back off and ask again. One draw serves
+                    // every sqn of this visit, so they go out together in one NAK list.
+                    let at = *retry_at.get_or_insert_with(|| backoff(&mut self.rng, &timing, now));
+                    w.reschedule(sqn, Phase::BackOff, at);
                 }
             }
         }
         if !nak.is_empty() {
-            self.send_naks(tsi, &mut nak);
+            self.send_naks(now, tsi, &mut nak);
         }
-        if let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) {
-            w.deliver(&mut self.delivered);
+        let until = blocked.then(|| {
+            self.stats.naks_deferred += 1;
+            match limit {
+                NakLimit::Credit => NEVER,
+                NakLimit::Global => self
+                    .nak_bucket
+                    .as_ref()
+                    .map_or(now, |b| b.ready_for(1))
+                    .max(now + Duration::from_micros(1)),
+                NakLimit::Queue => now + OUT_QUEUE_RETRY,
+            }
+        });
+        if let Some(p) = self.peers.get_mut(&tsi) {
+            p.naks_blocked = until;
         }
     }
 
     /// RFC 3208 §6.3 "Transmitting a NAK": unicast to the source NLA, oldest first, up to 63
-    /// sqns per packet (§9.3). Header per interop-notes §1.5: sport = our dport, dport = the
-    /// source's sport, GSI = the source's.
-    fn send_naks(&mut self, tsi: Tsi, sqns: &mut [SeqNo]) {
-        let Some(peer) = self.peers.get(&tsi) else {
+    /// sqns per packet (§9.3). Header per docs/wire-compatibility.md: sport = our dport,
+    /// dport = the source's sport, GSI = the source's. The caller checked the budgets.
+    fn send_naks(&mut self, now: Instant, tsi: Tsi, sqns: &mut [SeqNo]) {
+        let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
         let target = peer.nla.unwrap_or(peer.ip_src);
         let trail = peer.window.as_ref().map_or(SeqNo(0), |w| w.trail);
         sqns.sort_by_key(|s| s.distance_from(trail));
+        let mut packets = 0u32;
         for chunk in sqns.chunks(MAX_NAK_LIST + 1) {
             let mut options = Options::default();
             if chunk.len() > 1 {
@@ -650,18 +982,28 @@ impl Receiver {
                 payload: &[],
             };
             self.out.push_back((target, repr.to_vec(), None));
-            self.stats.naks_sent += 1;
+            packets += 1;
             self.stats.nak_sqns_sent += chunk.len() as u64;
+        }
+        peer.credit = peer.credit.saturating_sub(packets);
+        peer.stats.naks_sent += u64::from(packets);
+        self.stats.naks_sent += u64::from(packets);
+        if let Some(b) = &mut self.nak_bucket {
+            b.take(now, u64::from(packets));
         }
     }
 
-    /// interop-notes §1.6: SPMR multicast (for suppression) and unicast to the data's sender.
-    /// RFC 3208 §13.6: the multicast copy with a TTL of 1.
+    /// SPMR multicast (for suppression) and unicast to the data's sender
+    /// (docs/wire-compatibility.md). RFC 3208 §13.6: the multicast copy with a TTL of 1.
     fn send_spmr(&mut self, tsi: Tsi) {
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
         peer.spmr_due = None;
+        if self.out.len() + 2 > self.cfg.limits.out_queue {
+            self.stats.out_queue_drops += 1;
+            return;
+        }
         let repr = PacketRepr {
             sport: self.cfg.dport,
             dport: tsi.sport,
@@ -678,20 +1020,50 @@ impl Receiver {
         self.stats.spmrs_sent += 1;
     }
 
-    /// Turns what the windows delivered into events.
+    /// Turns what `tsi`'s window delivered into events.
     fn drain(&mut self, tsi: Tsi) {
-        for d in self.delivered.drain(..) {
-            match d {
-                Delivered::Apdu(apdu) => {
-                    self.stats.apdus_delivered += 1;
-                    self.events.push_back(Event::Data { tsi, apdu });
+        match self.peers.get_mut(&tsi) {
+            Some(peer) => drain_into(
+                &mut self.delivered,
+                &mut self.events,
+                &mut self.stats,
+                tsi,
+                peer,
+            ),
+            None => self.delivered.clear(),
+        }
+    }
+}
+
+/// Turns what a window delivered into events: `PeerJoined` before a session's first APDU,
+/// `Loss` only for confirmed sessions (a session on probation has no losses to report: it may
+/// never have existed).
+fn drain_into(
+    delivered: &mut Vec<Delivered>,
+    events: &mut VecDeque<Event>,
+    stats: &mut ReceiverStats,
+    tsi: Tsi,
+    peer: &mut Peer,
+) {
+    for d in delivered.drain(..) {
+        match d {
+            Delivered::Apdu(apdu) => {
+                if !peer.announced {
+                    peer.announced = true;
+                    stats.peers_joined += 1;
+                    events.push_back(Event::PeerJoined { tsi });
                 }
-                Delivered::Lost { first, count } => {
-                    self.stats.lost_sqns += u64::from(count);
-                    self.stats.loss_events += 1;
-                    self.events.push_back(Event::Loss { tsi, first, count });
-                }
+                stats.apdus_delivered += 1;
+                peer.stats.apdus_delivered += 1;
+                events.push_back(Event::Data { tsi, apdu });
             }
+            Delivered::Lost { first, count } if peer.confirmed => {
+                stats.lost_sqns += u64::from(count);
+                stats.loss_events += 1;
+                peer.stats.lost_sqns += u64::from(count);
+                events.push_back(Event::Loss { tsi, first, count });
+            }
+            Delivered::Lost { count, .. } => stats.unconfirmed_lost_sqns += u64::from(count),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use bytes::{Bytes, BytesMut};
 
 use crate::{
+    config::SLOT_COST,
     time::Instant,
     wire::{Fragment, SeqNo},
 };
@@ -26,8 +27,10 @@ pub(crate) enum Phase {
 pub(crate) struct Missing {
     pub(crate) phase: Phase,
     pub(crate) deadline: Instant,
-    pub(crate) ncf_retries: u32,
-    pub(crate) data_retries: u32,
+    /// When the loss was detected: recovery ends at `since + max_recovery` whatever happens.
+    pub(crate) since: Instant,
+    /// NAKs sent for it so far (the repeat waits double with each).
+    pub(crate) rounds: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +68,11 @@ pub(crate) struct Window {
     pub(crate) joined_at: SeqNo,
     /// Pending loss range not yet reported.
     loss: Option<(SeqNo, u32)>,
+    /// The highest sqn that arrived as data: how far data (not just an SPM) shows the session
+    /// has come.
+    pub(crate) data_lead: Option<SeqNo>,
+    /// Sqns delivered as (parts of) APDUs since the window started.
+    pub(crate) delivered_sqns: u64,
 }
 
 /// Outcome of inserting a data packet.
@@ -88,6 +96,26 @@ impl Window {
             timers: BTreeSet::new(),
             joined_at: trail,
             loss: None,
+            data_lead: None,
+            delivered_sqns: 0,
+        }
+    }
+
+    /// Memory held: payload bytes plus [`SLOT_COST`] per tracked sqn.
+    pub(crate) fn footprint(&self) -> usize {
+        self.bytes + self.slots.len() * SLOT_COST
+    }
+
+    /// Whether `sqn` lies more than `span` sqns beyond the lead, or before the trail.
+    pub(crate) fn is_far(&self, sqn: SeqNo, span: u32) -> bool {
+        let span = i32::try_from(span).unwrap_or(i32::MAX);
+        sqn.diff(self.lead()) > span || sqn.diff(self.trail) < -span
+    }
+
+    /// Records that data for `sqn` arrived.
+    pub(crate) fn saw_data(&mut self, sqn: SeqNo) {
+        if self.data_lead.is_none_or(|l| sqn.diff(l) > 0) {
+            self.data_lead = Some(sqn);
         }
     }
 
@@ -120,19 +148,86 @@ impl Window {
         }
     }
 
-    /// Appends missing slots up to and including `lead`, all backing off until `deadline`.
-    /// The caller has bounded `lead - trail` by the window size.
-    pub(crate) fn extend_missing(&mut self, lead: SeqNo, deadline: Instant, phase: Phase) {
+    /// Appends missing slots up to and including `lead`, detected `now`, all backing off until
+    /// `deadline`. The caller has bounded `lead - trail` by the window size.
+    pub(crate) fn extend_missing(&mut self, lead: SeqNo, now: Instant, deadline: Instant) {
         while self.lead().diff(lead) < 0 {
             let sqn = self.lead().next();
             self.slots.push_back(Slot::Missing(Missing {
-                phase,
+                phase: Phase::BackOff,
                 deadline,
-                ncf_retries: 0,
-                data_retries: 0,
+                since: now,
+                rounds: 0,
             }));
             self.timers.insert((deadline, sqn.0));
         }
+    }
+
+    /// Prepends missing slots back to `trail` (detected `now`, backing off until `deadline`):
+    /// a confirmed session that joins at the trail its source advertises.
+    pub(crate) fn extend_back(&mut self, trail: SeqNo, now: Instant, deadline: Instant) {
+        while trail.diff(self.trail) < 0 {
+            self.trail = self.trail.sub(1);
+            self.slots.push_front(Slot::Missing(Missing {
+                phase: Phase::BackOff,
+                deadline,
+                since: now,
+                rounds: 0,
+            }));
+            self.timers.insert((deadline, self.trail.0));
+        }
+        if self.joined_at.diff(self.trail) > 0 {
+            self.joined_at = self.trail;
+        }
+    }
+
+    /// Drops missing slots at the end of the window beyond `lead` and beyond any data: sqns
+    /// only an SPM announced, which a later SPM of the same source no longer does.
+    pub(crate) fn retract(&mut self, lead: SeqNo) {
+        let keep = self
+            .data_lead
+            .map_or(lead, |d| if d.diff(lead) > 0 { d } else { lead });
+        while self.lead().diff(keep) > 0 {
+            let sqn = self.lead();
+            match self.slots.back() {
+                Some(Slot::Missing(m)) => {
+                    self.timers.remove(&(m.deadline, sqn.0));
+                    self.slots.pop_back();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// The first missing sqn's detection time: the oldest loss still in recovery (losses are
+    /// detected in sqn order, bar a few the session's join prepends).
+    pub(crate) fn oldest_missing(&self) -> Option<Instant> {
+        if self.timers.is_empty() {
+            return None;
+        }
+        // Delivery stops at the first missing sqn, so it is within one APDU of the front.
+        self.slots.iter().find_map(|s| match s {
+            Slot::Missing(m) => Some(m.since),
+            _ => None,
+        })
+    }
+
+    /// Gives up on missing sqns from the front whose recovery started at or before `cutoff`;
+    /// returns how many.
+    pub(crate) fn expire_recovery(&mut self, cutoff: Instant) -> u64 {
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            if let Slot::Missing(m) = &self.slots[i] {
+                if m.since > cutoff {
+                    break;
+                }
+                self.timers
+                    .remove(&(m.deadline, self.trail.add(i as u32).0));
+                self.slots[i] = Slot::Lost;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Stores data for `sqn`, which is within the window bounds (the caller extended it).
@@ -293,6 +388,7 @@ impl Window {
                     if let Some(Slot::Data { payload, .. }) = self.slots.pop_front() {
                         self.bytes -= payload.len();
                         self.trail = self.trail.next();
+                        self.delivered_sqns += 1;
                         out.push(Delivered::Apdu(payload));
                     }
                 }
@@ -305,6 +401,7 @@ impl Window {
                         Assembly::Complete(n, apdu) => {
                             self.flush_loss(out);
                             self.pop_n(n);
+                            self.delivered_sqns += u64::from(n);
                             out.push(Delivered::Apdu(apdu));
                         }
                         Assembly::Broken(n) => {
@@ -333,7 +430,7 @@ impl Window {
         }
     }
 
-    /// Tries to reassemble the APDU whose fragment is at the trail (interop-notes §1.9 checks:
+    /// Tries to reassemble the APDU whose fragment is at the trail (docs/wire-compatibility.md checks:
     /// the same first sqn and APDU length on every fragment, sizes adding up exactly, at most
     /// [`MAX_FRAGMENTS`]). Order comes from the sqns: OpenPGM 5.3 sends offsets that run on
     /// across APDUs, so the offset field is not used for placement (as OpenPGM's `rxw.c`).
@@ -420,7 +517,7 @@ mod tests {
         let mut w = Window::new(SeqNo(10));
         let t = Instant::ZERO;
         w.push(Bytes::from_static(b"a"), None);
-        w.extend_missing(SeqNo(12), t, Phase::BackOff);
+        w.extend_missing(SeqNo(12), t, t);
         w.push(Bytes::from_static(b"d"), None);
         let mut out = Vec::new();
         w.deliver(&mut out);
@@ -473,7 +570,7 @@ mod tests {
         let mut w = Window::new(SeqNo(0));
         let t = Instant::ZERO;
         w.push(Bytes::from_static(b"a"), None);
-        w.extend_missing(SeqNo(4), t, Phase::BackOff);
+        w.extend_missing(SeqNo(4), t, t);
         let mut out = Vec::new();
         w.deliver(&mut out);
         out.clear();

@@ -34,7 +34,7 @@ pub use self::{
     endpoint::{Endpoint, EndpointError, EndpointSpec, Scheme},
 };
 use crate::{
-    config::{Mtu, NakTiming, ReceiverConfig, SourceConfig},
+    config::{Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig},
     receiver::ReceiverStats,
     source::SourceStats,
     transport::{TransportConfig, TransportError, TransportStats},
@@ -125,6 +125,14 @@ pub struct SocketOptions {
     /// doubles the packets per second a core sends. Turned off by itself if the path cannot
     /// segment. No effect on raw PGM (raw sockets have no GSO).
     pub udp_gso: bool,
+    /// Sender: what NAKs can make it send, in all and per NAK and NAKer (docs/reliability.md).
+    pub repair: RepairBudget,
+    /// Receiver: bounds on sessions, memory and NAKs, whatever the network sends
+    /// (docs/reliability.md).
+    pub receiver_limits: ReceiverLimits,
+    /// Receiver: the longest a sqn stays in recovery before it is reported lost, instead of
+    /// the NAK profile's ([`NakTiming::max_recovery`]).
+    pub max_recovery: Option<Duration>,
 }
 
 impl Default for SocketOptions {
@@ -150,6 +158,9 @@ impl Default for SocketOptions {
             busy_poll: false,
             spin_before_sleep: Duration::from_micros(5),
             udp_gso: true,
+            repair: RepairBudget::default(),
+            receiver_limits: ReceiverLimits::default(),
+            max_recovery: None,
         }
     }
 }
@@ -246,6 +257,24 @@ impl SocketOptions {
         self.busy_poll = on;
         self
     }
+    /// Sets [`SocketOptions::repair`].
+    #[must_use]
+    pub fn with_repair(mut self, repair: RepairBudget) -> Self {
+        self.repair = repair;
+        self
+    }
+    /// Sets [`SocketOptions::receiver_limits`].
+    #[must_use]
+    pub fn with_receiver_limits(mut self, limits: ReceiverLimits) -> Self {
+        self.receiver_limits = limits;
+        self
+    }
+    /// Sets [`SocketOptions::max_recovery`].
+    #[must_use]
+    pub fn with_max_recovery(mut self, max: Duration) -> Self {
+        self.max_recovery = Some(max);
+        self
+    }
 
     /// The transport settings for `endpoint` in `role`.
     pub fn transport_config(&self, endpoint: &Endpoint, role: Role) -> TransportConfig {
@@ -311,6 +340,21 @@ impl SocketOptions {
         if let Some(bytes) = self.window_bytes {
             cfg.txw_max_bytes = bytes.max(self.tpdu);
         }
+        let r = self.repair;
+        if !(0.01..=0.9).contains(&r.share) {
+            return Err(OpenError::Option(format!(
+                "repair share {} out of range 0.01..=0.9",
+                r.share
+            )));
+        }
+        if !(1..=63).contains(&r.per_nak) || r.per_naker_rate == 0 || r.per_naker_burst == 0 {
+            return Err(OpenError::Option(format!(
+                "repair bounds out of range: {} sqns per NAK (1..=63), {} sqns/s and a burst \
+                 of {} per NAKer (at least 1)",
+                r.per_nak, r.per_naker_rate, r.per_naker_burst
+            )));
+        }
+        cfg.repair = r;
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)
     }
@@ -331,6 +375,18 @@ impl SocketOptions {
         }
         if let Some(bytes) = self.window_bytes {
             cfg.rxw_max_bytes = bytes.max(self.tpdu);
+        }
+        let l = self.receiver_limits;
+        if l.max_peers == 0 || l.max_total_bytes < self.tpdu || l.probation_sqns == 0 {
+            return Err(OpenError::Option(format!(
+                "receiver limits out of range: {} peers, {} bytes of memory (at least one \
+                 tpdu), {} probation sqns",
+                l.max_peers, l.max_total_bytes, l.probation_sqns
+            )));
+        }
+        cfg.limits = l;
+        if let Some(max) = self.max_recovery {
+            cfg.nak.max_recovery = max;
         }
         // Receivers that lose the same packet must not back off in lock-step.
         cfg.rng_seed = OsRng.next_u64();

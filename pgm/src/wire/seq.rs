@@ -52,6 +52,16 @@ impl SeqNo {
             other
         }
     }
+
+    /// The earlier of the two in serial order.
+    #[must_use]
+    pub fn min_serial(self, other: SeqNo) -> SeqNo {
+        if self.diff(other) <= 0 {
+            self
+        } else {
+            other
+        }
+    }
 }
 
 impl PartialOrd for SeqNo {

@@ -67,11 +67,17 @@ pub(crate) struct Checker {
     pub(crate) arrivals: Vec<Instant>,
     /// Every APDU is one packet, so a loss of `count` sqns skips `count` APDUs.
     pub(crate) skip_on_loss: bool,
+    /// APDUs of other sessions than [`TSI`] (forged ones, in the hostile scenarios).
+    pub(crate) other_data: u64,
+    /// Loss events of other sessions than [`TSI`].
+    pub(crate) other_losses: u64,
 }
 
 impl Checker {
     pub(crate) fn check(&mut self, ev: Event, sizes: &dyn Fn(u64) -> usize, now: Instant) {
         match ev {
+            Event::Data { tsi, .. } if tsi != TSI => self.other_data += 1,
+            Event::Loss { tsi, .. } if tsi != TSI => self.other_losses += 1,
             Event::Data { apdu: data, .. } => {
                 let want = apdu(self.next, sizes(self.next));
                 if data[..] != want[..] && self.errors.len() < 5 {

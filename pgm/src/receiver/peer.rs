@@ -1,0 +1,238 @@
+//! One source session as a receiver sees it, and how much of what the network says about it
+//! the receiver believes.
+//!
+//! PGM has no authentication: anyone who sees one packet of a session can forge more of it.
+//! What a peer keeps is therefore bounded by evidence (docs/reliability.md):
+//!
+//! - **Probation.** A new session spans at most `probation_sqns` and is not announced, nor its
+//!   losses reported, until it is *confirmed*: two sqns delivered in order, or data and an SPM
+//!   that agree.
+//! - **NAK credit.** Every packet heard from the session pays for a few NAK packets; a session
+//!   that goes quiet gets no more NAKs, so forged packets buy a bounded number of NAKs each.
+//! - **Two agree.** A trail advertised by the source (ODATA, RDATA, SPM) only ends recovery of
+//!   the sqns before it once the previous advertisement agrees (the earlier of the two
+//!   applies), so one forged packet cannot declare a window lost.
+//! - **Leaps.** Data more than a window away from the window is held aside; only
+//!   [`LEAP_CONFIRM`] packets of one new position, with nothing of the old one in between,
+//!   move the window there.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+
+use super::window::Window;
+use crate::{
+    config::ReceiverLimits,
+    time::Instant,
+    wire::{Fragment, SeqNo},
+};
+
+/// Data packets of one new position (none of the old position in between) that make a
+/// window follow a leap.
+pub(crate) const LEAP_CONFIRM: usize = 3;
+
+/// Far enough in the future to mean "never".
+pub(crate) const NEVER: Instant = Instant::from_micros(u64::MAX);
+
+/// Counters of one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// Out of probation (see the module docs of `pgm::receiver`).
+    pub confirmed: bool,
+    /// Packets heard from the session.
+    pub packets: u64,
+    /// APDUs delivered.
+    pub apdus_delivered: u64,
+    /// Sqns reported lost.
+    pub lost_sqns: u64,
+    /// NAK packets sent to the session's source.
+    pub naks_sent: u64,
+    /// Sqns missing now.
+    pub missing_now: u64,
+    /// Sqns the receive window spans now.
+    pub window_sqns: u64,
+    /// Payload bytes held now.
+    pub window_bytes: u64,
+    /// NAK packets the session's traffic has paid for and that were not sent yet.
+    pub nak_credit: u32,
+}
+
+/// Data held aside while the receiver finds out whether a session really leapt.
+#[derive(Debug, Default)]
+pub(crate) struct Leap {
+    /// The packets of the new position, distinct sqns, at most [`LEAP_CONFIRM`].
+    pub(crate) held: Vec<(SeqNo, Bytes, Option<Fragment>)>,
+}
+
+impl Leap {
+    /// Adds a packet of a far position; true once [`LEAP_CONFIRM`] distinct sqns within `span`
+    /// of each other were seen. A packet far from the ones held starts the count again.
+    pub(crate) fn observe(
+        &mut self,
+        sqn: SeqNo,
+        payload: &[u8],
+        fragment: Option<Fragment>,
+        span: u32,
+    ) -> bool {
+        let near = |s: SeqNo| sqn.diff(s).unsigned_abs() < span;
+        if !self.held.iter().all(|&(s, ..)| near(s)) {
+            self.held.clear();
+        }
+        if !self.held.iter().any(|&(s, ..)| s == sqn) {
+            self.held
+                .push((sqn, Bytes::copy_from_slice(payload), fragment));
+        }
+        self.held.len() >= LEAP_CONFIRM
+    }
+}
+
+/// One source session as seen by this receiver.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// Source path NLA from the SPMs: where NAKs go (docs/wire-compatibility.md).
+    pub(crate) nla: Option<IpAddr>,
+    /// An NLA named by the last SPM that differs from `nla`: adopted when the next SPM names
+    /// it too, so one forged SPM cannot redirect the NAKs.
+    pub(crate) nla_candidate: Option<IpAddr>,
+    /// IP source of the last packet: where NAKs go while no SPM has named an NLA, and where
+    /// the unicast SPMR copy goes.
+    pub(crate) ip_src: IpAddr,
+    /// Destination (group) of the last multicast packet: echoed in NAKs.
+    pub(crate) group: IpAddr,
+    pub(crate) last_spm_sqn: Option<SeqNo>,
+    pub(crate) spmr_due: Option<Instant>,
+    pub(crate) expiry: Instant,
+    /// An SPM with OPT_FIN ended the session at `fin_lead` (data beyond it proves it false).
+    pub(crate) fin: Option<SeqNo>,
+    pub(crate) window: Option<Window>,
+    /// [`Peer::earliest`] as last indexed in `Receiver::deadlines`: the key to remove when
+    /// it changes. Equal to `earliest()` whenever the receiver is between calls.
+    pub(crate) deadline: Instant,
+    /// [`Peer::footprint`] as last counted in the receiver's memory total.
+    pub(crate) accounted: usize,
+    /// Out of probation.
+    pub(crate) confirmed: bool,
+    /// SPMs that agreed with the data seen (half of what confirms a session).
+    pub(crate) spm_agreements: u32,
+    /// `PeerJoined` was reported (at its first delivered APDU).
+    pub(crate) announced: bool,
+    /// When a packet was last heard from the session.
+    pub(crate) heard: Instant,
+    /// NAK packets its traffic paid for, not yet sent.
+    pub(crate) credit: u32,
+    /// NAK timers wait until then: [`NEVER`] while the credit is spent (the next packet
+    /// heard lifts it), or when the global NAK rate or the out-queue allow again.
+    pub(crate) naks_blocked: Option<Instant>,
+    /// The trail the source advertised last (see "two agree" in the module docs).
+    pub(crate) advertised_trail: Option<SeqNo>,
+    pub(crate) leap: Option<Leap>,
+    pub(crate) stats: PeerStats,
+}
+
+impl Peer {
+    pub(crate) fn new(now: Instant, src: IpAddr, dst: IpAddr, expiry: Instant) -> Self {
+        Peer {
+            nla: None,
+            nla_candidate: None,
+            ip_src: src,
+            group: dst,
+            last_spm_sqn: None,
+            spmr_due: None,
+            expiry,
+            fin: None,
+            window: None,
+            deadline: Instant::ZERO,
+            accounted: 0,
+            confirmed: false,
+            spm_agreements: 0,
+            announced: false,
+            heard: now,
+            credit: 0,
+            naks_blocked: None,
+            advertised_trail: None,
+            leap: None,
+            stats: PeerStats::default(),
+        }
+    }
+
+    /// A packet of the session arrived: it pays for NAKs and lifts a credit block.
+    pub(crate) fn hear(&mut self, now: Instant, limits: &ReceiverLimits) {
+        self.heard = now;
+        self.stats.packets += 1;
+        self.credit = self
+            .credit
+            .saturating_add(limits.nak_credit_per_packet)
+            .min(limits.nak_credit_max);
+        if self.naks_blocked == Some(NEVER) {
+            self.naks_blocked = None;
+        }
+    }
+
+    /// How many sqns the window may span: the receive window once confirmed, the probation
+    /// window before.
+    pub(crate) fn span(&self, rxw_sqns: u32, limits: &ReceiverLimits) -> u32 {
+        if self.confirmed {
+            rxw_sqns.max(1)
+        } else {
+            limits.probation_sqns.clamp(1, rxw_sqns.max(1))
+        }
+    }
+
+    /// The trail to act on when the source advertises `trail`: the earlier of it and the one
+    /// advertised before (nothing for the first).
+    pub(crate) fn agreed_trail(&mut self, trail: SeqNo) -> Option<SeqNo> {
+        self.advertised_trail
+            .replace(trail)
+            .map(|prev| prev.min_serial(trail))
+    }
+
+    /// An SPM names `nla`: adopted at once if none is known, else when two SPMs in a row name it.
+    pub(crate) fn spm_nla(&mut self, nla: IpAddr) {
+        match self.nla {
+            None => self.nla = Some(nla),
+            Some(known) if known == nla => self.nla_candidate = None,
+            Some(_) if self.nla_candidate == Some(nla) => {
+                self.nla = Some(nla);
+                self.nla_candidate = None;
+            }
+            Some(_) => self.nla_candidate = Some(nla),
+        }
+    }
+
+    /// Memory the window holds (see `ReceiverLimits::max_total_bytes`).
+    pub(crate) fn footprint(&self) -> usize {
+        self.window.as_ref().map_or(0, Window::footprint)
+    }
+
+    /// The peer's next timer: its earliest NAK deadline (RFC 3208 §6.3) unless NAKs are
+    /// blocked, the end of its oldest recovery, SPMR (§13.3.2) or expiry, whichever comes first.
+    pub(crate) fn earliest(&self, max_recovery: std::time::Duration) -> Instant {
+        let mut t = self.expiry;
+        if let Some(s) = self.spmr_due {
+            t = t.min(s);
+        }
+        if let Some(w) = &self.window {
+            if let Some(nak) = w.next_deadline() {
+                t = t.min(self.naks_blocked.map_or(nak, |b| nak.max(b)));
+            }
+            if let Some(since) = w.oldest_missing() {
+                t = t.min(since + max_recovery);
+            }
+        }
+        t
+    }
+
+    /// Counters, with the window's current fill.
+    pub(crate) fn stats(&self) -> PeerStats {
+        let mut s = self.stats.clone();
+        s.confirmed = self.confirmed;
+        s.nak_credit = self.credit;
+        if let Some(w) = &self.window {
+            s.missing_now = w.missing_count() as u64;
+            s.window_sqns = w.slots.len() as u64;
+            s.window_bytes = w.bytes as u64;
+        }
+        s
+    }
+}
