@@ -9,4 +9,5 @@ pub mod ping;
 pub mod pubsub_cli;
 pub mod recv;
 pub mod send;
+pub mod senders;
 pub mod udp_perf;

@@ -30,6 +30,7 @@ use crate::send::{
     check_test_message, fill_test_message, json_line, msgs_per_s, parse_rate_arg, read_line,
     round3, sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
 };
+use crate::senders::Senders;
 
 /// The topic of `pgm-pub --count` when no `--topic` is given.
 pub const DEFAULT_TOPIC: &str = "test";
@@ -426,25 +427,24 @@ impl SubArgs {
 /// go up by one; every payload must pass its CRC.
 ///
 /// A (TSI, topic) stream first heard mid-way starts wherever it is heard (late join is not a
-/// gap); a restarted publisher has a new TSI and starts over at 0.
+/// gap); a restarted publisher has a new TSI and starts over at 0. Publishers none of whose
+/// messages passed the check (forged sessions, garbage) are counted apart ([`Senders`]) and do
+/// not fail verification.
 #[derive(Debug, Default, Clone)]
 pub struct TopicVerifier {
     /// The next expected sequence number per publisher and topic.
     next: HashMap<Tsi, HashMap<Vec<u8>, u64>>,
-    /// Messages delivered per topic (all publishers, valid or not).
+    /// Per-publisher counts: verified publishers and the others.
+    pub senders: Senders,
+    /// Messages delivered per topic (valid messages when verifying, all when printing).
     pub topics: BTreeMap<Vec<u8>, u64>,
-    /// Messages delivered.
+    /// Messages delivered: of verified publishers when verifying (what `--count` counts), all
+    /// of them when printing.
     pub received: u64,
     /// Test sequence numbers skipped.
     pub gaps: u64,
     /// Messages at or below a number already seen in their stream.
     pub duplicates: u64,
-    /// Messages that are not two frames, too short, or fail their CRC.
-    pub corrupt: u64,
-    /// Sequence numbers (packets) the transport reported lost.
-    pub unrecoverable: u64,
-    /// Loss notices.
-    pub gap_events: u64,
 }
 
 impl TopicVerifier {
@@ -455,17 +455,17 @@ impl TopicVerifier {
 
     /// Checks one delivered message.
     pub fn on_message(&mut self, m: &Message) {
-        self.received += 1;
         let topic: &[u8] = m.topic();
+        let checked = match m.frames.as_slice() {
+            [_, payload] => check_test_message(payload).ok(),
+            _ => None,
+        };
+        self.senders.message(m.tsi, checked.is_some());
+        self.received = self.senders.verified_messages;
+        let Some(seq) = checked else {
+            return;
+        };
         count_topic(&mut self.topics, topic);
-        let [_, payload] = m.frames.as_slice() else {
-            self.corrupt += 1;
-            return;
-        };
-        let Ok(seq) = check_test_message(payload) else {
-            self.corrupt += 1;
-            return;
-        };
         let streams = self.next.entry(m.tsi).or_default();
         let next = match streams.get_mut(topic) {
             Some(n) => n,
@@ -479,20 +479,15 @@ impl TopicVerifier {
         *next = seq + 1;
     }
 
-    /// Counts a loss notice of `lost` sequence numbers.
-    pub fn on_gap(&mut self, lost: u32) {
-        self.gap_events += 1;
-        self.unrecoverable += u64::from(lost);
+    /// Counts a loss notice of `lost` sequence numbers from `tsi`.
+    pub fn on_gap(&mut self, tsi: Tsi, lost: u32) {
+        self.senders.loss(tsi, lost);
     }
 
-    /// Publishers seen.
-    pub fn senders(&self) -> usize {
-        self.next.len()
-    }
-
-    /// True when nothing was missing or corrupt.
+    /// True when nothing of a verified publisher was missing or corrupt.
     pub fn is_clean(&self) -> bool {
-        self.gaps == 0 && self.corrupt == 0 && self.unrecoverable == 0
+        let (v, _) = self.senders.verified();
+        self.gaps == 0 && v.corrupt == 0 && v.unrecoverable == 0
     }
 
     /// The per-topic counts as a JSON object (topics as lossy UTF-8).
@@ -549,20 +544,23 @@ impl SubOutcome {
     /// The `--verify` JSON line.
     pub fn to_json(&self) -> String {
         let v = &self.verifier;
+        let (ok, senders) = v.senders.verified();
+        let (o, others) = v.senders.others();
         json_line(&[
             ("received", v.received.into()),
             ("topics", v.topics_json()),
             ("gaps", v.gaps.into()),
             ("duplicates", v.duplicates.into()),
-            ("corrupt", v.corrupt.into()),
-            ("unrecoverable", v.unrecoverable.into()),
+            ("corrupt", ok.corrupt.into()),
+            ("unrecoverable", ok.unrecoverable.into()),
             ("filtered_out", self.filtered_out.into()),
             ("elapsed_s", round3(self.elapsed_s).into()),
             ("msgs_per_s", msgs_per_s(v.received, self.elapsed_s).into()),
-            ("gap_events", v.gap_events.into()),
+            ("gap_events", ok.loss_events.into()),
             ("naks_sent", self.naks_sent.into()),
             ("repaired", self.repaired.into()),
-            ("senders", v.senders().into()),
+            ("senders", senders.into()),
+            ("others", o.to_json(others)),
             ("decode_errors", self.decode_errors.into()),
         ])
     }
@@ -672,7 +670,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
                 }
             }
             RecvEvent::Gap { tsi, lost } => {
-                v.on_gap(lost);
+                v.on_gap(tsi, lost);
                 if !quiet {
                     eprintln!("pgm-sub: {tsi}: {lost} packets lost; resyncing at the next message");
                 }
@@ -775,7 +773,7 @@ mod tests {
         // A restarted publisher (new TSI) starts again at 0.
         v.on_message(&msg(tsi(2), "a", 0, 20));
         assert!(v.is_clean());
-        assert_eq!(v.senders(), 2);
+        assert_eq!(v.senders.verified().1, 2);
     }
 
     #[test]
@@ -791,10 +789,20 @@ mod tests {
             tsi: tsi(1),
             frames: vec![b"a".to_vec().into()],
         });
-        v.on_gap(5);
-        assert_eq!((v.gaps, v.duplicates, v.corrupt), (2, 1, 2));
-        assert_eq!((v.unrecoverable, v.gap_events), (5, 1));
+        v.on_gap(tsi(1), 5);
+        let (ok, _) = v.senders.verified();
+        assert_eq!((v.gaps, v.duplicates, ok.corrupt), (2, 1, 2));
+        assert_eq!((ok.unrecoverable, ok.loss_events), (5, 1));
         assert!(!v.is_clean());
+        // A publisher that never sent one valid message is counted apart.
+        v.on_message(&Message {
+            tsi: tsi(7),
+            frames: vec![b"a".to_vec().into(), vec![0u8; 20].into()],
+        });
+        v.on_gap(tsi(7), 1 << 30);
+        let (o, others) = v.senders.others();
+        assert_eq!((others, o.messages, o.unrecoverable), (1, 1, 1 << 30));
+        assert_eq!(v.senders.verified().0.unrecoverable, 5);
     }
 
     #[test]

@@ -16,9 +16,12 @@ use pgm::{
     wire::Tsi,
 };
 
-use crate::send::{
-    check_test_message, json_line, msgs_per_s, report_error, round3, CommonArgs, Progress,
-    ToolError,
+use crate::{
+    send::{
+        check_test_message, json_line, msgs_per_s, report_error, round3, CommonArgs, Progress,
+        ToolError,
+    },
+    senders::Senders,
 };
 
 /// Idle timeout when `--count` or `--verify` is given and `--timeout` is not.
@@ -214,20 +217,21 @@ struct Session {
 ///
 /// Data from one TSI arrives in order, so a number below the expected one is a duplicate and a
 /// number above it leaves a gap. A sender first heard mid-stream starts wherever it is heard;
-/// a restarted sender has a new TSI and starts over at 0 without counting anything.
+/// a restarted sender has a new TSI and starts over at 0 without counting anything. Senders
+/// none of whose messages passed the check (forged sessions, garbage) are counted apart
+/// ([`Senders`]) and do not fail verification.
 #[derive(Debug, Default, Clone)]
 pub struct Verifier {
     sessions: HashMap<Tsi, Session>,
-    /// Messages delivered (valid or not).
+    /// Per-sender counts: verified senders and the others.
+    pub senders: Senders,
+    /// Messages delivered: of verified senders when verifying (what `--count` counts), all
+    /// of them when printing.
     pub received: u64,
     /// Test sequence numbers skipped.
     pub gaps: u64,
     /// Messages at or below a number already seen.
     pub duplicates: u64,
-    /// Messages that are too short or fail their CRC.
-    pub corrupt: u64,
-    /// Sequence numbers (packets) the engine reported lost.
-    pub unrecoverable: u64,
     /// The first test sequence number seen.
     pub first_seq: Option<u64>,
     /// The last test sequence number seen.
@@ -242,9 +246,10 @@ impl Verifier {
 
     /// Checks one message from `tsi`.
     pub fn on_data(&mut self, tsi: Tsi, msg: &[u8]) {
-        self.received += 1;
-        let Ok(seq) = check_test_message(msg) else {
-            self.corrupt += 1;
+        let checked = check_test_message(msg);
+        self.senders.message(tsi, checked.is_ok());
+        self.received = self.senders.verified_messages;
+        let Ok(seq) = checked else {
             return;
         };
         self.first_seq.get_or_insert(seq);
@@ -258,35 +263,44 @@ impl Verifier {
         s.next = seq + 1;
     }
 
-    /// Counts `count` sequence numbers the engine gave up on.
-    pub fn on_loss(&mut self, count: u32) {
-        self.unrecoverable += u64::from(count);
+    /// Counts `count` sequence numbers the engine gave up on for `tsi`.
+    pub fn on_loss(&mut self, tsi: Tsi, count: u32) {
+        self.senders.loss(tsi, count);
     }
 
-    /// Senders seen.
-    pub fn senders(&self) -> usize {
-        self.sessions.len()
+    /// Messages of verified senders that failed their CRC or were too short.
+    pub fn corrupt(&self) -> u64 {
+        self.senders.verified().0.corrupt
     }
 
-    /// True when nothing was missing or corrupt.
+    /// Sequence numbers verified senders lost for good.
+    pub fn unrecoverable(&self) -> u64 {
+        self.senders.verified().0.unrecoverable
+    }
+
+    /// True when nothing of a verified sender was missing or corrupt.
     pub fn is_clean(&self) -> bool {
-        self.gaps == 0 && self.corrupt == 0 && self.unrecoverable == 0
+        let (v, _) = self.senders.verified();
+        self.gaps == 0 && v.corrupt == 0 && v.unrecoverable == 0
     }
 
     /// The one JSON line.
     pub fn to_json(&self, elapsed_s: f64, engine: &EngineCounts) -> String {
+        let (v, senders) = self.senders.verified();
+        let (o, others) = self.senders.others();
         json_line(&[
             ("received", self.received.into()),
             ("gaps", self.gaps.into()),
             ("duplicates", self.duplicates.into()),
-            ("corrupt", self.corrupt.into()),
-            ("unrecoverable", self.unrecoverable.into()),
+            ("corrupt", v.corrupt.into()),
+            ("unrecoverable", v.unrecoverable.into()),
             ("elapsed_s", round3(elapsed_s).into()),
             ("msgs_per_s", msgs_per_s(self.received, elapsed_s).into()),
             ("naks_sent", engine.naks_sent.into()),
             ("first_seq", self.first_seq.into()),
             ("last_seq", self.last_seq.into()),
-            ("senders", self.senders().into()),
+            ("senders", senders.into()),
+            ("others", o.to_json(others)),
             ("parse_errors", engine.parse_errors.into()),
             ("checksum_errors", engine.checksum_errors.into()),
             ("last_mono_ns", engine.last_mono_ns.into()),
@@ -377,7 +391,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
                 }
             }
             RecvEvent::Loss { tsi, count, first } => {
-                v.on_loss(count);
+                v.on_loss(tsi, count);
                 if !args.common.quiet {
                     eprintln!("pgm-recv: {tsi}: {count} packets lost from sqn {}", first.0);
                 }
@@ -501,7 +515,7 @@ mod tests {
         bad[20] ^= 0xff;
         v.on_data(tsi(1), &bad);
         v.on_data(tsi(1), b"short");
-        assert_eq!((v.duplicates, v.corrupt, v.gaps), (2, 2, 0));
+        assert_eq!((v.duplicates, v.corrupt(), v.gaps), (2, 2, 0));
         assert_eq!(v.received, 6);
         assert!(!v.is_clean());
     }
@@ -519,25 +533,27 @@ mod tests {
         }
         assert!(v.is_clean(), "{v:?}");
         assert_eq!(v.duplicates, 0);
-        assert_eq!(v.senders(), 3);
+        assert_eq!(v.senders.verified().1, 3);
     }
 
     #[test]
     fn losses_are_unrecoverable() {
         let mut v = Verifier::new();
-        v.on_loss(3);
-        assert_eq!(v.unrecoverable, 3);
+        v.on_data(tsi(1), &msg(0));
+        v.on_loss(tsi(1), 3);
+        assert_eq!(v.unrecoverable(), 3);
         assert!(!v.is_clean());
         let counts = EngineCounts {
             naks_sent: 4,
             ..EngineCounts::default()
         };
         let line = v.to_json(1.0, &counts);
-        assert!(line.starts_with(r#"{"received":0,"gaps":0,"#), "{line}");
+        assert!(line.starts_with(r#"{"received":1,"gaps":0,"#), "{line}");
         let j: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(j["unrecoverable"], 3);
         assert_eq!(j["naks_sent"], 4);
-        assert!(j["first_seq"].is_null());
+        assert_eq!(j["first_seq"], 0);
+        assert_eq!(j["others"]["senders"], 0);
         for k in [
             "received",
             "gaps",
@@ -552,6 +568,28 @@ mod tests {
         ] {
             assert!(j.get(k).is_some(), "{k}");
         }
+    }
+
+    #[test]
+    fn senders_that_never_verify_are_others() {
+        let mut v = Verifier::new();
+        for i in 0..5 {
+            v.on_data(tsi(1), &msg(i));
+        }
+        // A forged session: garbage data and a huge loss report.
+        v.on_data(tsi(9), &[0xee; 100]);
+        v.on_loss(tsi(9), 1 << 30);
+        assert!(v.is_clean(), "{v:?}");
+        assert_eq!(v.received, 5);
+        let j: serde_json::Value =
+            serde_json::from_str(&v.to_json(1.0, &EngineCounts::default())).unwrap();
+        assert_eq!(
+            (j["unrecoverable"].as_u64(), j["corrupt"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(j["others"]["unrecoverable"], 1u64 << 30);
+        assert_eq!(j["others"]["messages"], 1);
+        assert_eq!(j["senders"], 1);
     }
 
     #[test]
