@@ -17,8 +17,9 @@
 //! soon as the bytes that decide it have arrived ([`Filter::decision_len`]); a rejected message
 //! is skipped without buffering anything more. A frame body that lies inside one APDU is handed
 //! out as a [`Bytes`] slice of that APDU (no copy); only bodies cut across APDUs are assembled.
-//! A message longer than [`DecoderConfig::max_message_size`] is a decode error, so a hostile
-//! length cannot make the decoder allocate without bound.
+//! A message longer than [`DecoderConfig::max_message_size`], or of more than [`MAX_FRAMES`]
+//! frames, is a decode error, so neither a hostile length nor an endless run of empty frames
+//! can make the decoder allocate without bound.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -33,6 +34,11 @@ use crate::{
 
 /// Default [`DecoderConfig::max_message_size`]: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// Most frames a message may have; one more is a decode error. Empty frames cost no body
+/// bytes, so without this a publisher could make a message in progress hold any number of
+/// them (a `Bytes` each) within [`DecoderConfig::max_message_size`].
+pub const MAX_FRAMES: usize = 1 << 16;
 
 /// The most a spanning frame pre-allocates; larger bodies grow as their bytes arrive, so a
 /// header alone never costs more than this.
@@ -106,6 +112,12 @@ pub enum DecodeError {
         /// The limit.
         limit: usize,
     },
+    /// The message would have more than [`MAX_FRAMES`] frames.
+    #[error("message of more than {limit} frames")]
+    TooManyFrames {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Counters of a [`Decoder`] (all publishers together).
@@ -122,7 +134,8 @@ pub struct DecoderStats {
     pub gaps: u64,
     /// Sequence numbers reported lost in those notices.
     pub lost_sqns: u64,
-    /// Decode errors (each unjoins the stream): bad frames, oversize messages.
+    /// Decode errors (each unjoins the stream): bad frames, oversize messages, messages of too
+    /// many frames.
     pub decode_errors: u64,
     /// APDUs dropped because the offset pointed past their end.
     pub bad_offsets: u64,
@@ -184,6 +197,20 @@ impl StreamDecoder {
     /// True once decoding started at a message boundary and no loss or error happened since.
     pub fn is_joined(&self) -> bool {
         self.joined
+    }
+
+    /// Bytes held for the message in progress: its complete frames, the part of a frame body
+    /// cut by the end of an APDU, and a cut frame header. At most
+    /// `max(DecoderConfig::max_message_size, Filter::max_prefix_len()) + 9`: a hostile length
+    /// field cannot make a stream buffer more.
+    pub fn buffered_bytes(&self) -> usize {
+        let frames: usize = self.frames.iter().map(Bytes::len).sum();
+        frames + self.body.as_ref().map_or(0, |b| b.buf.len()) + self.hdr_len
+    }
+
+    /// Complete frames held for the message in progress: at most [`MAX_FRAMES`].
+    pub fn buffered_frames(&self) -> usize {
+        self.frames.len()
     }
 
     /// Forgets any partial message and header and waits for the next APDU with an offset.
@@ -327,6 +354,9 @@ impl StreamDecoder {
         if !self.skipping && undecided.is_none() && self.msg_len > sink.limit as u64 {
             return Err(DecodeError::TooLarge { limit: sink.limit });
         }
+        if !self.skipping && self.frames.len() >= MAX_FRAMES {
+            return Err(DecodeError::TooManyFrames { limit: MAX_FRAMES });
+        }
         if hdr.body_len <= avail as u64 {
             let end = pos + hdr.body_len as usize;
             // Zero copy: the body is a view of the APDU.
@@ -456,6 +486,22 @@ impl Decoder {
     /// True when `tsi`'s stream is joined.
     pub fn is_joined(&self, tsi: &Tsi) -> bool {
         self.streams.get(tsi).is_some_and(StreamDecoder::is_joined)
+    }
+
+    /// [`StreamDecoder::buffered_bytes`] of every publisher together.
+    pub fn buffered_bytes(&self) -> usize {
+        self.streams
+            .values()
+            .map(StreamDecoder::buffered_bytes)
+            .sum()
+    }
+
+    /// [`StreamDecoder::buffered_frames`] of every publisher together.
+    pub fn buffered_frames(&self) -> usize {
+        self.streams
+            .values()
+            .map(StreamDecoder::buffered_frames)
+            .sum()
     }
 
     /// Publishers with decoding state.
@@ -601,6 +647,46 @@ mod tests {
         assert_eq!(d.stats().decode_errors, 0);
         d.handle_data(TSI, &apdu(b"\xff\xff\xff\xff\xff\xff\xff\x00abc"));
         assert_eq!(d.stats().decode_errors, 1);
+    }
+
+    #[test]
+    fn endless_empty_frames_are_a_decode_error() {
+        let mut d = all();
+        // Empty frames with MORE cost no body bytes; 32 767 of them per APDU.
+        let mut a = vec![0, 0];
+        a.extend([1u8, 1].repeat(32_767));
+        d.handle_data(TSI, &Bytes::from(a));
+        assert_eq!(d.buffered_frames(), 32_767);
+        let mut more = vec![0xff, 0xff];
+        more.extend([1u8, 1].repeat(32_767));
+        let more = Bytes::from(more);
+        d.handle_data(TSI, &more);
+        assert_eq!(d.stats().decode_errors, 0);
+        d.handle_data(TSI, &more);
+        assert_eq!(d.stats().decode_errors, 1);
+        assert_eq!((d.buffered_frames(), d.buffered_bytes()), (0, 0));
+        assert!(!d.is_joined(&TSI));
+        // A message of exactly MAX_FRAMES frames is fine.
+        let mut m = vec![0, 0];
+        m.extend([1u8, 1].repeat(MAX_FRAMES - 1));
+        m.extend_from_slice(&[1, 0]);
+        d.handle_data(TSI, &Bytes::from(m));
+        let Some(RecvEvent::Message(msg)) = d.poll_event() else {
+            panic!("no message")
+        };
+        assert_eq!(msg.frames.len(), MAX_FRAMES);
+    }
+
+    #[test]
+    fn buffered_bytes_count_a_message_in_progress() {
+        let mut d = all();
+        d.handle_data(TSI, &apdu(b"\x00\x00\x03\x01ab\x05\x00cd"));
+        // "ab" complete, 2 of 4 bytes of the second frame.
+        assert_eq!((d.buffered_bytes(), d.buffered_frames()), (4, 1));
+        d.handle_data(TSI, &apdu(b"\xff\xffef\xff\x00\x00"));
+        // Message delivered; 3 bytes of a long header held.
+        assert_eq!((d.buffered_bytes(), d.buffered_frames()), (3, 0));
+        assert_eq!(msgs(&mut d), [[b"ab".to_vec(), b"cdef".to_vec()]]);
     }
 
     #[test]
