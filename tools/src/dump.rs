@@ -881,6 +881,19 @@ struct Captured<'a> {
 /// Reads the capture at `path` and hands every frame to `f` until it returns false.
 fn for_each_frame(
     path: &Path,
+    on_frame: impl FnMut(Captured<'_>) -> Result<bool, DumpError>,
+) -> Result<(), DumpError> {
+    let file = File::open(path).map_err(|err| DumpError::Io {
+        path: path.to_path_buf(),
+        err,
+    })?;
+    for_each_frame_in(path, file, on_frame)
+}
+
+/// [`for_each_frame`] on a capture read from `reader` (`path` names it in errors).
+fn for_each_frame_in(
+    path: &Path,
+    reader: impl Read,
     mut on_frame: impl FnMut(Captured<'_>) -> Result<bool, DumpError>,
 ) -> Result<(), DumpError> {
     let io_err = |err| DumpError::Io {
@@ -891,8 +904,7 @@ fn for_each_frame(
         path: path.to_path_buf(),
         reason,
     };
-    let file = File::open(path).map_err(io_err)?;
-    let mut r = BufReader::new(file);
+    let mut r = BufReader::new(reader);
     let magic = r.fill_buf().map_err(io_err)?;
     if magic.len() < 4 {
         return Err(format("file too short for a capture header".into()));
@@ -1039,6 +1051,25 @@ pub fn dump_with(path: &Path, opts: &Output, out: &mut dyn Write) -> Result<Summ
     let mut p = Printer::new(opts, out);
     if !p.done() {
         for_each_frame(path, |c| {
+            p.frame(c.linktype, c.time, c.data)?;
+            Ok(!p.done())
+        })?;
+    }
+    p.finish()
+}
+
+/// [`dump_with`] on a pcap or pcapng capture read from `reader` (`path` names it in errors):
+/// the whole path from capture bytes to output lines, which the `dump_capture_file` fuzz target
+/// drives with bytes in memory. Lines already written stay written when an error ends the dump.
+pub fn dump_reader(
+    path: &Path,
+    reader: impl Read,
+    opts: &Output,
+    out: &mut dyn Write,
+) -> Result<Summary, DumpError> {
+    let mut p = Printer::new(opts, out);
+    if !p.done() {
+        for_each_frame_in(path, reader, |c| {
             p.frame(c.linktype, c.time, c.data)?;
             Ok(!p.done())
         })?;

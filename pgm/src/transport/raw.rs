@@ -61,8 +61,11 @@ impl RawTransport {
     }
 }
 
-/// Source, destination and PGM byte range of an IPv4 packet as a raw socket returns it.
-fn parse_ipv4(pkt: &[u8]) -> Option<Datagram> {
+/// Source, destination and PGM byte range of an IPv4 packet as a raw socket returns it: the
+/// bytes after the header (IHL, options included) up to the IP total length, cut at the end of
+/// `pkt`. `None` for anything but IPv4 with a header that fits. Public for the `raw_ipv4` fuzz
+/// target.
+pub fn parse_ipv4(pkt: &[u8]) -> Option<Datagram> {
     if pkt.len() < IPV4_HEADER || pkt[0] >> 4 != 4 {
         return None;
     }
