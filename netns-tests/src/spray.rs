@@ -24,6 +24,23 @@
 //!   (a receiver may legitimately NAK and report loss for that TSI).
 //! - `spm-own-huge`: SPMs with the session's own TSI, newer SPM sqns and trail/lead 2^30 ahead.
 //!
+//! Kinds that attack the protocol state (docs/reliability.md), each sent to the group:
+//!
+//! - `flood`: one ODATA from a fresh random TSI each (peer-table lockout).
+//! - `gap`: fresh TSIs that open 65 000-sqn gaps, in turn: ODATA x then x + 65 535; ODATA then
+//!   an SPM whose lead is 65 530 ahead; two in order (a confirmed session) then x + 65 000.
+//! - `nak-window`: unicast NAKs to the source for the 63 sqns just behind its lead (a NAK storm
+//!   anyone who sees one packet can send).
+//! - `ncf-pin`: ten TSIs that confirm themselves, never send sqn 2, and keep sending data and
+//!   an NCF for sqn 2 (memory pinned by NCFs).
+//! - `own-leaps`: single packets of the session's own TSI, in turn: an SPM with the SPM sqn
+//!   2^31 − 1 ahead naming the NLA ::1; an ODATA 2^30 ahead of the lead; an SPM with trail =
+//!   lead = lead + 3 000.
+//! - `parity`: parity RDATA of the session's own TSI for the next sqn (garbage as FEC parity).
+//!
+//! NAKs and SPMRs that receivers send to the sprayer (for its forged sessions: it is their IP
+//! source and their SPMs' NLA) are counted as `heard_naks` and `heard_spmrs`.
+//!
 //! And a one-shot: `--own-jump AT_SQN:JUMP` sends 3 SPMs with the session's TSI (newer SPM sqn,
 //! genuine path NLA) advertising trail = lead = the source's lead + JUMP once the source's lead
 //! reached AT_SQN: indistinguishable from the real source skipping JUMP sqns.
@@ -68,11 +85,23 @@ pub enum Kind {
     SpmForeignJumps,
     /// SPMs with the session's own TSI, trail/lead 2^30 ahead.
     SpmOwnHuge,
+    /// One ODATA per fresh TSI.
+    Flood,
+    /// Fresh TSIs that open 65 000-sqn gaps.
+    Gap,
+    /// NAKs for 63 sqns just behind the lead.
+    NakWindow,
+    /// Ten self-confirmed TSIs with a missing sqn kept "confirmed" by NCFs.
+    NcfPin,
+    /// Single far-reaching packets of the session's own TSI.
+    OwnLeaps,
+    /// Parity RDATA of the session's own TSI.
+    Parity,
 }
 
 impl Kind {
     /// All kinds, in CLI spelling.
-    pub const ALL: [(&'static str, Kind); 8] = [
+    pub const ALL: [(&'static str, Kind); 14] = [
         ("random", Kind::Random),
         ("truncated", Kind::Truncated),
         ("badsum", Kind::BadChecksum),
@@ -81,6 +110,12 @@ impl Kind {
         ("spm-foreign", Kind::SpmForeign),
         ("spm-foreign-jumps", Kind::SpmForeignJumps),
         ("spm-own-huge", Kind::SpmOwnHuge),
+        ("flood", Kind::Flood),
+        ("gap", Kind::Gap),
+        ("nak-window", Kind::NakWindow),
+        ("ncf-pin", Kind::NcfPin),
+        ("own-leaps", Kind::OwnLeaps),
+        ("parity", Kind::Parity),
     ];
 
     /// The CLI name.
@@ -95,7 +130,12 @@ impl Kind {
     fn needs_session(self) -> bool {
         !matches!(
             self,
-            Kind::Random | Kind::SpmForeign | Kind::SpmForeignJumps
+            Kind::Random
+                | Kind::SpmForeign
+                | Kind::SpmForeignJumps
+                | Kind::Flood
+                | Kind::Gap
+                | Kind::NcfPin
         )
     }
 }
@@ -252,6 +292,12 @@ pub struct Sprayer {
     nak_cursor: u32,
     foreign_jump: (Tsi, u32, u32),
     own_jump_done: bool,
+    /// Turn of the `gap` and `own-leaps` patterns.
+    turn: usize,
+    /// `ncf-pin` sessions and the next sqn of each (0: not started).
+    pinned: Vec<(Tsi, u32)>,
+    heard_naks: u64,
+    heard_spmrs: u64,
 }
 
 impl Sprayer {
@@ -281,6 +327,10 @@ impl Sprayer {
             nak_cursor: 0,
             foreign_jump: (foreign, 0, 0x1000),
             own_jump_done: false,
+            turn: 0,
+            pinned: Vec::new(),
+            heard_naks: 0,
+            heard_spmrs: 0,
         }
     }
 
@@ -327,6 +377,8 @@ impl Sprayer {
             "skipped_parseable": self.skipped_parseable,
             "send_errors": self.send_errors,
             "own_jump_done": self.own_jump_done,
+            "heard_naks": self.heard_naks,
+            "heard_spmrs": self.heard_spmrs,
         })
     }
 
@@ -338,9 +390,9 @@ impl Sprayer {
         let mut buf = vec![0u8; 65536];
         let mut learned = Vec::new();
         for _ in 0..512 {
-            let n = if self.cfg.session_udp {
+            let (src, n) = if self.cfg.session_udp {
                 match socks.udp.recv_from(&mut buf) {
-                    Ok((n, std::net::SocketAddr::V4(a))) if *a.ip() == self.cfg.source => n,
+                    Ok((n, std::net::SocketAddr::V4(a))) => (*a.ip(), n),
                     Ok(_) => continue,
                     Err(_) => break,
                 }
@@ -349,20 +401,42 @@ impl Sprayer {
                     Ok(n) if n >= 20 => {
                         let src = Ipv4Addr::new(buf[12], buf[13], buf[14], buf[15]);
                         let ihl = usize::from(buf[0] & 0x0f) * 4;
-                        if src != self.cfg.source || ihl > n {
+                        if ihl > n {
                             continue;
                         }
                         buf.copy_within(ihl..n, 0);
-                        n - ihl
+                        (src, n - ihl)
                     }
                     Ok(_) => continue,
                     Err(_) => break,
                 }
             };
-            learned.push(buf[..n].to_vec());
+            if src == self.cfg.source || self.cfg.receivers.contains(&src) {
+                learned.push((src, buf[..n].to_vec()));
+            }
         }
-        for pkt in learned {
-            self.learn(&pkt);
+        for (src, pkt) in learned {
+            if src == self.cfg.source {
+                self.learn(&pkt);
+            } else {
+                self.heard(&pkt);
+            }
+        }
+    }
+
+    /// Counts what a receiver sent the sprayer's forged sessions: NAKs (unicast to it) and
+    /// SPMRs (unicast, and the multicast copy).
+    fn heard(&mut self, pkt: &[u8]) {
+        let Ok(p) = PacketRepr::parse_verified(pkt) else {
+            return;
+        };
+        if self.session.is_some_and(|s| s.tsi == p.tsi()) {
+            return;
+        }
+        match p.body {
+            Body::Nak(_) => self.heard_naks += 1,
+            Body::Spmr => self.heard_spmrs += 1,
+            _ => {}
         }
     }
 
@@ -555,7 +629,150 @@ impl Sprayer {
                 let pkt = self.spm(s.tsi, spm_sqn, trail, lead, self.cfg.source);
                 self.send_session(&pkt, self.cfg.group, "spm-own-huge");
             }
+            Kind::Flood => {
+                let tsi = self.fresh_tsi();
+                let sqn = self.rng.u32();
+                let pkt = self.odata(tsi, sqn, sqn, 100);
+                self.send_session(&pkt, self.cfg.group, "flood");
+            }
+            Kind::Gap => self.gap(),
+            Kind::NakWindow => {
+                let Some(s) = self.session else { return };
+                let first = s.lead.wrapping_sub(62);
+                let list: Vec<SeqNo> = (1..=62).map(|i| SeqNo(first.wrapping_add(i))).collect();
+                let pkt = self.nak(s.tsi, first, self.cfg.source, self.cfg.group, &list);
+                self.send_session(&pkt, self.cfg.source, "nak-window");
+            }
+            Kind::NcfPin => self.ncf_pin(),
+            Kind::OwnLeaps => self.own_leap(),
+            Kind::Parity => {
+                let Some(s) = self.session else { return };
+                let payload = self.rng.bytes(200);
+                let pkt = PacketRepr {
+                    sport: s.tsi.sport,
+                    dport: self.cfg.port,
+                    gsi: s.tsi.gsi,
+                    parity: true,
+                    var_pktlen: false,
+                    body: Body::Rdata(Data {
+                        sqn: SeqNo(s.lead.wrapping_add(1)),
+                        trail: SeqNo(s.trail),
+                    }),
+                    options: Options::default(),
+                    payload: &payload,
+                }
+                .to_vec();
+                self.send_session(&pkt, self.cfg.group, "parity");
+            }
         }
+    }
+
+    fn fresh_tsi(&mut self) -> Tsi {
+        Tsi::new(Gsi(random_gsi(&mut self.rng)), self.rng.u32() as u16 | 1)
+    }
+
+    /// An ODATA of `tsi` with `len` random bytes.
+    fn odata(&mut self, tsi: Tsi, sqn: u32, trail: u32, len: usize) -> Vec<u8> {
+        let payload = self.rng.bytes(len);
+        PacketRepr {
+            sport: tsi.sport,
+            dport: self.cfg.port,
+            gsi: tsi.gsi,
+            parity: false,
+            var_pktlen: false,
+            body: Body::Odata(Data {
+                sqn: SeqNo(sqn),
+                trail: SeqNo(trail),
+            }),
+            options: Options::default(),
+            payload: &payload,
+        }
+        .to_vec()
+    }
+
+    /// One `gap` pattern (see the module docs), from a fresh TSI.
+    fn gap(&mut self) {
+        let tsi = self.fresh_tsi();
+        let x = self.rng.u32() >> 1;
+        let pkts = match self.turn % 3 {
+            0 => vec![
+                self.odata(tsi, x, x, 100),
+                self.odata(tsi, x.wrapping_add(65_535), x, 100),
+            ],
+            1 => vec![
+                self.odata(tsi, x, x, 100),
+                self.spm(tsi, 1, x, x.wrapping_add(65_530), self.cfg.local),
+            ],
+            _ => vec![
+                self.odata(tsi, x, x, 100),
+                self.odata(tsi, x.wrapping_add(1), x, 100),
+                self.odata(tsi, x.wrapping_add(65_000), x, 100),
+            ],
+        };
+        self.turn += 1;
+        for p in pkts {
+            self.send_session(&p, self.cfg.group, "gap");
+        }
+    }
+
+    /// One round of `ncf-pin`: each of ten sessions sends its next sqn (0 and 1 first, then
+    /// from 3 on) and an NCF for the sqn 2 it never sends.
+    fn ncf_pin(&mut self) {
+        if self.pinned.is_empty() {
+            self.pinned = (0..10).map(|_| (self.fresh_tsi(), 0)).collect();
+        }
+        for k in 0..self.pinned.len() {
+            let (tsi, next) = self.pinned[k];
+            let sqn = if next == 2 { 3 } else { next };
+            let data = self.odata(tsi, sqn, 0, 1000);
+            self.send_session(&data, self.cfg.group, "ncf-pin");
+            self.pinned[k].1 = sqn + 1;
+            if sqn >= 3 {
+                let ncf = PacketRepr {
+                    sport: tsi.sport,
+                    dport: self.cfg.port,
+                    gsi: tsi.gsi,
+                    parity: false,
+                    var_pktlen: false,
+                    body: Body::Ncf(Nak {
+                        sqn: SeqNo(2),
+                        src_nla: IpAddr::V4(self.cfg.local),
+                        grp_nla: IpAddr::V4(self.cfg.group),
+                    }),
+                    options: Options::default(),
+                    payload: &[],
+                }
+                .to_vec();
+                self.send_session(&ncf, self.cfg.group, "ncf-pin");
+            }
+        }
+    }
+
+    /// One `own-leaps` packet (see the module docs), in turn.
+    fn own_leap(&mut self) {
+        let Some(s) = self.session else { return };
+        let pkt = match self.turn % 3 {
+            0 => self.spm(
+                s.tsi,
+                s.spm_sqn.wrapping_add(0x7fff_ffff),
+                s.trail,
+                s.lead,
+                std::net::Ipv6Addr::LOCALHOST,
+            ),
+            1 => self.odata(s.tsi, s.lead.wrapping_add(1 << 30), s.trail, 200),
+            _ => {
+                let lead = s.lead.wrapping_add(3000);
+                self.spm(
+                    s.tsi,
+                    s.spm_sqn.wrapping_add(1),
+                    lead,
+                    lead,
+                    self.cfg.source,
+                )
+            }
+        };
+        self.turn += 1;
+        self.send_session(&pkt, self.cfg.group, "own-leaps");
     }
 
     fn session_or_random(&mut self) -> Session {
@@ -622,7 +839,14 @@ impl Sprayer {
         pkt
     }
 
-    fn spm(&self, tsi: Tsi, spm_sqn: u32, trail: u32, lead: u32, path: Ipv4Addr) -> Vec<u8> {
+    fn spm(
+        &self,
+        tsi: Tsi,
+        spm_sqn: u32,
+        trail: u32,
+        lead: u32,
+        path: impl Into<IpAddr>,
+    ) -> Vec<u8> {
         PacketRepr {
             sport: tsi.sport,
             dport: self.cfg.port,
@@ -633,7 +857,7 @@ impl Sprayer {
                 spm_sqn: SeqNo(spm_sqn),
                 trail: SeqNo(trail),
                 lead: SeqNo(lead),
-                path: IpAddr::V4(path),
+                path: path.into(),
             }),
             options: Options::default(),
             payload: &[],

@@ -36,7 +36,9 @@
 
 use std::time::Duration;
 
-use netns_tests::lan::{Capture, Lan, GROUP};
+mod support;
+
+use netns_tests::lan::{Capture, Lan};
 use netns_tests::proc::Proc;
 use netns_tests::tools::{
     assert_no_problems, begin_test, capture_for_tshark, complete_problems, spawn_recv_joined,
@@ -44,6 +46,7 @@ use netns_tests::tools::{
 };
 use netns_tests::tshark::check_capture;
 use netns_tests::{named_tests, now};
+use support::sent_kind;
 
 const PORT: u16 = 7900;
 const LIMIT: Duration = Duration::from_secs(50);
@@ -51,10 +54,6 @@ const LIMIT: Duration = Duration::from_secs(50);
 const N: u64 = 20_000;
 const RATE: &str = "16M";
 const MAX_RSS_KIB: u64 = 256 * 1024;
-
-fn spray_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pgm-spray")
-}
 
 /// Starts `pgm-spray` on `host` against the session of host `source`.
 fn spawn_spray(
@@ -65,45 +64,12 @@ fn spawn_spray(
     encap: Encap,
     extra: &[&str],
 ) -> Proc {
-    let rx: Vec<String> = receivers
-        .iter()
-        .map(|&h| lan.host(h).addr().to_string())
-        .collect();
-    let mut args: Vec<String> = vec![
-        "--session".into(),
-        if encap == Encap::Udp { "udp" } else { "raw" }.into(),
-        "--group".into(),
-        GROUP.to_string(),
-        "--port".into(),
-        PORT.to_string(),
-        "--local".into(),
-        lan.host(host).addr().to_string(),
-        "--source".into(),
-        lan.host(source).addr().to_string(),
-        "--receivers".into(),
-        rx.join(","),
-        "--duration".into(),
-        LIMIT.as_secs().to_string(),
-        "--seed".into(),
-        u64::from(std::process::id()).to_string(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let mut p = lan
-        .host(host)
-        .spawn(spray_bin(), &args)
-        .expect("spawning pgm-spray");
-    p.wait_ready(Duration::from_secs(10))
-        .expect("pgm-spray ready");
-    p
+    support::spawn_spray(lan, host, source, receivers, (encap, PORT), LIMIT, extra)
 }
 
-/// [`Finished::crash_problems`], and a peak RSS above [`MAX_RSS_KIB`].
+/// Crashes, and a peak RSS above [`MAX_RSS_KIB`].
 fn crash_problems(p: &Finished) -> Vec<String> {
-    let mut v = p.crash_problems();
-    if p.peak_rss_kib > MAX_RSS_KIB {
-        v.push(format!("{} peaked at {} KiB RSS", p.name, p.peak_rss_kib));
-    }
-    v
+    support::crash_problems(p, MAX_RSS_KIB)
 }
 
 /// Starts `pgm-recv --verify` (`opts`) on host `h` and waits until it has joined the group.
@@ -121,19 +87,6 @@ fn start_send(lan: &Lan, encap: Encap) -> Proc {
         &SendOpts::new(N, 200, RATE),
     )
     .expect("spawning pgm-send")
-}
-
-fn sent_kind(spray: &Finished, prefix: &str) -> u64 {
-    spray
-        .json
-        .get("sent")
-        .and_then(|m| m.as_object())
-        .map_or(0, |m| {
-            m.iter()
-                .filter(|(k, _)| k.starts_with(prefix))
-                .filter_map(|(_, v)| v.as_u64())
-                .sum()
-        })
 }
 
 fn garbage(name: &str, encap: Encap) {

@@ -135,8 +135,8 @@ pub struct Source {
     txw: TxWindow,
     /// Next sqn `send` assigns.
     next_sqn: SeqNo,
-    /// Sqns owed RDATA, oldest request first.
-    repairs: VecDeque<SeqNo>,
+    /// Sqns owed RDATA, by NAKer, served in turn.
+    repairs: RepairQueue,
     /// Sqns to confirm in the next NCF.
     ncf: Vec<SeqNo>,
     spm_sqn: SeqNo,
@@ -168,7 +168,7 @@ impl Source {
             queue_bytes: 0,
             txw: TxWindow::default(),
             next_sqn: SeqNo(0),
-            repairs: VecDeque::new(),
+            repairs: RepairQueue::default(),
             ncf: Vec::new(),
             spm_sqn: SeqNo(0),
             spms_owed: 3,
@@ -352,7 +352,8 @@ impl Source {
         // What this NAK may buy: the per-NAK bound, then what its NAKer has left.
         let budget = self.cfg.repair;
         let bound = asked.min(u64::from(budget.per_nak));
-        let naker = &mut self.nakers[naker_slot(src)];
+        let slot = naker_slot(src);
+        let naker = &mut self.nakers[slot];
         let granted = naker
             .get_or_insert_with(|| {
                 TokenBucket::new(
@@ -365,13 +366,13 @@ impl Source {
         self.stats.nak_sqns_over_budget += asked - granted;
         let sqns = std::iter::once(&nak.sqn).chain(list.as_slice());
         for &sqn in sqns.take(granted as usize) {
-            self.request_repair(now, sqn);
+            self.request_repair(now, slot, sqn);
         }
     }
 
     /// Queues RDATA for `sqn` with one NCF, unless it is queued already or was repaired within
     /// the elimination interval: however many NAKs ask, a sqn costs one NCF and one RDATA.
-    fn request_repair(&mut self, now: Instant, sqn: SeqNo) {
+    fn request_repair(&mut self, now: Instant, naker: usize, sqn: SeqNo) {
         let elim = self.cfg.nak_elimination_ivl;
         let Some(p) = self.txw.get_mut(sqn) else {
             // Outside the window: no NCF, so the receiver learns from the trail that it is gone.
@@ -386,7 +387,7 @@ impl Source {
             return;
         }
         p.queued = true;
-        self.repairs.push_back(sqn);
+        self.repairs.push(naker, sqn);
         if !p.ncf_pending {
             p.ncf_pending = true;
             self.ncf.push(sqn);
@@ -577,16 +578,16 @@ impl Source {
     }
 
     fn poll_rdata(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        while let Some(&sqn) = self.repairs.front() {
+        while let Some(sqn) = self.repairs.peek() {
             if self.txw.get_mut(sqn).is_none() {
                 // Fell off the trail while queued.
-                self.repairs.pop_front();
+                self.repairs.pop();
                 continue;
             }
             if !self.repair_may_send(now) {
                 return None;
             }
-            self.repairs.pop_front();
+            self.repairs.pop();
             let trail = self.txw_trail();
             let p = self.txw.get_mut(sqn)?;
             p.queued = false;
@@ -646,6 +647,61 @@ impl Source {
             index: 0,
             due: now + ivl,
         });
+    }
+}
+
+/// Sqns owed RDATA, one queue per NAKer slot (see [`naker_slot`]), served round-robin: a NAKer
+/// that asks for a lot waits behind its own requests, not in front of everyone else's.
+#[derive(Debug)]
+struct RepairQueue {
+    slots: Vec<VecDeque<SeqNo>>,
+    /// The slot served next.
+    turn: usize,
+    len: usize,
+}
+
+impl Default for RepairQueue {
+    fn default() -> Self {
+        RepairQueue {
+            slots: (0..NAKER_BUCKETS).map(|_| VecDeque::new()).collect(),
+            turn: 0,
+            len: 0,
+        }
+    }
+}
+
+impl RepairQueue {
+    fn push(&mut self, slot: usize, sqn: SeqNo) {
+        self.slots[slot % NAKER_BUCKETS].push_back(sqn);
+        self.len += 1;
+    }
+
+    /// The sqn served next (moving the turn to the next slot that has one).
+    fn peek(&mut self) -> Option<SeqNo> {
+        if self.len == 0 {
+            return None;
+        }
+        while self.slots[self.turn].is_empty() {
+            self.turn = (self.turn + 1) % NAKER_BUCKETS;
+        }
+        self.slots[self.turn].front().copied()
+    }
+
+    /// Takes the sqn [`RepairQueue::peek`] showed; the next turn goes to the next slot.
+    fn pop(&mut self) -> Option<SeqNo> {
+        let sqn = self.peek()?;
+        self.slots[self.turn].pop_front();
+        self.len -= 1;
+        self.turn = (self.turn + 1) % NAKER_BUCKETS;
+        Some(sqn)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn len(&self) -> usize {
+        self.len
     }
 }
 

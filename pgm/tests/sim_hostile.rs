@@ -311,18 +311,32 @@ fn a_forged_gap_buys_a_few_naks() {
         st.data_leaps_ignored > 0 && st.spm_leaps_ignored > 0,
         "{st:?}"
     );
+    // The 65 000-sqn gaps were never opened: a gap must be paid for by the session's traffic.
     assert!(
-        st.footprint <= BUDGET as u64 && st.memory_trimmed > 0,
+        st.footprint <= BUDGET as u64 / 8 && st.missing_now < 1000,
         "{st:?}"
     );
 }
 
 /// Item 3: a storm of forged NAKs (63 in-window sqns each) leaves the source at least half its
-/// clean rate, and never more than one NCF per queued sqn.
+/// clean rate, never more than one NCF per queued sqn, and a real receiver's repairs (2 % loss)
+/// still get through.
 #[test]
 fn a_nak_storm_leaves_the_source_its_rate() {
+    fn storm_naks(h: &Hostile) -> Vec<(IpAddr, Vec<u8>)> {
+        // 10 NAKs a millisecond, each for 63 sqns the source holds.
+        let lead = h.lan.sim.node::<Source>(h.lan.src).txw_lead().0;
+        (0..10)
+            .map(|k| {
+                let first = lead.saturating_sub(63 * (k + 1));
+                let sqns: Vec<u32> = (first..first + 63).collect();
+                (SRC_ADDR, nak(&sqns))
+            })
+            .collect()
+    }
     fn run(storm: bool) -> (u64, pgm::SourceStats, u64) {
         let mut h = Hostile::new(13, 1, |c| c.rate = Some(5_000_000), |_| {});
+        lossy_receivers(&mut h.lan);
         // The application keeps the send buffer full for 2 s.
         let sizes = |_| 200;
         let end = Instant::from_millis(2000);
@@ -352,22 +366,24 @@ fn a_nak_storm_leaves_the_source_its_rate() {
                 i += 1;
             }
             if storm {
-                // 10 000 NAKs/s, each for 63 sqns the source holds.
-                let lead = h.lan.sim.node::<Source>(h.lan.src).txw_lead().0;
-                let naks: Vec<_> = (0..10)
-                    .map(|k| {
-                        let first = lead.saturating_sub(63 * (k + 1));
-                        let sqns: Vec<u32> = (first..first + 63).collect();
-                        (SRC_ADDR, nak(&sqns))
-                    })
-                    .collect();
-                h.forge(naks);
+                h.forge(storm_naks(&h));
             }
             h.lan.sim.run_for(Duration::from_millis(1)).expect("sim");
             h.lan.drain(&sizes);
         }
+        let odata = h.lan.sim.node::<Source>(h.lan.src).stats().odata_sent;
+        // The storm goes on while the receiver finishes its repairs.
+        let deadline = h.lan.sim.now() + Duration::from_secs(2);
+        while h.lan.checkers[0].next < i && h.lan.sim.now() < deadline {
+            if storm {
+                h.forge(storm_naks(&h));
+            }
+            h.lan.sim.run_for(Duration::from_millis(1)).expect("sim");
+            h.lan.drain(&sizes);
+        }
+        h.assert_complete(i);
         let st = h.lan.sim.node::<Source>(h.lan.src).stats();
-        (st.odata_sent, st, ncf_sqns.get())
+        (odata, st, ncf_sqns.get())
     }
     let (clean, _, _) = run(false);
     let (stormy, st, ncf_sqns) = run(true);
@@ -421,8 +437,10 @@ fn stalls_lose_only_what_left_the_window() {
             h.lan.checkers[0].errors
         );
         assert_eq!(h.lan.checkers[0].next, n);
+        // Repairs race the window's trail (10 000 sqns/s): what falls off while the first NAK
+        // round is under way is lost too.
         assert!(
-            lost <= out_of_window + out_of_window / 20,
+            lost <= out_of_window + out_of_window / 10,
             "stall {stall_s} s: {lost} lost, only {out_of_window} left the window"
         );
         assert_eq!(

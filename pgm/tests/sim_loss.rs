@@ -9,7 +9,7 @@ use pgm::{
     wire::{Body, PacketRepr},
     Receiver, Source,
 };
-use support::{size_of, Lan};
+use support::{drop_odata, size_of, Lan};
 
 /// 1 source, 50 receivers, 10 % independent loss on every receiver link in both directions
 /// (so ODATA, RDATA, NCF and NAKs are all lost), 20 000 APDUs of 1 B – 20 KiB: every receiver
@@ -73,21 +73,11 @@ fn correlated_loss_is_suppressed() {
     let naks = Rc::new(Cell::new(0u64));
     {
         let l = lost.clone();
-        let mut rng_state = lan.guard.seed() | 1;
+        let mut drop = drop_odata(5, lan.guard.seed());
         lan.sim.set_filter(lan.src, Dir::Egress, move |p| {
-            let Ok(r) = PacketRepr::parse(p) else {
-                return false;
-            };
-            if !matches!(r.body, Body::Odata(_)) {
-                return false;
-            }
-            // xorshift: 5 % of ODATA.
-            rng_state ^= rng_state << 13;
-            rng_state ^= rng_state >> 7;
-            rng_state ^= rng_state << 17;
-            let drop = rng_state % 100 < 5;
-            l.set(l.get() + u64::from(drop));
-            drop
+            let dropped = drop(p);
+            l.set(l.get() + u64::from(dropped));
+            dropped
         });
         let nk = naks.clone();
         let src_addr = lan.sim.addr(lan.src);

@@ -505,18 +505,13 @@ impl Receiver {
 
     /// Gives up `tsi`'s oldest data until the total is within `budget` or its window is empty.
     fn trim(&mut self, tsi: Tsi, budget: usize) {
-        let mut trimmed = 0;
         if let Some(p) = self.peers.get_mut(&tsi) {
             let others = self.footprint - p.accounted;
             if let Some(w) = p.window.as_mut() {
-                while others + w.footprint() > budget && !w.slots.is_empty() {
-                    w.evict_front(&mut self.delivered);
-                    w.deliver(&mut self.delivered);
-                    trimmed += 1;
-                }
+                self.stats.memory_trimmed +=
+                    w.shed(&mut self.delivered, |w| others + w.footprint() > budget);
             }
         }
-        self.stats.memory_trimmed += trimmed;
         self.drain(tsi);
         self.account(tsi);
         self.refresh_deadline(tsi);
@@ -543,9 +538,12 @@ impl Receiver {
             peer.expiry = now + self.cfg.peer_expiry;
         }
         let span = peer.span(rxw_sqns, &limits);
+        let reach = peer.reach();
         let w = peer.window.get_or_insert_with(|| Window::new(d.sqn));
-        // More than a window away from the window: believed only once confirmed.
-        if w.is_far(d.sqn, span) {
+        // More than a window away from the window, or a gap larger than the session's NAKs
+        // could ask for: believed only once more data confirms it.
+        let gap = u32::try_from(d.sqn.diff(w.lead()) - 1).unwrap_or(0);
+        if w.is_far(d.sqn, span) || gap > reach {
             let leap = peer.leap.get_or_insert_with(Leap::default);
             if leap.observe(d.sqn, payload, fragment, span) {
                 self.follow_leap(now, tsi);
@@ -600,10 +598,7 @@ impl Receiver {
             return;
         };
         w.deliver(&mut self.delivered);
-        while w.bytes > max_bytes && !w.slots.is_empty() {
-            w.evict_front(&mut self.delivered);
-            w.deliver(&mut self.delivered);
-        }
+        w.shed(&mut self.delivered, |w| w.bytes > max_bytes);
         let agreed = peer.spm_agreements >= 1 && w.delivered_sqns >= 1;
         if !peer.confirmed && (w.delivered_sqns >= 2 || agreed) {
             self.confirm(now, tsi);
@@ -640,6 +635,7 @@ impl Receiver {
         let Some(mut leap) = peer.leap.take() else {
             return;
         };
+        let reach = peer.reach();
         let Some(w) = peer.window.as_mut() else {
             return;
         };
@@ -649,10 +645,13 @@ impl Receiver {
         let first = leap.held[0].0;
         let last = leap.held[leap.held.len() - 1].0;
         if peer.confirmed && first.diff(w.lead()) > 0 {
-            w.jump(
-                last.sub(rxw_sqns - 1).max_serial(w.trail),
-                &mut self.delivered,
-            );
+            // The window spans back from the new data as far as it and the session's NAK
+            // credit reach.
+            let trail = last
+                .sub(rxw_sqns - 1)
+                .max_serial(first.sub(reach))
+                .max_serial(w.trail);
+            w.jump(trail, &mut self.delivered);
             if first.diff(w.lead()) > 1 {
                 let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
                 w.extend_missing(first.sub(1), now, deadline);

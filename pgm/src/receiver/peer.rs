@@ -12,9 +12,10 @@
 //! - **Two agree.** A trail advertised by the source (ODATA, RDATA, SPM) only ends recovery of
 //!   the sqns before it once the previous advertisement agrees (the earlier of the two
 //!   applies), so one forged packet cannot declare a window lost.
-//! - **Leaps.** Data more than a window away from the window is held aside; only
+//! - **Leaps.** Data more than a window away from the window, or opening a gap larger than
+//!   the session's NAK credit could ask for (its *reach*), is held aside; only
 //!   [`LEAP_CONFIRM`] packets of one new position, with nothing of the old one in between,
-//!   move the window there.
+//!   move the window there, and then only as far back as the reach.
 
 use std::net::IpAddr;
 
@@ -30,6 +31,9 @@ use crate::{
 /// Data packets of one new position (none of the old position in between) that make a
 /// window follow a leap.
 pub(crate) const LEAP_CONFIRM: usize = 3;
+
+/// How close to each other the packets of a new position must be.
+const LEAP_NEAR: u32 = 1024;
 
 /// Far enough in the future to mean "never".
 pub(crate) const NEVER: Instant = Instant::from_micros(u64::MAX);
@@ -75,7 +79,7 @@ impl Leap {
         fragment: Option<Fragment>,
         span: u32,
     ) -> bool {
-        let near = |s: SeqNo| sqn.diff(s).unsigned_abs() < span;
+        let near = |s: SeqNo| sqn.diff(s).unsigned_abs() < span.min(LEAP_NEAR);
         if !self.held.iter().all(|&(s, ..)| near(s)) {
             self.held.clear();
         }
@@ -167,6 +171,14 @@ impl Peer {
         if self.naks_blocked == Some(NEVER) {
             self.naks_blocked = None;
         }
+    }
+
+    /// How many missing sqns the session's NAK credit could ask for: the largest gap one
+    /// packet may open (a gap costs work and memory per sqn, so it must be paid for by the
+    /// traffic heard, like the NAKs that repair it).
+    pub(crate) fn reach(&self) -> u32 {
+        self.credit
+            .saturating_mul(crate::wire::options::MAX_NAK_LIST as u32 + 1)
     }
 
     /// How many sqns the window may span: the receive window once confirmed, the probation

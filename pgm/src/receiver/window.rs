@@ -308,8 +308,25 @@ impl Window {
         self.flush_loss(out);
     }
 
+    /// Gives up the oldest sqns while `too_big` holds (or the window is empty), reporting
+    /// what goes as loss in runs, not one event per sqn; returns how many went.
+    pub(crate) fn shed(
+        &mut self,
+        out: &mut Vec<Delivered>,
+        mut too_big: impl FnMut(&Window) -> bool,
+    ) -> u64 {
+        let mut n = 0;
+        while !self.slots.is_empty() && too_big(self) {
+            self.evict_front(out);
+            self.deliver_runs(out);
+            n += 1;
+        }
+        self.flush_loss(out);
+        n
+    }
+
     /// Drops the oldest undelivered unit as lost (the window is over its bounds).
-    pub(crate) fn evict_front(&mut self, out: &mut Vec<Delivered>) {
+    fn evict_front(&mut self, out: &mut Vec<Delivered>) {
         match self.slots.front() {
             Some(Slot::Missing(_)) => self.mark_lost(self.trail),
             Some(Slot::Data { .. }) => {

@@ -14,6 +14,7 @@ use std::{
 use pgm::{
     sim::{LinkConfig, NodeId, SeedGuard, Sim},
     time::Instant,
+    wire::{Body, PacketRepr},
     wire::{Gsi, SeqNo, Tsi},
     Event, Receiver, ReceiverConfig, SendError, Source, SourceConfig,
 };
@@ -204,5 +205,20 @@ impl Lan {
             let _ = self.sim.run_for(self.drain_every);
             self.drain(sizes);
         }
+    }
+}
+
+/// A link filter that drops `percent` % of ODATA (xorshift from `seed`, so a run is
+/// reproducible) and lets everything else through.
+pub(crate) fn drop_odata(percent: u64, seed: u64) -> impl FnMut(&[u8]) -> bool + 'static {
+    let mut state = seed | 1;
+    move |p: &[u8]| {
+        if !PacketRepr::parse(p).is_ok_and(|r| matches!(r.body, Body::Odata(_))) {
+            return false;
+        }
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % 100 < percent
     }
 }
