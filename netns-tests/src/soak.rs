@@ -121,8 +121,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use self::check::{
-    announced_tsi, by_session, check_session, last_progress_total, loss_notices, session_topic,
-    slope, subscribed, Presence, SessionVerdict,
+    announced_tsi, by_session, check_session, last_progress_total, loss_notices, notable_lines,
+    session_topic, slope, subscribed, Presence, SessionVerdict,
 };
 use crate::bench::interrupted;
 use crate::lan::Lan;
@@ -415,6 +415,9 @@ pub struct SubRun {
     pub json: Value,
     /// Loss notices from its stderr: (TSI, sequence numbers lost).
     pub loss_notices: Vec<(String, u64)>,
+    /// Its stderr lines other than progress lines (start-up, loss notices, errors), each with
+    /// about the seconds since it started (see [`check::notable_lines`]).
+    pub notable_stderr: Vec<String>,
     /// The last `N total` of its progress lines.
     pub last_progress_total: Option<u64>,
     /// Per-session verdicts (filled in by [`evaluate`]).
@@ -783,6 +786,7 @@ impl Soak<'_> {
             killed: false,
             json: Value::Null,
             loss_notices: Vec::new(),
+            notable_stderr: Vec::new(),
             last_progress_total: None,
             sessions: Vec::new(),
             problems: Vec::new(),
@@ -806,6 +810,7 @@ impl Soak<'_> {
         run.status = f.out.status.to_string();
         run.json.clone_from(&f.json);
         run.loss_notices = loss_notices(&f.out.stderr);
+        run.notable_stderr = notable_lines(&f.out.stderr, 100);
         run.last_progress_total = last_progress_total(&f.out.stderr);
         if f.out.stderr.contains("panicked") {
             run.problems.push("panicked".to_owned());
@@ -933,20 +938,23 @@ impl Soak<'_> {
                 }
                 next_cycle += 1;
             }
-            // Whole-run subscribers must still be there until the last session.
+            // Whole-run subscribers must still be there until the last session; they end by
+            // themselves (--count) once it has sent everything.
             for (run, proc) in steady.iter_mut() {
-                if proc
+                let exited = proc
                     .as_mut()
-                    .is_some_and(|p| p.try_wait().ok().flatten().is_some())
-                    && next_session < n_sessions
-                {
+                    .is_some_and(|p| p.try_wait().ok().flatten().is_some());
+                if !exited {
+                    continue;
+                }
+                if next_session < n_sessions {
                     run.problems.push(format!(
                         "exited {:.1} s into the run, before the last session",
                         t - self.sched0
                     ));
-                    if let Some(p) = proc.take() {
-                        self.end_sub(run, p, false, now());
-                    }
+                }
+                if let Some(p) = proc.take() {
+                    self.end_sub(run, p, false, now());
                 }
             }
             if next_session > n_sessions && churn.is_none() && t >= run_end {

@@ -210,6 +210,22 @@ pub fn loss_notices(stderr: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The lines of a tool's stderr other than its once-a-second progress lines (`…, N total, …`),
+/// at most `max`, each prefixed with `[~Ns]`: the number of progress lines before it, which is
+/// about the seconds since the tool started (for placing a loss notice in time).
+pub fn notable_lines(stderr: &str, max: usize) -> Vec<String> {
+    let mut seconds = 0u64;
+    let mut out = Vec::new();
+    for l in stderr.lines() {
+        if l.contains(" msgs/s, ") && l.contains(" total") {
+            seconds += 1;
+        } else if out.len() < max {
+            out.push(format!("[~{seconds}s] {l}"));
+        }
+    }
+    out
+}
+
 /// The last `N total` of a tool's progress lines (`…, N total, …`).
 pub fn last_progress_total(stderr: &str) -> Option<u64> {
     stderr.lines().rev().find_map(|l| {
@@ -379,6 +395,13 @@ mod tests {
                    pgm-sub: 0 msgs/s, 0.0 Mbit/s, 15300 total, filtered 1, naks 2\n";
         assert_eq!(loss_notices(sub), [("1.2.3.4.5.6.777".to_owned(), 3)]);
         assert_eq!(last_progress_total(sub), Some(15300));
+        assert_eq!(
+            notable_lines(sub, 5),
+            [
+                "[~0s] pgm-sub: listening on x",
+                "[~1s] pgm-sub: 1.2.3.4.5.6.777: 3 packets lost; resyncing at the next message"
+            ]
+        );
         let publ = "pgm-pub: publishing on epgm://10.1.1.1;239.192.1.1:7900 as 9.8.7.6.5.4.3210 \
                     (APDUs of at most 1428 bytes)\n";
         assert_eq!(announced_tsi(publ).as_deref(), Some("9.8.7.6.5.4.3210"));

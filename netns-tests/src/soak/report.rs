@@ -264,7 +264,7 @@ pub fn section(cfg: &Config, out: &Outcome) -> String {
             "processes".into(),
             "samples".into(),
             "max MiB".into(),
-            "first → last minute MiB".into(),
+            "first → last minute KiB".into(),
             "slope KiB/min".into(),
             format!("slope from {:.0} min, KiB/min", cfg.steady_from / 60.0),
             "verdict".into(),
@@ -287,10 +287,8 @@ pub fn section(cfg: &Config, out: &Outcome) -> String {
                 s.processes.to_string(),
                 s.samples.to_string(),
                 mib(s.max_kib as f64),
-                s.first_last_kib.map_or_else(
-                    || "—".to_owned(),
-                    |(a, b)| format!("{} → {}", mib(a), mib(b)),
-                ),
+                s.first_last_kib
+                    .map_or_else(|| "—".to_owned(), |(a, b)| format!("{a:.0} → {b:.0}")),
                 format!("{} ({basis})", opt_slope(s.slope_kib_per_min)),
                 opt_slope(s.steady_slope),
                 match (s.flat, cfg.enforce_rss) {
@@ -346,6 +344,7 @@ fn sub_json(r: &SubRun) -> Value {
         "killed": r.killed,
         "summary": r.json,
         "loss_notices": r.loss_notices,
+        "notable_stderr": r.notable_stderr,
         "last_progress_total": r.last_progress_total,
         "sessions": r.sessions.iter().map(|v| json!({
             "session": v.session,
