@@ -140,6 +140,8 @@ pub struct PeerArgs {
     pub spmr_ms: u32,
     /// Sender: pause between connect and the first ODATA, ms.
     pub start_delay_ms: u32,
+    /// `--quiet`.
+    pub quiet: bool,
     /// Extra raw arguments.
     pub extra: Vec<String>,
 }
@@ -161,6 +163,7 @@ impl PeerArgs {
             nak_ivls_ms: (50, 200, 200),
             spmr_ms: 250,
             start_delay_ms: 0,
+            quiet: false,
             extra: Vec::new(),
         }
     }
@@ -202,7 +205,103 @@ impl PeerArgs {
                 self.start_delay_ms.to_string(),
             ]);
         }
+        if self.quiet {
+            a.push("--quiet".into());
+        }
         a.extend(self.extra.iter().cloned());
+        a
+    }
+}
+
+/// The role of one OpenPGM peer in a ping-pong.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PeerPingRole {
+    /// `reflect`: answers every ping; stops after `timeout_s` without one (`--timeout`).
+    Reflect {
+        /// `--timeout`, s.
+        timeout_s: f64,
+    },
+    /// `ping`: `count` recorded round trips of `size`-byte messages after `warmup`.
+    Ping {
+        /// `--count`.
+        count: u64,
+        /// `--warmup`.
+        warmup: u64,
+        /// `--size`, bytes.
+        size: usize,
+    },
+}
+
+/// Command-line options of `openpgm_peer ping|reflect` (see `peers/openpgm_peer.c`): pings
+/// travel on `network`/`port`, answers on `network2`/`port2`.
+#[derive(Debug, Clone)]
+pub struct PeerPingArgs {
+    /// Pinger or reflector.
+    pub role: PeerPingRole,
+    /// `"IFADDR;GROUP"` of the pings.
+    pub network: String,
+    /// PGM port of the pings.
+    pub port: u16,
+    /// `"IFADDR;GROUP2"` of the answers.
+    pub network2: String,
+    /// PGM port of the answers.
+    pub port2: u16,
+    /// `--max-secs`: the process stops after this long in any case.
+    pub max_secs: f64,
+    /// NAK back-off, repeat and RDATA intervals, ms.
+    pub nak_ivls_ms: (u32, u32, u32),
+    /// `--quiet`.
+    pub quiet: bool,
+    /// `--spin`: `pgm_recvfrom(MSG_DONTWAIT)` in a loop instead of blocking in ppoll.
+    pub spin: bool,
+}
+
+impl PeerPingArgs {
+    /// The argument vector for `openpgm_peer ping|reflect`.
+    pub fn to_args(&self) -> Vec<String> {
+        let (bo, rpt, rdata) = self.nak_ivls_ms;
+        let mut a: Vec<String> = vec![
+            match self.role {
+                PeerPingRole::Reflect { .. } => "reflect",
+                PeerPingRole::Ping { .. } => "ping",
+            }
+            .into(),
+            "--network".into(),
+            self.network.clone(),
+            "--port".into(),
+            self.port.to_string(),
+            "--network2".into(),
+            self.network2.clone(),
+            "--port2".into(),
+            self.port2.to_string(),
+            "--max-secs".into(),
+            self.max_secs.to_string(),
+            "--nak-ivls".into(),
+            format!("{bo},{rpt},{rdata}"),
+        ];
+        if self.quiet {
+            a.push("--quiet".into());
+        }
+        if self.spin {
+            a.push("--spin".into());
+        }
+        match self.role {
+            PeerPingRole::Reflect { timeout_s } => {
+                a.extend(["--timeout".into(), timeout_s.to_string()]);
+            }
+            PeerPingRole::Ping {
+                count,
+                warmup,
+                size,
+            } => a.extend([
+                "--count".into(),
+                count.to_string(),
+                "--warmup".into(),
+                warmup.to_string(),
+                "--size".into(),
+                size.to_string(),
+            ]),
+        }
         a
     }
 }

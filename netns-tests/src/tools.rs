@@ -15,6 +15,10 @@
 //!   on gaps, corruption, unrecoverable loss or fewer than `--count` messages;
 //! - ENDPOINT is `pgm://IFACE;GROUP:PORT` (raw IP protocol 113) or `epgm://IFACE;GROUP:PORT`
 //!   (UDP port = PORT), IFACE an interface name or an IPv4 address.
+//!
+//! The argument vectors come from option builders: [`SendOpts`], [`RecvOpts`], and for the
+//! benchmark's other tools [`UdpSendOpts`] / [`UdpRecvOpts`] (`udp-perf send|recv`) and
+//! [`PingOpts`] (`pgm-ping`).
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -178,6 +182,8 @@ pub struct SendOpts {
     pub linger_s: f64,
     /// `--nak-profile`.
     pub nak_profile: Option<&'static str>,
+    /// `--quiet`.
+    pub quiet: bool,
     /// Further raw arguments.
     pub extra: Vec<String>,
 }
@@ -192,6 +198,7 @@ impl SendOpts {
             window: None,
             linger_s: 2.0,
             nak_profile: None,
+            quiet: false,
             extra: Vec::new(),
         }
     }
@@ -215,19 +222,28 @@ impl SendOpts {
         if let Some(p) = self.nak_profile {
             a.extend(["--nak-profile".to_owned(), p.to_owned()]);
         }
+        if self.quiet {
+            a.push("--quiet".to_owned());
+        }
         a.extend(self.extra.iter().cloned());
         a.push(endpoint.to_owned());
         a
     }
 }
 
-/// Options of one `pgm-recv --verify` run.
+/// Options of one `pgm-recv` run (`--verify` unless told otherwise).
 #[derive(Debug, Clone)]
 pub struct RecvOpts {
+    /// `--verify`: check every message (on by default).
+    pub verify: bool,
     /// `--count`: exit after this many messages (and fail with fewer).
     pub count: Option<u64>,
     /// `--timeout`: exit after this long without data.
     pub timeout_s: f64,
+    /// `--window` (sqns, or a size such as `16777216B`), `None` for the tool's default.
+    pub window: Option<String>,
+    /// `--quiet`.
+    pub quiet: bool,
     /// Further raw arguments.
     pub extra: Vec<String>,
 }
@@ -236,24 +252,178 @@ impl RecvOpts {
     /// `--verify --count count --timeout timeout_s`.
     pub fn new(count: Option<u64>, timeout_s: f64) -> RecvOpts {
         RecvOpts {
+            verify: true,
             count,
             timeout_s,
+            window: None,
+            quiet: false,
             extra: Vec::new(),
         }
     }
 
     /// The argument vector (endpoint last).
     pub fn args(&self, endpoint: &str) -> Vec<String> {
-        let mut a = vec![
-            "--verify".to_owned(),
-            "--timeout".to_owned(),
-            self.timeout_s.to_string(),
-        ];
+        let mut a = Vec::new();
+        if self.verify {
+            a.push("--verify".to_owned());
+        }
+        a.extend(["--timeout".to_owned(), self.timeout_s.to_string()]);
         if let Some(c) = self.count {
             a.extend(["--count".to_owned(), c.to_string()]);
         }
+        if let Some(w) = &self.window {
+            a.extend(["--window".to_owned(), w.clone()]);
+        }
+        if self.quiet {
+            a.push("--quiet".to_owned());
+        }
         a.extend(self.extra.iter().cloned());
         a.push(endpoint.to_owned());
+        a
+    }
+}
+
+/// Options of one `udp-perf send` run: numbered datagrams to a group, paced by the clock.
+#[derive(Debug, Clone)]
+pub struct UdpSendOpts {
+    /// `--gso`: each burst is one UDP GSO send.
+    pub gso: bool,
+    /// `--count`: datagrams.
+    pub count: u64,
+    /// `--size`: payload bytes.
+    pub size: usize,
+    /// `--pps`: datagrams per second, 0 for unpaced.
+    pub pps: u64,
+    /// `--max-secs`: the sender stops after this long in any case.
+    pub max_secs: f64,
+}
+
+impl UdpSendOpts {
+    /// The argument vector (`send` first, endpoint last).
+    pub fn args(&self, endpoint: &str) -> Vec<String> {
+        let mut a = vec!["send".to_owned()];
+        if self.gso {
+            a.push("--gso".to_owned());
+        }
+        a.extend([
+            "--count".to_owned(),
+            self.count.to_string(),
+            "--size".to_owned(),
+            self.size.to_string(),
+            "--pps".to_owned(),
+            self.pps.to_string(),
+            "--max-secs".to_owned(),
+            self.max_secs.to_string(),
+            endpoint.to_owned(),
+        ]);
+        a
+    }
+}
+
+/// Options of one `udp-perf recv` run: counts the numbered datagrams of a group.
+#[derive(Debug, Clone)]
+pub struct UdpRecvOpts {
+    /// `--count`: datagrams expected.
+    pub count: u64,
+    /// `--timeout`: exit after this long without data.
+    pub timeout_s: f64,
+    /// `--max-secs`: the receiver stops after this long in any case.
+    pub max_secs: f64,
+}
+
+impl UdpRecvOpts {
+    /// The argument vector (`recv` first, endpoint last).
+    pub fn args(&self, endpoint: &str) -> Vec<String> {
+        vec![
+            "recv".to_owned(),
+            "--count".to_owned(),
+            self.count.to_string(),
+            "--timeout".to_owned(),
+            self.timeout_s.to_string(),
+            "--max-secs".to_owned(),
+            self.max_secs.to_string(),
+            endpoint.to_owned(),
+        ]
+    }
+}
+
+/// The role of one `pgm-ping` process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PingRole {
+    /// `--reflect`: answers every ping; stops after `timeout_s` without one (`--timeout`).
+    Reflect {
+        /// `--timeout`, s.
+        timeout_s: f64,
+    },
+    /// The pinger: `count` recorded round trips of `size`-byte messages after `warmup`.
+    Ping {
+        /// `--count`.
+        count: u64,
+        /// `--warmup`.
+        warmup: u64,
+        /// `--size`, bytes.
+        size: usize,
+    },
+}
+
+/// Options of one `pgm-ping` run (pings on the first endpoint, answers on the second).
+#[derive(Debug, Clone)]
+pub struct PingOpts {
+    /// `--quiet`.
+    pub quiet: bool,
+    /// `--udp`: plain UDP multicast sockets instead of PGM.
+    pub udp: bool,
+    /// `--spin`: busy-poll instead of sleeping in the kernel.
+    pub spin: bool,
+    /// `--busy-poll` (`off`, `recv`, `send`, `both`), `None` for the tool's default.
+    pub busy_poll: Option<String>,
+    /// Pinger or reflector.
+    pub role: PingRole,
+    /// `--max-secs`: the process stops after this long in any case.
+    pub max_secs: f64,
+}
+
+impl PingOpts {
+    /// The argument vector (the two endpoints last).
+    pub fn args(&self, first: &str, second: &str) -> Vec<String> {
+        let mut a = Vec::new();
+        if self.quiet {
+            a.push("--quiet".to_owned());
+        }
+        if self.udp {
+            a.push("--udp".to_owned());
+        }
+        if self.spin {
+            a.push("--spin".to_owned());
+        }
+        if let Some(b) = &self.busy_poll {
+            a.extend(["--busy-poll".to_owned(), b.clone()]);
+        }
+        match self.role {
+            PingRole::Reflect { timeout_s } => a.extend([
+                "--reflect".to_owned(),
+                "--timeout".to_owned(),
+                timeout_s.to_string(),
+            ]),
+            PingRole::Ping {
+                count,
+                warmup,
+                size,
+            } => a.extend([
+                "--count".to_owned(),
+                count.to_string(),
+                "--warmup".to_owned(),
+                warmup.to_string(),
+                "--size".to_owned(),
+                size.to_string(),
+            ]),
+        }
+        a.extend([
+            "--max-secs".to_owned(),
+            self.max_secs.to_string(),
+            first.to_owned(),
+            second.to_owned(),
+        ]);
         a
     }
 }

@@ -148,6 +148,8 @@ pub struct PubOpts {
     pub rate: String,
     /// `--linger` seconds.
     pub linger_s: f64,
+    /// `--quiet`.
+    pub quiet: bool,
     /// Further raw arguments.
     pub extra: Vec<String>,
 }
@@ -161,6 +163,7 @@ impl PubOpts {
             size: size.to_owned(),
             rate: rate.to_owned(),
             linger_s: 2.0,
+            quiet: false,
             extra: Vec::new(),
         }
     }
@@ -180,6 +183,9 @@ impl PubOpts {
         for t in &self.topics {
             a.extend(["--topic".to_owned(), t.clone()]);
         }
+        if self.quiet {
+            a.push("--quiet".to_owned());
+        }
         a.extend(self.extra.iter().cloned());
         a.push(endpoint.to_owned());
         a
@@ -195,6 +201,8 @@ pub struct SubOpts {
     pub prefixes: Vec<String>,
     /// `--timeout` (idle seconds).
     pub timeout_s: f64,
+    /// `--quiet`.
+    pub quiet: bool,
     /// Further raw arguments.
     pub extra: Vec<String>,
 }
@@ -206,6 +214,7 @@ impl SubOpts {
             count,
             prefixes: prefixes.iter().map(|p| (*p).to_owned()).collect(),
             timeout_s: 5.0,
+            quiet: false,
             extra: Vec::new(),
         }
     }
@@ -221,6 +230,9 @@ impl SubOpts {
         ];
         for p in &self.prefixes {
             a.extend(["--subscribe".to_owned(), p.clone()]);
+        }
+        if self.quiet {
+            a.push("--quiet".to_owned());
         }
         a.extend(self.extra.iter().cloned());
         a.push(endpoint.to_owned());
