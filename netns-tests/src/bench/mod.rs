@@ -23,6 +23,7 @@
 //! exit and on panic); every process is killed when its handle drops; every run is bounded in
 //! messages and time.
 
+pub mod launch;
 pub mod plot;
 pub mod report;
 pub mod runs;

@@ -1,7 +1,9 @@
 //! The workloads of the benchmark, each a bounded run of real processes on the LAN: host 1
-//! sends, hosts 2 and 3 receive.
+//! sends, hosts 2 and 3 receive. Which processes a system runs, and with which arguments,
+//! is its launcher's business ([`super::launch`]).
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -12,34 +14,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::launch::{
+    u, Cmd, Launcher, Load, OpenPgm, PgmPing, PgmTools, PubSubTools, Readiness, SenderEnd, UdpPerf,
+    Zmq,
+};
+pub use super::launch::{GROUP2, OPENPGM_NAK_IVLS_MS, RAW_OVERHEAD, UDP_OVERHEAD};
 use super::search::Probe;
 use super::{Config, LatencyResult, LossRun, SlowResult, System};
 use crate::lan::{Host, Lan, GROUP};
 use crate::now;
-use crate::peer::{openpgm_peer, PeerArgs};
+use crate::peer::{openpgm_peer, PeerPingRole};
 use crate::proc::Proc;
 use crate::tools::{
-    complete_problems, peak_rss_kib, stop, tools_dir, wait_all, wait_joined, Encap, Finished,
+    complete_problems, peak_rss_kib, stop, tools_dir, wait_all, wait_joined, wait_one, Encap,
+    Finished, PingRole,
 };
-use crate::zmq::{
-    expected_topics, topic_problems, topics, zmq_python, PubOpts, SubOpts, ZmqPubOpts, ZmqSubOpts,
-};
+use crate::zmq::{expected_topics, topic_problems, topics, zmq_python};
 
 /// The sending host.
 pub const TX: usize = 0;
 /// The receiving hosts.
 pub const RX: [usize; 2] = [1, 2];
-/// The second group (the return direction of the ping-pong).
-pub const GROUP2: std::net::Ipv4Addr = std::net::Ipv4Addr::new(239, 192, 1, 2);
-
-/// IPv4 (20) + PGM header (16) + ODATA header (8): what our rate limiter and OpenPGM's count
-/// on top of each payload.
-pub const RAW_OVERHEAD: usize = 44;
-/// [`RAW_OVERHEAD`] + UDP (8).
-pub const UDP_OVERHEAD: usize = 52;
-
-/// NAK back-off, repeat and RDATA intervals of every OpenPGM run, ms (libzmq's timing).
-pub const OPENPGM_NAK_IVLS_MS: (u32, u32, u32) = (50, 200, 200);
 
 /// Paths of everything the benchmark runs.
 #[derive(Debug, Clone)]
@@ -75,6 +70,41 @@ impl Bins {
     fn tool(&self, name: &str) -> PathBuf {
         self.tools.join(name)
     }
+
+    /// Our `pgm-send` / `pgm-recv` over `encap`.
+    fn pgm_tools(&self, encap: Encap) -> PgmTools {
+        PgmTools {
+            send: self.tool("pgm-send"),
+            recv: self.tool("pgm-recv"),
+            encap,
+        }
+    }
+
+    /// The OpenPGM peer, if it could be built.
+    fn openpgm(&self) -> io::Result<OpenPgm> {
+        let program = self.openpgm.clone().map_err(io::Error::other)?;
+        Ok(OpenPgm { program })
+    }
+
+    /// The launcher of `sys`.
+    fn launcher(&self, sys: System) -> io::Result<Box<dyn Launcher>> {
+        Ok(match sys {
+            System::Udp | System::UdpGso => Box::new(UdpPerf {
+                program: self.tool("udp-perf"),
+                gso: sys == System::UdpGso,
+            }),
+            System::OursRaw => Box::new(self.pgm_tools(Encap::Raw)),
+            System::OursEpgm => Box::new(self.pgm_tools(Encap::Udp)),
+            System::PubSub => Box::new(PubSubTools {
+                publisher: self.tool("pgm-pub"),
+                subscriber: self.tool("pgm-sub"),
+            }),
+            System::OpenPgm => Box::new(self.openpgm()?),
+            System::Zmq => Box::new(Zmq {
+                python: self.python.clone().map_err(io::Error::other)?,
+            }),
+        })
+    }
 }
 
 /// Runs workloads on one LAN.
@@ -87,21 +117,6 @@ pub struct Ctx<'a> {
     /// Binaries.
     pub bins: Bins,
     port: Cell<u16>,
-}
-
-#[allow(clippy::needless_pass_by_value)] // call sites read better without `&`
-fn s<T: ToString>(v: T) -> String {
-    v.to_string()
-}
-
-/// A non-negative float as an integer (rates, counts): truncated, 0 for NaN or negatives.
-#[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-fn u(x: f64) -> u64 {
-    if x.is_finite() && x > 0.0 {
-        x as u64
-    } else {
-        0
-    }
 }
 
 fn f64_of(j: &Value, key: &str) -> f64 {
@@ -125,13 +140,36 @@ fn first_problem(name: &str, problems: &[String]) -> Option<String> {
     problems.first().map(|p| format!("{name}: {p}"))
 }
 
-/// Waits for `marker` on stderr (READY) and, for sockets that join, for the group join.
-fn ready(p: &mut Proc, host: &Host, encap: Option<Encap>, port: u16) -> io::Result<()> {
-    p.wait_for_stderr("READY", Duration::from_secs(15))?;
-    if let Some(e) = encap {
-        wait_joined(p, host, e, port, Duration::from_secs(10))?;
+/// Waits until a receiver on `host` listens on `port`, as its launcher says it shows it.
+fn ready(p: &mut Proc, host: &Host, readiness: Readiness, port: u16) -> io::Result<()> {
+    match readiness {
+        Readiness::ReadyLine(encap) => {
+            p.wait_for_stderr("READY", Duration::from_secs(15))?;
+            wait_joined(p, host, encap, port, Duration::from_secs(10))
+        }
+        Readiness::Joined(encap) => wait_joined(p, host, encap, port, secs(10.0)),
     }
-    Ok(())
+}
+
+/// Ends a run's `sender` as its launcher says, once the receivers are done: SIGTERM for the
+/// ones that stay open, else a wait until `deadline` but at least `linger_s` + 3 s.
+fn end_sender(
+    sender: Proc,
+    end: SenderEnd,
+    deadline: Instant,
+    linger_s: f64,
+) -> io::Result<Finished> {
+    match end {
+        SenderEnd::Terminate { after } => {
+            if !after.is_zero() {
+                thread::sleep(after);
+            }
+            Ok(stop(sender, secs(5.0)))
+        }
+        SenderEnd::Exits => wait_all(vec![sender], deadline.max(now() + secs(linger_s + 3.0)))
+            .pop()
+            .ok_or_else(|| io::Error::other("no sender")),
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -156,10 +194,6 @@ impl<'a> Ctx<'a> {
 
     fn host(&self, i: usize) -> &Host {
         self.lan.host(i)
-    }
-
-    fn ep(&self, scheme: &str, host: usize, group: std::net::Ipv4Addr, port: u16) -> String {
-        format!("{scheme}://{};{group}:{port}", self.host(host).addr())
     }
 
     /// Messages in a probe at `rate`.
@@ -187,7 +221,7 @@ impl<'a> Ctx<'a> {
         let r = if super::interrupted() {
             Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
         } else {
-            self.run(sys, size, rate, count, lossy.then_some(()))
+            self.run(sys, size, rate, count, lossy)
         };
         let mut p = match r {
             Ok(run) => run.probe,
@@ -230,18 +264,14 @@ impl<'a> Ctx<'a> {
         count: u64,
         loss_permille: [u32; 2],
     ) -> io::Result<LossRun> {
-        for (i, &h) in RX.iter().enumerate() {
-            self.lan.set_loss(h, loss_permille[i], 0)?;
-        }
-        let r = self.run(sys, size, Some(rate), count, Some(()));
+        self.set_loss(loss_permille)?;
+        let r = self.run(sys, size, Some(rate), count, true);
         // Read the drop counters before the rules (and their counters) are replaced.
         let dropped: Vec<u64> = RX
             .iter()
             .map(|&h| self.lan.dropped(h).map_or(0, |d| d.0))
             .collect();
-        for &h in &RX {
-            self.lan.set_loss(h, 0, 0)?;
-        }
+        self.set_loss([0, 0])?;
         let run = r?;
         let lr = LossRun {
             delivered_frac: run.fractions.iter().copied().fold(1.0, f64::min),
@@ -263,314 +293,66 @@ impl<'a> Ctx<'a> {
         Ok(lr)
     }
 
-    #[allow(clippy::too_many_lines)]
+    /// What a run of `sys` asks (on a fresh port): receivers give up after the idle timeout
+    /// (OpenPGM repairs take seconds), everything is killed after the deadline.
+    fn load(&self, sys: System, size: usize, rate: Option<f64>, count: u64, lossy: bool) -> Load {
+        let cfg = self.cfg;
+        let send_s = rate.map_or(count as f64 / 100_000.0, |r| count as f64 / r.max(1.0));
+        let idle_s = match (sys, lossy) {
+            (System::OpenPgm, true) => cfg.slow_repair_idle_s,
+            (System::OpenPgm | System::Zmq, false) => cfg.idle_s * 2.0,
+            (_, true) => cfg.idle_s * 3.0,
+            _ => cfg.idle_s,
+        };
+        Load {
+            port: self.next_port(),
+            size,
+            rate,
+            count,
+            lossy,
+            idle_s,
+            deadline_s: 10.0 + 3.0 * send_s + idle_s * 2.0,
+            linger_s: if lossy {
+                cfg.loss_linger_s
+            } else {
+                cfg.linger_s
+            },
+        }
+    }
+
+    /// One run of `sys`: the receivers (each listening before the next starts), then the
+    /// sender; the sender's peak RSS is sampled until it ended.
     fn run(
         &self,
         sys: System,
         size: usize,
         rate: Option<f64>,
         count: u64,
-        lossy: Option<()>,
-    ) -> io::Result<Run> {
-        let port = self.next_port();
-        let cfg = self.cfg;
-        let send_s = rate.map_or(count as f64 / 100_000.0, |r| count as f64 / r.max(1.0));
-        let lossy = lossy.is_some();
-        // Receivers give up after this long without data; OpenPGM repairs take seconds.
-        let idle = match (sys, lossy) {
-            (System::OpenPgm, true) => cfg.slow_repair_idle_s,
-            (System::OpenPgm | System::Zmq, false) => cfg.idle_s * 2.0,
-            (_, true) => cfg.idle_s * 3.0,
-            _ => cfg.idle_s,
-        };
-        let deadline_s = 10.0 + 3.0 * send_s + idle * 2.0;
-        let mut rx = Vec::new();
-        let start = now();
-        let expected = expected_topics(&topics(1), count, &[""]);
-        for &h in &RX {
-            let host = self.host(h);
-            let mut p = match sys {
-                System::Udp | System::UdpGso => {
-                    let ep = self.ep("udp", h, GROUP, port);
-                    host.spawn(
-                        self.bins.tool("udp-perf"),
-                        &[
-                            "recv".to_owned(),
-                            "--count".to_owned(),
-                            s(count),
-                            "--timeout".to_owned(),
-                            s(idle),
-                            "--max-secs".to_owned(),
-                            s(deadline_s),
-                            ep,
-                        ],
-                    )?
-                }
-                System::OursRaw | System::OursEpgm => {
-                    let scheme = if sys == System::OursRaw {
-                        "pgm"
-                    } else {
-                        "epgm"
-                    };
-                    host.spawn(
-                        self.bins.tool("pgm-recv"),
-                        &[
-                            "--verify".to_owned(),
-                            "--quiet".to_owned(),
-                            "--count".to_owned(),
-                            s(count),
-                            "--timeout".to_owned(),
-                            s(idle),
-                            self.ep(scheme, h, GROUP, port),
-                        ],
-                    )?
-                }
-                System::PubSub => {
-                    let mut o = SubOpts::new(count, &[""]);
-                    o.timeout_s = idle;
-                    o.extra.push("--quiet".to_owned());
-                    host.spawn(
-                        self.bins.tool("pgm-sub"),
-                        &o.args(&self.ep("epgm", h, GROUP, port)),
-                    )?
-                }
-                System::OpenPgm => {
-                    let bin = self.bins.openpgm.clone().map_err(io::Error::other)?;
-                    let a = self.openpgm_args(h, port, size, count, 0, idle, lossy);
-                    host.spawn(bin, &a.to_args(false))?
-                }
-                System::Zmq => {
-                    let py = self.bins.python.clone().map_err(io::Error::other)?;
-                    let mut o = ZmqSubOpts::new(count, &[""]);
-                    o.timeout_s = idle;
-                    o.rate_kbit = zmq_kbit(rate, size);
-                    host.spawn(py, &o.args(&self.ep("epgm", h, GROUP, port)))?
-                }
-            };
-            let wait = match sys {
-                System::Udp | System::UdpGso | System::OpenPgm | System::Zmq => {
-                    let encap = if sys == System::OpenPgm {
-                        Encap::Raw
-                    } else {
-                        Encap::Udp
-                    };
-                    ready(&mut p, host, Some(encap), port)
-                }
-                System::OursRaw => wait_joined(&mut p, host, Encap::Raw, port, secs(10.0)),
-                System::OursEpgm | System::PubSub => {
-                    wait_joined(&mut p, host, Encap::Udp, port, secs(10.0))
-                }
-            };
-            wait?;
-            rx.push(p);
-        }
-        let tx = self.host(TX);
-        let linger = if lossy {
-            cfg.loss_linger_s
-        } else {
-            cfg.linger_s
-        };
-        let sender = match sys {
-            System::Udp | System::UdpGso => {
-                let mut a = vec![
-                    "send".to_owned(),
-                    "--count".to_owned(),
-                    s(count),
-                    "--size".to_owned(),
-                    s(size),
-                    "--pps".to_owned(),
-                    s(rate.map_or(0, |r| u(r.round()))),
-                    "--max-secs".to_owned(),
-                    s(deadline_s),
-                    self.ep("udp", TX, GROUP, port),
-                ];
-                if sys == System::UdpGso {
-                    a.insert(1, "--gso".to_owned());
-                }
-                tx.spawn(self.bins.tool("udp-perf"), &a)?
-            }
-            System::OursRaw | System::OursEpgm => {
-                let (scheme, ovh) = if sys == System::OursRaw {
-                    ("pgm", RAW_OVERHEAD)
-                } else {
-                    ("epgm", UDP_OVERHEAD)
-                };
-                tx.spawn(
-                    self.bins.tool("pgm-send"),
-                    &[
-                        "--quiet".to_owned(),
-                        "--count".to_owned(),
-                        s(count),
-                        "--size".to_owned(),
-                        s(size),
-                        "--rate".to_owned(),
-                        s(rate.map_or(0, |r| u(r * (size + ovh) as f64 * 8.0))),
-                        "--linger".to_owned(),
-                        s(linger),
-                        self.ep(scheme, TX, GROUP, port),
-                    ],
-                )?
-            }
-            System::PubSub => {
-                let bits = rate.map_or(0, |r| u(r * (size + 8) as f64 * 8.0 * 1.05));
-                let mut o = PubOpts::new(count, &topics(1), &s(size), &s(bits));
-                o.linger_s = linger;
-                o.extra.push("--quiet".to_owned());
-                tx.spawn(
-                    self.bins.tool("pgm-pub"),
-                    &o.args(&self.ep("epgm", TX, GROUP, port)),
-                )?
-            }
-            System::OpenPgm => {
-                let bin = self.bins.openpgm.clone().map_err(io::Error::other)?;
-                let bytes = rate.map_or(0, |r| u(r * (size + RAW_OVERHEAD) as f64));
-                let a = self.openpgm_args(TX, port, size, count, bytes, deadline_s, lossy);
-                tx.spawn(bin, &a.to_args(true))?
-            }
-            System::Zmq => {
-                let py = self.bins.python.clone().map_err(io::Error::other)?;
-                let mut o = ZmqPubOpts::new(count, &topics(1), (size, size));
-                o.rate_kbit = zmq_kbit(rate, size);
-                o.linger_s = deadline_s;
-                tx.spawn(py, &o.args(&self.ep("epgm", TX, GROUP, port)))?
-            }
-        };
-        let sampler = RssSampler::start(sender.id());
-        let deadline = start + secs(deadline_s);
-        let receivers = wait_all(rx, deadline);
-        let sender = match sys {
-            // These stay open until told: SIGTERM once the receivers are done.
-            System::OpenPgm | System::Zmq => {
-                if sys == System::OpenPgm && !lossy {
-                    // Let a last NAK be answered before the FIN.
-                    thread::sleep(Duration::from_millis(50));
-                }
-                stop(sender, secs(5.0))
-            }
-            _ => wait_all(vec![sender], deadline.max(now() + secs(linger + 3.0)))
-                .pop()
-                .ok_or_else(|| io::Error::other("no sender"))?,
-        };
-        let sender_peak = sampler.finish();
-        Ok(Self::evaluate(
-            sys,
-            count,
-            &sender,
-            &receivers,
-            sender_peak,
-            &expected,
-        ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn openpgm_args(
-        &self,
-        host: usize,
-        port: u16,
-        size: usize,
-        count: u64,
-        rate_bytes: u64,
-        timeout_s: f64,
         lossy: bool,
-    ) -> PeerArgs {
-        let mut a = PeerArgs::new(format!("{};{GROUP}", self.host(host).addr()));
-        a.port = port;
-        a.count = count;
-        a.size = size;
-        a.rate = rate_bytes;
-        a.timeout_s = timeout_s;
-        // Lingers until the harness sends SIGTERM.
-        a.linger_s = timeout_s.max(30.0);
-        a.window_sqns = if lossy {
-            // A big window: everything stays repairable.
-            u32::try_from(count + 1000).unwrap_or(u32::MAX).max(10_000)
-        } else {
-            65_536
-        };
-        a.nak_ivls_ms = OPENPGM_NAK_IVLS_MS;
-        a.extra.push("--quiet".to_owned());
-        a
+    ) -> io::Result<Run> {
+        let load = self.load(sys, size, rate, count, lossy);
+        let launcher = self.bins.launcher(sys)?;
+        let start = now();
+        let rx = self.start_receivers(launcher.as_ref(), &load)?;
+        let sender = launcher.sender(self.host(TX), &load).spawn(self.host(TX))?;
+        let sampler = RssSampler::start(sender.id());
+        let deadline = start + secs(load.deadline_s);
+        let receivers = wait_all(rx, deadline);
+        let sender = end_sender(sender, launcher.sender_end(&load), deadline, load.linger_s)?;
+        let sender_peak = sampler.finish();
+        Ok(evaluate(sys, count, &sender, &receivers, sender_peak))
     }
 
-    fn evaluate(
-        sys: System,
-        count: u64,
-        sender: &Finished,
-        receivers: &[Finished],
-        sender_peak: u64,
-        expected: &std::collections::BTreeMap<String, u64>,
-    ) -> Run {
-        let mut note = None;
-        if sys != System::Zmq && sender.json.is_null() {
-            note = Some(format!("{}: no JSON summary", sender.name));
-        }
-        let mut fractions = Vec::new();
-        for r in receivers {
-            fractions.push(fraction(r, count));
-            let problems = match sys {
-                System::Udp | System::UdpGso => {
-                    let mut p = Vec::new();
-                    if u64_of(&r.json, "received") < count {
-                        p.push(format!(
-                            "received {} of {count}",
-                            u64_of(&r.json, "received")
-                        ));
-                    }
-                    p
-                }
-                System::PubSub | System::Zmq => topic_problems(r, expected),
-                _ => complete_problems(r, count),
-            };
-            if note.is_none() {
-                note = first_problem(&r.name, &problems);
-            }
-        }
-        let frac = fractions.iter().copied().fold(1.0, f64::min);
-        let offered = match sys {
-            System::Udp | System::UdpGso => f64_of(&sender.json, "pps"),
-            // libzmq's publisher does not time its sends: the slower subscriber's rate.
-            System::Zmq => receivers
-                .iter()
-                .map(|r| f64_of(&r.json, "msgs_per_s"))
-                .fold(f64::INFINITY, f64::min),
-            _ => f64_of(&sender.json, "msgs_per_s"),
-        };
-        let offered = if offered.is_finite() { offered } else { 0.0 };
-        let send_s = f64_of(&sender.json, "elapsed_s");
-        let last_rx = receivers
-            .iter()
-            .map(|r| u64_of(&r.json, "last_mono_ns"))
-            .max()
-            .unwrap_or(0);
-        let last_tx = u64_of(&sender.json, "last_mono_ns");
-        let tail_ns = if last_rx > 0 && last_tx > 0 {
-            Some(last_rx.saturating_sub(last_tx))
-        } else if sys == System::OpenPgm {
-            // The peer prints no timestamps: (first to last delivery) − (first to last send),
-            // which assumes the first message arrived at once.
-            let rx = receivers
-                .iter()
-                .map(|r| f64_of(&r.json, "elapsed_s"))
-                .fold(0.0, f64::max);
-            Some(u((rx - send_s) * 1e9))
-        } else {
-            None
-        };
-        Run {
-            probe: Probe {
-                requested: None,
-                offered,
-                delivered: offered * frac,
-                count,
-                ok: note.is_none(),
-                note: note.unwrap_or_default(),
-                sender_rss_kib: rss_of(sender).max(sender_peak),
-                receiver_rss_kib: receivers.iter().map(rss_of).max().unwrap_or(0),
-            },
-            fractions,
-            tail_ns,
-            send_s,
-        }
+    /// A receiver on each of [`RX`], each listening before the next starts.
+    fn start_receivers(&self, launcher: &dyn Launcher, load: &Load) -> io::Result<Vec<Proc>> {
+        RX.iter()
+            .map(|&h| {
+                let host = self.host(h);
+                let mut p = launcher.receiver(host, load).spawn(host)?;
+                ready(&mut p, host, launcher.readiness(), load.port)?;
+                Ok(p)
+            })
+            .collect()
     }
 
     /// A ping-pong of `count` round trips between host 1 (pinger) and host 2 (reflector).
@@ -584,55 +366,26 @@ impl<'a> Ctx<'a> {
         count: u64,
     ) -> io::Result<LatencyResult> {
         let port = self.next_port();
-        let scheme = if udp { "udp" } else { "pgm" };
-        let mut flags: Vec<String> = vec!["--quiet".to_owned()];
-        if udp {
-            flags.push("--udp".to_owned());
-        }
-        if spin {
-            flags.push("--spin".to_owned());
-        }
-        if let Some(b) = busy_poll {
-            flags.extend(["--busy-poll".to_owned(), b.to_owned()]);
-        }
         let limit = self.cfg.ping_max_secs;
-        let mut refl_args = flags.clone();
-        refl_args.extend([
-            "--reflect".to_owned(),
-            "--timeout".to_owned(),
-            "5".to_owned(),
-            "--max-secs".to_owned(),
-            s(limit),
-            self.ep(scheme, RX[0], GROUP, port),
-            self.ep(scheme, RX[0], GROUP2, port + 1),
-        ]);
-        let mut refl = self
-            .host(RX[0])
-            .spawn(self.bins.tool("pgm-ping"), &refl_args)?;
-        refl.wait_for_stderr("READY", secs(15.0))?;
-        let mut ping_args = flags;
-        ping_args.extend([
-            "--count".to_owned(),
-            s(count),
-            "--warmup".to_owned(),
-            s(self.cfg.ping_warmup),
-            "--size".to_owned(),
-            "64".to_owned(),
-            "--max-secs".to_owned(),
-            s(limit),
-            self.ep(scheme, TX, GROUP, port),
-            self.ep(scheme, TX, GROUP2, port + 1),
-        ]);
-        let pinger = self
-            .host(TX)
-            .spawn(self.bins.tool("pgm-ping"), &ping_args)?;
-        let deadline = now() + secs(limit + 10.0);
-        let p = wait_all(vec![pinger], deadline)
-            .pop()
-            .ok_or_else(|| io::Error::other("no pinger"))?;
-        let r = wait_all(vec![refl], now() + secs(8.0))
-            .pop()
-            .ok_or_else(|| io::Error::other("no reflector"))?;
+        let ping = PgmPing {
+            program: self.bins.tool("pgm-ping"),
+            udp,
+            spin,
+            busy_poll: busy_poll.map(str::to_owned),
+        };
+        let reflector = ping.cmd(
+            self.host(RX[0]),
+            port,
+            limit,
+            PingRole::Reflect { timeout_s: 5.0 },
+        );
+        let role = PingRole::Ping {
+            count,
+            warmup: self.cfg.ping_warmup,
+            size: 64,
+        };
+        let pinger = ping.cmd(self.host(TX), port, limit, role);
+        let (p, r) = self.ping_pong(&reflector, &pinger)?;
         if p.json.is_null() {
             return Err(io::Error::other(format!(
                 "pgm-ping failed:\n{}\n{}",
@@ -655,60 +408,35 @@ impl<'a> Ctx<'a> {
         Ok(res)
     }
 
+    /// Runs `reflector` on host 2 until it says READY (once both its sockets joined and
+    /// connected), then `pinger` on host 1; returns both once they ended (the pinger
+    /// killed `ping_max_secs` + 10 s after its start, the reflector 8 s after that).
+    fn ping_pong(&self, reflector: &Cmd, pinger: &Cmd) -> io::Result<(Finished, Finished)> {
+        let mut refl = reflector.spawn(self.host(RX[0]))?;
+        refl.wait_for_stderr("READY", secs(15.0))?;
+        let pinger = pinger.spawn(self.host(TX))?;
+        let p = wait_one(pinger, now() + secs(self.cfg.ping_max_secs + 10.0));
+        let r = wait_one(refl, now() + secs(8.0));
+        Ok((p, r))
+    }
+
     /// The same ping-pong with OpenPGM: `openpgm_peer ping` on host 1, `openpgm_peer reflect`
     /// on host 2, raw PGM, two sessions (one each way), 64 B; blocking (ppoll on its
     /// descriptors with OpenPGM's timer) or `spin` (`pgm_recvfrom(MSG_DONTWAIT)` in a loop).
     /// OpenPGM's NAK timing as in the other OpenPGM runs.
     pub fn openpgm_ping(&self, spin: bool, count: u64) -> io::Result<LatencyResult> {
-        let bin = self.bins.openpgm.clone().map_err(io::Error::other)?;
+        let peer = self.bins.openpgm()?;
         let port = self.next_port();
         let limit = self.cfg.ping_max_secs;
-        // Both roles: --network/--port carry the pings, --network2/--port2 the answers.
-        let args = |role: &str, host: usize| -> Vec<String> {
-            let addr = self.host(host).addr();
-            let (bo, rpt, rdata) = OPENPGM_NAK_IVLS_MS;
-            let mut a = vec![
-                role.to_owned(),
-                "--network".to_owned(),
-                format!("{addr};{GROUP}"),
-                "--port".to_owned(),
-                s(port),
-                "--network2".to_owned(),
-                format!("{addr};{GROUP2}"),
-                "--port2".to_owned(),
-                s(port + 1),
-                "--max-secs".to_owned(),
-                s(limit),
-                "--nak-ivls".to_owned(),
-                format!("{bo},{rpt},{rdata}"),
-                "--quiet".to_owned(),
-            ];
-            if spin {
-                a.push("--spin".to_owned());
-            }
-            a
+        let reflect = PeerPingRole::Reflect { timeout_s: 5.0 };
+        let reflector = peer.ping_pong(self.host(RX[0]), port, limit, spin, reflect);
+        let ping = PeerPingRole::Ping {
+            count,
+            warmup: self.cfg.ping_warmup,
+            size: 64,
         };
-        let mut refl_args = args("reflect", RX[0]);
-        refl_args.extend(["--timeout".to_owned(), "5".to_owned()]);
-        let mut refl = self.host(RX[0]).spawn(&bin, &refl_args)?;
-        // READY comes after both its sockets joined and connected.
-        refl.wait_for_stderr("READY", secs(15.0))?;
-        let mut ping_args = args("ping", TX);
-        ping_args.extend([
-            "--count".to_owned(),
-            s(count),
-            "--warmup".to_owned(),
-            s(self.cfg.ping_warmup),
-            "--size".to_owned(),
-            "64".to_owned(),
-        ]);
-        let pinger = self.host(TX).spawn(&bin, &ping_args)?;
-        let p = wait_all(vec![pinger], now() + secs(limit + 10.0))
-            .pop()
-            .ok_or_else(|| io::Error::other("no pinger"))?;
-        let r = wait_all(vec![refl], now() + secs(8.0))
-            .pop()
-            .ok_or_else(|| io::Error::other("no reflector"))?;
+        let pinger = peer.ping_pong(self.host(TX), port, limit, spin, ping);
+        let (p, r) = self.ping_pong(&reflector, &pinger)?;
         if p.json.is_null() || !p.out.status.success() {
             return Err(io::Error::other(format!(
                 "openpgm_peer ping failed:\n{}\n{}",
@@ -732,94 +460,30 @@ impl<'a> Ctx<'a> {
     /// application thread blocks on the first full pipe, the IO thread keeps receiving into
     /// the socket's receive queue), host 3 a normal verifying receiver; the sender offers
     /// `count` × 1400 B at `rate`. Host 2's VmHWM is sampled throughout.
-    #[allow(clippy::too_many_lines)]
     pub fn slow_receiver(&self, count: u64, rate: f64) -> io::Result<SlowResult> {
         const SIZE: usize = 1400;
         let port = self.next_port();
         let window = self.cfg.slow_window_bytes;
         let send_s = count as f64 / rate;
-        let h_slow = self.host(RX[0]);
-        let mut cmd = h_slow.command(
-            self.bins.tool("pgm-recv"),
-            &[
-                "--quiet".to_owned(),
-                "--timeout".to_owned(),
-                s(send_s + 20.0),
-                "--window".to_owned(),
-                format!("{window}B"),
-                self.ep("pgm", RX[0], GROUP, port),
-            ],
-        );
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let slow = KillOnDrop(cmd.spawn()?);
-        let pid = slow.0.id();
-        // Wait for the join by polling (no READY line on this path).
-        let t0 = now();
-        while !is_joined_raw(h_slow) {
-            if t0.elapsed() > secs(10.0) {
-                return Err(io::Error::other("slow receiver did not join"));
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
-        thread::sleep(Duration::from_millis(100));
-        let mut fast = self.host(RX[1]).spawn(
-            self.bins.tool("pgm-recv"),
-            &[
-                "--verify".to_owned(),
-                "--quiet".to_owned(),
-                "--count".to_owned(),
-                s(count),
-                "--timeout".to_owned(),
-                s(self.cfg.idle_s * 3.0),
-                self.ep("pgm", RX[1], GROUP, port),
-            ],
-        )?;
-        wait_joined(&mut fast, self.host(RX[1]), Encap::Raw, port, secs(10.0))?;
-        let bits = u(rate * (SIZE + RAW_OVERHEAD) as f64 * 8.0);
-        let sender = self.host(TX).spawn(
-            self.bins.tool("pgm-send"),
-            &[
-                "--quiet".to_owned(),
-                "--count".to_owned(),
-                s(count),
-                "--size".to_owned(),
-                s(SIZE),
-                "--rate".to_owned(),
-                s(bits),
-                "--linger".to_owned(),
-                s(self.cfg.linger_s.max(1.0)),
-                self.ep("pgm", TX, GROUP, port),
-            ],
-        )?;
-        let start = now();
-        let mut peak = 0;
-        let mut samples = Vec::new();
-        // Sample until the sender is done, plus a second for the queue to settle.
+        let tools = self.bins.pgm_tools(Encap::Raw);
+        let slow = self.start_slow(&tools, port, send_s + 20.0, window)?;
+        let load = Load {
+            port,
+            size: SIZE,
+            rate: Some(rate),
+            count,
+            lossy: false,
+            idle_s: self.cfg.idle_s * 3.0,
+            deadline_s: send_s * 3.0 + 20.0,
+            linger_s: self.cfg.linger_s.max(1.0),
+        };
+        let fast_host = self.host(RX[1]);
+        let mut fast = tools.receiver(fast_host, &load).spawn(fast_host)?;
+        wait_joined(&mut fast, fast_host, Encap::Raw, port, secs(10.0))?;
+        let sender = tools.sender(self.host(TX), &load).spawn(self.host(TX))?;
         let mut procs = vec![sender, fast];
-        let mut done_at: Option<Instant> = None;
-        loop {
-            if let Some(r) = peak_rss_kib(pid) {
-                peak = peak.max(r);
-            }
-            if samples.len() < 10_000 {
-                samples.push(peak);
-            }
-            let all_done = procs
-                .iter_mut()
-                .all(|p| p.try_wait().ok().flatten().is_some());
-            if all_done && done_at.is_none() {
-                done_at = Some(now());
-            }
-            if done_at.is_some_and(|d| d.elapsed() > secs(1.0))
-                || start.elapsed() > secs(send_s * 3.0 + 20.0)
-            {
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let fins = wait_all(std::mem::take(&mut procs), now() + secs(5.0));
+        let peak = sample_peak_rss(slow.0.id(), &mut procs, load.deadline_s);
+        let fins = wait_all(procs, now() + secs(5.0));
         drop(slow);
         let fast_ok = fins
             .get(1)
@@ -840,6 +504,162 @@ impl<'a> Ctx<'a> {
             res.peak_kib, res.window_bytes, res.recv_queue_bytes
         );
         Ok(res)
+    }
+
+    /// The slow receiver on host 2, its stdout a pipe nobody reads, once it joined the group
+    /// (polled: it prints no READY line on this path).
+    fn start_slow(
+        &self,
+        tools: &PgmTools,
+        port: u16,
+        timeout_s: f64,
+        window_bytes: usize,
+    ) -> io::Result<KillOnDrop> {
+        let host = self.host(RX[0]);
+        let mut cmd = tools
+            .unverified_receiver(host, port, timeout_s, window_bytes)
+            .command(host);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let slow = KillOnDrop(cmd.spawn()?);
+        let t0 = now();
+        while !is_joined_raw(host) {
+            if t0.elapsed() > secs(10.0) {
+                return Err(io::Error::other("slow receiver did not join"));
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        thread::sleep(Duration::from_millis(100));
+        Ok(slow)
+    }
+}
+
+/// Samples the VmHWM of process `pid` every 20 ms until all `procs` exited plus a second
+/// (for the queue to settle), or `limit_s` passed; returns the peak (KiB).
+fn sample_peak_rss(pid: u32, procs: &mut [Proc], limit_s: f64) -> u64 {
+    let start = now();
+    let mut peak = 0;
+    let mut done_at: Option<Instant> = None;
+    loop {
+        if let Some(r) = peak_rss_kib(pid) {
+            peak = peak.max(r);
+        }
+        let all_done = procs
+            .iter_mut()
+            .all(|p| p.try_wait().ok().flatten().is_some());
+        if all_done && done_at.is_none() {
+            done_at = Some(now());
+        }
+        if done_at.is_some_and(|d| d.elapsed() > secs(1.0)) || start.elapsed() > secs(limit_s) {
+            return peak;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Problems with one receiver of `sys` that should have got `count` messages (`expected`:
+/// per topic, for the PUB/SUB systems).
+fn receiver_problems(
+    sys: System,
+    r: &Finished,
+    count: u64,
+    expected: &BTreeMap<String, u64>,
+) -> Vec<String> {
+    match sys {
+        System::Udp | System::UdpGso => {
+            let mut p = Vec::new();
+            if u64_of(&r.json, "received") < count {
+                p.push(format!(
+                    "received {} of {count}",
+                    u64_of(&r.json, "received")
+                ));
+            }
+            p
+        }
+        System::PubSub | System::Zmq => topic_problems(r, expected),
+        _ => complete_problems(r, count),
+    }
+}
+
+/// The rate the sender of `sys` achieved, msgs/s (0 when unknown).
+fn offered_rate(sys: System, sender: &Finished, receivers: &[Finished]) -> f64 {
+    let offered = match sys {
+        System::Udp | System::UdpGso => f64_of(&sender.json, "pps"),
+        // libzmq's publisher does not time its sends: the slower subscriber's rate.
+        System::Zmq => receivers
+            .iter()
+            .map(|r| f64_of(&r.json, "msgs_per_s"))
+            .fold(f64::INFINITY, f64::min),
+        _ => f64_of(&sender.json, "msgs_per_s"),
+    };
+    if offered.is_finite() {
+        offered
+    } else {
+        0.0
+    }
+}
+
+/// Last send → last delivery, ns, when the processes tell.
+fn tail_ns(sys: System, sender: &Finished, receivers: &[Finished], send_s: f64) -> Option<u64> {
+    let last_rx = receivers
+        .iter()
+        .map(|r| u64_of(&r.json, "last_mono_ns"))
+        .max()
+        .unwrap_or(0);
+    let last_tx = u64_of(&sender.json, "last_mono_ns");
+    if last_rx > 0 && last_tx > 0 {
+        Some(last_rx.saturating_sub(last_tx))
+    } else if sys == System::OpenPgm {
+        // The peer prints no timestamps: (first to last delivery) − (first to last send),
+        // which assumes the first message arrived at once.
+        let rx = receivers
+            .iter()
+            .map(|r| f64_of(&r.json, "elapsed_s"))
+            .fold(0.0, f64::max);
+        Some(u((rx - send_s) * 1e9))
+    } else {
+        None
+    }
+}
+
+/// What a run of `sys` with `count` messages (one topic) left.
+fn evaluate(
+    sys: System,
+    count: u64,
+    sender: &Finished,
+    receivers: &[Finished],
+    sender_peak: u64,
+) -> Run {
+    let expected = expected_topics(&topics(1), count, &[""]);
+    let mut note = None;
+    if sys != System::Zmq && sender.json.is_null() {
+        note = Some(format!("{}: no JSON summary", sender.name));
+    }
+    let mut fractions = Vec::new();
+    for r in receivers {
+        fractions.push(fraction(r, count));
+        if note.is_none() {
+            note = first_problem(&r.name, &receiver_problems(sys, r, count, &expected));
+        }
+    }
+    let frac = fractions.iter().copied().fold(1.0, f64::min);
+    let offered = offered_rate(sys, sender, receivers);
+    let send_s = f64_of(&sender.json, "elapsed_s");
+    Run {
+        probe: Probe {
+            requested: None,
+            offered,
+            delivered: offered * frac,
+            count,
+            ok: note.is_none(),
+            note: note.unwrap_or_default(),
+            sender_rss_kib: rss_of(sender).max(sender_peak),
+            receiver_rss_kib: receivers.iter().map(rss_of).max().unwrap_or(0),
+        },
+        tail_ns: tail_ns(sys, sender, receivers, send_s),
+        fractions,
+        send_s,
     }
 }
 
@@ -935,14 +755,6 @@ impl Drop for KillOnDrop {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
-}
-
-/// ZMQ_RATE (kbit/s) for `rate` msgs/s of `size` bytes, with room for framing and headers;
-/// 1 Gbit/s when unlimited.
-fn zmq_kbit(rate: Option<f64>, size: usize) -> u64 {
-    rate.map_or(1_000_000, |r| {
-        u(r * (size + 8) as f64 * 8.0 * 1.1 / 1000.0).max(1000)
-    })
 }
 
 /// What one run left: the probe summary, each receiver's delivered fraction, the repair tail
