@@ -567,9 +567,19 @@ fn foreign_netns(lan: &Lan) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[allow(clippy::too_many_lines)]
+/// Every part of the benchmark that `cfg` wants, in order; stops at the first interruption.
 fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) -> io::Result<()> {
-    // 1. The limit and one message per packet.
+    rate_parts(ctx, cfg, res, sizes)?;
+    pubsub_part(ctx, cfg, res)?;
+    loss_part(ctx, cfg, res)?;
+    latency_part(ctx, cfg, res)?;
+    openpgm_latency_part(ctx, cfg, res)?;
+    memory_part(ctx, cfg, res)
+}
+
+/// Parts `limit` (plain UDP, with and without GSO, and its unpaced blast) and `pgm` (one
+/// message per packet: OpenPGM, ours over raw PGM and EPGM), at each size.
+fn rate_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) -> io::Result<()> {
     for &size in sizes {
         for sys in [
             System::Udp,
@@ -599,7 +609,11 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
             res.blasts.push((size, blast));
         }
     }
-    // 2. Pub/sub batching, 64 B.
+    Ok(())
+}
+
+/// Part `pubsub`: batching, 64 B, ours and libzmq.
+fn pubsub_part(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results) -> io::Result<()> {
     for sys in [System::PubSub, System::Zmq] {
         if !cfg.wants("pubsub") || (sys == System::Zmq && ctx.bins.python.is_err()) {
             continue;
@@ -617,7 +631,12 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
             outcome,
         });
     }
-    // 3. Repair under loss: 1 % on one receiver, 5 % on the other, at half the clean maximum.
+    Ok(())
+}
+
+/// Part `loss`: repair under loss, 1 % on one receiver and 5 % on the other, at half the
+/// clean maximum; OpenPGM and ours over raw PGM at each loss size.
+fn loss_part(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results) -> io::Result<()> {
     for &size in cfg.loss_sizes.iter().filter(|_| cfg.wants("loss")) {
         for sys in [System::OpenPgm, System::OursRaw] {
             let Some(clean) = res.rate(sys, size) else {
@@ -629,43 +648,61 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
                 }
                 continue;
             };
-            let rate = clean / 2.0;
-            check_interrupted()?;
-            // The highest rate under loss: from half the clean maximum up to it.
-            ctx.set_loss(LOSS_PERMILLE)?;
-            let params = SearchParams {
-                start: rate,
-                cap: clean,
-                floor: clean / 8.0,
-                factor: std::f64::consts::SQRT_2,
-                tolerance: 1.2,
-                max_probes: cfg.loss_search_probes,
-                saturation: 0.8,
-            };
-            let search_out = search(&params, |r| {
-                ctx.probe_with(sys, size, Some(r), ctx.probe_count(r), true)
-            });
-            ctx.set_loss([0, 0])?;
-            let mut lr = LossResult {
-                system: sys,
-                size,
-                clean_rate: clean,
-                rate,
-                count: cfg.loss_count,
-                runs: Vec::new(),
-                search: search_out,
-            };
-            for _ in 0..cfg.loss_runs {
-                check_interrupted()?;
-                match ctx.loss_run(sys, size, rate, cfg.loss_count, LOSS_PERMILLE) {
-                    Ok(r) => lr.runs.push(r),
-                    Err(e) => res.errors.push(format!("loss run {}: {e}", sys.label())),
-                }
-            }
+            let lr = loss_result(ctx, cfg, res, sys, size, clean)?;
             res.loss.push(lr);
         }
     }
-    // 4. Latency.
+    Ok(())
+}
+
+/// The loss configuration of `sys` at `size`, whose clean maximum is `clean` msgs/s: the
+/// highest rate under loss (searched from half the clean maximum up to it), then
+/// `cfg.loss_runs` runs at half the clean maximum (failed runs go to `res.errors`).
+fn loss_result(
+    ctx: &Ctx<'_>,
+    cfg: &Config,
+    res: &mut Results,
+    sys: System,
+    size: usize,
+    clean: f64,
+) -> io::Result<LossResult> {
+    let rate = clean / 2.0;
+    check_interrupted()?;
+    ctx.set_loss(LOSS_PERMILLE)?;
+    let params = SearchParams {
+        start: rate,
+        cap: clean,
+        floor: clean / 8.0,
+        factor: std::f64::consts::SQRT_2,
+        tolerance: 1.2,
+        max_probes: cfg.loss_search_probes,
+        saturation: 0.8,
+    };
+    let search_out = search(&params, |r| {
+        ctx.probe_with(sys, size, Some(r), ctx.probe_count(r), true)
+    });
+    ctx.set_loss([0, 0])?;
+    let mut lr = LossResult {
+        system: sys,
+        size,
+        clean_rate: clean,
+        rate,
+        count: cfg.loss_count,
+        runs: Vec::new(),
+        search: search_out,
+    };
+    for _ in 0..cfg.loss_runs {
+        check_interrupted()?;
+        match ctx.loss_run(sys, size, rate, cfg.loss_count, LOSS_PERMILLE) {
+            Ok(r) => lr.runs.push(r),
+            Err(e) => res.errors.push(format!("loss run {}: {e}", sys.label())),
+        }
+    }
+    Ok(lr)
+}
+
+/// Part `latency`: `pgm-ping` over plain UDP and PGM, blocking and spinning.
+fn latency_part(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results) -> io::Result<()> {
     for (udp, spin, busy) in [
         (true, false, None),
         (true, true, None),
@@ -692,7 +729,12 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
             )),
         }
     }
-    // OpenPGM (our libpgm peer), raw PGM, the same ping-pong: blocking and spinning.
+    Ok(())
+}
+
+/// Part `latency`, OpenPGM (our libpgm peer): the same ping-pong over raw PGM, blocking and
+/// spinning.
+fn openpgm_latency_part(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results) -> io::Result<()> {
     for spin in [false, true] {
         if !cfg.wants("latency") || ctx.bins.openpgm.is_err() {
             break;
@@ -706,7 +748,11 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
             )),
         }
     }
-    // 5. The slow receiver's memory bound.
+    Ok(())
+}
+
+/// Part `memory`: the slow receiver's memory bound.
+fn memory_part(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results) -> io::Result<()> {
     check_interrupted()?;
     if cfg.wants("memory") {
         match ctx.slow_receiver(cfg.slow_count, cfg.slow_rate) {

@@ -220,9 +220,21 @@ pub fn targets(res: &Results) -> Vec<Target> {
 }
 
 /// The Markdown report.
-#[allow(clippy::too_many_lines)]
 pub fn markdown(cfg: &Config, res: &Results) -> String {
     let mut m = String::new();
+    header(&mut m, cfg, res);
+    summary(&mut m, cfg, res);
+    targets_table(&mut m, res);
+    write_details(&mut m, cfg, res);
+    m
+}
+
+fn dash() -> String {
+    "—".to_owned()
+}
+
+/// Title, smoke notice, where and how it was measured, the load.
+fn header(m: &mut String, cfg: &Config, res: &Results) {
     let _ = writeln!(m, "# Benchmarks\n");
     if cfg.smoke {
         let _ = writeln!(
@@ -260,9 +272,13 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             )
         }
     );
+}
+
+/// The summary table: ours against the limit, OpenPGM and libzmq, one workload a row.
+fn summary(m: &mut String, cfg: &Config, res: &Results) {
     let _ = writeln!(m, "## Summary\n");
     row(
-        &mut m,
+        m,
         &[
             "workload".into(),
             "UDP limit".into(),
@@ -273,15 +289,40 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             "ours/OpenPGM".into(),
         ],
     );
-    row(&mut m, &vec!["---".to_owned(); 7]);
-    let dash = || "—".to_owned();
+    row(m, &vec!["---".to_owned(); 7]);
+    summary_rate_rows(m, res);
+    summary_loss_rows(m, cfg, res);
+    summary_latency_rows(m, res);
+    let rss = |sys: System| -> String {
+        res.search(sys, 1400)
+            .and_then(|s| s.outcome.best())
+            .map_or("—".to_owned(), |p: &Probe| {
+                format!("{} / {}", mib(p.sender_rss_kib), mib(p.receiver_rss_kib))
+            })
+    };
+    row(
+        m,
+        &[
+            "peak RSS sender / receiver, MiB (1400 B, best probe)".into(),
+            rss(System::Udp),
+            rss(System::OpenPgm),
+            dash(),
+            rss(System::OursRaw),
+            dash(),
+            dash(),
+        ],
+    );
+}
+
+/// Summary rows of the rate searches: one message per packet, the UDP blasts, pub/sub.
+fn summary_rate_rows(m: &mut String, res: &Results) {
     for size in SIZES {
         let opg = res.rate(System::OpenPgm, size);
         for sys in [System::OursRaw, System::OursEpgm] {
             let (limit, udp) = limit_of(res, sys, size);
             let ours = res.rate(sys, size);
             row(
-                &mut m,
+                m,
                 &[
                     format!(
                         "1 msg/packet {size} B, {}: max gap-free rate to 2 receivers, msg/s{}",
@@ -308,7 +349,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
     }
     for (size, p) in &res.blasts {
         row(
-            &mut m,
+            m,
             &[
                 format!("plain UDP blast {size} B (unpaced sender; delivered to the worse receiver), pkt/s"),
                 format!("{} sent, {} delivered", rate(p.offered), rate(p.delivered)),
@@ -323,7 +364,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
     let (limit, udp64) = limit_of(res, System::PubSub, 64);
     let ps = res.rate(System::PubSub, 64);
     row(
-        &mut m,
+        m,
         &[
             format!(
                 "pub/sub 64 B, batched, epgm, 2 subscribers: max gap-free rate, msg/s (limit: {} 64 B pkt/s)",
@@ -337,6 +378,10 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             format!("{} libzmq", ratio(ps, res.rate(System::Zmq, 64))),
         ],
     );
+}
+
+/// Summary rows of the loss runs: rate under loss, delivery, repair tail.
+fn summary_loss_rows(m: &mut String, cfg: &Config, res: &Results) {
     for size in SIZES {
         let o = res.loss(System::OursRaw, size);
         let p = res.loss(System::OpenPgm, size);
@@ -353,7 +398,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             })
         };
         row(
-            &mut m,
+            m,
             &[
                 format!("1 %/5 % loss, {size} B: max rate delivered completely, msg/s (of clean)"),
                 dash(),
@@ -378,7 +423,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             })
         };
         row(
-            &mut m,
+            m,
             &[
                 format!(
                     "1 %/5 % loss, {size} B, {} msgs at ½ clean max: delivered (worst run)",
@@ -398,7 +443,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             })
         };
         row(
-            &mut m,
+            m,
             &[
                 format!(
                     "1 %/5 % loss, {size} B: repair tail p50 / max of {} runs, ms",
@@ -416,6 +461,10 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             ],
         );
     }
+}
+
+/// Summary rows of the ping-pongs, blocking and spinning.
+fn summary_latency_rows(m: &mut String, res: &Results) {
     for spin in [false, true] {
         let u = res.latency(System::Udp, spin);
         let o = res.latency(System::OursRaw, spin);
@@ -424,7 +473,7 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             l.map_or("—".to_owned(), |l| format!("{:.1} / {:.1}", l.p50, l.p99))
         };
         row(
-            &mut m,
+            m,
             &[
                 format!(
                     "round trip 64 B, {}: p50 / p99 µs",
@@ -451,40 +500,31 @@ pub fn markdown(cfg: &Config, res: &Results) -> String {
             ],
         );
     }
-    let rss = |sys: System| -> String {
-        res.search(sys, 1400)
-            .and_then(|s| s.outcome.best())
-            .map_or("—".to_owned(), |p: &Probe| {
-                format!("{} / {}", mib(p.sender_rss_kib), mib(p.receiver_rss_kib))
-            })
-    };
-    row(
-        &mut m,
-        &[
-            "peak RSS sender / receiver, MiB (1400 B, best probe)".into(),
-            rss(System::Udp),
-            rss(System::OpenPgm),
-            dash(),
-            rss(System::OursRaw),
-            dash(),
-            dash(),
-        ],
-    );
-    let _ = writeln!(m, "\n## Targets (from the issue; ratios from this run)\n");
-    row(
-        &mut m,
-        &["target".into(), "measured".into(), "verdict".into()],
-    );
-    row(&mut m, &vec!["---".to_owned(); 3]);
-    for t in targets(res) {
-        row(&mut m, &[t.what, t.measured, verdict(t.holds).to_owned()]);
-    }
-    write_details(&mut m, cfg, res);
-    m
 }
 
-#[allow(clippy::too_many_lines)]
+/// The issue's targets, each with its verdict.
+fn targets_table(m: &mut String, res: &Results) {
+    let _ = writeln!(m, "\n## Targets (from the issue; ratios from this run)\n");
+    row(m, &["target".into(), "measured".into(), "verdict".into()]);
+    row(m, &vec!["---".to_owned(); 3]);
+    for t in targets(res) {
+        row(m, &[t.what, t.measured, verdict(t.holds).to_owned()]);
+    }
+}
+
+/// The sections after the summary: every probe, loss, latency and memory details, how each
+/// workload is run, what could not be measured.
 fn write_details(m: &mut String, cfg: &Config, res: &Results) {
+    rate_searches(m, cfg, res);
+    loss_details(m, cfg, res);
+    latency_details(m, cfg, res);
+    memory_details(m, res);
+    slow_receiver_details(m, res);
+    footer(m, res);
+}
+
+/// Every probe of every rate search, and why the failed ones failed.
+fn rate_searches(m: &mut String, cfg: &Config, res: &Results) {
     let _ = writeln!(
         m,
         "\n## Rate searches\n\nEach probe sends N messages at one rate (N ≈ {:.1} s of traffic, \
@@ -544,6 +584,10 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
             let _ = writeln!(m, "{f}");
         }
     }
+}
+
+/// The loss configurations: searches under loss and the runs at half the clean maximum.
+fn loss_details(m: &mut String, cfg: &Config, res: &Results) {
     if !res.loss.is_empty() {
         let _ = writeln!(
             m,
@@ -604,6 +648,10 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
             );
         }
     }
+}
+
+/// Every latency run.
+fn latency_details(m: &mut String, cfg: &Config, res: &Results) {
     if !res.latency.is_empty() || !res.openpgm_latency.is_empty() {
         let _ = writeln!(
             m,
@@ -663,6 +711,10 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
             );
         }
     }
+}
+
+/// Peak RSS of the best probe of each search.
+fn memory_details(m: &mut String, res: &Results) {
     let _ = writeln!(
         m,
         "\n## Memory\n\nPeak RSS (VmHWM from /proc/PID/status, sampled every 20 ms while the \
@@ -690,6 +742,10 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
             row(m, &[sys.name().into(), cell(64), cell(1400)]);
         }
     }
+}
+
+/// The slow receiver against its bound.
+fn slow_receiver_details(m: &mut String, res: &Results) {
     if let Some(s) = &res.slow {
         let base = res
             .search(System::OursRaw, 1400)
@@ -725,6 +781,10 @@ fn write_details(m: &mut String, cfg: &Config, res: &Results) {
             if s.fast_ok { "yes" } else { "NO" }
         );
     }
+}
+
+/// What each change bought, how each workload is run, and the errors.
+fn footer(m: &mut String, res: &Results) {
     let _ = writeln!(
         m,
         "\n{}\n## How each workload is run\n\n\
