@@ -32,7 +32,10 @@ pub mod zmq;
 use std::time::Instant;
 
 /// The monotonic clock, for timeouts of the test harness (not of any protocol engine).
-#[allow(clippy::disallowed_methods)] // the harness is an IO driver: it may read the clock
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the harness is an IO driver: it may read the clock"
+)]
 pub fn now() -> Instant {
     Instant::now()
 }

@@ -832,7 +832,10 @@ pub fn finish_run(
 /// A run of our tools: `pgm-recv --verify` on each host of `rx`, then `pgm-send` on `tx` once
 /// they joined; waits for the receivers, then for the sender (which lingers `opts.linger_s`).
 /// Everything is killed at `limit` after the start.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each part of a run is needed; the suites that call it keep this signature"
+)]
 pub fn run_tools(
     lan: &Lan,
     tx: usize,
