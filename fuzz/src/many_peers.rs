@@ -47,13 +47,10 @@
 //! `poll_timeout`, at most once a millisecond) expires every peer: no peers, footprint 0, nothing
 //! missing, every joined session reported expired, the heap back to a few MiB.
 //!
-//! [`Mode::Strict`] also asserts what [`Mode::Ci`] tolerates: the open findings listed in
-//! [`Mode`] (reproducers under `fuzz/regressions/receiver_many_peers/open/`).
-
-#![allow(
-    dead_code,
-    reason = "the fuzz target runs only Mode::Ci; the replay test uses the rest"
-)]
+//! Its first findings (an overflow at a sqn exactly 2^31 past the window, windows reaching
+//! back over delivered data with `JoinPolicy::AdvertisedTrail`, slot capacity and leap data
+//! outside the footprint, a `Loss` before its session's `PeerJoined`) are fixed; their
+//! reproducers are replayed under `fuzz/regressions/receiver_many_peers/`.
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -113,32 +110,6 @@ const SRC4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const SRC6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
 const RCV4: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9));
-
-/// What a run asserts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// Everything but the open findings (what the fuzz target and CI run):
-    ///
-    /// 1. With `JoinPolicy::AdvertisedTrail`, the packet that confirms a session extends its
-    ///    window back to the advertised trail: up to `rxw_sqns − 1` missing sqns, whatever the
-    ///    session's reach, and over the sqns it has already delivered, which are NAKed and, when
-    ///    repaired, delivered again after newer ones (tolerated: the work allowance of that call
-    ///    grows by `rxw_sqns`, and the session's delivery may step back once).
-    /// 2. A window's `VecDeque` keeps the capacity of its largest extent after the window
-    ///    shrinks (trimmed to the memory budget, jumped, delivered), and data held aside for a
-    ///    leap is not counted in the footprint (tolerated: the heap allowance grows by
-    ///    `rxw_sqns × SLOT_COST` plus two payloads per peer).
-    /// 3. A `Loss` event may come before the session's `PeerJoined` when the call that
-    ///    confirms the session also gives up sqns before its first APDU (tolerated: such a
-    ///    `Loss` is accepted when the `PeerJoined` follows in the same drain).
-    ///
-    /// Not tolerable, so found by any mode until fixed: 4. data whose sqn is exactly 2^31 past
-    /// its session's window lead overflows `i32` in `Receiver::on_data` (`diff − 1`): a panic
-    /// in builds with overflow checks (fuzz and test builds).
-    Ci,
-    /// Asserts the open findings too (replay of `regressions/receiver_many_peers/open/`).
-    Strict,
-}
 
 /// What a run reached (the replay test checks that the seeds reach deep enough).
 #[derive(Debug, Clone, Default)]
@@ -267,14 +238,10 @@ struct Counters {
     delivered: Option<SeqNo>,
     /// This call followed a leap: delivery may step back once (to the new position).
     leapt: bool,
-    /// [`Mode::Ci`], open finding 1: confirmed with `JoinPolicy::AdvertisedTrail`, delivery
-    /// may step back once (to the sqns it asks for again).
-    rejoined: bool,
 }
 
 /// The receiver, the crafted sessions and the clock.
 struct World {
-    mode: Mode,
     rx: Receiver,
     now: Instant,
     start: Instant,
@@ -324,13 +291,8 @@ fn receiver_config(inp: &mut Input<'_>) -> ReceiverConfig {
     c
 }
 
-/// Runs the program `data` in [`Mode::Ci`]; panics (a fuzz finding) when an invariant breaks.
+/// Runs the program `data`; panics (a fuzz finding) when an invariant breaks.
 pub(crate) fn run(data: &[u8]) -> Summary {
-    run_mode(data, Mode::Ci)
-}
-
-/// Runs the program `data`, asserting what `mode` asserts.
-pub(crate) fn run_mode(data: &[u8], mode: Mode) -> Summary {
     let mut inp = Input::new(data);
     let cfg = receiver_config(&mut inp);
     let base = match inp.u8() % 4 {
@@ -349,7 +311,6 @@ pub(crate) fn run_mode(data: &[u8], mode: Mode) -> Summary {
     // What the interpreter holds from here on is small (the counters of the TSIs used).
     let heap_base = heap_live();
     let mut w = World {
-        mode,
         rx: Receiver::new(cfg),
         now: Instant::from_millis(1),
         start: Instant::from_millis(1),
@@ -832,13 +793,6 @@ impl World {
             if leapt {
                 allowed += LEAP_NEAR;
             }
-            if self.mode == Mode::Ci && c.join == JoinPolicy::AdvertisedTrail && confirmed_now {
-                // Open finding 1 (see `Mode`).
-                allowed += u64::from(c.rxw_sqns);
-                if let Some(t) = t {
-                    self.counters.entry(t).or_default().rejoined = true;
-                }
-            }
         }
         assert!(
             growth <= allowed,
@@ -953,7 +907,6 @@ impl World {
     /// after it.
     fn drain_events(&mut self) {
         let max_apdu = self.rx.config().max_apdu;
-        let mut early_loss: Vec<Tsi> = Vec::new();
         while let Some(ev) = self.rx.poll_event() {
             match ev {
                 Event::Data { tsi, apdu } => {
@@ -963,7 +916,6 @@ impl World {
                     if let Some(m) = marked_sqn(&apdu) {
                         match s.delivered {
                             Some(last) if m.diff(last) <= 0 && s.leapt => s.leapt = false,
-                            Some(last) if m.diff(last) <= 0 && s.rejoined => s.rejoined = false,
                             Some(last) if m.diff(last) <= 0 => panic!(
                                 "{tsi} delivered the APDU of sqn {} after that of sqn {} (in \
                                  order, once)",
@@ -977,15 +929,11 @@ impl World {
                 Event::Loss { tsi, count, .. } => {
                     let s = self.counters.entry(tsi).or_default();
                     assert!(count > 0, "Loss of 0 sqns");
-                    if !s.joined {
-                        assert!(
-                            self.mode == Mode::Ci,
-                            "Loss of {count} sqns of {tsi} before its PeerJoined (a session \
-                             that delivered nothing yet)"
-                        );
-                        // Open finding 3 (see `Mode`): its PeerJoined must follow at once.
-                        early_loss.push(tsi);
-                    }
+                    assert!(
+                        s.joined,
+                        "Loss of {count} sqns of {tsi} before its PeerJoined (a session that \
+                         delivered nothing yet)"
+                    );
                 }
                 Event::PeerJoined { tsi } => {
                     let s = self.counters.entry(tsi).or_default();
@@ -1000,12 +948,6 @@ impl World {
                 }
                 _ => {}
             }
-        }
-        for tsi in early_loss {
-            assert!(
-                self.counters.get(&tsi).is_some_and(|s| s.joined),
-                "Loss of {tsi} with no PeerJoined after it"
-            );
         }
     }
 
@@ -1029,15 +971,10 @@ impl World {
         );
         assert!(r.peers_on_probation <= r.peers, "{r:?}");
         let heap = usize::try_from(heap_live() - self.heap_base).unwrap_or(0);
-        let mut allowed = 3 * l.max_total_bytes
+        let allowed = 3 * l.max_total_bytes
             + HEAP_SLACK
             + r.peers as usize * HEAP_PER_PEER
             + l.out_queue * HEAP_PER_OUT;
-        if self.mode == Mode::Ci {
-            // Open finding 2 (see `Mode`): window capacity and leap data per peer.
-            allowed += r.peers as usize
-                * (c.rxw_sqns.next_power_of_two() as usize * SLOT_COST + 2 * MAX_PAYLOAD);
-        }
         assert!(
             heap <= allowed,
             "the receiver holds {heap} bytes of heap (allowed {allowed}: 3 × max_total_bytes \

@@ -222,14 +222,12 @@ impl Source {
         self.queue_bytes
     }
 
-    /// True when every APDU has been transmitted, no repair is pending and, after
-    /// [`Source::close`], the FIN SPMs are out.
-    pub fn is_idle(&self) -> bool {
-        self.queue.is_empty()
-            && self.repairs.is_empty()
-            && self.ncf.is_empty()
-            && self.spms_owed == 0
-            && self.fins_owed == 0
+    /// True when every APDU has been transmitted and, after [`Source::close`], the FIN SPMs
+    /// are out. Pending repairs do not count: NAKs (forged ones too) can keep asking for as
+    /// long as they like, so a closing source answers them for its linger time, not until
+    /// they stop.
+    pub fn is_flushed(&self) -> bool {
+        self.queue.is_empty() && self.spms_owed == 0 && self.fins_owed == 0
     }
 
     /// Queues one APDU; it goes out as one ODATA, or as OPT_FRAGMENT fragments when larger than

@@ -3,10 +3,6 @@
 //! (`fuzz/regressions/receiver_many_peers/`, if any) through the target's own interpreter and
 //! assertions (`fuzz/src/many_peers.rs`, included by path, with its counting allocator), so CI
 //! checks them on stable Rust without cargo-fuzz or nightly.
-//!
-//! Reproducers of open findings (bounds the engine does not keep yet, tolerated by the fuzz
-//! target's `Mode::Ci`) are in `fuzz/regressions/receiver_many_peers/open/`; the ignored test
-//! `open_findings` replays them in `Mode::Strict` and fails until they are fixed.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
 
@@ -18,10 +14,7 @@ mod many_peers;
 #[path = "support/corpus.rs"]
 mod corpus;
 
-use std::{cell::RefCell, fs};
-
-use corpus::{files, fuzz_dir};
-use many_peers::Mode;
+use std::cell::RefCell;
 
 #[test]
 fn replay_seed_corpus() {
@@ -76,24 +69,4 @@ fn replay_regressions() {
     corpus::replay_regressions("receiver_many_peers", |data| {
         let _ = many_peers::run(data);
     });
-}
-
-/// The open findings, asserted (see `Mode` in `fuzz/src/many_peers.rs`): run with
-/// `cargo test -p pgm --test many_peers_fuzz_corpus -- --ignored`.
-#[test]
-#[ignore = "open findings of the receiver engine: fails until they are fixed"]
-fn open_findings() {
-    let dir = fuzz_dir().join("regressions/receiver_many_peers/open");
-    let mut failed = Vec::new();
-    for path in files(&dir) {
-        let data = fs::read(&path).unwrap();
-        let strict = std::panic::catch_unwind(|| many_peers::run_mode(&data, Mode::Strict));
-        if strict.is_err() {
-            failed.push(path.display().to_string());
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "open findings still reproduce: {failed:#?}"
-    );
 }

@@ -506,6 +506,8 @@ impl Receiver {
     /// Gives up `tsi`'s oldest data until the total is within `budget` or its window is empty.
     fn trim(&mut self, tsi: Tsi, budget: usize) {
         if let Some(p) = self.peers.get_mut(&tsi) {
+            // Data held aside for a leap goes first.
+            p.leap = None;
             let others = self.footprint - p.accounted;
             if let Some(w) = p.window.as_mut() {
                 self.stats.memory_trimmed +=
@@ -542,7 +544,7 @@ impl Receiver {
         let w = peer.window.get_or_insert_with(|| Window::new(d.sqn));
         // More than a window away from the window, or a gap larger than the session's NAKs
         // could ask for: believed only once more data confirms it.
-        let gap = u32::try_from(d.sqn.diff(w.lead()) - 1).unwrap_or(0);
+        let gap = u32::try_from(d.sqn.diff(w.lead()).saturating_sub(1)).unwrap_or(0);
         if w.is_far(d.sqn, span) || gap > reach {
             let leap = peer.leap.get_or_insert_with(Leap::default);
             if leap.observe(d.sqn, payload, fragment, span) {
@@ -588,20 +590,30 @@ impl Receiver {
     }
 
     /// After a window changed: delivers what it can, keeps it within its byte bound, and
-    /// confirms a session on probation that delivered two sqns in order.
+    /// confirms a session on probation that has two sqns in order (or one and an SPM that
+    /// agrees). With [`JoinPolicy::AdvertisedTrail`] a session on probation delivers nothing
+    /// yet: once confirmed, its window reaches back to the advertised trail first.
     fn settle(&mut self, now: Instant, tsi: Tsi) {
         let max_bytes = self.cfg.rxw_max_bytes;
+        let hold = self.cfg.join == JoinPolicy::AdvertisedTrail;
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
+        let hold = hold && !peer.confirmed;
         let Some(w) = peer.window.as_mut() else {
             return;
         };
-        w.deliver(&mut self.delivered);
+        if !hold {
+            w.deliver(&mut self.delivered);
+        }
         w.shed(&mut self.delivered, |w| w.bytes > max_bytes);
-        let agreed = peer.spm_agreements >= 1 && w.delivered_sqns >= 1;
-        if !peer.confirmed && (w.delivered_sqns >= 2 || agreed) {
+        let in_order = w.delivered_sqns + w.leading_data();
+        let agreed = peer.spm_agreements >= 1 && in_order >= 1;
+        if !peer.confirmed && (in_order >= 2 || agreed) {
             self.confirm(now, tsi);
+            if hold {
+                self.settle(now, tsi);
+            }
         }
     }
 
@@ -613,11 +625,17 @@ impl Receiver {
             return;
         };
         peer.confirmed = true;
+        let reach = peer.reach();
         let (Some(trail), Some(w)) = (peer.advertised_trail, peer.window.as_mut()) else {
             return;
         };
-        if self.cfg.join == JoinPolicy::AdvertisedTrail && trail.diff(w.trail) < 0 {
-            let oldest = w.lead().sub(rxw_sqns - 1);
+        // Nothing was delivered yet (see `settle`): the window may still grow backwards, as
+        // far as the receive window and the session's NAK credit reach.
+        if self.cfg.join == JoinPolicy::AdvertisedTrail
+            && trail.diff(w.trail) < 0
+            && w.delivered_sqns == 0
+        {
+            let oldest = w.lead().sub(rxw_sqns - 1).max_serial(w.trail.sub(reach));
             let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
             w.extend_back(trail.max_serial(oldest), now, deadline);
         }
@@ -1057,6 +1075,11 @@ fn drain_into(
                 events.push_back(Event::Data { tsi, apdu });
             }
             Delivered::Lost { first, count } if peer.confirmed => {
+                if !peer.announced {
+                    peer.announced = true;
+                    stats.peers_joined += 1;
+                    events.push_back(Event::PeerJoined { tsi });
+                }
                 stats.lost_sqns += u64::from(count);
                 stats.loss_events += 1;
                 peer.stats.lost_sqns += u64::from(count);

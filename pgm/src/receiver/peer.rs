@@ -212,9 +212,16 @@ impl Peer {
         }
     }
 
-    /// Memory the window holds (see `ReceiverLimits::max_total_bytes`).
+    /// Memory the window and the data held aside for a leap hold (see
+    /// `ReceiverLimits::max_total_bytes`).
     pub(crate) fn footprint(&self) -> usize {
-        self.window.as_ref().map_or(0, Window::footprint)
+        let held = self.leap.as_ref().map_or(0, |l| {
+            l.held
+                .iter()
+                .map(|(_, p, _)| p.len() + crate::config::SLOT_COST)
+                .sum()
+        });
+        self.window.as_ref().map_or(0, Window::footprint) + held
     }
 
     /// The peer's next timer: its earliest NAK deadline (RFC 3208 §6.3) unless NAKs are

@@ -108,8 +108,29 @@ impl Window {
 
     /// Whether `sqn` lies more than `span` sqns beyond the lead, or before the trail.
     pub(crate) fn is_far(&self, sqn: SeqNo, span: u32) -> bool {
-        let span = i32::try_from(span).unwrap_or(i32::MAX);
-        sqn.diff(self.lead()) > span || sqn.diff(self.trail) < -span
+        // Unsigned distances: serial differences are ambiguous at exactly 2^31.
+        let ahead = u64::from(sqn.distance_from(self.trail));
+        let behind = u64::from(self.trail.distance_from(sqn));
+        let span = u64::from(span);
+        ahead > self.slots.len() as u64 + span && behind > span
+    }
+
+    /// Data sqns at the front of the window, in order (held for delivery): 0, 1 or 2 (only
+    /// whether there are two matters).
+    pub(crate) fn leading_data(&self) -> u64 {
+        self.slots
+            .iter()
+            .take(2)
+            .take_while(|s| matches!(s, Slot::Data { .. }))
+            .count() as u64
+    }
+
+    /// Gives back the slot memory of a window that shrank a lot (a trimmed gap, a jump), so
+    /// what a session once spanned does not stay allocated.
+    fn compact(&mut self) {
+        if self.slots.capacity() > 2 * self.slots.len() + 1024 {
+            self.slots.shrink_to(self.slots.len() * 2);
+        }
     }
 
     /// Records that data for `sqn` arrived.
@@ -306,6 +327,7 @@ impl Window {
             self.trail = self.trail.add(rest);
         }
         self.flush_loss(out);
+        self.compact();
     }
 
     /// Gives up the oldest sqns while `too_big` holds (or the window is empty), reporting
@@ -322,6 +344,7 @@ impl Window {
             n += 1;
         }
         self.flush_loss(out);
+        self.compact();
         n
     }
 
@@ -359,6 +382,7 @@ impl Window {
             self.trail = new_trail;
         }
         self.flush_loss(out);
+        self.compact();
     }
 
     fn note_loss(&mut self, sqn: SeqNo, out: &mut Vec<Delivered>) {
@@ -387,6 +411,7 @@ impl Window {
     pub(crate) fn deliver(&mut self, out: &mut Vec<Delivered>) {
         self.deliver_runs(out);
         self.flush_loss(out);
+        self.compact();
     }
 
     /// [`Window::deliver`] without reporting the loss run it may end on, so that a caller

@@ -412,7 +412,7 @@ pub(crate) trait Engine: Node + Send + 'static {
     /// The application closed the socket.
     fn start_close(&mut self, now: Instant);
     /// True once everything owed after `close` is on the wire.
-    fn is_idle(&self) -> bool;
+    fn is_flushed(&self) -> bool;
     /// Whether the loop must linger after close (a sender answers NAKs), or stop at once.
     fn lingers(&self) -> bool;
     /// A receiver: application threads wait for its sockets in their own epoll instance.
@@ -459,8 +459,8 @@ impl Engine for Source {
     fn start_close(&mut self, now: Instant) {
         self.close(now);
     }
-    fn is_idle(&self) -> bool {
-        Source::is_idle(self)
+    fn is_flushed(&self) -> bool {
+        Source::is_flushed(self)
     }
     fn lingers(&self) -> bool {
         true
@@ -499,7 +499,7 @@ impl Engine for Receiver {
         }
     }
     fn start_close(&mut self, _now: Instant) {}
-    fn is_idle(&self) -> bool {
+    fn is_flushed(&self) -> bool {
         true
     }
     fn lingers(&self) -> bool {
@@ -650,7 +650,7 @@ impl<E: Engine> Core<E> {
             self.engine.handle_timeout(now);
         }
         self.pump(now);
-        if self.closing && self.linger_until.is_none() && self.engine.is_idle() {
+        if self.closing && self.linger_until.is_none() && self.engine.is_flushed() {
             self.linger_until = Some(now + self.linger);
         }
         if self.linger_until.is_some_and(|t| t <= now) {
