@@ -1,18 +1,33 @@
 //! PGM (RFC 3208): wire format, sans-IO protocol engine, network simulator and raw-IP transport.
 //!
+//! The core has no sockets and no clock:
+//!
 //! - [`wire`]: zero-copy packet views and owned `Repr` types for every RFC 3208 packet type,
 //!   options and the checksum.
-//! - [`time`]: the [`time::Instant`] the engine is driven with (it never reads a clock).
+//! - [`Source`] and [`Receiver`]: the protocol engine, driven through the [`Node`] verbs with
+//!   time passed in ([`time::Instant`]); configured by [`SourceConfig`] / [`ReceiverConfig`].
+//!
+//! Features:
+//!
+//! - `io` (default): [`socket`] (sockets with an IO thread, the OS clock) and [`transport`]
+//!   (raw IPv4 PGM, and the [`transport::Transport`] trait the `epgm` crate's UDP transport
+//!   implements). Without it the crate needs neither mio, socket2 nor libc.
+//! - `sim`: the seeded in-process network simulator ([`sim`]) the scenario tests, benches and
+//!   fuzz targets drive the engine in.
 
 pub mod config;
 pub mod event;
+pub mod node;
 pub mod rate;
 pub mod receiver;
+#[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "io")]
 pub mod socket;
 pub mod source;
 pub mod time;
 pub mod transmit;
+#[cfg(feature = "io")]
 pub mod transport;
 pub mod wire;
 
@@ -20,8 +35,7 @@ pub use config::{
     JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig,
 };
 pub use event::Event;
+pub use node::Node;
 pub use receiver::{PeerStats, Receiver, ReceiverStats};
-pub use socket::{Endpoint, RecvEvent, RecvSocket, SendSocket, SocketOptions};
-pub use source::{SendError, Source, SourceStats};
+pub use source::{Source, SourceStats};
 pub use transmit::Transmit;
-pub use transport::Transport;

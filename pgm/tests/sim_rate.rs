@@ -7,9 +7,10 @@ use std::{cell::RefCell, net::IpAddr, rc::Rc, time::Duration};
 
 use pgm::{
     sim::{Dir, LinkConfig, Node, TapKind},
+    source::SendError,
     time::Instant,
     wire::{Body, Nak, NakList, Options, PacketRepr, SeqNo},
-    SendError, Source, Transmit,
+    Source, Transmit,
 };
 use support::{Lan, DPORT, GROUP, SRC_ADDR, TSI};
 

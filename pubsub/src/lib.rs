@@ -42,6 +42,6 @@ pub use decoder::{Decoder, DecoderConfig, DecoderStats, Message, RecvEvent};
 pub use encoder::{Encoder, EncoderConfig, EncoderStats};
 pub use filter::Filter;
 pub use options::{ConnectError, Options};
-pub use pgm::{wire::Tsi, SocketOptions};
+pub use pgm::{socket::SocketOptions, wire::Tsi};
 pub use publisher::{Publisher, PublisherStats, SendError};
 pub use subscriber::{RecvError, Subscriber, SubscriberStats};

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use pgm::{socket::OpenError, Mtu, SocketOptions};
+use pgm::{
+    socket::{OpenError, SocketOptions},
+    Mtu,
+};
 
 use crate::{decoder::DEFAULT_MAX_MESSAGE_SIZE, encoder::DEFAULT_LINGER};
 

@@ -41,7 +41,6 @@
 //! assert_eq!(sim.now(), Instant::from_millis(5));
 //! ```
 
-mod engine;
 mod link;
 mod queue;
 #[cfg(test)]
@@ -54,7 +53,8 @@ use rand::{rngs::SmallRng, SeedableRng};
 
 pub use self::link::{Filter, GilbertElliott, LinkConfig};
 use self::{link::Link, queue::EventQueue};
-use crate::{time::Instant, Transmit};
+pub use crate::node::Node;
+use crate::time::Instant;
 
 /// The environment variable that overrides the seed given to [`seed_from_env`].
 pub const SEED_ENV: &str = "PGM_SIM_SEED";
@@ -67,34 +67,6 @@ const MAX_TRANSMITS_PER_POLL: usize = 1_000_000;
 
 /// Far enough in the future to mean "no limit".
 const NEVER: Instant = Instant::from_micros(u64::MAX);
-
-/// A sans-IO endpoint: what the simulator drives, and what the socket driver drives too
-/// (implemented by [`crate::Source`] and [`crate::Receiver`]).
-pub trait Node {
-    /// A packet arrived from `src` (sender's IP) addressed to `dst` (a multicast group or this node's IP).
-    fn handle_packet(&mut self, now: Instant, src: IpAddr, dst: IpAddr, packet: &[u8]);
-    /// The deadline last returned by [`Node::poll_timeout`] has passed.
-    fn handle_timeout(&mut self, now: Instant);
-    /// Writes the next packet into `buf` (the node clears it first) and says where it goes.
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit>;
-    /// When the node next wants [`Node::handle_timeout`] called, if ever.
-    fn poll_timeout(&self) -> Option<Instant>;
-}
-
-impl<N: Node + ?Sized> Node for Box<N> {
-    fn handle_packet(&mut self, now: Instant, src: IpAddr, dst: IpAddr, packet: &[u8]) {
-        (**self).handle_packet(now, src, dst, packet);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        (**self).handle_timeout(now);
-    }
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        (**self).poll_transmit(now, buf)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        (**self).poll_timeout()
-    }
-}
 
 /// A [`Node`] that can be downcast back to its concrete type for assertions.
 trait AnyNode: Node + Any {

@@ -1,10 +1,10 @@
 //! Simulator tests with toy nodes: a pinger that numbers and timestamps its packets, an echo, a
 //! counting sink and timer probes.
-#![allow(clippy::cast_precision_loss)]
 
 use std::{cell::RefCell, collections::VecDeque, rc::Rc};
 
 use super::*;
+use crate::Transmit;
 
 const PING: u8 = 0;
 const ECHO: u8 = 1;

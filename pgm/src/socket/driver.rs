@@ -76,12 +76,12 @@ use mio::{unix::SourceFd, Events, Interest, Poll, Token, Waker};
 use super::{Clock, IoStats, RecvEvent, RecvStats, SendStats};
 use crate::{
     event::Event,
+    node::Node,
     receiver::Receiver,
-    sim::Node,
+    source::SendError as EngineSendError,
     source::Source,
     time::{sooner, Instant},
     transport::{Outgoing, RecvBatch, Transport, BATCH, MAX_DATAGRAM},
-    SendError as EngineSendError,
 };
 
 const WAKER: Token = Token(usize::MAX);

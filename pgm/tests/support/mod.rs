@@ -13,10 +13,11 @@ use std::{
 
 use pgm::{
     sim::{LinkConfig, NodeId, SeedGuard, Sim},
+    source::SendError,
     time::Instant,
     wire::{Body, PacketRepr},
     wire::{Gsi, SeqNo, Tsi},
-    Event, Receiver, ReceiverConfig, SendError, Source, SourceConfig,
+    Event, Receiver, ReceiverConfig, Source, SourceConfig,
 };
 
 pub(crate) const GROUP: IpAddr = IpAddr::V4(Ipv4Addr::new(239, 192, 0, 1));
