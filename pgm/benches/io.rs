@@ -15,10 +15,7 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pgm::transport::{
-    mmsg::{MmsgReceiver, MmsgSender},
-    Outgoing, BATCH,
-};
+use pgm::sys::mmsg::{MmsgReceiver, MmsgSender, Outgoing, BATCH};
 
 /// A connected-by-address pair on loopback: `tx` sends to `rx`'s port.
 fn pair() -> (UdpSocket, UdpSocket, u16) {

@@ -25,6 +25,8 @@ pub mod sim;
 #[cfg(feature = "io")]
 pub mod socket;
 pub mod source;
+#[cfg(feature = "io")]
+pub mod sys;
 pub mod time;
 pub mod transmit;
 #[cfg(feature = "io")]

@@ -14,8 +14,9 @@ use crate::{decoder::DEFAULT_MAX_MESSAGE_SIZE, encoder::DEFAULT_LINGER};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The transport's options (rate, TPDU, hops, NAK timing, socket buffers, GSI…).
-    pub socket: SocketOptions,
+    /// The transport's options: the socket's (rate, TPDU, hops, NAK timing, buffers, GSI…)
+    /// and the encapsulation's (EPGM's UDP GSO).
+    pub transport: epgm::Options,
     /// Publisher: how long a part-filled APDU waits for more messages; zero sends every
     /// message as its own APDU(s) at once.
     pub batch_linger: Duration,
@@ -30,7 +31,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            socket: SocketOptions::default(),
+            transport: epgm::Options::default(),
             batch_linger: DEFAULT_LINGER,
             max_payload: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -39,10 +40,17 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Sets [`Options::socket`].
+    /// Sets the socket part of [`Options::transport`].
     #[must_use]
     pub fn with_socket(mut self, socket: SocketOptions) -> Self {
-        self.socket = socket;
+        self.transport.socket = socket;
+        self
+    }
+
+    /// Sets [`Options::transport`].
+    #[must_use]
+    pub fn with_transport(mut self, transport: epgm::Options) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -70,7 +78,7 @@ impl Options {
     /// The APDU size a publisher uses over a transport with `ip_overhead` header bytes.
     pub(crate) fn payload_for(&self, ip_overhead: usize) -> Result<usize, ConnectError> {
         let mtu = Mtu {
-            mtu: self.socket.tpdu,
+            mtu: self.transport.socket.engine.tpdu,
             ip_overhead,
         };
         let limit = mtu.max_tsdu();

@@ -36,8 +36,9 @@ use std::{
 };
 
 use bytes::Bytes;
+use epgm::Url;
 use pgm::{
-    socket::{self, Clock, Endpoint, Role, SendSocket, SendStats},
+    socket::{self, Clock, Role, SendSocket, SendStats},
     time::Instant,
     wire::Tsi,
 };
@@ -262,8 +263,8 @@ impl Publisher {
     /// Opens a publisher on `endpoint`: `pgm://IFACE;GROUP:PORT` (raw IP, needs CAP_NET_RAW) or
     /// `epgm://IFACE;GROUP:PORT` (UDP).
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
-        let endpoint = Endpoint::parse(endpoint).map_err(socket::OpenError::from)?;
-        let transport = epgm::open_transport(&endpoint, &options.socket, Role::Sender)?;
+        let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
+        let transport = epgm::open_transport(&url, &options.transport, Role::Sender)?;
         let max_payload = options.payload_for(transport.ip_overhead())?;
         let enc = Encoder::new(EncoderConfig {
             max_payload,
@@ -273,7 +274,7 @@ impl Publisher {
             max_payload,
             limit: crate::encoder::MAX_PAYLOAD,
         })?;
-        let sock = SendSocket::open(&endpoint, &options.socket, transport)?;
+        let sock = SendSocket::open(&url.endpoint, &options.transport.socket, transport)?;
         let inner = Arc::new(Inner {
             sock,
             clock: Clock::new(),

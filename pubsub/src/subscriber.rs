@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use pgm::socket::{self, Clock, Endpoint, RecvSocket, RecvStats, Role};
+use epgm::Url;
+use pgm::socket::{self, Clock, RecvSocket, RecvStats, Role};
 
 use crate::{
     decoder::{Decoder, DecoderConfig, DecoderStats, RecvEvent},
@@ -52,9 +53,9 @@ impl Subscriber {
     /// Opens a subscriber on `endpoint`: `pgm://IFACE;GROUP:PORT` (raw IP, needs CAP_NET_RAW)
     /// or `epgm://IFACE;GROUP:PORT` (UDP).
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
-        let endpoint = Endpoint::parse(endpoint).map_err(socket::OpenError::from)?;
-        let transport = epgm::open_transport(&endpoint, &options.socket, Role::Receiver)?;
-        let sock = RecvSocket::open(&endpoint, &options.socket, transport)?;
+        let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
+        let transport = epgm::open_transport(&url, &options.transport, Role::Receiver)?;
+        let sock = RecvSocket::open(&url.endpoint, &options.transport.socket, transport)?;
         Ok(Subscriber {
             sock,
             dec: Decoder::new(DecoderConfig {
@@ -120,9 +121,9 @@ impl Subscriber {
                 }
             };
             match ev {
-                socket::RecvEvent::Data { tsi, data } => self.dec.handle_data(tsi, &data),
-                socket::RecvEvent::Loss { tsi, count, .. } => self.dec.handle_loss(tsi, count),
-                socket::RecvEvent::PeerExpired { tsi } => self.dec.handle_peer_gone(tsi),
+                pgm::Event::Data { tsi, apdu } => self.dec.handle_data(tsi, &apdu),
+                pgm::Event::Loss { tsi, count, .. } => self.dec.handle_loss(tsi, count),
+                pgm::Event::PeerExpired { tsi } => self.dec.handle_peer_gone(tsi),
                 // A new peer starts unjoined on its first data; nothing to do before that.
                 _ => {}
             }

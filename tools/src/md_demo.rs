@@ -158,14 +158,17 @@ fn endpoint(args: &DemoArgs) -> String {
     format!("{scheme}://127.0.0.1;{}:{}", args.group, args.port)
 }
 
-fn socket_options(loss: f64, seed: u64) -> SocketOptions {
-    let mut s = SocketOptions::default();
-    s.multicast_loop = true;
-    s.hops = 1;
+fn transport_options(loss: f64, seed: u64) -> epgm::Options {
+    let o = epgm::Options::from(
+        SocketOptions::default()
+            .with_multicast_loop(true)
+            .with_hops(1),
+    );
     if loss > 0.0 {
-        s.simulated_recv_loss = Some((loss / 100.0, seed));
+        o.with_simulated_recv_loss(loss / 100.0, seed)
+    } else {
+        o
     }
-    s
 }
 
 /// Runs the demo; returns whether verification passed.
@@ -188,7 +191,7 @@ pub fn run(args: &DemoArgs) -> Result<bool> {
     let mut subs = Vec::new();
     for (k, plan) in PLANS.iter().enumerate() {
         let loss = if plan.lossy { args.loss } else { 0.0 };
-        let opts = Options::default().with_socket(socket_options(loss, args.seed + k as u64));
+        let opts = Options::default().with_transport(transport_options(loss, args.seed + k as u64));
         let mut sub = Subscriber::connect(&ep, &opts)
             .with_context(|| format!("subscriber {} on {ep}", plan.name))?;
         for p in plan.prefixes {
@@ -201,7 +204,7 @@ pub fn run(args: &DemoArgs) -> Result<bool> {
     }
     // Let the subscribers join the group before the first quote.
     thread::sleep(Duration::from_millis(200));
-    let opts = Options::default().with_socket(socket_options(0.0, 0));
+    let opts = Options::default().with_transport(transport_options(0.0, 0));
     let mut publisher =
         Publisher::connect(&ep, &opts).with_context(|| format!("publisher on {ep}"))?;
     if !args.quiet {

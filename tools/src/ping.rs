@@ -31,7 +31,10 @@ use std::{io, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use pgm::socket::{RecvError, RecvEvent, RecvSocket, SendSocket, SocketOptions};
+use pgm::{
+    socket::{RecvError, RecvSocket, SendSocket, SocketOptions},
+    Event,
+};
 use socket2::Socket;
 
 use crate::{
@@ -134,7 +137,7 @@ impl BusyPoll {
 /// Sets the socket layer's busy-poll option (`SocketOptions::busy_poll`) on `opts`; returns
 /// whether it is on.
 pub fn apply_busy_poll(opts: &mut SocketOptions, on: bool) -> bool {
-    opts.busy_poll = on;
+    opts.driver.busy_poll = on;
     on
 }
 
@@ -169,7 +172,7 @@ impl Link for PgmLink {
                 self.rx.recv_timeout(Duration::from_nanos(left))
             };
             match r {
-                Ok(RecvEvent::Data { data, .. }) => {
+                Ok(Event::Data { apdu: data, .. }) => {
                     buf.clear();
                     buf.extend_from_slice(&data);
                     return Ok(true);
@@ -195,7 +198,7 @@ impl Link for PgmLink {
 
 struct UdpLink {
     tx: Socket,
-    rx: Socket,
+    rx: std::net::UdpSocket,
 }
 
 impl Link for UdpLink {
@@ -210,25 +213,18 @@ impl Link for UdpLink {
             if now >= deadline_ns {
                 return Ok(false);
             }
+            self.rx.set_nonblocking(spin)?;
             if !spin {
                 let left = Duration::from_nanos((deadline_ns - now).max(1_000));
                 self.rx.set_read_timeout(Some(left))?;
             }
-            let flags = if spin { libc::MSG_DONTWAIT } else { 0 };
-            // SAFETY: `buf` is initialised and stays alive for the call.
-            let rc = unsafe {
-                libc::recv(
-                    std::os::fd::AsRawFd::as_raw_fd(&self.rx),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    flags,
-                )
+            let e = match self.rx.recv(buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(true);
+                }
+                Err(e) => e,
             };
-            if rc >= 0 {
-                buf.truncate(usize::try_from(rc).unwrap_or(0));
-                return Ok(true);
-            }
-            let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                     if spin {
@@ -254,23 +250,21 @@ fn open_link(
         return Ok((
             Box::new(UdpLink {
                 tx: tx.sender(a.common.hops)?,
-                rx,
+                rx: rx.into(),
             }),
             BusyPoll::Off,
         ));
     }
-    let opts = a
-        .common
-        .socket_options()
-        .with_linger(Duration::from_millis(300));
+    let mut opts = a.common.transport_options();
+    opts.socket = opts.socket.with_linger(Duration::from_millis(300));
     let mode = BusyPoll::from_args(a.spin, a.busy_poll);
     let (mut rx_opts, mut tx_opts) = (opts.clone(), opts);
     apply_busy_poll(
-        &mut rx_opts,
+        &mut rx_opts.socket,
         matches!(mode, BusyPoll::Recv | BusyPoll::Both),
     );
     apply_busy_poll(
-        &mut tx_opts,
+        &mut tx_opts.socket,
         matches!(mode, BusyPoll::Send | BusyPoll::Both),
     );
     // The receiving side first, so an answer never finds it missing.

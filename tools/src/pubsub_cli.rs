@@ -229,13 +229,13 @@ impl PubArgs {
                 self.batch_linger_us
             )));
         }
-        let socket = self
-            .common
-            .socket_options()
+        let mut transport = self.common.transport_options();
+        transport.socket = transport
+            .socket
             .with_rate((self.rate > 0).then_some(self.rate))
             .with_linger(Duration::from_secs_f64(self.linger));
         let mut o = Options::default()
-            .with_socket(socket)
+            .with_transport(transport)
             .with_batch_linger(Duration::from_micros(self.batch_linger_us));
         if let Some(p) = self.max_payload {
             o = o.with_max_payload(p);
@@ -580,7 +580,7 @@ fn print_message(out: &mut dyn Write, m: &Message) -> io::Result<()> {
 /// Opens the subscriber of `args`, subscribes, and says so on stderr.
 fn open_sub(args: &SubArgs) -> Result<Subscriber, ToolError> {
     let opts = Options::default()
-        .with_socket(args.common.socket_options())
+        .with_transport(args.common.transport_options())
         .with_max_message_size(args.max_message_size);
     let mut sub = Subscriber::connect(&args.endpoint, &opts).map_err(connect_error)?;
     for p in &args.subscribe {

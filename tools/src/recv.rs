@@ -12,8 +12,9 @@ use std::{
 
 use clap::Parser;
 use pgm::{
-    socket::{Clock, RecvError, RecvEvent, RecvSocket},
+    socket::{Clock, RecvError, RecvSocket},
     wire::Tsi,
+    Event,
 };
 
 use crate::{
@@ -345,10 +346,11 @@ impl RecvOutcome {
 /// Runs `pgm-recv`, printing messages to `out` (unless verifying).
 pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, ToolError> {
     let idle = args.idle_timeout()?;
-    let opts = args.common.socket_options().with_busy_poll(args.spin);
+    let mut opts = args.common.transport_options();
+    opts.socket = opts.socket.with_busy_poll(args.spin);
     let sock = epgm::open_receiver(&args.endpoint, &opts)?;
     if !args.common.quiet {
-        eprintln!("pgm-recv: listening on {}", sock.endpoint());
+        eprintln!("pgm-recv: listening on {}", args.endpoint);
     }
     let mono_base = crate::udp_perf::mono_ns();
     let clock = Clock::new();
@@ -379,7 +381,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
             Err(e) => return Err(ToolError::Io(io::Error::other(e))),
         };
         match ev {
-            RecvEvent::Data { tsi, data } => {
+            Event::Data { tsi, apdu: data } => {
                 activity.delivered(&clock);
                 bytes += data.len() as u64;
                 if args.verify {
@@ -390,16 +392,16 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
                     out.write_all(b"\n")?;
                 }
             }
-            RecvEvent::Loss { tsi, count, first } => {
+            Event::Loss { tsi, count, first } => {
                 v.on_loss(tsi, count);
                 if !args.common.quiet {
                     eprintln!("pgm-recv: {tsi}: {count} packets lost from sqn {}", first.0);
                 }
             }
-            RecvEvent::PeerJoined { tsi } if !args.common.quiet => {
+            Event::PeerJoined { tsi } if !args.common.quiet => {
                 eprintln!("pgm-recv: sender {tsi} joined");
             }
-            RecvEvent::PeerExpired { tsi } if !args.common.quiet => {
+            Event::PeerExpired { tsi } if !args.common.quiet => {
                 eprintln!("pgm-recv: sender {tsi} left");
             }
             _ => {}
@@ -430,7 +432,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
 
 /// The next queued event; flushes `out` before reporting that none is queued, so printed lines
 /// appear as soon as the stream pauses.
-fn next_event(sock: &RecvSocket, out: &mut dyn Write) -> Result<RecvEvent, RecvError> {
+fn next_event(sock: &RecvSocket, out: &mut dyn Write) -> Result<Event, RecvError> {
     match sock.try_recv() {
         Err(RecvError::Empty) => {
             out.flush().map_err(|e| RecvError::Failed(e.to_string()))?;

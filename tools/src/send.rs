@@ -268,6 +268,11 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The socket and transport options these arguments ask for.
+    pub fn transport_options(&self) -> epgm::Options {
+        epgm::Options::from(self.socket_options()).with_udp_gso(!self.no_gso)
+    }
+
     /// The socket options these arguments ask for.
     pub fn socket_options(&self) -> SocketOptions {
         let mut o = SocketOptions::default()
@@ -275,8 +280,7 @@ impl CommonArgs {
             .with_nak(self.nak_profile.into())
             .with_hops(self.hops)
             .with_multicast_loop(self.multicast_loop)
-            .with_tos(self.tos)
-            .with_udp_gso(!self.no_gso);
+            .with_tos(self.tos);
         match self.window {
             Some(Window::Sqns(n)) => o = o.with_window_sqns(n),
             Some(Window::Bytes(b)) => o = o.with_window_bytes(b),
@@ -527,9 +531,9 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
             args.linger
         )));
     }
-    let opts = args
-        .common
-        .socket_options()
+    let mut opts = args.common.transport_options();
+    opts.socket = opts
+        .socket
         .with_rate((args.rate > 0).then_some(args.rate))
         .with_linger(Duration::from_secs_f64(args.linger))
         .with_busy_poll(args.spin);
@@ -542,7 +546,7 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
         )));
     }
     if !args.common.quiet {
-        eprintln!("pgm-send: sending on {} as {}", sock.endpoint(), sock.tsi());
+        eprintln!("pgm-send: sending on {} as {}", args.endpoint, sock.tsi());
     }
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !args.common.quiet);

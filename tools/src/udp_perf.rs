@@ -21,7 +21,6 @@
 
 use std::{
     io,
-    mem::{self, MaybeUninit},
     net::{IpAddr, Ipv4Addr, SocketAddrV4},
     os::fd::AsRawFd,
     process::ExitCode,
@@ -31,9 +30,9 @@ use std::{
 use clap::{Parser, Subcommand};
 use pgm::{
     socket::Endpoint,
-    transport::{
-        mmsg::{MmsgSender, GSO_MAX_SEGMENTS},
-        Outgoing,
+    sys::{
+        mmsg::{MmsgReceiver, MmsgSender, Outgoing, GSO_MAX_SEGMENTS},
+        process,
     },
 };
 use socket2::{Domain, Protocol, Socket, Type};
@@ -46,28 +45,12 @@ pub const SOCKET_BUFFER: usize = 4 << 20;
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every network namespace of the machine,
 /// so the benchmark harness can compare timestamps of different processes.
 pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts);
-    }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+    process::monotonic_ns()
 }
 
 /// Peak resident set of this process in KiB (`getrusage` `ru_maxrss`).
 pub fn max_rss_kb() -> u64 {
-    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the rusage struct it is given.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    if rc != 0 {
-        return 0;
-    }
-    // SAFETY: zero-initialised and filled by a successful getrusage.
-    let ru = unsafe { ru.assume_init() };
-    u64::try_from(ru.ru_maxrss).unwrap_or(0)
+    process::max_rss_kib()
 }
 
 /// A plain UDP multicast endpoint: interface address, group and port.
@@ -89,7 +72,7 @@ impl UdpEndpoint {
             .or_else(|| s.strip_prefix("epgm://"))
             .or_else(|| s.strip_prefix("pgm://"))
             .ok_or_else(|| format!("bad endpoint {s:?}: expected udp://IFACE;GROUP:PORT"))?;
-        let ep = Endpoint::parse(&format!("epgm://{rest}")).map_err(|e| e.to_string())?;
+        let ep = Endpoint::parse_within(rest, s).map_err(|e| e.to_string())?;
         let (std::net::IpAddr::V4(iface), std::net::IpAddr::V4(group)) =
             (ep.interface.addr, ep.group)
         else {
@@ -245,18 +228,15 @@ fn run_send(a: &UdpSendArgs) -> io::Result<String> {
     } else {
         a.batch as usize
     };
-    let mut bufs = vec![vec![0u8; a.size]; batch];
-    let mut gso = a.gso.then(|| {
-        let dst = IpAddr::V4(ep.group);
-        let outs: Vec<Outgoing> = (0..batch)
-            .map(|_| Outgoing {
-                dst,
-                buf: vec![0u8; a.size],
-                ttl: None,
-            })
-            .collect();
-        (MmsgSender::new(), outs)
-    });
+    let dst = IpAddr::V4(ep.group);
+    let mut outs: Vec<Outgoing> = (0..batch)
+        .map(|_| Outgoing {
+            dst,
+            buf: vec![0u8; a.size],
+            ttl: None,
+        })
+        .collect();
+    let mut tx = MmsgSender::new();
     let (mut sent, mut errors) = (0u64, 0u64);
     let start = mono_ns();
     while sent < a.count {
@@ -279,16 +259,13 @@ fn run_send(a: &UdpSendArgs) -> io::Result<String> {
             continue;
         }
         let n = usize::try_from((due - sent).min(batch as u64)).unwrap_or(batch);
-        let r = if let Some((tx, outs)) = &mut gso {
-            for (k, o) in outs.iter_mut().take(n).enumerate() {
-                o.buf[..8].copy_from_slice(&(sent + k as u64).to_be_bytes());
-            }
+        for (k, o) in outs.iter_mut().take(n).enumerate() {
+            o.buf[..8].copy_from_slice(&(sent + k as u64).to_be_bytes());
+        }
+        let r = if a.gso {
             tx.send_connected_gso(sock.as_raw_fd(), &outs[..n])
         } else {
-            for (k, b) in bufs.iter_mut().take(n).enumerate() {
-                b[..8].copy_from_slice(&(sent + k as u64).to_be_bytes());
-            }
-            sendmmsg(&sock, &mut bufs[..n])
+            tx.send_connected(sock.as_raw_fd(), &outs[..n])
         };
         match r {
             Ok(done) => sent += done as u64,
@@ -318,35 +295,6 @@ fn run_send(a: &UdpSendArgs) -> io::Result<String> {
     ]))
 }
 
-/// One `sendmmsg` of `bufs` on a connected socket; the number of datagrams sent.
-fn sendmmsg(sock: &Socket, bufs: &mut [Vec<u8>]) -> io::Result<usize> {
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: an all-zero msghdr is valid (no name, no control data).
-            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-            h.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
-    let len = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
-    // SAFETY: `msgs` points at `len` initialised headers whose iovecs point into `bufs`, all of
-    // which outlive the call.
-    let rc = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), len, 0) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(rc).unwrap_or(0))
-}
-
 /// What the receiver counted.
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
@@ -367,7 +315,8 @@ fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
     let idle_ns = secs(a.timeout)?;
     let max_ns = secs(a.max_secs)?;
     let wanted = a.count.unwrap_or(u64::MAX);
-    let mut bufs = vec![[0u8; BUF]; BATCH];
+    let mut bufs = vec![0u8; BATCH * BUF];
+    let mut rx = MmsgReceiver::new(false);
     let mut c = Counts::default();
     let start = mono_ns();
     let (mut first_ns, mut last_ns) = (0u64, start);
@@ -376,8 +325,8 @@ fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
         if now - start > max_ns || (c.first.is_some() && now - last_ns > idle_ns) {
             break;
         }
-        let lens = match recvmmsg(&sock, &mut bufs) {
-            Ok(l) => l,
+        let infos = match rx.recv_wait(sock.as_raw_fd(), &mut bufs, BUF, BATCH) {
+            Ok(i) => i,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -391,8 +340,8 @@ fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
             Err(e) => return Err(e),
         };
         let t = mono_ns();
-        for (b, &len) in bufs.iter().zip(&lens) {
-            if len < 8 {
+        for (b, info) in bufs.chunks(BUF).zip(infos) {
+            if info.len < 8 {
                 continue;
             }
             let mut s = [0u8; 8];
@@ -410,7 +359,7 @@ fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
             }
             c.last = c.last.max(seq);
         }
-        if !lens.is_empty() {
+        if !infos.is_empty() {
             last_ns = t;
         }
     }
@@ -436,45 +385,6 @@ fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
         ("max_rss_kb", max_rss_kb().into()),
     ]);
     Ok((line, a.count.is_none_or(|n| c.received >= n)))
-}
-
-/// One blocking `recvmmsg` (returns once at least one datagram arrived, or on the socket's
-/// read timeout); the lengths of the datagrams received.
-fn recvmmsg<const N: usize>(sock: &Socket, bufs: &mut [[u8; N]]) -> io::Result<Vec<usize>> {
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: N,
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: an all-zero msghdr is valid (no name, no control data).
-            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-            h.msg_hdr.msg_iov = std::ptr::from_mut(iov);
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
-    let len = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
-    // SAFETY: `msgs` points at `len` headers whose iovecs point into `bufs`; both outlive the
-    // call; a null timeout is allowed.
-    let rc = unsafe {
-        libc::recvmmsg(
-            sock.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            len,
-            libc::MSG_WAITFORONE,
-            std::ptr::null_mut(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = usize::try_from(rc).unwrap_or(0);
-    Ok(msgs[..n].iter().map(|m| m.msg_len as usize).collect())
 }
 
 #[cfg(test)]

@@ -493,7 +493,7 @@ impl<'a> Ctx<'a> {
             size: SIZE,
             rate: fins.first().map_or(0.0, |f| f64_of(&f.json, "msgs_per_s")),
             window_bytes: window,
-            recv_queue_bytes: pgm::socket::SocketOptions::default().recv_queue,
+            recv_queue_bytes: pgm::socket::SocketOptions::default().driver.recv_queue,
             peak_kib: peak,
             fast_ok,
             fast_rss_kib: fins.get(1).map_or(0, |f| f.peak_rss_kib),

@@ -18,10 +18,11 @@ use bytes::Bytes;
 
 use super::{
     driver::{self, lock, Core, Engine, Shared, State, Turn, Who},
-    Clock, Endpoint, OpenError, RecvError, RecvEvent, RecvStats, Role, SendError, SendStats,
-    SocketOptions,
+    Clock, Endpoint, OpenError, RecvError, RecvStats, SendError, SendStats, SocketOptions,
 };
-use crate::{receiver::Receiver, source::Source, time::sooner, transport::Transport, wire::Tsi};
+use crate::{
+    event::Event, receiver::Receiver, source::Source, time::sooner, transport::Transport, wire::Tsi,
+};
 
 /// While an application thread waits for the driver, it looks for itself at least this often
 /// (a safety net: the driver signals every change a waiter cares about).
@@ -48,10 +49,10 @@ impl<E: Engine> Handle<E> {
             engine,
             transport,
             clock,
-            opts.linger,
-            opts.recv_queue,
-            opts.busy_poll,
-            opts.spin_before_sleep,
+            opts.driver.linger,
+            opts.driver.recv_queue,
+            opts.driver.busy_poll,
+            opts.driver.spin_before_sleep,
         )?;
         let thread = thread::Builder::new()
             .name(name.to_owned())
@@ -156,7 +157,7 @@ impl SendSocket {
             handle,
             endpoint: endpoint.clone(),
             tsi,
-            queue_limit: opts.send_queue,
+            queue_limit: opts.driver.send_queue,
             max_tsdu,
             max_fragment,
             max_apdu,
@@ -392,7 +393,7 @@ impl Drop for SendSocket {
 /// The batch of events an application thread took from the driver in one go.
 #[derive(Debug, Default)]
 struct Local {
-    events: VecDeque<RecvEvent>,
+    events: VecDeque<Event>,
     /// The batch's charge against the receive queue, released when it is used up.
     held: usize,
     /// `Shared::out_seq` when the shared queue was last found empty: while it has not moved,
@@ -437,7 +438,7 @@ impl SpinPolicy {
 }
 
 /// A PGM receiver: data from every sender (TSI) on the endpoint, in order per sender, with
-/// losses reported as [`RecvEvent::Loss`].
+/// losses reported as [`Event::Loss`].
 ///
 /// Every method takes `&self`, so one socket can be shared between threads (each event goes
 /// to one of them).
@@ -466,7 +467,7 @@ impl RecvSocket {
             local: Mutex::new(Local::default()),
             spin: SpinPolicy::default(),
             endpoint: endpoint.clone(),
-            recv_queue: opts.recv_queue,
+            recv_queue: opts.driver.recv_queue,
             clock,
         })
     }
@@ -477,18 +478,18 @@ impl RecvSocket {
     }
 
     /// The next event, waiting as long as it takes.
-    pub fn recv(&self) -> Result<RecvEvent, RecvError> {
+    pub fn recv(&self) -> Result<Event, RecvError> {
         self.next(None)
     }
 
     /// The next event, or [`RecvError::Timeout`] after `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvEvent, RecvError> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvError> {
         self.next(Some(timeout))
     }
 
     /// The next event if one is ready (after draining the sockets, when no other thread is
     /// doing so), else [`RecvError::Empty`].
-    pub fn try_recv(&self) -> Result<RecvEvent, RecvError> {
+    pub fn try_recv(&self) -> Result<Event, RecvError> {
         self.next(Some(Duration::ZERO)).map_err(|e| match e {
             RecvError::Timeout => RecvError::Empty,
             e => e,
@@ -498,7 +499,7 @@ impl RecvSocket {
     /// Appends every event that is ready to `out` without waiting (after draining the
     /// sockets, when no other thread is doing so); returns how many. Cheaper than one
     /// [`RecvSocket::try_recv`] per event.
-    pub fn try_recv_many(&self, out: &mut Vec<RecvEvent>) -> Result<usize, RecvError> {
+    pub fn try_recv_many(&self, out: &mut Vec<Event>) -> Result<usize, RecvError> {
         self.handle.shared.note_app_call();
         let mut local = lock(&self.local);
         if local.events.is_empty() && !self.refill(&mut local)? {
@@ -548,7 +549,7 @@ impl RecvSocket {
     }
 
     /// An event from the local batch, or from the shared queue.
-    fn take(&self) -> Result<Option<RecvEvent>, RecvError> {
+    fn take(&self) -> Result<Option<Event>, RecvError> {
         let mut local = lock(&self.local);
         if let Some(ev) = local.events.pop_front() {
             return Ok(Some(ev));
@@ -559,7 +560,7 @@ impl RecvSocket {
         Ok(None)
     }
 
-    fn next(&self, timeout: Option<Duration>) -> Result<RecvEvent, RecvError> {
+    fn next(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
         let shared = &self.handle.shared;
         shared.note_app_call();
         // Most calls find an event ready: no clock read for those (a busy receiver makes
@@ -653,28 +654,5 @@ impl RecvSocket {
 impl Drop for RecvSocket {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// A sender or a receiver, as opened from [`SocketOptions::role`].
-#[derive(Debug)]
-pub enum Socket {
-    /// A sender.
-    Sender(SendSocket),
-    /// A receiver.
-    Receiver(RecvSocket),
-}
-
-impl Socket {
-    /// Opens a sender or a receiver (by `opts.role`) over an opened transport.
-    pub fn open(
-        endpoint: &Endpoint,
-        opts: &SocketOptions,
-        transport: Box<dyn Transport>,
-    ) -> Result<Self, OpenError> {
-        Ok(match opts.role {
-            Role::Sender => Socket::Sender(SendSocket::open(endpoint, opts, transport)?),
-            Role::Receiver => Socket::Receiver(RecvSocket::open(endpoint, opts, transport)?),
-        })
     }
 }

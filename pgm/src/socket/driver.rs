@@ -40,7 +40,7 @@
 //!
 //! # The IO thread's alarm
 //!
-//! The IO thread sleeps until a timerfd in its epoll set fires ([`Alarm`]), not for an
+//! The IO thread sleeps until a timerfd in its epoll set fires (`Shared::alarm`), not for an
 //! `epoll_wait` timeout, so an application thread that ran a turn can move that wake-up
 //! without waking anyone: earlier when it left an earlier deadline, later when the IO thread
 //! was about to wake for something the application's turn has just handled (every ODATA
@@ -62,7 +62,7 @@
 use std::{
     collections::VecDeque,
     io, mem,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd, RawFd},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Condvar, Mutex, MutexGuard, PoisonError,
@@ -73,13 +73,17 @@ use std::{
 use bytes::Bytes;
 use mio::{unix::SourceFd, Events, Interest, Poll, Token, Waker};
 
-use super::{Clock, IoStats, RecvEvent, RecvStats, SendStats};
+use super::{Clock, IoStats, RecvStats, SendStats};
 use crate::{
     event::Event,
     node::Node,
     receiver::Receiver,
     source::SendError as EngineSendError,
     source::Source,
+    sys::{
+        self,
+        event::{EventFd, TimerFd},
+    },
     time::{sooner, Instant},
     transport::{Outgoing, RecvBatch, Transport, BATCH, MAX_DATAGRAM},
 };
@@ -123,121 +127,33 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// `recvmmsg`.
 #[derive(Debug)]
 pub(crate) struct AppPoll {
+    /// The sockets, then the eventfd last.
     fds: Vec<RawFd>,
-    event: OwnedFd,
+    event: EventFd,
 }
 
 impl AppPoll {
     fn new(fds: &[RawFd]) -> io::Result<Self> {
-        // SAFETY: a plain syscall; the returned descriptor is owned right away.
-        let event = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if event < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `event` is a fresh descriptor nobody else owns.
-        let event = unsafe { OwnedFd::from_raw_fd(event) };
-        Ok(AppPoll {
-            fds: fds.to_vec(),
-            event,
-        })
+        let event = EventFd::new()?;
+        let mut fds = fds.to_vec();
+        fds.push(event.as_raw_fd());
+        Ok(AppPoll { fds, event })
     }
 
     /// Waits up to `timeout` (`None`: forever); true when a socket became readable.
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let ms = timeout.map_or(-1, |t| {
-            // Round up, so a wait never ends just before its deadline.
-            i32::try_from(t.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-        });
-        let mut pfds: Vec<libc::pollfd> = self
-            .fds
-            .iter()
-            .chain([&self.event.as_raw_fd()])
-            .map(|&fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: `pfds` is a live array of the stated length.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
-            };
-        }
-        let Some((event, sockets)) = pfds.split_last() else {
-            return Ok(false);
-        };
-        if event.revents != 0 {
+        let ready = sys::event::poll_readable(&self.fds, timeout)?;
+        let event_bit = 1 << (self.fds.len() - 1);
+        if ready & event_bit != 0 {
             // Level-triggered: reset the counter, or every later wait returns at once.
-            let mut count = [0u8; 8];
-            // SAFETY: reads at most 8 bytes into a live buffer.
-            let _ = unsafe { libc::read(event.fd, count.as_mut_ptr().cast(), 8) };
+            self.event.drain();
         }
-        Ok(sockets.iter().any(|p| p.revents != 0))
+        Ok(ready & !event_bit != 0)
     }
 
     /// Wakes the application threads waiting in [`AppPoll::wait`].
     fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64; a full counter (EAGAIN) still wakes.
-        let _ = unsafe { libc::write(self.event.as_raw_fd(), (&raw const one).cast(), 8) };
-    }
-}
-
-/// The IO thread's wake-up timer: a timerfd in its epoll set (see the module docs).
-#[derive(Debug)]
-struct Alarm {
-    fd: OwnedFd,
-}
-
-impl Alarm {
-    fn new() -> io::Result<Self> {
-        // SAFETY: a plain syscall; the returned descriptor is owned right away.
-        let fd = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Alarm { fd })
-    }
-
-    /// Rings once, `after` from now (`None`: never). Re-arming also clears an earlier ring.
-    fn set(&self, after: Option<Duration>) -> io::Result<()> {
-        // A zero `it_value` disarms, so "now" is a nanosecond.
-        let d = after.map_or(Duration::ZERO, |d| d.max(Duration::from_nanos(1)));
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: libc::c_long::from(d.subsec_nanos()),
-            },
-        };
-        // SAFETY: `spec` is a live itimerspec; the old value is not asked for.
-        let r = unsafe {
-            libc::timerfd_settime(
-                self.fd.as_raw_fd(),
-                0,
-                &raw const spec,
-                std::ptr::null_mut(),
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        self.event.signal();
     }
 }
 
@@ -248,8 +164,8 @@ pub(crate) struct Shared {
     /// Signalled when the driver took data, delivered events, or stopped (waiting senders).
     pub(crate) cond: Condvar,
     waker: Waker,
-    /// When the parked IO thread wakes by itself.
-    alarm: Alarm,
+    /// When the parked IO thread wakes by itself (see the module docs).
+    alarm: TimerFd,
     /// Receivers: how waiting application threads block.
     pub(crate) app_poll: Option<AppPoll>,
     /// Bumped (under the lock) by the application for anything the driver must look at:
@@ -283,7 +199,7 @@ pub(crate) struct State {
     /// Sender: bytes the engine holds that are not on the wire yet.
     pub(crate) engine_queued: usize,
     /// Receiver: events for the application.
-    pub(crate) rx: VecDeque<RecvEvent>,
+    pub(crate) rx: VecDeque<Event>,
     /// Receiver: bytes in `rx` (data plus [`EVENT_OVERHEAD`] per event).
     pub(crate) rx_queued_bytes: usize,
     /// Receiver: bytes held for the application: `rx_queued_bytes` plus the batch an
@@ -406,7 +322,7 @@ pub(crate) trait Engine: Node + Send + 'static {
     /// Bytes accepted and not on the wire yet.
     fn queued_bytes(&self) -> usize;
     /// Moves the engine's events to `out`; returns their queue charge.
-    fn take_events(&mut self, out: &mut VecDeque<RecvEvent>) -> usize;
+    fn take_events(&mut self, out: &mut VecDeque<Event>) -> usize;
     /// Copies the counters into the shared state.
     fn publish_stats(&self, st: &mut State, io: &IoStats, last_err: Option<&String>);
     /// The application closed the socket.
@@ -446,7 +362,7 @@ impl Engine for Source {
     fn queued_bytes(&self) -> usize {
         Source::queued_bytes(self)
     }
-    fn take_events(&mut self, _out: &mut VecDeque<RecvEvent>) -> usize {
+    fn take_events(&mut self, _out: &mut VecDeque<Event>) -> usize {
         0
     }
     fn publish_stats(&self, st: &mut State, io: &IoStats, last_err: Option<&String>) {
@@ -477,15 +393,9 @@ impl Engine for Receiver {
     fn queued_bytes(&self) -> usize {
         0
     }
-    fn take_events(&mut self, out: &mut VecDeque<RecvEvent>) -> usize {
+    fn take_events(&mut self, out: &mut VecDeque<Event>) -> usize {
         let mut bytes = 0;
         while let Some(ev) = self.poll_event() {
-            let ev = match ev {
-                Event::Data { tsi, apdu } => RecvEvent::Data { tsi, data: apdu },
-                Event::Loss { tsi, first, count } => RecvEvent::Loss { tsi, count, first },
-                Event::PeerJoined { tsi } => RecvEvent::PeerJoined { tsi },
-                Event::PeerExpired { tsi } => RecvEvent::PeerExpired { tsi },
-            };
             bytes += event_size(&ev);
             out.push_back(ev);
         }
@@ -511,10 +421,10 @@ impl Engine for Receiver {
 }
 
 /// Bytes an event counts against the receive queue.
-pub(crate) fn event_size(ev: &RecvEvent) -> usize {
+pub(crate) fn event_size(ev: &Event) -> usize {
     EVENT_OVERHEAD
         + match ev {
-            RecvEvent::Data { data, .. } => data.len(),
+            Event::Data { apdu, .. } => apdu.len(),
             _ => 0,
         }
 }
@@ -586,7 +496,7 @@ pub(crate) struct Core<E: Engine> {
     /// Sender: accepted by the engine since the last publication.
     taken: Taken,
     /// Receiver: events for the application, collected outside the state lock.
-    rx_local: VecDeque<RecvEvent>,
+    rx_local: VecDeque<Event>,
     rx_local_bytes: usize,
     /// `in_seq` at the last exchange: equal means the application queued nothing since.
     in_seen: u64,
@@ -939,10 +849,6 @@ impl<E: Engine> Core<E> {
                 break;
             }
         }
-        if let Err(e) = self.transport.flush() {
-            self.io.send_errors += 1;
-            self.last_send_error = Some(e.to_string());
-        }
     }
 
     /// Packets are waiting for socket space.
@@ -1017,12 +923,9 @@ pub(crate) fn new<E: Engine>(
     };
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), WAKER)?;
-    let alarm = Alarm::new()?;
-    poll.registry().register(
-        &mut SourceFd(&alarm.fd.as_raw_fd()),
-        ALARM,
-        Interest::READABLE,
-    )?;
+    let alarm = TimerFd::new()?;
+    poll.registry()
+        .register(&mut SourceFd(&alarm.as_raw_fd()), ALARM, Interest::READABLE)?;
     // Readability only: a UDP socket signals writability for every packet it frees, which
     // would wake the IO thread once per packet sent. A send that finds the socket full is
     // retried every BLOCKED_RETRY instead (a sender also asks for writability while blocked,

@@ -1,37 +1,24 @@
-//! ZeroMQ-style endpoints: `pgm://IFACE;GROUP:PORT` and `epgm://IFACE;GROUP:PORT`
-//! (interop-notes §4.1).
+//! Where a session lives: `IFACE;GROUP:PORT`, the part of a ZeroMQ-style endpoint after its
+//! scheme (docs/wire-compatibility.md). The `epgm` crate parses the scheme (`pgm://` raw IP,
+//! `epgm://` UDP) and hands the rest to [`EndpointSpec::parse_within`].
 
 use std::{fmt, io, net::IpAddr, str::FromStr};
 
 use crate::transport::{find_interface, Interface};
-
-/// How PGM packets travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    /// `pgm://`: PGM directly over IP (protocol 113); needs root or CAP_NET_RAW.
-    Pgm,
-    /// `epgm://`: PGM in UDP datagrams, one UDP port for unicast and multicast.
-    Epgm,
-}
-
-impl Scheme {
-    /// `"pgm"` or `"epgm"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Pgm => "pgm",
-            Scheme::Epgm => "epgm",
-        }
-    }
-}
 
 /// Why an endpoint string was rejected. Each message quotes the endpoint and names the part
 /// that is wrong.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EndpointError {
-    /// Not `pgm://` or `epgm://`.
-    #[error("endpoint {0:?}: unknown scheme, expected pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT")]
-    BadScheme(String),
+    /// The scheme (`pgm://`, `epgm://`, …) is not one the opener knows.
+    #[error("endpoint {endpoint:?}: unknown scheme, expected {expected}")]
+    Scheme {
+        /// The whole endpoint.
+        endpoint: String,
+        /// What the opener accepts, e.g. "pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT".
+        expected: &'static str,
+    },
     /// No `;` between the interface and the group.
     #[error("endpoint {0:?}: missing ';' between interface and group, expected IFACE;GROUP:PORT")]
     MissingSemicolon(String),
@@ -87,8 +74,6 @@ pub enum EndpointError {
 /// The parts of an endpoint string, before the interface is looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointSpec {
-    /// `pgm` or `epgm`.
-    pub scheme: Scheme,
     /// The interface text (a name or an address).
     pub iface: String,
     /// The multicast group.
@@ -98,15 +83,15 @@ pub struct EndpointSpec {
 }
 
 impl EndpointSpec {
-    /// Checks the syntax only (no interface lookup).
+    /// Checks the syntax of `IFACE;GROUP:PORT` only (no interface lookup).
     pub fn parse(s: &str) -> Result<Self, EndpointError> {
-        let (scheme, rest) = if let Some(rest) = s.strip_prefix("epgm://") {
-            (Scheme::Epgm, rest)
-        } else if let Some(rest) = s.strip_prefix("pgm://") {
-            (Scheme::Pgm, rest)
-        } else {
-            return Err(EndpointError::BadScheme(s.to_owned()));
-        };
+        Self::parse_within(s, s)
+    }
+
+    /// [`EndpointSpec::parse`] of `rest`, the part of `whole` after its scheme: errors quote
+    /// `whole`.
+    pub fn parse_within(rest: &str, whole: &str) -> Result<Self, EndpointError> {
+        let s = whole;
         let Some((iface, group_port)) = rest.split_once(';') else {
             return Err(EndpointError::MissingSemicolon(s.to_owned()));
         };
@@ -143,7 +128,6 @@ impl EndpointSpec {
             });
         }
         Ok(EndpointSpec {
-            scheme,
             iface: iface.to_owned(),
             group,
             port,
@@ -163,7 +147,6 @@ impl EndpointSpec {
             return Err(EndpointError::Ipv6NotSupported { endpoint });
         }
         Ok(Endpoint {
-            scheme: self.scheme,
             interface,
             group: self.group,
             port: self.port,
@@ -173,22 +156,13 @@ impl EndpointSpec {
 
 impl fmt::Display for EndpointSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{};{}:{}",
-            self.scheme.as_str(),
-            self.iface,
-            self.group,
-            self.port
-        )
+        write!(f, "{};{}:{}", self.iface, self.group, self.port)
     }
 }
 
 /// A parsed endpoint with its interface looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// Raw PGM or UDP encapsulation.
-    pub scheme: Scheme,
     /// The interface: multicast goes out and is joined here; its address is our NLA.
     pub interface: Interface,
     /// The multicast group.
@@ -198,20 +172,24 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `pgm://IFACE;GROUP:PORT` or `epgm://IFACE;GROUP:PORT`. IFACE is an interface
-    /// name (`lo`, `eth0`) or one of this host's IPv4 addresses; GROUP an IPv4 multicast group;
-    /// PORT 1..65535.
+    /// Parses `IFACE;GROUP:PORT`. IFACE is an interface name (`lo`, `eth0`) or one of this
+    /// host's IPv4 addresses; GROUP an IPv4 multicast group; PORT 1..65535.
     ///
     /// ```
-    /// use pgm::socket::{Endpoint, Scheme};
-    /// let e = Endpoint::parse("epgm://127.0.0.1;239.192.0.1:7500").unwrap();
-    /// assert_eq!(e.scheme, Scheme::Epgm);
+    /// use pgm::socket::Endpoint;
+    /// let e = Endpoint::parse("127.0.0.1;239.192.0.1:7500").unwrap();
     /// assert_eq!(e.interface.name, "lo");
     /// assert_eq!(e.port, 7500);
-    /// assert!(Endpoint::parse("epgm://lo;10.0.0.1:7500").is_err());
+    /// assert!(Endpoint::parse("lo;10.0.0.1:7500").is_err());
     /// ```
     pub fn parse(s: &str) -> Result<Self, EndpointError> {
         EndpointSpec::parse(s)?.resolve()
+    }
+
+    /// [`Endpoint::parse`] of `rest`, the part of `whole` after its scheme: errors quote
+    /// `whole`.
+    pub fn parse_within(rest: &str, whole: &str) -> Result<Self, EndpointError> {
+        EndpointSpec::parse_within(rest, whole)?.resolve()
     }
 }
 
@@ -224,14 +202,7 @@ impl FromStr for Endpoint {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}://{};{}:{}",
-            self.scheme.as_str(),
-            self.interface.name,
-            self.group,
-            self.port
-        )
+        write!(f, "{};{}:{}", self.interface.name, self.group, self.port)
     }
 }
 
@@ -245,42 +216,44 @@ mod tests {
 
     #[test]
     fn good_syntax() {
-        let e = EndpointSpec::parse("pgm://eth0;239.192.1.1:5555").unwrap();
-        assert_eq!(e.scheme, Scheme::Pgm);
+        let e = EndpointSpec::parse("eth0;239.192.1.1:5555").unwrap();
         assert_eq!(e.iface, "eth0");
         assert_eq!(e.group, "239.192.1.1".parse::<IpAddr>().unwrap());
         assert_eq!(e.port, 5555);
-        assert_eq!(e.to_string(), "pgm://eth0;239.192.1.1:5555");
-        let e = EndpointSpec::parse("epgm://10.0.0.1;224.0.0.251:65535").unwrap();
-        assert_eq!((e.scheme, e.port), (Scheme::Epgm, 65535));
+        assert_eq!(e.to_string(), "eth0;239.192.1.1:5555");
+        let e = EndpointSpec::parse("10.0.0.1;224.0.0.251:65535").unwrap();
+        assert_eq!(e.port, 65535);
     }
 
     #[test]
     fn bad_syntax_names_the_problem() {
-        assert!(err("udp://lo;239.1.1.1:5").contains("unknown scheme"));
-        assert!(err("lo;239.1.1.1:5").contains("unknown scheme"));
-        assert!(err("epgm://lo:239.1.1.1:5").contains("missing ';'"));
-        assert!(err("epgm://;239.1.1.1:5").contains("missing interface"));
-        assert!(err("epgm://lo;239.1.1.1").contains("missing ':PORT'"));
-        assert!(err("epgm://lo;239.1.1.1:0").contains("bad port \"0\""));
-        assert!(err("epgm://lo;239.1.1.1:65536").contains("bad port"));
-        assert!(err("epgm://lo;239.1.1.1:x").contains("bad port"));
-        assert!(err("epgm://lo;239.1.1:5").contains("not an IP address"));
-        assert!(err("epgm://lo;10.1.1.1:5").contains("not a multicast group"));
-        assert!(err("epgm://lo;[ff08::1]:5").contains("IPv6"));
+        assert!(err("lo:239.1.1.1:5").contains("missing ';'"));
+        assert!(err(";239.1.1.1:5").contains("missing interface"));
+        assert!(err("lo;239.1.1.1").contains("missing ':PORT'"));
+        assert!(err("lo;239.1.1.1:0").contains("bad port \"0\""));
+        assert!(err("lo;239.1.1.1:65536").contains("bad port"));
+        assert!(err("lo;239.1.1.1:x").contains("bad port"));
+        assert!(err("lo;239.1.1:5").contains("not an IP address"));
+        assert!(err("lo;10.1.1.1:5").contains("not a multicast group"));
+        assert!(err("lo;[ff08::1]:5").contains("IPv6"));
+        let whole = EndpointSpec::parse_within("lo;1.2.3.4:5", "epgm://lo;1.2.3.4:5");
+        assert!(whole
+            .unwrap_err()
+            .to_string()
+            .contains("\"epgm://lo;1.2.3.4:5\""));
     }
 
     #[test]
     fn interfaces_are_resolved() {
-        let e = Endpoint::parse("epgm://lo;239.192.7.7:7500").unwrap();
+        let e = Endpoint::parse("lo;239.192.7.7:7500").unwrap();
         assert!(e.interface.loopback);
         assert_eq!(e.interface.addr, "127.0.0.1".parse::<IpAddr>().unwrap());
-        assert_eq!(e.to_string(), "epgm://lo;239.192.7.7:7500");
-        let msg = Endpoint::parse("epgm://nosuchif9;239.1.1.1:5")
+        assert_eq!(e.to_string(), "lo;239.192.7.7:7500");
+        let msg = Endpoint::parse("nosuchif9;239.1.1.1:5")
             .unwrap_err()
             .to_string();
         assert!(msg.contains("unknown interface \"nosuchif9\""), "{msg}");
-        let msg = Endpoint::parse("epgm://203.0.113.9;239.1.1.1:5")
+        let msg = Endpoint::parse("203.0.113.9;239.1.1.1:5")
             .unwrap_err()
             .to_string();
         assert!(msg.contains("unknown interface"), "{msg}");

@@ -25,23 +25,22 @@ mod endpoint;
 
 use std::{net::IpAddr, time::Duration};
 
-use bytes::Bytes;
 use rand::{rngs::OsRng, RngCore};
 
 pub use self::{
-    api::{RecvSocket, SendSocket, Socket},
+    api::{RecvSocket, SendSocket},
     clock::Clock,
-    endpoint::{Endpoint, EndpointError, EndpointSpec, Scheme},
+    endpoint::{Endpoint, EndpointError, EndpointSpec},
 };
 use crate::{
     config::{Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig},
     receiver::ReceiverStats,
     source::SourceStats,
     transport::{TransportConfig, TransportError, TransportStats},
-    wire::{Gsi, SeqNo, Tsi},
+    wire::{Gsi, Tsi},
 };
 
-/// Whether a socket sends or receives.
+/// Whether a transport is opened for a sender or a receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Role {
     /// A PGM source: sends ODATA, answers NAKs with NCF and RDATA.
@@ -64,13 +63,11 @@ pub enum NakProfile {
     Custom(NakTiming),
 }
 
-/// Socket options: build with [`SocketOptions::default`] and the `with_*` methods, or set the
-/// fields.
+/// What a socket's protocol engine is configured with (see [`SourceConfig`] and
+/// [`ReceiverConfig`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct SocketOptions {
-    /// Sender or receiver (used by `epgm::open`; the role-specific constructors ignore it).
-    pub role: Role,
+pub struct EngineOptions {
     /// Sender rate limit in bits/s over everything sent, IP and UDP headers included (like
     /// OpenPGM's TXW_MAX_RTE); `None` sends as fast as the host allows.
     pub rate: Option<u64>,
@@ -82,6 +79,41 @@ pub struct SocketOptions {
     pub window_bytes: Option<usize>,
     /// NAK and SPM timing.
     pub nak: NakProfile,
+    /// Sender: what NAKs can make it send, in all and per NAK and NAKer (docs/reliability.md).
+    pub repair: RepairBudget,
+    /// Receiver: bounds on sessions, memory and NAKs, whatever the network sends
+    /// (docs/reliability.md).
+    pub receiver_limits: ReceiverLimits,
+    /// Receiver: the longest a sqn stays in recovery before it is reported lost, instead of
+    /// the NAK profile's ([`NakTiming::max_recovery`]).
+    pub max_recovery: Option<Duration>,
+    /// Sender: a fixed GSI instead of the host/pid-derived one ([`default_gsi`]).
+    pub gsi: Option<Gsi>,
+    /// Sender: a fixed data-source port instead of a random one.
+    pub sport: Option<u16>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            rate: None,
+            tpdu: 1500,
+            window_sqns: None,
+            window_bytes: None,
+            nak: NakProfile::Lan,
+            repair: RepairBudget::default(),
+            receiver_limits: ReceiverLimits::default(),
+            max_recovery: None,
+            gsi: None,
+            sport: None,
+        }
+    }
+}
+
+/// The options of the multicast sockets, whatever the encapsulation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MulticastOptions {
     /// IP_MULTICAST_TTL (libzmq's default is 1).
     pub hops: u32,
     /// IP_MULTICAST_LOOP; always on when the interface is a loopback one.
@@ -92,6 +124,24 @@ pub struct SocketOptions {
     pub rcvbuf: usize,
     /// SO_SNDBUF to ask for (capped at `net.core.wmem_max`).
     pub sndbuf: usize,
+}
+
+impl Default for MulticastOptions {
+    fn default() -> Self {
+        MulticastOptions {
+            hops: 1,
+            multicast_loop: false,
+            tos: 0,
+            rcvbuf: 4 << 20,
+            sndbuf: 4 << 20,
+        }
+    }
+}
+
+/// How the socket's driver hands data between the application and the engine.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DriverOptions {
     /// How long a closed sender keeps answering NAKs after its last packet went out.
     pub linger: Duration,
     /// Bytes the application may queue ahead of the IO thread before `send` blocks.
@@ -99,13 +149,6 @@ pub struct SocketOptions {
     /// Bytes of received data held for the application before the IO thread stops reading
     /// (the kernel then drops, and the data is NAKed or lost).
     pub recv_queue: usize,
-    /// Fixed GSI instead of the host/pid-derived one ([`default_gsi`]).
-    pub gsi: Option<Gsi>,
-    /// Fixed data-source port instead of a random one.
-    pub sport: Option<u16>,
-    /// Drop this fraction of received packets at random (seeded), before the engine sees them:
-    /// loss for demos and tests where nftables is not available (no root).
-    pub simulated_recv_loss: Option<(f64, u64)>,
     /// Busy-poll for latency: the IO thread never sleeps in `epoll_wait` (it polls the sockets
     /// with non-blocking `recvmmsg` in a loop), and application threads waiting in `recv`,
     /// `send` or `flush` spin instead of blocking. It takes two thread wake-ups out of every
@@ -119,193 +162,174 @@ pub struct SocketOptions {
     /// message of a sender and two receivers by about a quarter on a veth LAN. It costs at
     /// most this much CPU per sleep. Zero sleeps at once.
     pub spin_before_sleep: Duration,
-    /// EPGM: hand the kernel each run of multicast packets of one size as one UDP GSO send
-    /// (`UDP_SEGMENT`). The datagrams on the wire are the same; the sender's IP and UDP
-    /// layers run once per run instead of once per packet, which on a veth LAN more than
-    /// doubles the packets per second a core sends. Turned off by itself if the path cannot
-    /// segment. No effect on raw PGM (raw sockets have no GSO).
-    pub udp_gso: bool,
-    /// Sender: what NAKs can make it send, in all and per NAK and NAKer (docs/reliability.md).
-    pub repair: RepairBudget,
-    /// Receiver: bounds on sessions, memory and NAKs, whatever the network sends
-    /// (docs/reliability.md).
-    pub receiver_limits: ReceiverLimits,
-    /// Receiver: the longest a sqn stays in recovery before it is reported lost, instead of
-    /// the NAK profile's ([`NakTiming::max_recovery`]).
-    pub max_recovery: Option<Duration>,
 }
 
-impl Default for SocketOptions {
+impl Default for DriverOptions {
     fn default() -> Self {
-        SocketOptions {
-            role: Role::Sender,
-            rate: None,
-            tpdu: 1500,
-            window_sqns: None,
-            window_bytes: None,
-            nak: NakProfile::Lan,
-            hops: 1,
-            multicast_loop: false,
-            tos: 0,
-            rcvbuf: 4 << 20,
-            sndbuf: 4 << 20,
+        DriverOptions {
             linger: Duration::from_secs(2),
             send_queue: 1 << 20,
             recv_queue: 64 << 20,
-            gsi: None,
-            sport: None,
-            simulated_recv_loss: None,
             busy_poll: false,
             spin_before_sleep: Duration::from_micros(5),
-            udp_gso: true,
-            repair: RepairBudget::default(),
-            receiver_limits: ReceiverLimits::default(),
-            max_recovery: None,
         }
     }
 }
 
+/// Socket options, in three parts by the layer they configure: the protocol engine, the
+/// multicast sockets, the driver. Build with [`SocketOptions::default`] and the `with_*`
+/// methods, or set the fields. (Options of one encapsulation, such as EPGM's UDP GSO, belong
+/// to the crate that opens it.)
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// The protocol engine.
+    pub engine: EngineOptions,
+    /// The multicast sockets.
+    pub multicast: MulticastOptions,
+    /// The hand-off between the application and the engine.
+    pub driver: DriverOptions,
+}
+
 impl SocketOptions {
-    /// Sets [`SocketOptions::role`].
-    #[must_use]
-    pub fn with_role(mut self, role: Role) -> Self {
-        self.role = role;
-        self
-    }
-    /// Sets [`SocketOptions::rate`] (bits/s).
+    /// Sets [`EngineOptions::rate`] (bits/s).
     #[must_use]
     pub fn with_rate(mut self, bits_per_sec: Option<u64>) -> Self {
-        self.rate = bits_per_sec;
+        self.engine.rate = bits_per_sec;
         self
     }
-    /// Sets [`SocketOptions::tpdu`].
+    /// Sets [`EngineOptions::tpdu`].
     #[must_use]
     pub fn with_tpdu(mut self, tpdu: usize) -> Self {
-        self.tpdu = tpdu;
+        self.engine.tpdu = tpdu;
         self
     }
-    /// Sets [`SocketOptions::window_sqns`].
+    /// Sets [`EngineOptions::window_sqns`].
     #[must_use]
     pub fn with_window_sqns(mut self, sqns: u32) -> Self {
-        self.window_sqns = Some(sqns);
+        self.engine.window_sqns = Some(sqns);
         self
     }
-    /// Sets [`SocketOptions::window_bytes`].
+    /// Sets [`EngineOptions::window_bytes`].
     #[must_use]
     pub fn with_window_bytes(mut self, bytes: usize) -> Self {
-        self.window_bytes = Some(bytes);
+        self.engine.window_bytes = Some(bytes);
         self
     }
-    /// Sets [`SocketOptions::nak`].
+    /// Sets [`EngineOptions::nak`].
     #[must_use]
     pub fn with_nak(mut self, nak: NakProfile) -> Self {
-        self.nak = nak;
+        self.engine.nak = nak;
         self
     }
-    /// Sets [`SocketOptions::hops`].
-    #[must_use]
-    pub fn with_hops(mut self, hops: u32) -> Self {
-        self.hops = hops;
-        self
-    }
-    /// Sets [`SocketOptions::multicast_loop`].
-    #[must_use]
-    pub fn with_multicast_loop(mut self, on: bool) -> Self {
-        self.multicast_loop = on;
-        self
-    }
-    /// Sets [`SocketOptions::tos`].
-    #[must_use]
-    pub fn with_tos(mut self, tos: u32) -> Self {
-        self.tos = tos;
-        self
-    }
-    /// Sets [`SocketOptions::rcvbuf`] and [`SocketOptions::sndbuf`].
-    #[must_use]
-    pub fn with_buffers(mut self, rcvbuf: usize, sndbuf: usize) -> Self {
-        self.rcvbuf = rcvbuf;
-        self.sndbuf = sndbuf;
-        self
-    }
-    /// Sets [`SocketOptions::linger`].
-    #[must_use]
-    pub fn with_linger(mut self, linger: Duration) -> Self {
-        self.linger = linger;
-        self
-    }
-    /// Sets [`SocketOptions::gsi`].
-    #[must_use]
-    pub fn with_gsi(mut self, gsi: Gsi) -> Self {
-        self.gsi = Some(gsi);
-        self
-    }
-    /// Sets [`SocketOptions::spin_before_sleep`].
-    #[must_use]
-    pub fn with_spin_before_sleep(mut self, spin: Duration) -> Self {
-        self.spin_before_sleep = spin;
-        self
-    }
-    /// Sets [`SocketOptions::udp_gso`].
-    #[must_use]
-    pub fn with_udp_gso(mut self, on: bool) -> Self {
-        self.udp_gso = on;
-        self
-    }
-    /// Sets [`SocketOptions::busy_poll`].
-    #[must_use]
-    pub fn with_busy_poll(mut self, on: bool) -> Self {
-        self.busy_poll = on;
-        self
-    }
-    /// Sets [`SocketOptions::repair`].
+    /// Sets [`EngineOptions::repair`].
     #[must_use]
     pub fn with_repair(mut self, repair: RepairBudget) -> Self {
-        self.repair = repair;
+        self.engine.repair = repair;
         self
     }
-    /// Sets [`SocketOptions::receiver_limits`].
+    /// Sets [`EngineOptions::receiver_limits`].
     #[must_use]
     pub fn with_receiver_limits(mut self, limits: ReceiverLimits) -> Self {
-        self.receiver_limits = limits;
+        self.engine.receiver_limits = limits;
         self
     }
-    /// Sets [`SocketOptions::max_recovery`].
+    /// Sets [`EngineOptions::max_recovery`].
     #[must_use]
     pub fn with_max_recovery(mut self, max: Duration) -> Self {
-        self.max_recovery = Some(max);
+        self.engine.max_recovery = Some(max);
+        self
+    }
+    /// Sets [`EngineOptions::gsi`].
+    #[must_use]
+    pub fn with_gsi(mut self, gsi: Gsi) -> Self {
+        self.engine.gsi = Some(gsi);
+        self
+    }
+    /// Sets [`MulticastOptions::hops`].
+    #[must_use]
+    pub fn with_hops(mut self, hops: u32) -> Self {
+        self.multicast.hops = hops;
+        self
+    }
+    /// Sets [`MulticastOptions::multicast_loop`].
+    #[must_use]
+    pub fn with_multicast_loop(mut self, on: bool) -> Self {
+        self.multicast.multicast_loop = on;
+        self
+    }
+    /// Sets [`MulticastOptions::tos`].
+    #[must_use]
+    pub fn with_tos(mut self, tos: u32) -> Self {
+        self.multicast.tos = tos;
+        self
+    }
+    /// Sets [`MulticastOptions::rcvbuf`] and [`MulticastOptions::sndbuf`].
+    #[must_use]
+    pub fn with_buffers(mut self, rcvbuf: usize, sndbuf: usize) -> Self {
+        self.multicast.rcvbuf = rcvbuf;
+        self.multicast.sndbuf = sndbuf;
+        self
+    }
+    /// Sets [`DriverOptions::linger`].
+    #[must_use]
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.driver.linger = linger;
+        self
+    }
+    /// Sets [`DriverOptions::busy_poll`].
+    #[must_use]
+    pub fn with_busy_poll(mut self, on: bool) -> Self {
+        self.driver.busy_poll = on;
+        self
+    }
+    /// Sets [`DriverOptions::spin_before_sleep`].
+    #[must_use]
+    pub fn with_spin_before_sleep(mut self, spin: Duration) -> Self {
+        self.driver.spin_before_sleep = spin;
         self
     }
 
     /// The transport settings for `endpoint` in `role`.
     pub fn transport_config(&self, endpoint: &Endpoint, role: Role) -> TransportConfig {
+        let m = &self.multicast;
         TransportConfig {
             iface: endpoint.interface.clone(),
             group: endpoint.group,
             port: endpoint.port,
             join_group: role == Role::Receiver,
             receive_unicast: role == Role::Sender,
-            hops: self.hops,
-            multicast_loop: self.multicast_loop,
-            tos: self.tos,
-            rcvbuf: self.rcvbuf,
-            sndbuf: self.sndbuf,
-            udp_gso: self.udp_gso,
+            hops: m.hops,
+            multicast_loop: m.multicast_loop,
+            tos: m.tos,
+            rcvbuf: m.rcvbuf,
+            sndbuf: m.sndbuf,
         }
     }
 
     fn mtu(&self, ip_overhead: usize) -> Result<Mtu, OpenError> {
+        let tpdu = self.engine.tpdu;
         // One byte of payload in a fragment at least; UDP/PGM lengths are 16-bit.
         let min = ip_overhead + 44 + 1;
-        if self.tpdu < min || self.tpdu > usize::from(u16::MAX) {
+        if tpdu < min || tpdu > usize::from(u16::MAX) {
             return Err(OpenError::Option(format!(
-                "tpdu {} out of range {min}..=65535",
-                self.tpdu
+                "tpdu {tpdu} out of range {min}..=65535"
             )));
         }
         Ok(Mtu {
-            mtu: self.tpdu,
+            mtu: tpdu,
             ip_overhead,
         })
+    }
+
+    /// The window in sqns, checked.
+    fn window_sqns(&self) -> Result<Option<u32>, OpenError> {
+        match self.engine.window_sqns {
+            Some(sqns) if sqns == 0 || sqns >= 1 << 31 => {
+                Err(OpenError::Option(format!("window of {sqns} sqns")))
+            }
+            w => Ok(w),
+        }
     }
 
     /// The engine configuration of a sender on `endpoint`, sending from `nla`.
@@ -315,32 +339,30 @@ impl SocketOptions {
         nla: IpAddr,
         ip_overhead: usize,
     ) -> Result<SourceConfig, OpenError> {
-        let sport = self.sport.unwrap_or_else(|| random_sport(endpoint.port));
-        let tsi = Tsi::new(self.gsi.unwrap_or_else(default_gsi), sport);
+        let e = &self.engine;
+        let sport = e.sport.unwrap_or_else(|| random_sport(endpoint.port));
+        let tsi = Tsi::new(e.gsi.unwrap_or_else(default_gsi), sport);
         let mut cfg = SourceConfig::new(tsi, endpoint.port, endpoint.group, nla);
-        if self.nak == NakProfile::OpenPgm {
+        if e.nak == NakProfile::OpenPgm {
             cfg = cfg.with_openpgm_spm();
         }
         cfg.mtu = self.mtu(ip_overhead)?;
-        if let Some(bits) = self.rate {
-            if bits < 8 * self.tpdu as u64 {
+        if let Some(bits) = e.rate {
+            if bits < 8 * e.tpdu as u64 {
                 return Err(OpenError::Option(format!(
                     "rate {bits} bit/s is below one tpdu ({} bytes) per second",
-                    self.tpdu
+                    e.tpdu
                 )));
             }
             cfg.rate = Some(bits / 8);
         }
-        if let Some(sqns) = self.window_sqns {
-            if sqns == 0 || sqns >= 1 << 31 {
-                return Err(OpenError::Option(format!("window of {sqns} sqns")));
-            }
+        if let Some(sqns) = self.window_sqns()? {
             cfg.txw_sqns = sqns;
         }
-        if let Some(bytes) = self.window_bytes {
-            cfg.txw_max_bytes = bytes.max(self.tpdu);
+        if let Some(bytes) = e.window_bytes {
+            cfg.txw_max_bytes = bytes.max(e.tpdu);
         }
-        let r = self.repair;
+        let r = e.repair;
         if !(0.01..=0.9).contains(&r.share) {
             return Err(OpenError::Option(format!(
                 "repair share {} out of range 0.01..=0.9",
@@ -361,23 +383,21 @@ impl SocketOptions {
 
     /// The engine configuration of a receiver on `endpoint`.
     pub fn receiver_config(&self, endpoint: &Endpoint) -> Result<ReceiverConfig, OpenError> {
+        let e = &self.engine;
         let mut cfg = ReceiverConfig::new(endpoint.port);
-        cfg.nak = match self.nak {
+        cfg.nak = match e.nak {
             NakProfile::Lan => NakTiming::LAN,
             NakProfile::OpenPgm => NakTiming::OPENPGM,
             NakProfile::Custom(t) => t,
         };
-        if let Some(sqns) = self.window_sqns {
-            if sqns == 0 || sqns >= 1 << 31 {
-                return Err(OpenError::Option(format!("window of {sqns} sqns")));
-            }
+        if let Some(sqns) = self.window_sqns()? {
             cfg.rxw_sqns = sqns;
         }
-        if let Some(bytes) = self.window_bytes {
-            cfg.rxw_max_bytes = bytes.max(self.tpdu);
+        if let Some(bytes) = e.window_bytes {
+            cfg.rxw_max_bytes = bytes.max(e.tpdu);
         }
-        let l = self.receiver_limits;
-        if l.max_peers == 0 || l.max_total_bytes < self.tpdu || l.probation_sqns == 0 {
+        let l = e.receiver_limits;
+        if l.max_peers == 0 || l.max_total_bytes < e.tpdu || l.probation_sqns == 0 {
             return Err(OpenError::Option(format!(
                 "receiver limits out of range: {} peers, {} bytes of memory (at least one \
                  tpdu), {} probation sqns",
@@ -385,7 +405,7 @@ impl SocketOptions {
             )));
         }
         cfg.limits = l;
-        if let Some(max) = self.max_recovery {
+        if let Some(max) = e.max_recovery {
             cfg.nak.max_recovery = max;
         }
         // Receivers that lose the same packet must not back off in lock-step.
@@ -399,15 +419,8 @@ impl SocketOptions {
 /// differ anyway by the random sport). OpenPGM uses MD5(hostname)[10..16]; any stable, unique
 /// scheme interoperates.
 pub fn default_gsi() -> Gsi {
-    let mut name = [0u8; 256];
-    // SAFETY: gethostname writes at most `len` bytes into the buffer.
-    let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
-    let len = if rc == 0 {
-        name.iter().position(|&b| b == 0).unwrap_or(name.len())
-    } else {
-        0
-    };
-    let hash = name[..len].iter().fold(0x811c_9dc5_u32, |h, &b| {
+    let name = crate::sys::net::hostname();
+    let hash = name.iter().fold(0x811c_9dc5_u32, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
     let pid = std::process::id() as u16;
@@ -501,39 +514,6 @@ pub enum RecvError {
     Failed(String),
 }
 
-/// What a receiver hands to the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RecvEvent {
-    /// One message, in order for its session.
-    Data {
-        /// The session (sender) it came from.
-        tsi: Tsi,
-        /// The message.
-        data: Bytes,
-    },
-    /// `count` sequence numbers from `first` on are lost for good: the sender no longer has
-    /// them, or repairs failed.
-    Loss {
-        /// The session.
-        tsi: Tsi,
-        /// Number of lost sequence numbers (packets, not messages).
-        count: u32,
-        /// The first lost sequence number.
-        first: SeqNo,
-    },
-    /// A new session was seen.
-    PeerJoined {
-        /// The session.
-        tsi: Tsi,
-    },
-    /// A session finished (FIN) or went silent and was forgotten.
-    PeerExpired {
-        /// The session.
-        tsi: Tsi,
-    },
-}
-
 /// Counters of the IO layer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -608,7 +588,7 @@ mod tests {
 
     #[test]
     fn options_map_onto_engine_configs() {
-        let e = Endpoint::parse("epgm://lo;239.192.3.4:7501").unwrap();
+        let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
         let o = SocketOptions::default()
             .with_rate(Some(80_000_000))
             .with_window_sqns(500)

@@ -3,40 +3,14 @@
 //!
 //! Both sides are allocated once per socket and reused for every call, so the hot path never
 //! allocates: the engine writes each packet straight into an [`Outgoing`] buffer, and the
-//! kernel writes each received datagram straight into a [`RecvBatch`] slot.
-
-use std::net::{IpAddr, Ipv4Addr};
+//! kernel writes each received datagram straight into a [`RecvBatch`] slot
+//! ([`Outgoing`](crate::sys::mmsg::Outgoing) is the send side).
 
 use super::Datagram;
-
-/// Packets moved per `sendmmsg`/`recvmmsg` call at most. 64 amortises the syscall to a few
-/// percent of the per-packet kernel cost; more only grows the buffers.
-pub const BATCH: usize = 64;
 
 /// The largest datagram a [`RecvBatch`] slot holds by default: any UDP payload or IPv4 packet
 /// fits, so a sender with a larger TPDU than ours is never cut short.
 pub const MAX_DATAGRAM: usize = 65_536;
-
-/// One packet to send: where to, and the bytes (a buffer the driver reuses).
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// The multicast group, or a unicast NLA.
-    pub dst: IpAddr,
-    /// The PGM packet (for UDP the whole payload, for raw IP everything after the IP header).
-    pub buf: Vec<u8>,
-    /// An IP TTL instead of the socket's ([`crate::Transmit::ttl`]).
-    pub ttl: Option<u8>,
-}
-
-impl Default for Outgoing {
-    fn default() -> Self {
-        Outgoing {
-            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            buf: Vec::new(),
-            ttl: None,
-        }
-    }
-}
 
 /// Received datagrams in fixed-size slots of one buffer, filled by
 /// [`Transport::recv_batch`](super::Transport::recv_batch).
@@ -182,7 +156,10 @@ impl RecvBatch {
 
 #[cfg(test)]
 mod tests {
-    use std::ops::Range;
+    use std::{
+        net::{IpAddr, Ipv4Addr},
+        ops::Range,
+    };
 
     use super::*;
 

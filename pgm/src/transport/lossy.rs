@@ -5,7 +5,7 @@ use std::{io, net::IpAddr, os::fd::RawFd};
 
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
-use super::{Datagram, Outgoing, RecvBatch, Transport, TransportStats};
+use super::{Outgoing, RecvBatch, Transport, TransportStats};
 
 /// Drops each received packet with probability `p` (seeded, so runs repeat).
 pub struct Lossy {
@@ -37,14 +37,6 @@ impl Lossy {
 }
 
 impl Transport for Lossy {
-    fn send_to(&mut self, dst: IpAddr, pkt: &[u8]) -> io::Result<()> {
-        self.inner.send_to(dst, pkt)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-
     fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
         self.inner.send_batch(pkts)
     }
@@ -64,19 +56,6 @@ impl Transport for Lossy {
             false
         });
         Ok(())
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
-        loop {
-            let Some(d) = self.inner.recv(buf)? else {
-                return Ok(None);
-            };
-            if self.rng.gen_bool(self.p) {
-                self.dropped += 1;
-                continue;
-            }
-            return Ok(Some(d));
-        }
     }
 
     fn fds(&self) -> Vec<RawFd> {

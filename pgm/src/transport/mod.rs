@@ -5,25 +5,26 @@
 //! from [`Transport::fds`] with its mio loop (edge-triggered), then calls
 //! [`Transport::recv_batch`] until a batch comes back [drained](RecvBatch::is_drained), and
 //! [`Transport::send_batch`] with up to [`BATCH`] packets the engine wrote straight into
-//! reusable [`Outgoing`] buffers. Both transports here implement the batch calls with one
-//! `recvmmsg`/`sendmmsg` per batch ([`mmsg`]); a transport that only implements the
-//! one-packet calls ([`Transport::recv`], [`Transport::send_to`]) gets batch calls that loop
-//! over them. The UDP encapsulation (EPGM) lives in the `epgm` crate and implements the same
-//! trait, so one driver serves both.
+//! reusable [`Outgoing`] buffers; each is one `recvmmsg`/`sendmmsg`
+//! ([`crate::sys::mmsg`]). The UDP encapsulation (EPGM) lives in the `epgm` crate and
+//! implements the same trait, so one driver serves both.
 //!
 //! Addresses are [`IpAddr`] throughout; the transports in this workspace support IPv4 only
 //! today and report IPv6 as [`TransportError::Ipv6NotSupported`].
 
 mod batch;
 mod lossy;
-pub mod mmsg;
 pub mod raw;
 
-pub use batch::{Outgoing, RecvBatch, BATCH, MAX_DATAGRAM};
+pub use batch::{RecvBatch, MAX_DATAGRAM};
 pub use lossy::Lossy;
 
+pub use crate::sys::{
+    mmsg::{Outgoing, BATCH},
+    net::{interfaces, Interface},
+};
+
 use std::{
-    ffi::CStr,
     io,
     net::{IpAddr, Ipv4Addr},
     ops::Range,
@@ -57,65 +58,29 @@ pub struct TransportStats {
     pub malformed: u64,
     /// Packets dropped on purpose by [`Lossy`].
     pub simulated_loss: u64,
-    /// Times the path refused UDP GSO (it is then off for the socket).
+    /// Times the path refused segmentation offload (UDP GSO, EPGM): it is then off for the
+    /// socket.
     pub gso_refused: u64,
 }
 
-/// A way to send and receive PGM packets; implemented by [`raw::RawTransport`] and by the
-/// `epgm` crate's UDP transport.
+/// A way to send and receive PGM packets in batches; implemented by [`raw::RawTransport`], by
+/// the `epgm` crate's UDP transport, and by [`Lossy`] around either.
 ///
-/// All sockets are non-blocking. Implementations may batch: the driver calls
-/// [`Transport::flush`] after each burst of [`Transport::send_to`] calls.
+/// All sockets are non-blocking.
 pub trait Transport: Send + 'static {
-    /// Sends one PGM packet to `dst` (the group, or a unicast NLA). An error of kind
-    /// [`io::ErrorKind::WouldBlock`] means it was not sent and should be retried once a
-    /// descriptor becomes writable.
-    fn send_to(&mut self, dst: IpAddr, pkt: &[u8]) -> io::Result<()>;
-
-    /// Pushes out anything a batching implementation still holds. The default does nothing.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-
     /// Sends `pkts` in order, as many as the socket takes; returns how many went out.
     ///
     /// `Ok(n)` with `n < pkts.len()` means packet `n` was not sent: call again from there to
     /// learn why. An error means `pkts[0]` was not sent; [`io::ErrorKind::WouldBlock`] (or
     /// ENOBUFS) means retry once a descriptor is writable, any other error is about that
-    /// packet alone. The default calls [`Transport::send_to`] for each.
-    fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
-        for (i, p) in pkts.iter().enumerate() {
-            if let Err(e) = self.send_to(p.dst, &p.buf) {
-                return if i == 0 { Err(e) } else { Ok(i) };
-            }
-        }
-        Ok(pkts.len())
-    }
-
-    /// Receives the next packet for this session into `buf`, skipping packets addressed
-    /// elsewhere; `Ok(None)` when every socket is drained (would block).
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Datagram>>;
+    /// packet alone.
+    fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize>;
 
     /// Fills the spare slots of `batch` with packets for this session (skipping packets
     /// addressed elsewhere) and marks it [drained](RecvBatch::set_drained) when every socket
     /// would block. An error with nothing received is returned; after a partial batch it is
-    /// left for the next call. The default calls [`Transport::recv`] once per slot.
-    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
-        while batch.spare_slots() > 0 {
-            let slot_len = batch.slot_len();
-            let got = self.recv(&mut batch.spare_mut()[..slot_len]);
-            match got {
-                Ok(Some(d)) => batch.push(d),
-                Ok(None) => {
-                    batch.set_drained();
-                    return Ok(());
-                }
-                Err(e) if batch.is_empty() => return Err(e),
-                Err(_) => return Ok(()),
-            }
-        }
-        Ok(())
-    }
+    /// left for the next call.
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<()>;
 
     /// The descriptors to poll for readability and writability. The transport keeps ownership.
     fn fds(&self) -> Vec<RawFd>;
@@ -162,68 +127,6 @@ impl TransportError {
     }
 }
 
-/// A local network interface with an address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    /// The interface name (`lo`, `eth0`).
-    pub name: String,
-    /// The interface index (`if_nametoindex`).
-    pub index: u32,
-    /// Its address (the first IPv4 address when looked up by name).
-    pub addr: IpAddr,
-    /// `IFF_LOOPBACK` is set: multicast sent through it must loop back to be seen at all.
-    pub loopback: bool,
-}
-
-/// Every (interface, address) pair of this host, from `getifaddrs`.
-pub fn interfaces() -> io::Result<Vec<Interface>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
-    if unsafe { libc::getifaddrs(&raw mut head) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut out = Vec::new();
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_addr points to a sockaddr whose family says how long it is.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        let addr = match family {
-            libc::AF_INET => {
-                // SAFETY: the family is AF_INET, so this is a sockaddr_in.
-                let sin: libc::sockaddr_in =
-                    unsafe { std::ptr::read_unaligned(ifa.ifa_addr.cast()) };
-                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
-            }
-            libc::AF_INET6 => {
-                // SAFETY: the family is AF_INET6, so this is a sockaddr_in6.
-                let sin6: libc::sockaddr_in6 =
-                    unsafe { std::ptr::read_unaligned(ifa.ifa_addr.cast()) };
-                IpAddr::V6(sin6.sin6_addr.s6_addr.into())
-            }
-            _ => continue,
-        };
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let cname = unsafe { CStr::from_ptr(ifa.ifa_name) };
-        // SAFETY: if_nametoindex only reads the NUL-terminated name.
-        let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        out.push(Interface {
-            name: cname.to_string_lossy().into_owned(),
-            index,
-            addr,
-            loopback: ifa.ifa_flags & (libc::IFF_LOOPBACK as libc::c_uint) != 0,
-        });
-    }
-    // SAFETY: `head` came from getifaddrs and is freed exactly once.
-    unsafe { libc::freeifaddrs(head) };
-    Ok(out)
-}
-
 /// Finds an interface by name (its first IPv4 address) or by one of its IPv4 addresses.
 /// `Ok(None)` when no interface matches.
 pub fn find_interface(spec: &str) -> io::Result<Option<Interface>> {
@@ -236,10 +139,6 @@ pub fn find_interface(spec: &str) -> io::Result<Option<Interface>> {
 
 /// What a multicast transport is asked to open; shared by raw PGM and EPGM.
 #[derive(Debug, Clone)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "independent socket options, not a state machine"
-)]
 pub struct TransportConfig {
     /// The interface multicast is sent and received on; its address is our NLA.
     pub iface: Interface,
@@ -262,9 +161,6 @@ pub struct TransportConfig {
     pub rcvbuf: usize,
     /// SO_SNDBUF asked for (capped at `net.core.wmem_max`).
     pub sndbuf: usize,
-    /// UDP transports: send runs of multicast packets with UDP GSO (see
-    /// [`mmsg::MmsgSender::send_connected_gso`]); falls back by itself where the path cannot.
-    pub udp_gso: bool,
 }
 
 impl TransportConfig {
@@ -307,7 +203,7 @@ impl TransportConfig {
     pub fn apply_recv_options(&self, sock: &Socket) -> Result<(), TransportError> {
         let _ = sock.set_recv_buffer_size(self.rcvbuf);
         // Linux delivers every group any socket on the host joined unless this is off
-        // (interop-notes §2, libzmq #2056).
+        // (libzmq #2056).
         sock.set_multicast_all_v4(false)
             .map_err(|e| TransportError::io("IP_MULTICAST_ALL", e))?;
         sock.set_nonblocking(true)

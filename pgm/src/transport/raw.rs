@@ -9,17 +9,16 @@
 
 use std::{
     io,
-    mem::MaybeUninit,
-    net::{IpAddr, Ipv4Addr, SocketAddrV4},
+    net::{IpAddr, Ipv4Addr},
     os::fd::{AsRawFd, RawFd},
 };
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    mmsg::{MmsgReceiver, MmsgSender},
     Datagram, Outgoing, RecvBatch, Transport, TransportConfig, TransportError, TransportStats,
 };
+use crate::sys::mmsg::{MmsgReceiver, MmsgSender};
 
 /// The IANA protocol number of PGM.
 pub const IPPROTO_PGM: i32 = 113;
@@ -85,47 +84,6 @@ pub fn parse_ipv4(pkt: &[u8]) -> Option<Datagram> {
 }
 
 impl Transport for RawTransport {
-    fn send_to(&mut self, dst: IpAddr, pkt: &[u8]) -> io::Result<()> {
-        let IpAddr::V4(dst) = dst else {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "IPv6 is not supported yet",
-            ));
-        };
-        // The port of a raw socket address is ignored.
-        self.sock
-            .send_to(pkt, &SockAddr::from(SocketAddrV4::new(dst, 0)))
-            .map(drop)
-    }
-
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
-        loop {
-            // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and recv only writes
-            // initialised bytes into the buffer.
-            let uninit =
-                unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
-            let n = match self.sock.recv_with_flags(uninit, libc::MSG_TRUNC) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if n > buf.len() {
-                self.stats.truncated += 1;
-                continue;
-            }
-            let Some(d) = parse_ipv4(&buf[..n]) else {
-                self.stats.malformed += 1;
-                continue;
-            };
-            if !self.cfg.wants(d.dst) {
-                self.stats.filtered += 1;
-                continue;
-            }
-            return Ok(Some(d));
-        }
-    }
-
     fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
         // The port of a raw socket address is ignored.
         self.tx.send(self.sock.as_raw_fd(), pkts, 0)

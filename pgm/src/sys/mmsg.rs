@@ -1,6 +1,7 @@
-//! `sendmmsg`/`recvmmsg` for IPv4 sockets: many datagrams per syscall, with IP_PKTINFO.
+//! `sendmmsg`/`recvmmsg` for IPv4 sockets: many datagrams per syscall, with the control
+//! messages the transports need (IP_PKTINFO in, IP_TTL and UDP_SEGMENT out).
 //!
-//! Used by the raw transport here and by the `epgm` crate's UDP transport. The message
+//! Used by the raw transport, the `epgm` crate's UDP transport and `udp-perf`. The message
 //! headers are kept between calls (no allocation per call) and rewritten before every call, so
 //! they never point at anything outside the call.
 
@@ -10,7 +11,31 @@ use std::{
     os::fd::RawFd,
 };
 
-use super::{Outgoing, BATCH};
+/// Packets moved per `sendmmsg`/`recvmmsg` call at most. 64 amortises the syscall to a few
+/// percent of the per-packet kernel cost; more only grows the buffers.
+pub const BATCH: usize = 64;
+
+/// One packet to send: where to, and the bytes (a buffer the caller reuses).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The multicast group, or a unicast address.
+    pub dst: IpAddr,
+    /// The payload (for UDP the whole datagram payload, for raw IP everything after the IP
+    /// header).
+    pub buf: Vec<u8>,
+    /// An IP TTL instead of the socket's (`pgm::Transmit::ttl`).
+    pub ttl: Option<u8>,
+}
+
+impl Default for Outgoing {
+    fn default() -> Self {
+        Outgoing {
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            buf: Vec::new(),
+            ttl: None,
+        }
+    }
+}
 
 /// `sockaddr_in` for `ip:port`.
 fn sockaddr_in(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
@@ -142,14 +167,14 @@ impl MmsgSender {
         }
     }
 
-    /// Like [`MmsgSender::send_connected`] with UDP generic segmentation offload (GSO): each
-    /// run of packets of one size (the last of a run may be shorter) goes down the stack as
-    /// one datagram with a UDP_SEGMENT control message, and is cut into the same datagrams
-    /// as ever at the device (or by the NIC). The wire is unchanged; the IP and UDP layers run
-    /// once per run instead of once per packet. Returns how many packets went out.
+    /// Like [`MmsgSender::send_connected`] on a UDP socket with generic segmentation offload
+    /// (GSO): each run of packets of one size (the last of a run may be shorter) goes down the
+    /// stack as one datagram with a UDP_SEGMENT control message, and is cut into the same
+    /// datagrams as ever at the device (or by the NIC). The wire is unchanged; the IP and UDP
+    /// layers run once per run instead of once per packet. Returns how many packets went out.
     ///
     /// Errors are about the first run. EIO, EINVAL or ENOPROTOOPT on a run of several packets
-    /// mean the path cannot segment: send without GSO.
+    /// mean the path cannot segment: send without GSO ([`is_gso_refusal`]).
     pub fn send_connected_gso(&mut self, fd: RawFd, pkts: &[Outgoing]) -> io::Result<usize> {
         self.send_runs(fd, pkts, None, true)
     }
@@ -241,6 +266,15 @@ impl MmsgSender {
     }
 }
 
+/// True when a [`MmsgSender::send_connected_gso`] error means the path cannot segment (the
+/// device or the kernel refuses UDP GSO), as opposed to an error about the packets.
+pub fn is_gso_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
+}
+
 /// What `recvmmsg` said about one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvInfo {
@@ -319,6 +353,29 @@ impl MmsgReceiver {
         slot_len: usize,
         max: usize,
     ) -> io::Result<&[RecvInfo]> {
+        self.recv_with(fd, spare, slot_len, max, libc::MSG_DONTWAIT)
+    }
+
+    /// Like [`MmsgReceiver::recv`], but waits for the first datagram (MSG_WAITFORONE: up to
+    /// the socket's receive timeout, if it has one), then takes what else is there.
+    pub fn recv_wait(
+        &mut self,
+        fd: RawFd,
+        spare: &mut [u8],
+        slot_len: usize,
+        max: usize,
+    ) -> io::Result<&[RecvInfo]> {
+        self.recv_with(fd, spare, slot_len, max, libc::MSG_WAITFORONE)
+    }
+
+    fn recv_with(
+        &mut self,
+        fd: RawFd,
+        spare: &mut [u8],
+        slot_len: usize,
+        max: usize,
+        flags: libc::c_int,
+    ) -> io::Result<&[RecvInfo]> {
         self.infos.clear();
         let n = max.min(BATCH).min(spare.len() / slot_len.max(1));
         if n == 0 {
@@ -348,7 +405,7 @@ impl MmsgReceiver {
                 fd,
                 self.hdrs.as_mut_ptr(),
                 n as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                flags,
                 std::ptr::null_mut(),
             )
         };

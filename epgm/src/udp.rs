@@ -1,0 +1,311 @@
+//! PGM over UDP (EPGM): the sockets it opens, and how runs of packets go out with UDP GSO.
+//!
+//! # Sockets (docs/wire-compatibility.md)
+//!
+//! - **Sending**: one UDP socket bound to `interface-address:0`, with IP_MULTICAST_IF = the
+//!   interface address, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_TOS and a large SO_SNDBUF, for
+//!   unicast (NAKs, SPMRs) to `nla:port`; and one connected to `group:port` for multicast
+//!   (ODATA, RDATA, NCF, SPM, SPMR copies), where `port` is the endpoint port. A connected
+//!   socket keeps its route: no route lookup per packet.
+//! - **Receiving** uses the same `port`, with SO_REUSEADDR + SO_REUSEPORT, IP_MULTICAST_ALL = 0,
+//!   IP_PKTINFO (the packet's real destination is passed to the engine) and a large SO_RCVBUF:
+//!   - a receiver binds `group:port` and joins the group on the interface;
+//!   - a sender binds `interface-address:port` for the NAKs and SPMRs unicast to its NLA.
+//!
+//!   Binding these specific addresses rather than `INADDR_ANY:port` matters when senders and
+//!   receivers share a host: Linux load-balances *unicast* datagrams among SO_REUSEPORT sockets
+//!   bound to the same address, so a receiver bound to the wildcard would take a share of the
+//!   NAKs meant for a co-located sender, always the same NAKs (the choice hashes the 4-tuple).
+//!   A socket bound to the exact destination address wins over wildcard ones, and a
+//!   group-bound socket never sees unicast. Packets for other groups on the port are filtered
+//!   by destination all the same.
+//!
+//! # UDP GSO
+//!
+//! Runs of multicast packets of one size go down the stack as one send with UDP_SEGMENT
+//! ([`pgm::sys::mmsg::MmsgSender::send_connected_gso`]): the datagrams on the wire are the
+//! same, the sender's IP and UDP layers run once per run. Where the path refuses, the socket
+//! falls back to plain sends for good ([`TransportStats::gso_refused`]).
+
+use std::{
+    io,
+    net::{IpAddr, Ipv4Addr, SocketAddrV4},
+    os::fd::{AsRawFd, RawFd},
+};
+
+use pgm::{
+    sys::{
+        mmsg::{is_gso_refusal, MmsgReceiver, MmsgSender},
+        net::set_pktinfo,
+    },
+    transport::{
+        Datagram, Outgoing, RecvBatch, Transport, TransportConfig, TransportError, TransportStats,
+    },
+};
+use socket2::{Domain, Protocol, Type};
+
+/// Bytes in front of each PGM packet: IPv4 header (20) + UDP header (8).
+pub const UDP_IPV4_OVERHEAD: usize = 28;
+
+/// One receiving socket and the address it is bound to (the destination when PKTINFO is
+/// missing).
+#[derive(Debug)]
+struct RecvSock {
+    sock: socket2::Socket,
+    bound: Ipv4Addr,
+}
+
+/// PGM over UDP. See the crate docs for the sockets it opens.
+#[derive(Debug)]
+pub struct UdpTransport {
+    cfg: TransportConfig,
+    port: u16,
+    send: socket2::Socket,
+    /// A second sending socket connected to `group:port`, for everything multicast: a
+    /// connected UDP socket keeps its route, so no route lookup per packet.
+    mcast: socket2::Socket,
+    recv: Vec<RecvSock>,
+    /// The receive socket to try first.
+    cur: usize,
+    stats: TransportStats,
+    /// `sendmmsg` headers, reused.
+    tx: MmsgSender,
+    /// Multicast runs go out with UDP GSO (cleared when the path refuses it).
+    gso: bool,
+    /// `recvmmsg` headers (with IP_PKTINFO), reused.
+    rx: MmsgReceiver,
+}
+
+fn io_err(what: String) -> impl FnOnce(io::Error) -> TransportError {
+    move |e| TransportError::io(what, e)
+}
+
+impl UdpTransport {
+    /// Opens the sockets for `cfg` (see the crate docs); `gso`: send runs of multicast
+    /// packets with UDP GSO while the path takes it.
+    pub fn open(cfg: &TransportConfig, gso: bool) -> Result<Self, TransportError> {
+        let (addr, group) = cfg.v4()?;
+        let send = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(io_err("socket(AF_INET, SOCK_DGRAM)".into()))?;
+        send.bind(&SocketAddrV4::new(addr, 0).into())
+            .map_err(io_err(format!("bind {addr}:0")))?;
+        cfg.apply_send_options(&send)?;
+        let mcast = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(io_err("socket(AF_INET, SOCK_DGRAM)".into()))?;
+        mcast
+            .bind(&SocketAddrV4::new(addr, 0).into())
+            .map_err(io_err(format!("bind {addr}:0")))?;
+        cfg.apply_send_options(&mcast)?;
+        let to = SocketAddrV4::new(group, cfg.port);
+        mcast
+            .connect(&to.into())
+            .map_err(io_err(format!("connect {to}")))?;
+        let mut recv = Vec::new();
+        if cfg.join_group {
+            let r = Self::recv_socket(cfg, group)?;
+            cfg.join(&r.sock)?;
+            recv.push(r);
+        }
+        if cfg.receive_unicast {
+            recv.push(Self::recv_socket(cfg, addr)?);
+        }
+        Ok(UdpTransport {
+            cfg: cfg.clone(),
+            port: cfg.port,
+            send,
+            mcast,
+            recv,
+            cur: 0,
+            stats: TransportStats::default(),
+            tx: MmsgSender::new(),
+            gso,
+            rx: MmsgReceiver::new(true),
+        })
+    }
+
+    /// Sends a run of packets for the group through the connected socket, with GSO while the
+    /// path takes it.
+    fn send_group(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
+        let fd = self.mcast.as_raw_fd();
+        if self.gso {
+            match self.tx.send_connected_gso(fd, pkts) {
+                // Refused (the device cannot segment, or an old kernel): never again on this
+                // socket, and this batch goes out the plain way (which reports any error
+                // that was not about GSO).
+                Err(e) if is_gso_refusal(&e) => {
+                    self.gso = false;
+                    self.stats.gso_refused += 1;
+                }
+                r => return r,
+            }
+        }
+        self.tx.send_connected(fd, pkts)
+    }
+
+    fn recv_socket(cfg: &TransportConfig, bind: Ipv4Addr) -> Result<RecvSock, TransportError> {
+        let sock = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(io_err("socket(AF_INET, SOCK_DGRAM)".into()))?;
+        sock.set_reuse_address(true)
+            .map_err(io_err("SO_REUSEADDR".into()))?;
+        sock.set_reuse_port(true)
+            .map_err(io_err("SO_REUSEPORT".into()))?;
+        cfg.apply_recv_options(&sock)?;
+        set_pktinfo(sock.as_raw_fd()).map_err(io_err("IP_PKTINFO".into()))?;
+        let at = SocketAddrV4::new(bind, cfg.port);
+        sock.bind(&at.into())
+            .map_err(io_err(format!("bind {at}")))?;
+        Ok(RecvSock { sock, bound: bind })
+    }
+}
+
+impl Transport for UdpTransport {
+    fn send_batch(&mut self, pkts: &[Outgoing]) -> io::Result<usize> {
+        // One port for everything: multicast to group:port, NAKs/SPMRs to nla:port. A run of
+        // packets for the group goes through the connected socket, the rest through the
+        // other one; the caller calls again for what follows a change of destination.
+        let group = self.cfg.group;
+        let to_group = pkts.iter().take_while(|p| p.dst == group).count();
+        if to_group > 0 {
+            return self.send_group(&pkts[..to_group]);
+        }
+        let others = pkts.iter().take_while(|p| p.dst != group).count().max(1);
+        self.tx.send(
+            self.send.as_raw_fd(),
+            &pkts[..others.min(pkts.len())],
+            self.port,
+        )
+    }
+
+    fn recv_batch(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
+        let n = self.recv.len();
+        // Each socket in turn, starting where the last call left off, until every one has
+        // been found empty in this call or the batch is full.
+        let mut empty = 0;
+        while empty < n && batch.spare_slots() > 0 {
+            let rs = &self.recv[self.cur % n];
+            let slot_len = batch.slot_len();
+            let want = batch.spare_slots();
+            let infos = match self
+                .rx
+                .recv(rs.sock.as_raw_fd(), batch.spare_mut(), slot_len, want)
+            {
+                Ok(i) => i,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    empty += 1;
+                    self.cur = (self.cur + 1) % n;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if batch.is_empty() => return Err(e),
+                Err(_) => return Ok(()),
+            };
+            let got = infos.len();
+            for info in infos {
+                if info.truncated || info.len > slot_len {
+                    self.stats.truncated += 1;
+                    batch.skip(1);
+                    continue;
+                }
+                let Some(src) = info.src else {
+                    self.stats.malformed += 1;
+                    batch.skip(1);
+                    continue;
+                };
+                let dst = IpAddr::V4(info.dst.unwrap_or(rs.bound));
+                if !self.cfg.wants(dst) {
+                    self.stats.filtered += 1;
+                    batch.skip(1);
+                    continue;
+                }
+                batch.push(Datagram {
+                    src: IpAddr::V4(src),
+                    dst,
+                    pgm: 0..info.len,
+                });
+            }
+            if got < want {
+                // recvmmsg stops early only when this socket has nothing more: on to the next.
+                empty += 1;
+                self.cur = (self.cur + 1) % n;
+            }
+        }
+        if empty >= n {
+            batch.set_drained();
+        }
+        Ok(())
+    }
+
+    fn fds(&self) -> Vec<RawFd> {
+        self.recv
+            .iter()
+            .map(|r| r.sock.as_raw_fd())
+            .chain([self.send.as_raw_fd(), self.mcast.as_raw_fd()])
+            .collect()
+    }
+
+    fn local_nla(&self) -> IpAddr {
+        self.cfg.iface.addr
+    }
+
+    fn ip_overhead(&self) -> usize {
+        UDP_IPV4_OVERHEAD
+    }
+
+    fn stats(&self) -> TransportStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pgm::{
+        socket::{Endpoint, Role, SocketOptions},
+        sys::net::set_udp_no_check,
+    };
+
+    use super::*;
+
+    /// A path that refuses GSO (here: UDP checksums off, which GSO needs) turns it off for the
+    /// socket and the same packets go out one by one: nothing is lost.
+    #[test]
+    fn refused_gso_falls_back_without_loss() {
+        let pid = std::process::id();
+        let ep = Endpoint::parse(&format!(
+            "127.0.0.1;239.192.{}.6:{}",
+            (pid >> 8) as u8,
+            20_006 + (pid % 20_000) as u16
+        ))
+        .unwrap();
+        let opts = SocketOptions::default();
+        let mut rx = UdpTransport::open(&opts.transport_config(&ep, Role::Receiver), true).unwrap();
+        let mut tx = UdpTransport::open(&opts.transport_config(&ep, Role::Sender), true).unwrap();
+        set_udp_no_check(tx.mcast.as_raw_fd()).unwrap();
+        let pkts: Vec<Outgoing> = (0..5u8)
+            .map(|i| Outgoing {
+                dst: ep.group,
+                buf: vec![i; 100],
+                ttl: None,
+            })
+            .collect();
+        let mut sent = 0;
+        while sent < pkts.len() {
+            sent += tx.send_batch(&pkts[sent..]).unwrap();
+        }
+        assert!(!tx.gso, "GSO must be off after the refusal");
+        assert_eq!(tx.stats().gso_refused, 1);
+        let mut got = Vec::new();
+        let mut batch = RecvBatch::new(8, 2048);
+        for _ in 0..200 {
+            batch.clear();
+            rx.recv_batch(&mut batch).unwrap();
+            got.extend(batch.iter().map(|(_, pkt)| pkt[0]));
+            if got.len() == pkts.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+    }
+}

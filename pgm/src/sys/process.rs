@@ -1,0 +1,31 @@
+//! Facts about this process the tools report: the monotonic clock shared by every process
+//! of the machine, and the peak resident set.
+
+use std::mem::MaybeUninit;
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process and network namespace of
+/// the machine, so a benchmark harness can compare timestamps of different processes.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts);
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Peak resident set of this process in KiB (`getrusage` `ru_maxrss`), 0 if unreadable.
+pub fn max_rss_kib() -> u64 {
+    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the rusage struct it is given.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return 0;
+    }
+    // SAFETY: zero-initialised and filled by a successful getrusage.
+    let ru = unsafe { ru.assume_init() };
+    u64::try_from(ru.ru_maxrss).unwrap_or(0)
+}
