@@ -41,7 +41,7 @@
  * at the end. The receiver exits non-zero on gaps, corruption, unrecoverable loss or fewer than
  * --count messages; the sender exits non-zero when it could not send --count messages.
  *
- * Traps of Debian's 5.3.128 avoided here (see shared/design/interop-notes.md §8, §9):
+ * Traps of Debian's 5.3.128 avoided here (see docs/wire-compatibility.md §14):
  *  - pgm_send() only from 16-byte aligned buffers (SIMD checksum-copy with aligned stores);
  *  - APDUs larger than one TPDU only via pgm_send_skbv() with skbs we build ourselves;
  *  - OpenPGM has no thread: the sender keeps calling pgm_recvfrom() so SPMs, NCFs and RDATA go out.

@@ -13,7 +13,7 @@ receives until --count messages arrived or --timeout seconds pass without one, c
 topic's sequence and the CRCs, and prints one JSON line {"received","topics","gaps",
 "duplicates","corrupt","elapsed_s","msgs_per_s"}; it exits 1 when anything is missing or bad.
 
-libzmq facts this relies on (interop-notes §4): ZMQ_RATE is kbit/s and, with
+libzmq facts this relies on (docs/wire-compatibility.md §13): ZMQ_RATE is kbit/s and, with
 ZMQ_RECOVERY_IVL (ms), sizes the transmit/receive windows; multicast loop is off (PUB and SUB
 must be on different hosts); TTL defaults to 1; the PUB's SNDHWM must be unlimited or messages
 queued behind the rate limiter are dropped silently.

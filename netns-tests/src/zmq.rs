@@ -16,7 +16,7 @@
 //!   prints `{"received","topics","gaps","duplicates","corrupt",…}`). Both print READY on
 //!   stderr once connected.
 //!
-//! libzmq traps the tests respect (interop-notes §0.4-6, §0.16-17, §4): multicast loop is off,
+//! libzmq traps the tests respect (docs/wire-compatibility.md §3, §13, §14): multicast loop is off,
 //! so a libzmq socket never shares a host with its peer; its TTL defaults to 1 (one bridge is
 //! fine); its GSI is the same in every process, so everything is keyed by TSI; a libzmq SUB
 //! aborts on fragmented, 0-byte or 1-byte ODATA ([`data_shapes`] checks our publisher's

@@ -9,7 +9,7 @@
 //! - `pgm_pub_to_libzmq_sub_*`: our `pgm-pub` → 2 × libzmq SUB (its prefix filters). The bridge
 //!   is captured and every ODATA/RDATA of our publisher must be unfragmented, at least 3 bytes
 //!   and at most libzmq's PGM_MSS (1428 epgm, 1436 pgm): a libzmq SUB aborts on fragmented,
-//!   0-byte and 1-byte ODATA (interop-notes §4.5).
+//!   0-byte and 1-byte ODATA (docs/wire-compatibility.md §14).
 //! - `libzmq_pub_to_pgm_sub_loss_2pct_*`: as the first, with 2 % random ingress loss on both
 //!   subscriber hosts: our NAKs must be answered by libzmq's OpenPGM source (our subscribers
 //!   report `naks_sent` > 0 and `repaired` > 0 and still receive everything).
@@ -308,7 +308,7 @@ fn late_join_both_ways_epgm() {
 }
 
 /// Two libzmq PUBs at once (hosts 1 and 3) → our `pgm-sub` (host 2), EPGM. Both libzmq
-/// processes use the same GSI (libzmq never seeds `rand()`, interop-notes §0.4), so only the
+/// processes use the same GSI (libzmq never seeds `rand()`, docs/wire-compatibility.md §3), so only the
 /// source port tells them apart: the subscriber must key sessions by TSI, see two senders and
 /// verify each one's per-topic sequences separately.
 #[test]

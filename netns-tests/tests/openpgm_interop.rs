@@ -5,7 +5,7 @@
 //!   NAK profile, nothing tuned). Complete, verified delivery (every message, no gaps, nothing
 //!   corrupt or unrecoverable, no crash, exit 0), and our receiver's `naks_sent` > 0 with RDATA
 //!   on the wire: our NAKs were answered by OpenPGM (it ignores NAKs whose NLAs do not match,
-//!   interop-notes §1.5). At 5 % loss small (2 000 × 200 B) and fragmented (100 × 20 KiB,
+//!   docs/wire-compatibility.md §4). At 5 % loss small (2 000 × 200 B) and fragmented (100 × 20 KiB,
 //!   15 TPDUs each) messages; at 10 % and 20 % small and long runs (see "High loss" below).
 //! - `ours_to_openpgm_*`: our `pgm-send` → OpenPGM receiver, 5 % loss, small and fragmented
 //!   messages. Complete, verified delivery, and our sender's `naks_received` > 0 and

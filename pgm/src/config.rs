@@ -226,7 +226,7 @@ pub struct SourceConfig {
     pub dport: u16,
     /// Multicast group the session is sent to.
     pub group: IpAddr,
-    /// Our unicast NLA, advertised in SPMs; NAKs must name it (interop-notes §1.5).
+    /// Our unicast NLA, advertised in SPMs; NAKs must name it (docs/wire-compatibility.md §4).
     pub nla: IpAddr,
     /// Packet sizes.
     pub mtu: Mtu,
@@ -247,7 +247,7 @@ pub struct SourceConfig {
     pub send_buffer: usize,
     /// Ambient SPM interval (RFC 3208 §6.1).
     pub spm_ambient: Duration,
-    /// Heartbeat SPM intervals after data (interop-notes §3: each fires after the previous).
+    /// Heartbeat SPM intervals after data (docs/wire-compatibility.md §9: each fires after the previous).
     pub spm_heartbeat: Vec<Duration>,
     /// Least time between two SPMs sent in answer to SPMRs.
     pub spmr_min_ivl: Duration,
@@ -285,7 +285,7 @@ impl SourceConfig {
         }
     }
 
-    /// Heartbeat and ambient SPMs as OpenPGM/libzmq send them (interop-notes §3).
+    /// Heartbeat and ambient SPMs as OpenPGM/libzmq send them (docs/wire-compatibility.md §9).
     #[must_use]
     pub fn with_openpgm_spm(mut self) -> Self {
         self.spm_ambient = Duration::from_secs(30);

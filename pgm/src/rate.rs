@@ -1,5 +1,5 @@
 //! Token-bucket rate limiter (RFC 3208 §6.4 leaves the policy to the source; OpenPGM charges IP
-//! header + TPDU per packet, interop-notes §3).
+//! header + TPDU per packet, docs/wire-compatibility.md §9).
 
 use std::time::Duration;
 

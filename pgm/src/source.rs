@@ -118,7 +118,7 @@ impl TxWindow {
     }
 }
 
-/// SPM heartbeat state (interop-notes §3): after data, SPMs at each interval in turn.
+/// SPM heartbeat state (docs/wire-compatibility.md §9): after data, SPMs at each interval in turn.
 #[derive(Debug, Clone, Copy)]
 struct Heartbeat {
     index: usize,
@@ -231,7 +231,7 @@ impl Source {
     }
 
     /// Queues one APDU; it goes out as one ODATA, or as OPT_FRAGMENT fragments when larger than
-    /// one TPDU (RFC 3208 §9.2, sized like OpenPGM: interop-notes §1.9).
+    /// one TPDU (RFC 3208 §9.2, sized like OpenPGM: docs/wire-compatibility.md §6).
     pub fn send(&mut self, now: Instant, apdu: &[u8]) -> Result<(), SendError> {
         self.send_bytes(now, Bytes::copy_from_slice(apdu))
     }
@@ -591,7 +591,7 @@ impl Source {
             p.queued = false;
             p.last_rdata = Some(now);
             let p = p.clone();
-            // RFC 3208 §5.3: RDATA carries the current trail (interop-notes §1.4).
+            // RFC 3208 §5.3: RDATA carries the current trail (docs/wire-compatibility.md §6).
             self.emit_data(buf, Body::Rdata(Data { sqn, trail }), &p);
             self.stats.rdata_sent += 1;
             self.stats.rdata_bytes += p.payload.len() as u64;

@@ -2,7 +2,7 @@
 //! a test crate, where it checks that every fixture carries a good checksum).
 //!
 //! Two kinds of fixtures:
-//! - **Captured**: the libzmq 4.3.4 / OpenPGM 5.3.128 packets of interop-notes §1.11. The notes
+//! - **Captured**: the libzmq 4.3.4 / OpenPGM 5.3.128 packets of docs/wire-compatibility.md §1. The notes
 //!   elide long payloads ("4848…"); they are rebuilt here from the libzmq v1 framing they carry
 //!   (a 3000-byte 'H' message after "hello"/"topic"/"payload" and a 300-byte 'B' message), and
 //!   the captured checksums confirm the reconstruction byte for byte.
@@ -29,7 +29,7 @@ fn with_payload(head: &str, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-// ---- Captured (interop-notes §1.11) -------------------------------------------------------
+// ---- Captured (docs/wire-compatibility.md §1) -------------------------------------------------------
 
 /// libzmq epgm SPM, first of the 3 sent at connect: spm_sqn 0, trail 0, lead 0xffffffff.
 pub fn libzmq_spm() -> Vec<u8> {

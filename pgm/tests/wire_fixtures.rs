@@ -1,4 +1,4 @@
-//! Byte fixtures for every packet type: captured libzmq/OpenPGM packets (interop-notes §1.11) and
+//! Byte fixtures for every packet type: captured libzmq/OpenPGM packets (docs/wire-compatibility.md §1) and
 //! hand-written ones with options. Each one parses to the expected fields, verifies, re-emits to
 //! identical bytes, and fails to parse at every truncation.
 

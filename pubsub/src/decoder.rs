@@ -1,7 +1,7 @@
 //! Subscriber-side framing: APDUs of each publisher (TSI) → filtered, complete messages.
 //!
 //! Each TSI gets a [`StreamDecoder`] that follows libzmq's receiver
-//! (`src/pgm_receiver.cpp:in_event`, interop-notes §4.3):
+//! (`src/pgm_receiver.cpp:in_event`, docs/wire-compatibility.md §11):
 //!
 //! - **Unjoined** (a new peer, or after a loss or a decode error): APDUs whose offset is
 //!   [`NO_OFFSET`] are skipped. Otherwise the offset must be ≤ the stream bytes in the APDU

@@ -10,7 +10,7 @@
 //! far ([`crate::frame`]), cut wherever the APDU is full: frame headers and bodies may straddle
 //! APDUs. `offset` is the position, counted after the 2 offset bytes, of the first frame of the
 //! first *message* that starts in this APDU, or [`NO_OFFSET`] when only continuation bytes are in
-//! it (`src/pgm_sender.cpp:out_event`, interop-notes §4.2). A late joiner or a receiver resyncing
+//! it (`src/pgm_sender.cpp:out_event`, docs/wire-compatibility.md §10). A late joiner or a receiver resyncing
 //! after loss starts decoding at that offset.
 //!
 //! One deliberate difference from libzmq: when libzmq's out buffer ends exactly where a message
@@ -25,7 +25,7 @@
 //! the transport several at a time and still send every message within the linger. With a zero linger every push ends
 //! with a flush, so a message that fits is exactly one APDU. Every APDU is at most
 //! `max_payload` bytes, so the transport never fragments it (fragmented APDUs abort a libzmq
-//! SUB, interop-notes §0.6), and it always carries at least one stream byte, so it is never the
+//! SUB, docs/wire-compatibility.md §14), and it always carries at least one stream byte, so it is never the
 //! 0- or 1-byte ODATA a libzmq SUB aborts on.
 
 use std::{collections::VecDeque, time::Duration};
@@ -47,7 +47,7 @@ pub const MIN_PAYLOAD: usize = OFFSET_LEN + 1;
 /// Largest `max_payload`: a PGM TSDU length is 16 bits (and 0xFFFF stays free as an offset).
 pub const MAX_PAYLOAD: usize = 0xFFFF;
 
-/// `max_payload` for EPGM at a 1500-byte MTU: libzmq's `PGM_MSS` (interop-notes §0.15).
+/// `max_payload` for EPGM at a 1500-byte MTU: libzmq's `PGM_MSS` (docs/wire-compatibility.md §10).
 pub const EPGM_1500_PAYLOAD: usize = 1428;
 
 /// `max_payload` for raw PGM at a 1500-byte MTU.

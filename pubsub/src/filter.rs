@@ -1,7 +1,7 @@
 //! Topic filtering: a reference-counted set of byte prefixes matched against a message's first
-//! frame, as a ZeroMQ SUB does (`xsub.cpp:match`, interop-notes §4.4).
+//! frame, as a ZeroMQ SUB does (`xsub.cpp:match`, docs/wire-compatibility.md §12).
 //!
-//! Subscriptions are local: nothing here ever reaches the wire (interop-notes §0.14).
+//! Subscriptions are local: nothing here ever reaches the wire (docs/wire-compatibility.md §12).
 //!
 //! - The empty prefix matches every message. No subscription at all matches nothing.
 //! - Subscribing the same prefix twice needs two unsubscribes to remove it (ZMQ's trie counts).

@@ -7,7 +7,7 @@
 //!
 //! `size` counts the body plus the flags byte, so it is never 0 on the wire; a 0 is a protocol
 //! error (libzmq `v1_decoder.cpp`, EPROTO). `flags` bit 0 is MORE (another frame of the same
-//! message follows); every other bit is masked off on decode (interop-notes §4.2). The encoder
+//! message follows); every other bit is masked off on decode (docs/wire-compatibility.md §10). The encoder
 //! always emits the canonical (shortest) form; the decoder also accepts a long form carrying a
 //! small size, as libzmq does.
 //!
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn captured_short_frames() {
-        // From the libzmq ODATA at sqn 0 (interop-notes §1.11).
+        // From the libzmq ODATA at sqn 0 (docs/wire-compatibility.md §1).
         assert_eq!(enc(b"hello", false), b"\x06\x00hello");
         assert_eq!(enc(b"topic", true), b"\x06\x01topic");
         assert_eq!(enc(b"payload", false), b"\x08\x00payload");

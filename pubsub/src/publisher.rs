@@ -251,7 +251,7 @@ impl Inner {
 ///
 /// Every method takes `&self`: one publisher may be shared between threads (messages from one
 /// `send` call stay contiguous). Subscriptions never reach a publisher: it sends everything,
-/// and subscribers filter (interop-notes §0.14). Dropping it closes it like
+/// and subscribers filter (docs/wire-compatibility.md §12). Dropping it closes it like
 /// [`Publisher::close`].
 #[derive(Debug)]
 pub struct Publisher {

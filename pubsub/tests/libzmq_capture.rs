@@ -1,4 +1,4 @@
-//! Byte-exact checks against the libzmq 4.3.4 ODATA captured in interop-notes §1.11.
+//! Byte-exact checks against the libzmq 4.3.4 ODATA captured in docs/wire-compatibility.md §1.
 //!
 //! The notes print the three packets with their repetitive bodies elided (`42…`, `4848…`,
 //! `<491 B>`). The frames are fully determined by what is printed: sqn 0 carries `hello`,

@@ -8,7 +8,7 @@
 //! Ethernet (1), Linux cooked SLL (113) or SLL2 (276), or raw IP (101, 228). IPv4 only: an IPv6
 //! packet that looks like PGM gets a per-packet "unsupported" note. PGM is recognised as IP
 //! protocol 113 ("raw") or as UDP to or from one of the `--udp-port`s ("udp"; the UDP payload is
-//! exactly the PGM packet, interop-notes §2). Other packets are skipped silently; malformed PGM
+//! exactly the PGM packet, docs/wire-compatibility.md §8). Other packets are skipped silently; malformed PGM
 //! packets are reported and the dump goes on.
 //!
 //! A capture taken on a host that sends with UDP GSO (`UDP_SEGMENT`; our EPGM sender does) can

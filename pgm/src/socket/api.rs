@@ -176,7 +176,7 @@ impl SendSocket {
     }
 
     /// The largest message that goes out as one unfragmented packet (what a libzmq receiver
-    /// accepts; interop-notes §4.5).
+    /// accepts; docs/wire-compatibility.md §14).
     pub fn max_unfragmented(&self) -> usize {
         self.max_tsdu
     }

@@ -2,7 +2,7 @@
 //! `pgm://` send it.
 //!
 //! One raw socket does everything: the kernel adds the IPv4 header on send, and hands it back
-//! on receive, which is where the destination address comes from (interop-notes §2). Every raw
+//! on receive, which is where the destination address comes from (docs/wire-compatibility.md §8). Every raw
 //! socket of protocol 113 on the host sees every PGM packet addressed to the host, so several
 //! sources on one host all hear all NAKs and each keeps its own (the engine filters by TSI).
 //! Opening one needs root or CAP_NET_RAW.

@@ -1,4 +1,4 @@
-//! The PGM checksum (RFC 3208 §8, interop-notes §1.8).
+//! The PGM checksum (RFC 3208 §8, docs/wire-compatibility.md §2).
 //!
 //! The 16-bit one's-complement Internet checksum (RFC 1071) over the whole PGM packet (header,
 //! body, options and payload) with the checksum field taken as zero, and **no** pseudo-header. A
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn libzmq_captured_spm_verifies() {
-        // interop-notes §1.11: SPM (epgm, first of 3 at connect) from libzmq 4.3.4 + libpgm.
+        // docs/wire-compatibility.md §1: SPM (epgm, first of 3 at connect) from libzmq 4.3.4 + libpgm.
         let spm: [u8; 36] = [
             0xf3, 0xc5, 0x15, 0xb3, 0x00, 0x00, 0xea, 0x76, 0xb7, 0xc6, 0xd1, 0xbc, 0x03, 0x8a,
             0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, 0x01, 0x00, 0x00,

@@ -599,7 +599,7 @@ impl<'a> PacketRepr<'a> {
     /// sends a running byte offset across successive fragmented APDUs (`data_bytes_offset` is
     /// not reset; the second 4000-byte APDU's fragments carry offsets 4000, 5436, 6872, captured
     /// in `pgm/tests/fixtures/openpgm.pcap`), and its receivers ignore the field (order comes
-    /// from sqns; interop-notes §1.9). Reassembly must not use it either.
+    /// from sqns; docs/wire-compatibility.md §6). Reassembly must not use it either.
     fn check_options(&self) -> Result<(), Error> {
         if let Some(f) = self.options.fragment {
             let (Body::Odata(d) | Body::Rdata(d)) = self.body else {

@@ -33,7 +33,7 @@ impl fmt::Display for Gsi {
 
 /// Transport Session Identifier: GSI plus the source's data-source port (RFC 3208 §8).
 ///
-/// Peers must be keyed by the whole TSI: libzmq processes share one GSI (interop-notes §0.4).
+/// Peers must be keyed by the whole TSI: libzmq processes share one GSI (docs/wire-compatibility.md §3).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Tsi {
     /// Global source ID.
