@@ -1020,10 +1020,10 @@ impl Sprayer {
     }
 }
 
-/// Number of [`Sprayer::bad_options`] variants.
+/// Number of `Sprayer::bad_options` variants.
 pub const BAD_OPTION_VARIANTS: usize = 13;
 
-/// Names of the [`Sprayer::bad_options`] variants, as counted in the summary.
+/// Names of the `Sprayer::bad_options` variants, as counted in the summary.
 pub const BAD_OPTION_NAMES: [&str; BAD_OPTION_VARIANTS] = [
     "badopts-optlen-len",
     "badopts-optlen-short",

@@ -12,8 +12,8 @@
 //! - `io` (default): [`socket`] (sockets with an IO thread, the OS clock) and [`transport`]
 //!   (raw IPv4 PGM, and the [`transport::Transport`] trait the `epgm` crate's UDP transport
 //!   implements). Without it the crate needs neither mio, socket2 nor libc.
-//! - `sim`: the seeded in-process network simulator ([`sim`]) the scenario tests, benches and
-//!   fuzz targets drive the engine in.
+//! - `sim`: the seeded in-process network simulator (module `sim`) the scenario tests, benches
+//!   and fuzz targets drive the engine in.
 
 pub mod config;
 pub mod event;

@@ -17,7 +17,7 @@ const RESUME_US: i128 = 200;
 /// Tokens may go negative ("debt") when a packet that must not wait is charged; later packets
 /// then wait until the debt is paid, so the long-run rate still holds.
 ///
-/// A bucket that ran dry lets packets go again only once it holds [`RESUME_US`] worth of
+/// A bucket that ran dry lets packets go again only once it holds `RESUME_US` (200 µs) worth of
 /// tokens (at most half its depth): a paced stream then leaves in runs of several packets every
 /// few hundred microseconds instead of one packet per refill, which a driver sends with one
 /// syscall (one GSO send for EPGM) and one thread wake-up. The long-run rate is the same; a

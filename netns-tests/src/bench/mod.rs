@@ -14,7 +14,7 @@
 //!   peer's `ping`/`reflect`), blocking and busy-polling;
 //! - **memory**: peak RSS (VmHWM) of senders and receivers, and the bound of a slow receiver.
 //!
-//! Rates are searched ([`search`]): every probe is a bounded run of N messages at one rate;
+//! Rates are searched ([`mod@search`]): every probe is a bounded run of N messages at one rate;
 //! success means both receivers verified everything (in order, intact, nothing
 //! unrecoverable). The results go to a Markdown report and an SVG plot ([`report`],
 //! [`plot`]) and a JSON file with every probe.

@@ -12,7 +12,7 @@
 //! first, then the least recently heard), memory over all windows, NAKs per packet heard from
 //! a session and per second overall, and the packets waiting to be sent. A packet is
 //! validated against the session before it changes anything; how much of what it claims is
-//! believed is in [`peer`]'s docs. Repairs do not count out: a missing sqn is asked for again
+//! believed is in docs/reliability.md. Repairs do not count out: a missing sqn is asked for again
 //! with back-off for as long as the source keeps it (see [`NakTiming`]).
 
 mod peer;
