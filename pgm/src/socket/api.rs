@@ -17,7 +17,7 @@ use std::{
 use bytes::Bytes;
 
 use super::{
-    driver::{self, lock, Core, Engine, Shared, State, Turn, Who},
+    driver::{self, lock, Core, RecvQueue, Role, SendQueue, Shared, State, Turn, Who},
     Clock, Endpoint, OpenError, RecvError, RecvStats, SendError, SendStats, SocketOptions,
 };
 use crate::{
@@ -30,30 +30,22 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// The core and the state shared with the IO thread, and the thread itself.
 #[derive(Debug)]
-struct Handle<E: Engine> {
-    core: Arc<Mutex<Core<E>>>,
-    shared: Arc<Shared>,
+struct Handle<R: Role> {
+    core: Arc<Mutex<Core<R>>>,
+    shared: Arc<Shared<R::Queue>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl<E: Engine> Handle<E> {
+impl<R: Role> Handle<R> {
     /// Starts the IO thread for `engine` over `transport`.
     fn spawn(
         name: &str,
-        engine: E,
+        engine: R,
         transport: Box<dyn Transport>,
         clock: Clock,
         opts: &SocketOptions,
     ) -> Result<Self, OpenError> {
-        let (io_loop, core, shared) = driver::new(
-            engine,
-            transport,
-            clock,
-            opts.driver.linger,
-            opts.driver.recv_queue,
-            opts.driver.busy_poll,
-            opts.driver.spin_before_sleep,
-        )?;
+        let (io_loop, core, shared) = driver::new(engine, transport, clock, &opts.driver)?;
         let thread = thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || io_loop.run())?;
@@ -65,7 +57,7 @@ impl<E: Engine> Handle<E> {
     }
 
     /// The core if it is free (`block`: or once it is), else `None`.
-    fn try_core(&self, block: bool) -> Option<MutexGuard<'_, Core<E>>> {
+    fn try_core(&self, block: bool) -> Option<MutexGuard<'_, Core<R>>> {
         if block {
             return Some(lock(&self.core));
         }
@@ -292,8 +284,8 @@ impl SendSocket {
 
     /// Whether a message of `len` bytes fits in the send queue (one always does when it is
     /// empty, whatever its size).
-    fn has_room(&self, st: &State, len: usize) -> bool {
-        st.tx_count == 0 || st.tx_bytes + len <= self.queue_limit
+    fn has_room(&self, st: &State<SendQueue>, len: usize) -> bool {
+        st.queue.count == 0 || st.queue.bytes + len <= self.queue_limit
     }
 
     fn push(&self, msg: Bytes, block: bool) -> Result<(), SendError> {
@@ -332,7 +324,7 @@ impl SendSocket {
                 if let Some(f) = &st.failure {
                     return Err(SendError::Failed(f.clone()));
                 }
-                if st.tx_count == 0 && st.engine_queued == 0 {
+                if st.queue.count == 0 && st.queue.engine_queued == 0 {
                     return Ok(());
                 }
                 if st.done {
@@ -341,7 +333,7 @@ impl SendSocket {
             }
             self.handle.drive_or_wake();
             let st = shared.lock();
-            if (st.tx_count != 0 || st.engine_queued != 0) && !st.done {
+            if (st.queue.count != 0 || st.queue.engine_queued != 0) && !st.done {
                 drop(shared.wait(st, Some(WAIT_SLICE)));
             }
         }
@@ -362,12 +354,12 @@ impl SendSocket {
     /// published last (at most about a millisecond old).
     pub fn stats(&self) -> SendStats {
         self.handle.refresh_stats();
-        self.handle.shared.lock().send_stats.clone()
+        self.handle.shared.lock().queue.stats.clone()
     }
 }
 
 /// The send queue's state as a send sees it: failed, closed, or open.
-fn check_open(st: &State) -> Result<(), SendError> {
+fn check_open(st: &State<SendQueue>) -> Result<(), SendError> {
     if let Some(f) = &st.failure {
         return Err(SendError::Failed(f.clone()));
     }
@@ -378,10 +370,11 @@ fn check_open(st: &State) -> Result<(), SendError> {
 }
 
 /// Appends a message to the send queue and its accounting.
-fn enqueue(st: &mut State, msg: Bytes) {
-    st.tx_bytes += msg.len();
-    st.tx_count += 1;
-    st.tx.push_back(msg);
+fn enqueue(st: &mut State<SendQueue>, msg: Bytes) {
+    let q = &mut st.queue;
+    q.bytes += msg.len();
+    q.count += 1;
+    q.msgs.push_back(msg);
 }
 
 impl Drop for SendSocket {
@@ -522,15 +515,16 @@ impl RecvSocket {
             return Ok(false);
         }
         let mut st = shared.lock();
-        st.rx_bytes -= local.held.min(st.rx_bytes);
+        let q: &mut RecvQueue = &mut st.queue;
+        q.held_bytes -= local.held.min(q.held_bytes);
         local.held = 0;
-        let got = !st.rx.is_empty();
+        let got = !q.events.is_empty();
         if got {
-            std::mem::swap(&mut st.rx, &mut local.events);
-            local.held = std::mem::take(&mut st.rx_queued_bytes);
+            std::mem::swap(&mut q.events, &mut local.events);
+            local.held = std::mem::take(&mut q.queued_bytes);
         }
-        if st.rx_paused && st.rx_bytes <= self.recv_queue / 2 {
-            st.rx_paused = false;
+        if q.paused && q.held_bytes <= self.recv_queue / 2 {
+            q.paused = false;
             shared.bump_in();
             shared.wake_io(&mut st);
         }
@@ -624,7 +618,7 @@ impl RecvSocket {
             let wait = sooner(left, turn.and_then(|t| t.timeout));
             {
                 let mut st = shared.lock();
-                if !st.rx.is_empty() || st.done {
+                if !st.queue.events.is_empty() || st.done {
                     continue;
                 }
                 st.app_polling += 1;
@@ -647,7 +641,7 @@ impl RecvSocket {
     /// published last (at most about a millisecond old).
     pub fn stats(&self) -> RecvStats {
         self.handle.refresh_stats();
-        self.handle.shared.lock().recv_stats.clone()
+        self.handle.shared.lock().queue.stats.clone()
     }
 }
 
