@@ -133,7 +133,8 @@ pub struct RepairBudget {
     /// Sqns per second one NAKer (by the NAK's IP source) gets repaired, in bursts of up to
     /// [`RepairBudget::per_naker_burst`].
     pub per_naker_rate: u32,
-    /// Burst of [`RepairBudget::per_naker_rate`], in sqns.
+    /// Burst of [`RepairBudget::per_naker_rate`], in sqns; also the most sqns one NAKer may
+    /// have waiting for RDATA.
     pub per_naker_burst: u32,
 }
 

@@ -84,7 +84,8 @@ pub struct SourceStats {
     pub txw_packets: u64,
     /// Payload bytes in the transmit window now.
     pub txw_bytes: u64,
-    /// Sqns queued for RDATA now (each at most once).
+    /// Entries in the repair queue: a sqn several NAKers asked for is queued once for each
+    /// (and sent once).
     pub repairs_queued: u64,
 }
 
@@ -96,8 +97,9 @@ struct TxPacket {
     payload: Bytes,
     /// One's-complement sum of `payload`, so emitting never re-reads it for the checksum.
     payload_sum: u16,
-    /// In the repair queue, RDATA not yet sent.
-    queued: bool,
+    /// The NAKer slots whose repair queue holds this sqn, RDATA not yet sent (bit `i`: slot
+    /// `i`, see [`naker_slot`]).
+    queued_for: u64,
     /// In the list of the next NCF.
     ncf_pending: bool,
     last_rdata: Option<Instant>,
@@ -157,8 +159,10 @@ pub struct Source {
     stats: SourceStats,
 }
 
-/// Per-NAKer repair budgets kept (see [`Source::nakers`]).
+/// Per-NAKer repair budgets and queues kept (see [`Source::nakers`]): one bit each in
+/// [`TxPacket::queued_for`].
 const NAKER_BUCKETS: usize = 64;
+const _: () = assert!(NAKER_BUCKETS <= u64::BITS as usize);
 
 impl Source {
     /// A source that will announce itself with 3 SPMs (RFC 3208 §6.1; OpenPGM's `pgm_connect`).
@@ -284,7 +288,7 @@ impl Source {
             fragment,
             payload_sum: ones_complement_sum(&payload),
             payload,
-            queued: false,
+            queued_for: 0,
             ncf_pending: false,
             last_rdata: None,
         });
@@ -347,10 +351,12 @@ impl Source {
         let list = options.nak_list.unwrap_or_default();
         let asked = 1 + list.as_slice().len() as u64;
         self.stats.nak_sqns_received += asked;
-        // What this NAK may buy: the per-NAK bound, then what its NAKer has left.
+        // What this NAK may buy: the per-NAK bound, the room in its NAKer's repair queue (one
+        // burst), then what its NAKer has left.
         let budget = self.cfg.repair;
-        let bound = asked.min(u64::from(budget.per_nak));
         let slot = naker_slot(src);
+        let room = (budget.per_naker_burst as usize).saturating_sub(self.repairs.slot_len(slot));
+        let bound = asked.min(u64::from(budget.per_nak)).min(room as u64);
         let naker = &mut self.nakers[slot];
         let granted = naker
             .get_or_insert_with(|| {
@@ -368,8 +374,11 @@ impl Source {
         }
     }
 
-    /// Queues RDATA for `sqn` with one NCF, unless it is queued already or was repaired within
-    /// the elimination interval: however many NAKs ask, a sqn costs one NCF and one RDATA.
+    /// Queues RDATA for `sqn` in `naker`'s repair queue, unless it is there already or was
+    /// repaired within the elimination interval. However many NAKs ask, a sqn costs one NCF
+    /// and one RDATA; it is queued for each NAKer that asks, so it goes out at the first of
+    /// their turns: a NAKer with a long backlog (a NAK storm) cannot hold back a sqn that
+    /// someone else needs.
     fn request_repair(&mut self, now: Instant, naker: usize, sqn: SeqNo) {
         let elim = self.cfg.nak_elimination_ivl;
         let Some(p) = self.txw.get_mut(sqn) else {
@@ -380,13 +389,15 @@ impl Source {
         let recent = p
             .last_rdata
             .is_some_and(|t| now.saturating_duration_since(t) < elim);
-        if p.queued || recent {
+        let bit = 1 << naker;
+        if p.queued_for & bit != 0 || recent {
             self.stats.nak_sqns_eliminated += 1;
             return;
         }
-        p.queued = true;
+        let confirmed = p.queued_for != 0;
+        p.queued_for |= bit;
         self.repairs.push(naker, sqn);
-        if !p.ncf_pending {
+        if !confirmed && !p.ncf_pending {
             p.ncf_pending = true;
             self.ncf.push(sqn);
         }
@@ -576,9 +587,13 @@ impl Source {
     }
 
     fn poll_rdata(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
-        while let Some(sqn) = self.repairs.peek() {
-            if self.txw.get_mut(sqn).is_none() {
-                // Fell off the trail while queued.
+        while let Some((slot, sqn)) = self.repairs.peek() {
+            let owed = self
+                .txw
+                .get_mut(sqn)
+                .is_some_and(|p| p.queued_for & (1 << slot) != 0);
+            if !owed {
+                // Fell off the trail while queued, or went out at another NAKer's turn.
                 self.repairs.pop();
                 continue;
             }
@@ -588,7 +603,7 @@ impl Source {
             self.repairs.pop();
             let trail = self.txw_trail();
             let p = self.txw.get_mut(sqn)?;
-            p.queued = false;
+            p.queued_for = 0;
             p.last_rdata = Some(now);
             let p = p.clone();
             // RFC 3208 §5.3: RDATA carries the current trail (docs/wire-compatibility.md §6).
@@ -674,20 +689,20 @@ impl RepairQueue {
         self.len += 1;
     }
 
-    /// The sqn served next (moving the turn to the next slot that has one).
-    fn peek(&mut self) -> Option<SeqNo> {
+    /// The slot served next and its first sqn (moving the turn to the next slot that has one).
+    fn peek(&mut self) -> Option<(usize, SeqNo)> {
         if self.len == 0 {
             return None;
         }
         while self.slots[self.turn].is_empty() {
             self.turn = (self.turn + 1) % NAKER_BUCKETS;
         }
-        self.slots[self.turn].front().copied()
+        self.slots[self.turn].front().map(|&sqn| (self.turn, sqn))
     }
 
     /// Takes the sqn [`RepairQueue::peek`] showed; the next turn goes to the next slot.
     fn pop(&mut self) -> Option<SeqNo> {
-        let sqn = self.peek()?;
+        let (_, sqn) = self.peek()?;
         self.slots[self.turn].pop_front();
         self.len -= 1;
         self.turn = (self.turn + 1) % NAKER_BUCKETS;
@@ -700,6 +715,10 @@ impl RepairQueue {
 
     fn len(&self) -> usize {
         self.len
+    }
+
+    fn slot_len(&self, slot: usize) -> usize {
+        self.slots[slot].len()
     }
 }
 

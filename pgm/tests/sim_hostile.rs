@@ -18,7 +18,7 @@ use pgm::{
     sim::{Dir, LinkConfig, Node, NodeId, TapKind},
     time::Instant,
     wire::{Body, Data, Gsi, Nak, NakList, Options, PacketRepr, SeqNo, Spm, Tsi},
-    Receiver, Source, Transmit,
+    Receiver, Source, SourceConfig, Transmit,
 };
 use support::{apdu, rx_addr, Lan, DPORT, GROUP, SRC_ADDR, TSI};
 
@@ -405,6 +405,64 @@ fn a_nak_storm_leaves_the_source_its_rate() {
         st.nak_sqns_eliminated > 0 && st.nak_sqns_over_budget > 0,
         "{st:?}"
     );
+}
+
+/// Item 3: a storm's backlog cannot hold back a sqn a real receiver needs. The storm asked
+/// for it first (it sits deep in the storm's repair queue); the receiver's NAK queues it in
+/// the receiver's own turn, so it goes out next, and only once.
+#[test]
+fn a_storm_backlog_does_not_delay_a_real_repair() {
+    const SENT: u32 = 2000;
+    const NEEDED: u32 = 1900;
+    let mut src = Source::new(SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR));
+    let mut now = Instant::from_millis(0);
+    let mut buf = Vec::new();
+    let mut wire = Vec::new();
+    let mut run = |src: &mut Source, now: &mut Instant, limit: usize| {
+        wire.clear();
+        while wire.len() < limit && *now < Instant::from_millis(10_000) {
+            match src.poll_transmit(*now, &mut buf) {
+                Some(_) => wire.push(PacketRepr::parse(&buf).expect("own packet").body),
+                None if src.stats().repairs_queued == 0 && !wire.is_empty() => break,
+                None => *now += Duration::from_millis(1),
+            }
+        }
+        wire.clone()
+    };
+    for i in 0..SENT {
+        let data = apdu(u64::from(i), 200);
+        if src.send(now, &data).is_err() {
+            run(&mut src, &mut now, usize::MAX);
+            src.send(now, &data).expect("send after a flush");
+        }
+    }
+    run(&mut src, &mut now, usize::MAX);
+    // The storm asks for every sqn, oldest first; then the receiver for one near the end.
+    for first in (0..SENT).step_by(63) {
+        let sqns: Vec<u32> = (first..(first + 63).min(SENT)).collect();
+        src.handle_packet(now, FORGER, SRC_ADDR, &nak(&sqns));
+    }
+    src.handle_packet(now, rx_addr(0), SRC_ADDR, &nak(&[NEEDED]));
+    let rdata = |b: &[Body]| -> Vec<u32> {
+        b.iter()
+            .filter_map(|b| match b {
+                Body::Rdata(d) => Some(d.sqn.0),
+                _ => None,
+            })
+            .collect()
+    };
+    // NCFs for everything asked, then RDATA: the needed sqn within the first two.
+    let first = rdata(&run(&mut src, &mut now, 40));
+    assert!(
+        first.iter().take(2).any(|&s| s == NEEDED),
+        "RDATA order {first:?}"
+    );
+    let rest = rdata(&run(&mut src, &mut now, usize::MAX));
+    let all: Vec<u32> = first.into_iter().chain(rest).collect();
+    assert_eq!(all.len(), SENT as usize, "each sqn repaired once");
+    assert_eq!(all.iter().filter(|&&s| s == NEEDED).count(), 1);
+    let st = src.stats();
+    assert_eq!((st.repairs_queued, st.rdata_sent), (0, u64::from(SENT)));
 }
 
 /// Item 4: a receiver cut off for 1 s, 3 s and 10 s of a 10 000 msg/s stream with a 64 Ki-sqn
