@@ -26,8 +26,11 @@ use pgm::{
     wire::{Body, Data, Gsi, Options, Packet, PacketRepr, SeqNo},
 };
 use tools::{
-    dump::{decode_frame, Encap, Filter, Gso, Output, Printer, Record, What},
-    frames::{self, ETHERTYPE_IPV4, IPPROTO_PGM},
+    dump::{
+        decode::{ETHERTYPE_IPV4, IPPROTO_PGM},
+        decode_frame, Encap, Filter, Gso, Output, Printer, Record, What,
+    },
+    frames,
 };
 
 use crate::input::Input;

@@ -1,26 +1,11 @@
 //! Builders for captured frames (Ethernet, Linux cooked SLL/SLL2, IPv4, IPv6, UDP) around a PGM
-//! packet, and a writer for classic pcap files: what the `pgm-dump` tests and the Wireshark
-//! cross-check use to make captures without a network.
+//! packet: what the `pgm-dump` tests and the Wireshark cross-check use to make captures without
+//! a network (written with [`crate::dump::pcap::write_pcap`]). The protocol numbers are the
+//! decoder's.
 
-use std::{
-    io::Write,
-    net::{Ipv4Addr, Ipv6Addr},
-    time::Duration,
-};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use pcap_file::{
-    pcap::{PcapHeader, PcapPacket, PcapWriter},
-    DataLink, PcapError,
-};
-
-/// IP protocol number of PGM (RFC 3208 §8).
-pub const IPPROTO_PGM: u8 = 113;
-/// IP protocol number of UDP.
-pub const IPPROTO_UDP: u8 = 17;
-/// Ethertype of IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-/// Ethertype of IPv6.
-pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+use crate::dump::decode::{ETHERTYPE_IPV4, IPPROTO_UDP};
 
 /// RFC 1071 checksum of `data` (folded, complemented).
 fn internet_checksum(parts: &[&[u8]]) -> u16 {
@@ -153,27 +138,10 @@ pub fn sll2(protocol: u16, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Writes `frames` (timestamp, bytes) as a classic microsecond pcap with link type `link`.
-pub fn write_pcap<W: Write>(
-    out: W,
-    link: DataLink,
-    frames: &[(Duration, Vec<u8>)],
-) -> Result<W, PcapError> {
-    let header = PcapHeader {
-        datalink: link,
-        ..PcapHeader::default()
-    };
-    let mut w = PcapWriter::with_header(out, header)?;
-    for (t, f) in frames {
-        let len = u32::try_from(f.len()).unwrap_or(u32::MAX);
-        w.write_packet(&PcapPacket::new(*t, len, f))?;
-    }
-    Ok(w.into_writer())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dump::decode::IPPROTO_PGM;
 
     #[test]
     fn ipv4_header_checksum_verifies() {

@@ -3,7 +3,6 @@
 
 pub mod dump;
 pub mod frames;
-pub mod live;
 pub mod md_demo;
 pub mod ping;
 pub mod pubsub_cli;

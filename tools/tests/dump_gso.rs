@@ -44,7 +44,7 @@ fn odata(sqn: u32, len: usize) -> Vec<u8> {
 /// An Ethernet frame: one UDP datagram to the EPGM port carrying `payload`.
 fn udp_frame(payload: &[u8]) -> Vec<u8> {
     frames::ethernet(
-        frames::ETHERTYPE_IPV4,
+        dump::decode::ETHERTYPE_IPV4,
         &frames::udp4(SRC, GRP, 40000, UDP_PORT, payload),
     )
 }
@@ -58,7 +58,7 @@ fn write_pcap(name: &str, frames: &[Vec<u8>]) -> PathBuf {
         .enumerate()
         .map(|(i, f)| (Duration::from_millis(1000 + i as u64), f.clone()))
         .collect();
-    frames::write_pcap(
+    dump::pcap::write_pcap(
         std::fs::File::create(&path).unwrap(),
         DataLink::ETHERNET,
         &timed,

@@ -184,7 +184,7 @@ fn args(list: &[&str]) -> Vec<String> {
 /// decode function, fed a frame built as `lo` frames it).
 fn pcap_json(pgm: &[u8], sport: u16, dport: u16) -> Value {
     let ip = frames::udp4(LO, LO, sport, dport, pgm);
-    let frame = frames::ethernet(frames::ETHERTYPE_IPV4, &ip);
+    let frame = frames::ethernet(dump::decode::ETHERTYPE_IPV4, &ip);
     let recs = dump::decode_frame(DataLink::ETHERNET, 1, 0.0, &frame, &[dport]);
     assert_eq!(recs.len(), 1, "{recs:?}");
     recs[0].to_json()
@@ -312,7 +312,7 @@ fn live_capture_text_and_malformed_then_duration_ends_it() {
         DataLink::ETHERNET,
         1,
         0.0,
-        &frames::ethernet(frames::ETHERTYPE_IPV4, &ip),
+        &frames::ethernet(dump::decode::ETHERTYPE_IPV4, &ip),
         &[port],
     )
     .pop()

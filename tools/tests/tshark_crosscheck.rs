@@ -430,15 +430,15 @@ fn write_capture(path: &Path, gens: &[Gen]) {
         .enumerate()
         .map(|(i, g)| {
             let ip = match g.carry {
-                Carry::Raw => frames::ipv4(g.src, g.dst, frames::IPPROTO_PGM, &g.bytes),
+                Carry::Raw => frames::ipv4(g.src, g.dst, dump::decode::IPPROTO_PGM, &g.bytes),
                 Carry::Udp(port) => frames::udp4(g.src, g.dst, 40_000 + i as u16, port, &g.bytes),
             };
             let t = Duration::from_millis(1_700_000_000_000 + i as u64 * 10);
-            (t, frames::ethernet(frames::ETHERTYPE_IPV4, &ip))
+            (t, frames::ethernet(dump::decode::ETHERTYPE_IPV4, &ip))
         })
         .collect();
     let f = BufWriter::new(File::create(path).unwrap());
-    frames::write_pcap(f, DataLink::ETHERNET, &frames).unwrap();
+    dump::pcap::write_pcap(f, DataLink::ETHERNET, &frames).unwrap();
 }
 
 // ---- tshark -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ pub use options::{Fragment, NakList, Options};
 pub use packet::{
     flags, Ack, Body, Data, Nak, Packet, PacketRepr, PacketType, Poll, Polr, Spm, HEADER_LEN,
 };
+pub use pretty::{Field, FieldValue};
 pub use seq::SeqNo;
 pub use tsi::{Gsi, Tsi};
 

@@ -8,7 +8,7 @@
 //! would tell the two apart, so on a loopback interface the second identical copy of a frame
 //! within a second is dropped (as tcpdump shows each packet on `lo` once). A UDP GSO send from
 //! this host (our EPGM sender's runs) shows here as one unsegmented super-packet, which the
-//! [`Printer`] splits into its PGM packets (see [`crate::dump`]).
+//! [`Printer`] splits into its PGM packets (see [`super::decode`]).
 //!
 //! The capture ends after `--count` printed packets, after `--duration`, or when the output is
 //! closed; reads wake up every [`POLL`] to check.
@@ -23,7 +23,10 @@ use std::{
 use pcap_file::DataLink;
 use pnet_datalink::{self as datalink, Channel, Config};
 
-use crate::dump::{DumpError, Output, Printer, Summary};
+use super::{
+    error::DumpError,
+    print::{Output, Printer, Summary},
+};
 
 /// How long one read waits before the deadline is looked at again (the most `--duration` can
 /// overrun).
