@@ -1,6 +1,6 @@
 //! The checks behind the `endpoint` fuzz target: the endpoint strings of the transports
 //! (`epgm::Url`, and `pgm::socket::EndpointSpec` / `Endpoint` for what follows the scheme) and
-//! of `udp-perf` (`tools::udp_perf::UdpEndpoint::parse`), shared with the corpus replay test
+//! of `udp-perf` (`tools::cli::UdpEndpoint::parse`), shared with the corpus replay test
 //! (`tools/tests/fuzz_corpus.rs`, which includes this file by path).
 //!
 //! The input is the endpoint text (invalid UTF-8 replaced), tried as given and with each scheme
@@ -22,7 +22,7 @@ use std::net::IpAddr;
 
 use epgm::Url;
 use pgm::socket::{EndpointError, EndpointSpec};
-use tools::udp_perf::UdpEndpoint;
+use tools::cli::UdpEndpoint;
 
 /// Runs every check on `data`; panics (a fuzz finding) when one fails.
 pub(crate) fn check(data: &[u8]) {

@@ -1,7 +1,7 @@
 //! PUB/SUB runs on a [`Lan`](crate::lan::Lan): our `pgm-pub` / `pgm-sub` (tools crate) and the
 //! libzmq peer `peers/zmq_peer.py` (Debian `python3-zmq`, libzmq 4.3.4 with PGM).
 //!
-//! CLI contract used here (see `tools::pubsub_cli` and the peer's docstring):
+//! CLI contract used here (see `tools::publish`, `tools::subscribe` and the peer's docstring):
 //!
 //! - `pgm-pub --count N --topic T… --size MIN-MAX --rate BITS --linger SECS ENDPOINT`: message
 //!   i is `[topic i mod T][test message]`, numbered per topic from 0; ends with one JSON line

@@ -37,10 +37,7 @@ use pgm::{
 };
 use socket2::Socket;
 
-use crate::{
-    send::{json_line, round3, CommonArgs},
-    udp_perf::{max_rss_kb, mono_ns, UdpEndpoint},
-};
+use crate::cli::{json_line, max_rss_kb, mono_ns, round3, CommonArgs, UdpEndpoint};
 
 /// Bytes 0..8 of the message that stops the reflector.
 pub const STOP: u64 = u64::MAX;

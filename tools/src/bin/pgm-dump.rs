@@ -1,5 +1,5 @@
 //! `pgm-dump`: print the PGM/EPGM packets of a pcap/pcapng capture or of a live interface (see
-//! `tools::dump` and `tools::live`).
+//! `tools::dump`).
 
 use std::io::{self, BufWriter};
 

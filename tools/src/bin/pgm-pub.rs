@@ -1,9 +1,9 @@
-//! `pgm-pub`: see `pgm-pub --help` and [`tools::pubsub_cli`].
+//! `pgm-pub`: see `pgm-pub --help` and [`tools::publish`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tools::pubsub_cli::pub_main(&tools::pubsub_cli::PubArgs::parse())
+    tools::publish::pub_main(&tools::publish::PubArgs::parse())
 }

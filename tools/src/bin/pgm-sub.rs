@@ -1,9 +1,9 @@
-//! `pgm-sub`: see `pgm-sub --help` and [`tools::pubsub_cli`].
+//! `pgm-sub`: see `pgm-sub --help` and [`tools::subscribe`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tools::pubsub_cli::sub_main(&tools::pubsub_cli::SubArgs::parse())
+    tools::subscribe::sub_main(&tools::subscribe::SubArgs::parse())
 }

@@ -98,7 +98,7 @@ pub fn capture(
 }
 
 /// The monotonic clock, for the deadline and the loopback echo window.
-#[allow(
+#[expect(
     clippy::disallowed_methods,
     reason = "a capture tool is an IO driver: it may read the clock"
 )]

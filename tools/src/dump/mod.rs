@@ -3,7 +3,7 @@
 //!
 //! - [`decode`]: captured bytes to [`Record`]s (link layer, IP, UDP, UDP GSO super-packets).
 //! - [`render`]: a record's text line and JSON object, both from one description of the fields.
-//! - [`print`]: the one path from a frame to an output line (decode, `--group`/`--port`
+//! - [`print`](mod@print): the one path from a frame to an output line (decode, `--group`/`--port`
 //!   filter, render, `--count`), for both inputs.
 //! - [`pcap`]: reading pcap/pcapng files, writing pcap files.
 //! - [`live`]: live capture on an interface.

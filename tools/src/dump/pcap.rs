@@ -105,7 +105,6 @@ pub(super) fn for_each_frame_in(
             }
             // pcap-file hands back the raw timestamp units as "nanoseconds"; scale them by the
             // interface's if_tsresol (default: microseconds).
-            #[allow(clippy::cast_precision_loss, reason = "timestamps as float seconds")]
             let time = raw_ts as f64 / resol + offset as f64;
             if !on_frame(Captured {
                 linktype,

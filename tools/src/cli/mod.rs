@@ -1,0 +1,26 @@
+//! What several tools share: the test message format, option value parsers and the transport
+//! options ([`CommonArgs`]), the error type with its exit codes, the reports, the mains of the
+//! sending and of the receiving tools, per-sender counts and the plain UDP endpoint.
+
+mod error;
+mod options;
+mod receiver;
+mod report;
+mod sender;
+mod senders;
+mod test_message;
+mod udp;
+
+pub use self::{
+    error::{connect_error, report_error, ToolError},
+    options::{
+        parse_bytes, parse_msg_rate, parse_rate, parse_rate_arg, parse_secs, parse_share,
+        parse_window, CommonArgs, NakProfileArg, Window,
+    },
+    receiver::{idle_timeout, next_wait, receiver_main, Activity, RunEnd, DEFAULT_TIMEOUT},
+    report::{json_line, max_rss_kb, mono_ns, msgs_per_s, round3, sender_fields, Progress},
+    sender::{read_line, sender_main},
+    senders::{SenderCounts, Senders},
+    test_message::{check_test_message, fill_test_message, TestMessageError, TEST_HEADER},
+    udp::{UdpEndpoint, SOCKET_BUFFER},
+};

@@ -1,0 +1,283 @@
+//! Option value parsers (rates, window and byte sizes, shares, seconds) and the transport
+//! options every PGM tool takes ([`CommonArgs`]).
+
+use std::time::Duration;
+
+use clap::ValueEnum;
+use pgm::{
+    socket::{NakProfile, SocketOptions},
+    ReceiverLimits, RepairBudget,
+};
+
+/// Parses a rate in bits/s: a number with an optional k, M or G suffix (decimal: 100M = 10^8),
+/// and an optional `bit/s`/`bps`; `0` or `unlimited` for no limit.
+#[expect(clippy::cast_sign_loss, reason = "negative values are rejected first")]
+pub fn parse_rate(s: &str) -> Result<Option<u64>, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    let t = t
+        .trim_end_matches("bit/s")
+        .trim_end_matches("bps")
+        .trim_end_matches("b/s");
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('M') => (&t[..t.len() - 1], 1e6),
+        Some('G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad rate {s:?}: expected bits/s like 100M, 1.5G or 64000"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("bad rate {s:?}"));
+    }
+    let bits = (v * mult).round();
+    if bits >= u64::MAX as f64 {
+        return Err(format!("rate {s:?} is too large"));
+    }
+    let bits = bits as u64;
+    Ok((bits > 0).then_some(bits))
+}
+
+/// Parses a message rate: messages per second, with an optional k or M suffix.
+pub fn parse_msg_rate(s: &str) -> Result<f64, String> {
+    match parse_rate(s) {
+        Ok(Some(n)) => Ok(n as f64),
+        _ => Err(format!(
+            "bad message rate {s:?}: expected messages/s like 10k"
+        )),
+    }
+}
+
+/// [`parse_rate`] for clap: 0 means unlimited.
+pub fn parse_rate_arg(s: &str) -> Result<u64, String> {
+    parse_rate(s).map(|r| r.unwrap_or(0))
+}
+
+/// A window size: sequence numbers, or payload bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// TXW_SQNS / RXW_SQNS.
+    Sqns(u32),
+    /// Bytes of payload.
+    Bytes(usize),
+}
+
+/// Parses a window: a plain number is sequence numbers (packets); a number with a byte unit
+/// is bytes: `B`, `k`/`kB` (10^3), `KiB` (2^10), `M`/`MB`, `MiB`, `G`/`GB`, `GiB`.
+#[expect(clippy::cast_sign_loss, reason = "the range is checked first")]
+pub fn parse_window(s: &str) -> Result<Window, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("bad window {s:?}: expected sqns (like 10000) or bytes (like 16MiB)");
+    let mult: f64 = match unit.trim() {
+        "" => {
+            let sqns: u32 = num.parse().map_err(|_| bad())?;
+            if sqns == 0 || sqns >= 1 << 31 {
+                return Err(format!("window of {sqns} sqns is out of range 1..2^31"));
+            }
+            return Ok(Window::Sqns(sqns));
+        }
+        "B" => 1.0,
+        "k" | "kB" | "KB" => 1e3,
+        "KiB" | "Ki" => 1024.0,
+        "M" | "MB" => 1e6,
+        "MiB" | "Mi" => 1_048_576.0,
+        "G" | "GB" => 1e9,
+        "GiB" | "Gi" => 1_073_741_824.0,
+        _ => return Err(bad()),
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let bytes = (v * mult).round();
+    if !(1.0..=(1u64 << 40) as f64).contains(&bytes) {
+        return Err(format!("window {s:?} is out of range"));
+    }
+    Ok(Window::Bytes(bytes as usize))
+}
+
+/// Parses a byte size: a number with an optional unit, `B`, `k`/`kB` (10^3), `KiB` (2^10),
+/// `M`/`MB`, `MiB`, `G`/`GB`, `GiB`.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return t
+            .parse()
+            .map_err(|_| format!("bad size {s:?}: expected bytes like 64MiB"));
+    }
+    match parse_window(t) {
+        Ok(Window::Bytes(b)) => Ok(b),
+        _ => Err(format!(
+            "bad size {s:?}: expected bytes like 64MiB or 100MB"
+        )),
+    }
+}
+
+/// Parses a share in `[0.01, 0.9]`.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad share {s:?}: expected a fraction like 0.4"))?;
+    if !(0.01..=0.9).contains(&v) {
+        return Err(format!("share {v} out of range 0.01..=0.9"));
+    }
+    Ok(v)
+}
+
+/// Parses seconds (fractions allowed), at most a day.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: expected seconds like 2.5"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{v} s out of range 0..=86400"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// `--nak-profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NakProfileArg {
+    /// Millisecond NAK back-off and repeats, millisecond heartbeat SPMs (default).
+    Lan,
+    /// OpenPGM/libzmq timing: 50 ms back-off, 200 ms repeats; OpenPGM's SPM schedule.
+    Openpgm,
+}
+
+impl From<NakProfileArg> for NakProfile {
+    fn from(p: NakProfileArg) -> Self {
+        match p {
+            NakProfileArg::Lan => NakProfile::Lan,
+            NakProfileArg::Openpgm => NakProfile::OpenPgm,
+        }
+    }
+}
+
+/// Options both tools take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Largest IP datagram (max TPDU / MTU), IP header included.
+    #[arg(long, default_value_t = 1500, value_name = "BYTES")]
+    pub tpdu: usize,
+    /// Window: sequence numbers (e.g. 20000), or bytes with a unit (e.g. 16MiB, 32MB).
+    #[arg(long, value_parser = parse_window, value_name = "SQNS|SIZE")]
+    pub window: Option<Window>,
+    /// NAK timing profile.
+    #[arg(long, value_enum, default_value_t = NakProfileArg::Lan)]
+    pub nak_profile: NakProfileArg,
+    /// Multicast TTL (IP_MULTICAST_TTL).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub hops: u32,
+    /// Loop multicast back to this host (always on for a loopback interface).
+    #[arg(long = "loop")]
+    pub multicast_loop: bool,
+    /// IP_TOS byte (e.g. 184 = 0xB8, DSCP EF, as OpenPGM sets it).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub tos: u32,
+    /// EPGM: send each packet with its own syscall instead of runs of packets as one UDP GSO
+    /// send (`UDP_SEGMENT`; the datagrams on the wire are the same either way).
+    #[arg(long)]
+    pub no_gso: bool,
+    /// Sender: share of the wire repairs (NCF + RDATA) may take while new data waits, and of
+    /// the rate limit [default: 0.4].
+    #[arg(long, value_parser = parse_share, value_name = "FRACTION")]
+    pub repair_share: Option<f64>,
+    /// Sender: cap on repairs in bits/s [default: repair share × --rate, or 100M unpaced].
+    #[arg(long, value_parser = parse_rate_arg, value_name = "BITS")]
+    pub repair_rate: Option<u64>,
+    /// Sender: sqns per second one NAKer (by IP address) gets repaired [default: 20000].
+    #[arg(long, value_name = "SQNS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repair_per_naker: Option<u32>,
+    /// Receiver: most sessions tracked at once [default: 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_peers: Option<u32>,
+    /// Receiver: memory budget over all sessions' windows, e.g. 256MiB [default: 256MiB].
+    #[arg(long, value_parser = parse_bytes, value_name = "SIZE")]
+    pub memory: Option<usize>,
+    /// Receiver: seconds a missing message may stay in recovery before it is reported lost
+    /// [default: 30 (lan), 60 (openpgm)].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub max_recovery: Option<Duration>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl CommonArgs {
+    /// The socket and transport options these arguments ask for.
+    pub fn transport_options(&self) -> epgm::Options {
+        epgm::Options::from(self.socket_options()).with_udp_gso(!self.no_gso)
+    }
+
+    /// The socket options these arguments ask for.
+    pub fn socket_options(&self) -> SocketOptions {
+        let mut o = SocketOptions::default()
+            .with_tpdu(self.tpdu)
+            .with_nak(self.nak_profile.into())
+            .with_hops(self.hops)
+            .with_multicast_loop(self.multicast_loop)
+            .with_tos(self.tos);
+        match self.window {
+            Some(Window::Sqns(n)) => o = o.with_window_sqns(n),
+            Some(Window::Bytes(b)) => o = o.with_window_bytes(b),
+            None => {}
+        }
+        let mut repair = RepairBudget::default();
+        if let Some(share) = self.repair_share {
+            repair.share = share;
+        }
+        repair.rate = self.repair_rate.filter(|&r| r > 0).map(|bits| bits / 8);
+        if let Some(n) = self.repair_per_naker {
+            repair.per_naker_rate = n;
+        }
+        let mut limits = ReceiverLimits::default();
+        if let Some(n) = self.max_peers {
+            limits.max_peers = n as usize;
+        }
+        if let Some(b) = self.memory {
+            limits.max_total_bytes = b;
+        }
+        o = o.with_repair(repair).with_receiver_limits(limits);
+        if let Some(m) = self.max_recovery {
+            o = o.with_max_recovery(m);
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("100M"), Ok(Some(100_000_000)));
+        assert_eq!(parse_rate("1.5G"), Ok(Some(1_500_000_000)));
+        assert_eq!(parse_rate("64k"), Ok(Some(64_000)));
+        assert_eq!(parse_rate("64000"), Ok(Some(64_000)));
+        assert_eq!(parse_rate("10Mbit/s"), Ok(Some(10_000_000)));
+        assert_eq!(parse_rate("0"), Ok(None));
+        assert_eq!(parse_rate("unlimited"), Ok(None));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("-5M").is_err());
+    }
+
+    #[test]
+    fn windows() {
+        assert_eq!(parse_window("10000"), Ok(Window::Sqns(10_000)));
+        assert_eq!(parse_window("16MiB"), Ok(Window::Bytes(16 << 20)));
+        assert_eq!(parse_window("32MB"), Ok(Window::Bytes(32_000_000)));
+        assert_eq!(parse_window("64KiB"), Ok(Window::Bytes(65_536)));
+        assert_eq!(parse_window("1500B"), Ok(Window::Bytes(1500)));
+        assert!(parse_window("0").is_err());
+        assert!(parse_window("16 parsecs").is_err());
+        assert!(parse_window("MiB").is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! `pgm-sub`: subscribe to topic prefixes and print `topic payload` lines, or with `--verify`
+//! check every (publisher TSI, topic) sequence and the CRCs ([`TopicVerifier`]) and print one
+//! JSON summary line with per-topic counts.
+//!
+//! Subscriptions follow ZeroMQ: no `--subscribe` delivers **nothing**, `--subscribe ''`
+//! delivers everything, and a prefix matches topics that start with its bytes.
+
+use std::{
+    io::{self, Write},
+    process::ExitCode,
+    time::Duration,
+};
+
+use clap::Parser;
+use pgm::socket::{Clock, RecvError};
+use pubsub::{Message, Options, RecvEvent, Subscriber};
+
+use crate::{
+    cli::{
+        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, receiver_main, round3,
+        Activity, CommonArgs, Progress, RunEnd, ToolError,
+    },
+    topic_verifier::TopicVerifier,
+};
+
+/// Idle timeout of `pgm-sub` when `--count` or `--verify` is given and `--timeout` is not
+/// (`pgm-recv`'s).
+pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
+
+/// `pgm-sub` arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgm-sub",
+    version,
+    about = "Subscribe to topic prefixes on a PGM or EPGM endpoint: print messages, or verify \
+             pgm-pub test messages",
+    after_help = "ENDPOINT is pgm://IFACE;GROUP:PORT (raw IP, needs root or CAP_NET_RAW) or \
+                  epgm://IFACE;GROUP:PORT (UDP port PORT). Reads pgm-pub and libzmq PUBs.\n\
+                  Subscriptions work as in ZeroMQ: a message is delivered when its first frame \
+                  starts with some --subscribe prefix; --subscribe '' takes everything and NO \
+                  --subscribe DELIVERS NOTHING.\n\
+                  Prints each message as one line: the frames, lossy UTF-8, separated by \
+                  spaces ('topic payload').\n\
+                  Timeout: with --count or --verify, pgm-sub exits after 10 s without data \
+                  unless --timeout says otherwise; otherwise it waits forever unless --timeout \
+                  is given. --timeout 0 means forever.\n\
+                  --verify expects [topic][test message] and checks the per-topic sequence of \
+                  each publisher (TSI; a restarted publisher starts again at 0) and the CRC; \
+                  it prints one JSON line at the end: received, topics {topic: count}, gaps, \
+                  duplicates, corrupt (bad CRC, short, or not 2 frames), unrecoverable \
+                  (sequence numbers the transport reported lost), filtered_out, elapsed_s, \
+                  msgs_per_s, gap_events, naks_sent, repaired, senders, decode_errors; it exits 1 when \
+                  gaps, corrupt or unrecoverable are not 0. Any mode exits 1 with fewer than \
+                  --count messages."
+)]
+pub struct SubArgs {
+    /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
+    pub endpoint: String,
+    /// Deliver topics starting with PREFIX (repeatable; '' = everything; none = nothing).
+    #[arg(long = "subscribe", value_name = "PREFIX")]
+    pub subscribe: Vec<String>,
+    /// Exit after N delivered messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit after this many seconds without data (see below for the default).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Check pgm-pub test messages instead of printing them.
+    #[arg(long)]
+    pub verify: bool,
+    /// Largest message (all frames) accepted; longer ones are decode errors.
+    #[arg(long, default_value_t = pubsub::decoder::DEFAULT_MAX_MESSAGE_SIZE, value_name = "BYTES")]
+    pub max_message_size: usize,
+    /// Transport options shared with pgm-send and pgm-recv.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl SubArgs {
+    /// The idle timeout in force; `None` waits forever.
+    pub fn idle_timeout(&self) -> Result<Option<Duration>, ToolError> {
+        idle_timeout(self.timeout, self.count.is_some() || self.verify)
+    }
+}
+
+/// How a `pgm-sub` run ended.
+#[derive(Debug, Clone)]
+pub struct SubOutcome {
+    /// The verifier's counts (in print mode only `received`, `topics` and the loss counts).
+    pub verifier: TopicVerifier,
+    /// Seconds from the first to the last delivered message.
+    pub elapsed_s: f64,
+    /// Messages the filter skipped.
+    pub filtered_out: u64,
+    /// NAK packets sent.
+    pub naks_sent: u64,
+    /// Sequence numbers repaired (RDATA that filled a gap).
+    pub repaired: u64,
+    /// Framing errors (each one drops a partial message and resyncs).
+    pub decode_errors: u64,
+    /// `--count` was given and not reached.
+    pub short: bool,
+}
+
+impl SubOutcome {
+    /// 0 when all is well; 1 when messages are missing or corrupt (verify) or fewer than
+    /// `--count` arrived.
+    pub fn exit_code(&self, verify: bool) -> u8 {
+        u8::from(self.short || (verify && !self.verifier.is_clean()))
+    }
+
+    /// The `--verify` JSON line.
+    pub fn to_json(&self) -> String {
+        let v = &self.verifier;
+        let (ok, senders) = v.senders.verified();
+        let (o, others) = v.senders.others();
+        json_line(&[
+            ("received", v.received.into()),
+            ("topics", v.topics_json()),
+            ("gaps", v.gaps.into()),
+            ("duplicates", v.duplicates.into()),
+            ("corrupt", ok.corrupt.into()),
+            ("unrecoverable", ok.unrecoverable.into()),
+            ("filtered_out", self.filtered_out.into()),
+            ("elapsed_s", round3(self.elapsed_s).into()),
+            ("msgs_per_s", msgs_per_s(v.received, self.elapsed_s).into()),
+            ("gap_events", ok.loss_events.into()),
+            ("naks_sent", self.naks_sent.into()),
+            ("repaired", self.repaired.into()),
+            ("senders", senders.into()),
+            ("others", o.to_json(others)),
+            ("decode_errors", self.decode_errors.into()),
+        ])
+    }
+}
+
+/// Writes a message as one line: its frames, lossy UTF-8, separated by spaces.
+fn print_message(out: &mut dyn Write, m: &Message) -> io::Result<()> {
+    for (i, f) in m.frames.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b" ")?;
+        }
+        out.write_all(String::from_utf8_lossy(f).as_bytes())?;
+    }
+    out.write_all(b"\n")
+}
+
+/// Opens the subscriber of `args`, subscribes, and says so on stderr.
+fn open_sub(args: &SubArgs) -> Result<Subscriber, ToolError> {
+    let opts = Options::default()
+        .with_transport(args.common.transport_options())
+        .with_max_message_size(args.max_message_size);
+    let mut sub = Subscriber::connect(&args.endpoint, &opts).map_err(connect_error)?;
+    for p in &args.subscribe {
+        sub.subscribe(p.as_bytes());
+    }
+    if !args.common.quiet {
+        if args.subscribe.is_empty() {
+            eprintln!(
+                "pgm-sub: warning: no --subscribe given, so nothing will be delivered (as in \
+                 ZeroMQ); use --subscribe '' for everything"
+            );
+        }
+        eprintln!(
+            "pgm-sub: listening on {}, subscribed to {:?}",
+            args.endpoint, args.subscribe
+        );
+    }
+    Ok(sub)
+}
+
+/// The progress line of `pgm-sub`, if one is due.
+fn sub_tick(progress: &mut Progress, sub: &Subscriber, v: &TopicVerifier, bytes: u64) {
+    progress.tick("pgm-sub", v.received, bytes, || {
+        let s = sub.stats();
+        format!(
+            "filtered {}, naks {}, repaired {}, lost {}",
+            s.decoder.filtered_out,
+            s.transport.engine.naks_sent,
+            s.transport.engine.repaired,
+            s.transport.engine.lost_sqns
+        )
+    });
+}
+
+/// Runs `pgm-sub`, printing messages to `out` (unless verifying).
+pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolError> {
+    let idle = args.idle_timeout()?;
+    let mut sub = open_sub(args)?;
+    let quiet = args.common.quiet;
+    let clock = Clock::new();
+    let mut progress = Progress::new(clock, !quiet);
+    let mut v = TopicVerifier::new();
+    let mut bytes = 0u64;
+    let mut activity = Activity::new(clock.elapsed());
+    let mut apdus_seen = 0u64;
+    let wanted = args.count.unwrap_or(u64::MAX);
+    while v.received < wanted {
+        let ev = match sub.try_recv() {
+            Ok(ev) => ev,
+            Err(RecvError::Empty) => {
+                out.flush()?;
+                let now = clock.elapsed();
+                activity.settle(now);
+                // Data that the filter skipped is activity too.
+                let apdus = sub.stats().decoder.apdus;
+                if apdus != apdus_seen {
+                    apdus_seen = apdus;
+                    activity.idle_since = now;
+                }
+                let waited = now.saturating_sub(activity.idle_since);
+                let Some(wait) = next_wait(idle, waited, &progress) else {
+                    break;
+                };
+                match sub
+                    .recv_timeout(wait.clamp(Duration::from_millis(1), Duration::from_millis(250)))
+                {
+                    Ok(ev) => ev,
+                    Err(RecvError::Timeout) => {
+                        sub_tick(&mut progress, &sub, &v, bytes);
+                        continue;
+                    }
+                    Err(e) => return Err(ToolError::Io(io::Error::other(e))),
+                }
+            }
+            Err(e) => return Err(ToolError::Io(io::Error::other(e))),
+        };
+        match ev {
+            RecvEvent::Message(m) => {
+                activity.delivered(&clock);
+                bytes += m.frames.iter().map(|f| f.len() as u64).sum::<u64>();
+                if args.verify {
+                    v.on_message(&m);
+                } else {
+                    v.count_unchecked(m.topic());
+                    print_message(out, &m)?;
+                }
+            }
+            RecvEvent::Gap { tsi, lost } => {
+                v.on_gap(tsi, lost);
+                if !quiet {
+                    eprintln!("pgm-sub: {tsi}: {lost} packets lost; resyncing at the next message");
+                }
+            }
+            _ => {}
+        }
+        if v.received.is_multiple_of(256) {
+            sub_tick(&mut progress, &sub, &v, bytes);
+        }
+    }
+    activity.settle(clock.elapsed());
+    out.flush()?;
+    let stats = sub.stats();
+    sub.close();
+    Ok(SubOutcome {
+        short: args.count.is_some_and(|c| v.received < c),
+        elapsed_s: activity.elapsed_s(),
+        filtered_out: stats.decoder.filtered_out,
+        naks_sent: stats.transport.engine.naks_sent,
+        repaired: stats.transport.engine.repaired,
+        decode_errors: stats.decoder.decode_errors,
+        verifier: v,
+    })
+}
+
+/// `pgm-sub`'s main: runs, prints the JSON line when verifying, maps errors to exit codes.
+pub fn sub_main(args: &SubArgs) -> ExitCode {
+    receiver_main("pgm-sub", args.common.quiet, args.count, |out| {
+        let o = run_sub(args, out)?;
+        Ok(RunEnd {
+            json: args.verify.then(|| o.to_json()),
+            received: o.verifier.received,
+            short: o.short,
+            exit_code: o.exit_code(args.verify),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use pgm::wire::{Gsi, Tsi};
+
+    use super::*;
+    use crate::cli::fill_test_message;
+
+    fn tsi(n: u16) -> Tsi {
+        Tsi::new(Gsi([1, 2, 3, 4, 5, 6]), n)
+    }
+
+    fn msg(tsi: Tsi, topic: &str, seq: u64, size: usize) -> Message {
+        let mut b = vec![0; size];
+        fill_test_message(seq, &mut b);
+        Message {
+            tsi,
+            frames: vec![topic.as_bytes().to_vec().into(), b.into()],
+        }
+    }
+
+    #[test]
+    fn json_has_the_agreed_keys() {
+        let mut v = TopicVerifier::new();
+        v.on_message(&msg(tsi(1), "md.A", 0, 12));
+        v.on_message(&msg(tsi(1), "md.B", 0, 12));
+        v.on_message(&msg(tsi(1), "md.B", 1, 12));
+        let o = SubOutcome {
+            verifier: v,
+            elapsed_s: 0.5,
+            filtered_out: 7,
+            naks_sent: 0,
+            repaired: 0,
+            decode_errors: 0,
+            short: false,
+        };
+        let j: serde_json::Value = serde_json::from_str(&o.to_json()).unwrap();
+        assert_eq!(j["received"], 3);
+        assert_eq!(j["topics"]["md.B"], 2);
+        assert_eq!(j["filtered_out"], 7);
+        assert_eq!(j["msgs_per_s"], 6.0);
+        for k in [
+            "gaps",
+            "duplicates",
+            "corrupt",
+            "unrecoverable",
+            "elapsed_s",
+            "senders",
+        ] {
+            assert!(j.get(k).is_some(), "{k}");
+        }
+        assert_eq!(o.exit_code(true), 0);
+    }
+
+    #[test]
+    fn idle_timeouts() {
+        let s = SubArgs::parse_from(["pgm-sub", "--verify", "x"]);
+        assert_eq!(s.idle_timeout().unwrap(), Some(DEFAULT_TIMEOUT));
+        let s = SubArgs::parse_from(["pgm-sub", "x"]);
+        assert_eq!(s.idle_timeout().unwrap(), None);
+    }
+}
