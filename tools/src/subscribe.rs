@@ -278,23 +278,8 @@ pub fn sub_main(args: &SubArgs) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use pgm::wire::{Gsi, Tsi};
-
     use super::*;
-    use crate::cli::fill_test_message;
-
-    fn tsi(n: u16) -> Tsi {
-        Tsi::new(Gsi([1, 2, 3, 4, 5, 6]), n)
-    }
-
-    fn msg(tsi: Tsi, topic: &str, seq: u64, size: usize) -> Message {
-        let mut b = vec![0; size];
-        fill_test_message(seq, &mut b);
-        Message {
-            tsi,
-            frames: vec![topic.as_bytes().to_vec().into(), b.into()],
-        }
-    }
+    use crate::topic_verifier::tests::{msg, tsi};
 
     #[test]
     fn json_has_the_agreed_keys() {

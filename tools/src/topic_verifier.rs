@@ -106,17 +106,18 @@ fn count_topic(topics: &mut BTreeMap<Vec<u8>, u64>, topic: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use pgm::wire::Gsi;
 
     use super::*;
     use crate::cli::fill_test_message;
 
-    fn tsi(n: u16) -> Tsi {
+    pub(crate) fn tsi(n: u16) -> Tsi {
         Tsi::new(Gsi([1, 2, 3, 4, 5, 6]), n)
     }
 
-    fn msg(tsi: Tsi, topic: &str, seq: u64, size: usize) -> Message {
+    /// A `[topic][test message]` message of `size` bytes with sequence number `seq`.
+    pub(crate) fn msg(tsi: Tsi, topic: &str, seq: u64, size: usize) -> Message {
         let mut b = vec![0; size];
         fill_test_message(seq, &mut b);
         Message {
