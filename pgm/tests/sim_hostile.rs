@@ -465,6 +465,39 @@ fn a_storm_backlog_does_not_delay_a_real_repair() {
     assert_eq!((st.repairs_queued, st.rdata_sent), (0, u64::from(SENT)));
 }
 
+/// Item 3: one NAKer has at most `per_naker_burst` sqns waiting for RDATA, however many it
+/// asks for (a sqn may wait in several NAKers' queues, so each queue needs its own bound);
+/// another NAKer still gets in.
+#[test]
+fn a_nakers_repair_queue_is_bounded() {
+    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
+    cfg.repair.per_naker_burst = 500;
+    cfg.repair.per_naker_rate = 1_000_000;
+    let mut src = Source::new(cfg);
+    let now = Instant::from_millis(0);
+    let mut buf = Vec::new();
+    for i in 0..2000u64 {
+        src.send(now, &apdu(i, 20)).expect("send");
+        while src.poll_transmit(now, &mut buf).is_some() {}
+    }
+    for round in 0..3 {
+        for first in (0..2000u32).step_by(63) {
+            let sqns: Vec<u32> = (first..(first + 63).min(2000)).collect();
+            src.handle_packet(
+                now + Duration::from_millis(round),
+                FORGER,
+                SRC_ADDR,
+                &nak(&sqns),
+            );
+        }
+    }
+    let st = src.stats();
+    assert_eq!(st.repairs_queued, 500, "{st:?}");
+    assert!(st.nak_sqns_over_budget >= 3 * 2000 - 500, "{st:?}");
+    src.handle_packet(now, rx_addr(0), SRC_ADDR, &nak(&[1999]));
+    assert_eq!(src.stats().repairs_queued, 501);
+}
+
 /// Item 4: a receiver cut off for 1 s, 3 s and 10 s of a 10 000 msg/s stream with a 64 Ki-sqn
 /// window loses nothing the source still holds.
 #[test]
