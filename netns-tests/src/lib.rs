@@ -14,11 +14,13 @@
 //! - [`soak`]: the soak test behind the `pgm-soak` binary (`scripts/soak`): publisher and
 //!   subscriber churn for N minutes, exact delivery per session, flat RSS.
 //! - [`spray`]: the garbage sprayer behind the `pgm-spray` binary (hardening tests).
-//! - [`require_root`]: tests that need namespaces call it first and return early when not root.
+//! - [`deps`]: what a test needs from the machine (root, the LAN's programs, OpenPGM, libzmq,
+//!   tshark); a missing need skips the test loudly, or fails it when `CI` is set.
 //!
 //! Traffic only ever flows inside namespaces created here.
 
 pub mod bench;
+pub mod deps;
 pub mod lan;
 pub mod pair;
 pub mod peer;
@@ -44,27 +46,6 @@ pub fn now() -> Instant {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// Returns true when the caller may go on (running as root). Otherwise prints a loud notice
-/// to stderr naming `test` and returns false, so the test can `return` early.
-///
-/// ```no_run
-/// if !netns_tests::require_root("my_test") {
-///     return;
-/// }
-/// ```
-pub fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    eprintln!(
-        "\n==================================================================\n\
-         SKIPPED: {test} needs root for network namespaces, raw sockets and nftables;\n\
-         run `sudo -E cargo test -p netns-tests`\n\
-         ==================================================================\n"
-    );
-    false
 }
 
 /// Declares one `#[test]` per entry, each running a shared test body with its own name first:

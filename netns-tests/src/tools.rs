@@ -34,7 +34,10 @@ use serde_json::Value;
 
 use crate::lan::{Capture, Host, Lan, GROUP};
 use crate::proc::{Output, Proc};
-use crate::{have_program, now, require_root};
+use crate::{
+    deps::{require, Need},
+    now,
+};
 
 /// How PGM is carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +96,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// The start of a test of our tools: `None` (after a loud SKIPPED notice, see
-/// [`require_root`]) unless running as root; otherwise takes the machine ([`serial`]) and
+/// [`require`]) unless the machine has what a LAN test needs ([`Need::LAN`]); otherwise takes the machine ([`serial`]) and
 /// builds the tools ([`tools_dir`]). The guard is to be held for the whole test:
 ///
 /// ```no_run
@@ -102,7 +105,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// };
 /// ```
 pub fn begin_test(test: &str) -> Option<MutexGuard<'static, ()>> {
-    if !require_root(test) {
+    if !require(test, Need::LAN) {
         return None;
     }
     let guard = serial();
@@ -876,8 +879,7 @@ pub fn capture_path(name: &str) -> io::Result<PathBuf> {
 /// Starts a bridge capture (pcap `filter`, at [`capture_path`]) for test `name` when tshark is
 /// installed to check it; otherwise says so and returns `None`.
 pub fn capture_for_tshark(lan: &Lan, name: &str, filter: &str) -> Option<Capture> {
-    if !have_program("tshark") {
-        eprintln!("{name}: tshark not installed, capture checks skipped");
+    if !require(&format!("{name}'s capture checks"), &[Need::Tshark]) {
         return None;
     }
     let path = capture_path(name).expect("capture dir");

@@ -85,23 +85,6 @@ pub fn zmq_python() -> io::Result<PathBuf> {
         .map_err(io::Error::other)
 }
 
-/// Returns the interpreter when libzmq with PGM is available; otherwise prints a loud notice
-/// naming `test` and returns `None`, so the test can return early. (CI installs
-/// `python3-zmq`; a missing one is reported, not silently passed over.)
-pub fn require_zmq(test: &str) -> Option<PathBuf> {
-    match zmq_python() {
-        Ok(p) => Some(p),
-        Err(e) => {
-            eprintln!(
-                "\n==================================================================\n\
-                 SKIPPED: {test}: {e}\n\
-                 ==================================================================\n"
-            );
-            None
-        }
-    }
-}
-
 /// Path of `pgm-pub` (built with the other tools).
 pub fn pgm_pub() -> io::Result<PathBuf> {
     tool("pgm-pub")

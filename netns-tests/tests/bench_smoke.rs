@@ -3,11 +3,17 @@
 //! skips loudly otherwise. Writes into a temporary directory, never the workspace's
 //! `BENCHMARKS.md`.
 
-use netns_tests::bench::{run, Config, System};
+use netns_tests::{
+    bench::{run, Config, System},
+    deps::{require, Need},
+};
 
 #[test]
 fn bench_smoke_exercises_every_part() {
-    if !netns_tests::require_root("bench_smoke_exercises_every_part") {
+    if !require(
+        "bench_smoke_exercises_every_part",
+        &[Need::Root, Need::Lan, Need::OpenPgm, Need::Zmq],
+    ) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("pgm-bench-smoke-test-{}", std::process::id()));

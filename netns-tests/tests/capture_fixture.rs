@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use netns_tests::have_program;
+use netns_tests::deps::{require, Need};
 use netns_tests::tshark::pgm_type_counts;
 
 #[test]
@@ -19,10 +19,7 @@ fn openpgm_fixture_has_all_packet_types() {
         size < 300 * 1024,
         "fixture is {size} bytes, should stay below 300 KB"
     );
-    if !have_program("tshark") {
-        eprintln!(
-            "SKIPPED: openpgm_fixture_has_all_packet_types needs tshark (apt-get install tshark)"
-        );
+    if !require("openpgm_fixture_has_all_packet_types", &[Need::Tshark]) {
         return;
     }
     let counts = pgm_type_counts(&pcap, 7500).expect("tshark summary");
@@ -58,10 +55,7 @@ fn openpgm_fixture_has_all_packet_types() {
 /// dissect them.
 #[test]
 fn openpgm_fixture_passes_the_capture_check() {
-    if !have_program("tshark") {
-        eprintln!(
-            "SKIPPED: openpgm_fixture_passes_the_capture_check needs tshark (apt-get install tshark)"
-        );
+    if !require("openpgm_fixture_passes_the_capture_check", &[Need::Tshark]) {
         return;
     }
     let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pgm/tests/fixtures/openpgm.pcap");

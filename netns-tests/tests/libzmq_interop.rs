@@ -38,10 +38,14 @@ use netns_tests::tools::{
     wait_all, wait_joined, Encap, Finished, Iface,
 };
 use netns_tests::zmq::{
-    data_shapes, expected_topics, odata_sessions, pgm_pub, pgm_sub, require_zmq, spawn_pub,
-    spawn_sub_joined, topic_problems, topics, PubOpts, SubOpts, ZmqPubOpts, ZmqSubOpts,
+    data_shapes, expected_topics, odata_sessions, pgm_pub, pgm_sub, spawn_pub, spawn_sub_joined,
+    topic_problems, topics, PubOpts, SubOpts, ZmqPubOpts, ZmqSubOpts,
 };
-use netns_tests::{named_tests, now, require_root};
+use netns_tests::{
+    deps::{require, Need},
+    named_tests, now,
+    zmq::zmq_python,
+};
 
 const PORT: u16 = 7900;
 const LIMIT: Duration = Duration::from_secs(50);
@@ -52,10 +56,10 @@ const PREFIXES: [&[&str]; 2] = [&["a", "b1"], &[""]];
 
 /// What every test needs: root, libzmq with PGM, the machine to itself, a fresh 3-host LAN.
 fn setup(name: &str) -> Option<(MutexGuard<'static, ()>, Lan, PathBuf)> {
-    if !require_root(name) {
+    if !require(name, &[Need::Root, Need::Lan, Need::Zmq]) {
         return None;
     }
-    let python = require_zmq(name)?;
+    let python = zmq_python().expect("libzmq with PGM");
     let guard = serial();
     Some((guard, Lan::new(3).expect("building the LAN"), python))
 }

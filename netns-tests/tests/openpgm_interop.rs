@@ -66,7 +66,10 @@ use netns_tests::tools::{
     spawn_send, stop, wait_one, Encap, Finished, Iface, RecvOpts, SendOpts,
 };
 use netns_tests::tshark::check_capture;
-use netns_tests::{named_tests, now};
+use netns_tests::{
+    deps::{require, Need},
+    named_tests, now,
+};
 
 const PORT: u16 = 7700;
 /// Random ingress loss on the receiving host, per mille: 5 %, 10 %, 20 %.
@@ -118,6 +121,9 @@ fn setup(
     name: &str,
     loss_permille: u32,
 ) -> Option<(MutexGuard<'static, ()>, PathBuf, Lan, Option<Capture>)> {
+    if !require(name, &[Need::OpenPgm]) {
+        return None;
+    }
     let serial = begin_test(name)?;
     let peer = openpgm_peer().expect("building the OpenPGM peer");
     let lan = Lan::new(2).expect("building the LAN");

@@ -6,15 +6,15 @@
 
 use std::time::Duration;
 
+use netns_tests::deps::{require, Need};
 use netns_tests::lan::Lan;
 use netns_tests::pair::run_openpgm_pair;
 use netns_tests::peer::{openpgm_peer, PeerArgs};
-use netns_tests::require_root;
 
 const LIMIT: Duration = Duration::from_secs(40);
 
 fn selftest(name: &str, udp: bool, count: u64, size: usize, rate: u64) {
-    if !require_root(name) {
+    if !require(name, &[Need::Root, Need::Lan, Need::OpenPgm]) {
         return;
     }
     let peer = openpgm_peer().expect("building the OpenPGM peer");
@@ -102,7 +102,7 @@ fn openpgm_udp_fragmented_20k_with_5pct_loss() {
 /// The LAN itself: addresses, teardown on drop, and that loss rules can be set and cleared.
 #[test]
 fn lan_builds_and_tears_down() {
-    if !require_root("lan_builds_and_tears_down") {
+    if !require("lan_builds_and_tears_down", Need::LAN) {
         return;
     }
     let lan = Lan::new(3).expect("building the LAN");

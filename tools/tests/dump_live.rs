@@ -45,6 +45,11 @@ fn skip(test: &str) {
     let msg = format!(
         "\n{stars}\n*** SKIPPED: {test} needs root (or CAP_NET_RAW) to capture on lo\n{stars}\n\n"
     );
+    // Under CI (which runs as root) a skip would hide a broken set-up: fail instead.
+    assert!(
+        std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+        "CI is set: {msg}"
+    );
     let _ = std::io::stderr().write_all(msg.as_bytes());
 }
 

@@ -65,6 +65,11 @@ fn tshark_missing() -> bool {
         );
         eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
         eprintln!();
+        // Under CI (which installs tshark) a skip would hide a broken set-up: fail instead.
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "CI is set and tshark is missing (apt-get install tshark)"
+        );
     }
     !ok
 }

@@ -28,7 +28,7 @@ use netns_tests::lan::{Lan, Loss};
 use netns_tests::peer::{openpgm_peer, target_dir, PeerArgs};
 use netns_tests::proc::last_json_line;
 use netns_tests::tshark::pgm_type_counts;
-use netns_tests::{have_program, now, require_root};
+use netns_tests::{have_program, is_root, now};
 
 const PORT: u16 = 7500;
 const COUNT: u64 = 100;
@@ -120,7 +120,8 @@ fn main() -> ExitCode {
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../pgm/tests/fixtures/openpgm.pcap"),
         PathBuf::from,
     );
-    if !require_root("capture-openpgm") {
+    if !is_root() {
+        eprintln!("capture-openpgm: needs root (network namespaces, raw sockets); try sudo -E");
         return ExitCode::FAILURE;
     }
     let result = (|| -> Result<(), String> {

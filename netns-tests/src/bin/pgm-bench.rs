@@ -52,7 +52,8 @@ fn main() -> ExitCode {
             }
         }
     }
-    if !netns_tests::require_root("pgm-bench") {
+    if !netns_tests::is_root() {
+        eprintln!("pgm-bench: needs root (network namespaces, nftables); try sudo -E");
         return ExitCode::from(2);
     }
     install_signal_handlers();

@@ -53,7 +53,8 @@ fn main() -> ExitCode {
             }
         }
     }
-    if !netns_tests::require_root("pgm-soak") {
+    if !netns_tests::is_root() {
+        eprintln!("pgm-soak: needs root (network namespaces, nftables); try sudo -E");
         return ExitCode::from(2);
     }
     install_signal_handlers();
