@@ -33,7 +33,9 @@ pub use self::{
     endpoint::{Endpoint, EndpointError, EndpointSpec},
 };
 use crate::{
-    config::{Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig},
+    config::{
+        JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig,
+    },
     receiver::ReceiverStats,
     source::SourceStats,
     transport::{TransportConfig, TransportError, TransportStats},
@@ -87,6 +89,12 @@ pub struct EngineOptions {
     /// Receiver: the longest a sqn stays in recovery before it is reported lost, instead of
     /// the NAK profile's ([`NakTiming::max_recovery`]).
     pub max_recovery: Option<Duration>,
+    /// Receiver: where a newly seen session starts (RFC 3208 §9.4); default
+    /// [`JoinPolicy::FirstSeen`], as OpenPGM.
+    pub join: JoinPolicy,
+    /// Receiver: a session silent this long is forgotten (its state freed, the application
+    /// told); default 300 s, as OpenPGM. At least 1 s.
+    pub peer_expiry: Duration,
     /// Sender: a fixed GSI instead of the host/pid-derived one ([`default_gsi`]).
     pub gsi: Option<Gsi>,
     /// Sender: a fixed data-source port instead of a random one.
@@ -104,6 +112,8 @@ impl Default for EngineOptions {
             repair: RepairBudget::default(),
             receiver_limits: ReceiverLimits::default(),
             max_recovery: None,
+            join: JoinPolicy::FirstSeen,
+            peer_expiry: Duration::from_mins(5),
             gsi: None,
             sport: None,
         }
@@ -238,6 +248,18 @@ impl SocketOptions {
     #[must_use]
     pub fn with_max_recovery(mut self, max: Duration) -> Self {
         self.engine.max_recovery = Some(max);
+        self
+    }
+    /// Sets [`EngineOptions::join`].
+    #[must_use]
+    pub fn with_join(mut self, join: JoinPolicy) -> Self {
+        self.engine.join = join;
+        self
+    }
+    /// Sets [`EngineOptions::peer_expiry`].
+    #[must_use]
+    pub fn with_peer_expiry(mut self, expiry: Duration) -> Self {
+        self.engine.peer_expiry = expiry;
         self
     }
     /// Sets [`EngineOptions::gsi`].
@@ -408,10 +430,54 @@ impl SocketOptions {
         if let Some(max) = e.max_recovery {
             cfg.nak.max_recovery = max;
         }
+        check_nak_timing(&cfg.nak)?;
+        if !(Duration::from_secs(1)..=Duration::from_hours(24)).contains(&e.peer_expiry) {
+            return Err(OpenError::Option(format!(
+                "peer expiry {:?} out of range 1 s..=24 h",
+                e.peer_expiry
+            )));
+        }
+        cfg.peer_expiry = e.peer_expiry;
+        cfg.join = e.join;
         // Receivers that lose the same packet must not back off in lock-step.
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)
     }
+}
+
+/// Checks a receiver's NAK timing: every interval positive and at most a minute, the repeat
+/// cap no shorter than the intervals it caps, a finite non-negative bias, a recovery deadline.
+fn check_nak_timing(t: &NakTiming) -> Result<(), OpenError> {
+    let minute = Duration::from_mins(1);
+    let intervals = [
+        ("NAK_BO_IVL", t.bo_ivl),
+        ("NAK_RPT_IVL", t.rpt_ivl),
+        ("NAK_RDATA_IVL", t.rdata_ivl),
+        ("the repeat cap", t.max_ivl),
+    ];
+    for (name, ivl) in intervals {
+        if ivl.is_zero() || ivl > minute {
+            return Err(OpenError::Option(format!(
+                "{name} {ivl:?} out of range (0, 60 s]"
+            )));
+        }
+    }
+    if t.max_ivl < t.rpt_ivl || t.max_ivl < t.rdata_ivl {
+        return Err(OpenError::Option(format!(
+            "the repeat cap {:?} is shorter than NAK_RPT_IVL {:?} or NAK_RDATA_IVL {:?}",
+            t.max_ivl, t.rpt_ivl, t.rdata_ivl
+        )));
+    }
+    if !t.bo_bias.is_finite() || t.bo_bias < 0.0 {
+        return Err(OpenError::Option(format!(
+            "NAK back-off bias {} must be finite and non-negative",
+            t.bo_bias
+        )));
+    }
+    if t.max_recovery.is_zero() {
+        return Err(OpenError::Option("max recovery of 0 s".to_owned()));
+    }
+    Ok(())
 }
 
 /// A GSI stable for this host and process: bytes 0..4 are the FNV-1a hash of the host name,
@@ -610,5 +676,56 @@ mod tests {
         ));
         let slow = SocketOptions::default().with_rate(Some(1000));
         assert!(slow.source_config(&e, e.interface.addr, 28).is_err());
+    }
+
+    #[test]
+    fn receiver_settings_reach_the_engine_and_are_checked() {
+        let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
+        let d = SocketOptions::default().receiver_config(&e).unwrap();
+        assert_eq!(d.join, JoinPolicy::FirstSeen);
+        assert_eq!(d.peer_expiry, Duration::from_mins(5));
+        assert_eq!(d.nak, NakTiming::LAN);
+
+        let timing = NakTiming {
+            bo_ivl: Duration::from_millis(1),
+            rpt_ivl: Duration::from_millis(3),
+            rdata_ivl: Duration::from_millis(7),
+            ..NakTiming::LAN
+        };
+        let o = SocketOptions::default()
+            .with_join(JoinPolicy::AdvertisedTrail)
+            .with_peer_expiry(Duration::from_secs(20))
+            .with_nak(NakProfile::Custom(timing))
+            .with_max_recovery(Duration::from_secs(3));
+        let r = o.receiver_config(&e).unwrap();
+        assert_eq!(r.join, JoinPolicy::AdvertisedTrail);
+        assert_eq!(r.peer_expiry, Duration::from_secs(20));
+        assert_eq!(r.nak.bo_ivl, Duration::from_millis(1));
+        assert_eq!(r.nak.rdata_ivl, Duration::from_millis(7));
+        assert_eq!(r.nak.max_recovery, Duration::from_secs(3));
+
+        let bad = [
+            o.clone().with_peer_expiry(Duration::from_millis(10)),
+            o.clone().with_nak(NakProfile::Custom(NakTiming {
+                rpt_ivl: Duration::ZERO,
+                ..timing
+            })),
+            o.clone().with_nak(NakProfile::Custom(NakTiming {
+                max_ivl: Duration::from_millis(2),
+                ..timing
+            })),
+            o.clone().with_nak(NakProfile::Custom(NakTiming {
+                bo_bias: f64::NAN,
+                ..timing
+            })),
+            o.clone().with_max_recovery(Duration::ZERO),
+        ];
+        for b in bad {
+            assert!(
+                matches!(b.receiver_config(&e), Err(OpenError::Option(_))),
+                "{:?}",
+                b.engine
+            );
+        }
     }
 }

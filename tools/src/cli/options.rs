@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use pgm::{
     socket::{NakProfile, SocketOptions},
-    ReceiverLimits, RepairBudget,
+    JoinPolicy, NakTiming, ReceiverLimits, RepairBudget,
 };
 
 /// Parses a rate in bits/s: a number with an optional k, M or G suffix (decimal: 100M = 10^8),
@@ -142,6 +142,37 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// Parses milliseconds (fractions allowed), more than 0 and at most a minute.
+pub(crate) fn parse_millis(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches("ms")
+        .parse()
+        .map_err(|_| format!("bad interval {s:?}: expected milliseconds like 2.5"))?;
+    if !(v > 0.0 && v <= 60_000.0) {
+        return Err(format!("{v} ms out of range (0, 60000]"));
+    }
+    Ok(Duration::from_secs_f64(v / 1000.0))
+}
+
+/// `--join`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JoinArg {
+    /// Start at the first sqn heard, asking for nothing older (OpenPGM's behaviour; default).
+    FirstSeen,
+    /// Start at the trail the source advertises: ask for everything it still holds.
+    AdvertisedTrail,
+}
+
+impl From<JoinArg> for JoinPolicy {
+    fn from(j: JoinArg) -> Self {
+        match j {
+            JoinArg::FirstSeen => JoinPolicy::FirstSeen,
+            JoinArg::AdvertisedTrail => JoinPolicy::AdvertisedTrail,
+        }
+    }
+}
+
 /// `--nak-profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NakProfileArg {
@@ -205,6 +236,29 @@ pub struct CommonArgs {
     /// [default: 30 (lan), 60 (openpgm)].
     #[arg(long, value_parser = parse_secs, value_name = "SECS")]
     pub max_recovery: Option<Duration>,
+    /// Receiver: where a newly heard session starts.
+    #[arg(long, value_enum, default_value_t = JoinArg::FirstSeen)]
+    pub join: JoinArg,
+    /// Receiver: seconds of silence after which a session is forgotten [default: 300].
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub peer_expiry: Option<Duration>,
+    /// Receiver: NAK_BO_IVL, the longest random back-off before a NAK, in ms
+    /// [default: 2.5 (lan), 50 (openpgm)].
+    #[arg(long, value_parser = parse_millis, value_name = "MS")]
+    pub nak_bo_ivl: Option<Duration>,
+    /// Receiver: NAK_RPT_IVL, the wait for an NCF before NAKing again, in ms
+    /// [default: 4 (lan), 200 (openpgm)].
+    #[arg(long, value_parser = parse_millis, value_name = "MS")]
+    pub nak_rpt_ivl: Option<Duration>,
+    /// Receiver: NAK_RDATA_IVL, the wait for RDATA after an NCF before NAKing again, in ms
+    /// [default: 4 (lan), 200 (openpgm)].
+    #[arg(long, value_parser = parse_millis, value_name = "MS")]
+    pub nak_rdata_ivl: Option<Duration>,
+    /// Receiver: the longest either wait grows to as repeats back off (there is no retry
+    /// count: a sqn is asked for until --max-recovery or until the source no longer has it),
+    /// in ms [default: 250 (lan), 2000 (openpgm)].
+    #[arg(long, value_parser = parse_millis, value_name = "MS")]
+    pub nak_max_ivl: Option<Duration>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -220,7 +274,8 @@ impl CommonArgs {
     pub fn socket_options(&self) -> SocketOptions {
         let mut o = SocketOptions::default()
             .with_tpdu(self.tpdu)
-            .with_nak(self.nak_profile.into())
+            .with_nak(self.nak_profile())
+            .with_join(self.join.into())
             .with_hops(self.hops)
             .with_multicast_loop(self.multicast_loop)
             .with_tos(self.tos);
@@ -248,7 +303,35 @@ impl CommonArgs {
         if let Some(m) = self.max_recovery {
             o = o.with_max_recovery(m);
         }
+        if let Some(e) = self.peer_expiry {
+            o = o.with_peer_expiry(e);
+        }
         o
+    }
+
+    /// The `--nak-profile`, with the `--nak-*-ivl` flags given on top of its NAK timing
+    /// (then a custom profile: a sender's SPM schedule is the LAN one).
+    fn nak_profile(&self) -> NakProfile {
+        let overrides = [
+            self.nak_bo_ivl,
+            self.nak_rpt_ivl,
+            self.nak_rdata_ivl,
+            self.nak_max_ivl,
+        ];
+        if overrides.iter().all(Option::is_none) {
+            return self.nak_profile.into();
+        }
+        let base = match self.nak_profile {
+            NakProfileArg::Lan => NakTiming::LAN,
+            NakProfileArg::Openpgm => NakTiming::OPENPGM,
+        };
+        NakProfile::Custom(NakTiming {
+            bo_ivl: self.nak_bo_ivl.unwrap_or(base.bo_ivl),
+            rpt_ivl: self.nak_rpt_ivl.unwrap_or(base.rpt_ivl),
+            rdata_ivl: self.nak_rdata_ivl.unwrap_or(base.rdata_ivl),
+            max_ivl: self.nak_max_ivl.unwrap_or(base.max_ivl),
+            ..base
+        })
     }
 }
 
@@ -267,6 +350,62 @@ mod tests {
         assert_eq!(parse_rate("unlimited"), Ok(None));
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("-5M").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn options(args: &[&str]) -> Result<SocketOptions, clap::Error> {
+        use clap::Parser as _;
+        let argv = std::iter::once("tool").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|c| c.common.socket_options())
+    }
+
+    #[test]
+    fn engine_settings_reach_the_socket_options() {
+        let d = options(&[]).unwrap();
+        assert_eq!(d.engine.nak, NakProfile::Lan);
+        assert_eq!(d.engine.join, JoinPolicy::FirstSeen);
+        assert_eq!(d.engine.peer_expiry, Duration::from_mins(5));
+
+        let o = options(&[
+            "--join",
+            "advertised-trail",
+            "--peer-expiry",
+            "30",
+            "--nak-profile",
+            "openpgm",
+            "--nak-bo-ivl",
+            "10",
+            "--nak-rdata-ivl",
+            "0.5ms",
+            "--repair-rate",
+            "8M",
+        ])
+        .unwrap();
+        assert_eq!(o.engine.join, JoinPolicy::AdvertisedTrail);
+        assert_eq!(o.engine.peer_expiry, Duration::from_secs(30));
+        assert_eq!(o.engine.repair.rate, Some(1_000_000));
+        let NakProfile::Custom(t) = o.engine.nak else {
+            panic!("{:?}", o.engine.nak);
+        };
+        assert_eq!(t.bo_ivl, Duration::from_millis(10));
+        assert_eq!(t.rdata_ivl, Duration::from_micros(500));
+        assert_eq!(t.rpt_ivl, NakTiming::OPENPGM.rpt_ivl);
+        assert_eq!(t.max_ivl, NakTiming::OPENPGM.max_ivl);
+
+        for bad in [
+            &["--nak-bo-ivl", "0"][..],
+            &["--nak-rpt-ivl", "fast"],
+            &["--nak-max-ivl", "120000"],
+            &["--join", "whenever"],
+            &["--peer-expiry", "-1"],
+        ] {
+            assert!(options(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
