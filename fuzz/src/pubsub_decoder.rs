@@ -127,15 +127,17 @@ fn check_bounds(d: &Decoder, limit: usize, longest_prefix: usize) {
     );
 }
 
-/// Drains the decoder's messages (gaps are returned as `None`).
+/// Drains the decoder's messages (gaps are returned as `None`; the end of a publisher is not
+/// a message and is left out).
 fn drain(d: &mut Decoder) -> Vec<Option<Msg>> {
     std::iter::from_fn(|| d.poll_event())
-        .map(|e| match e {
+        .filter_map(|e| match e {
             RecvEvent::Message(m) => {
                 assert!(!m.frames.is_empty(), "a message without a topic frame");
-                Some(m.frames.iter().map(|f| f.to_vec()).collect())
+                Some(Some(m.frames.iter().map(|f| f.to_vec()).collect()))
             }
-            RecvEvent::Gap { .. } => None,
+            RecvEvent::Gap { .. } => Some(None),
+            RecvEvent::PublisherGone { .. } => None,
             _ => unreachable!("unknown event"),
         })
         .collect()

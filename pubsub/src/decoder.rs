@@ -97,6 +97,13 @@ pub enum RecvEvent {
         /// Sequence numbers lost.
         lost: u32,
     },
+    /// Publisher `tsi`'s session is over: it ended (OPT_FIN) or went silent for the peer
+    /// expiry. Its state is freed; should the same TSI send again, it starts a new stream
+    /// (joined at its next message start). Only publishers that sent data are reported.
+    PublisherGone {
+        /// The publisher.
+        tsi: Tsi,
+    },
 }
 
 /// Why decoding a stream failed; the stream unjoins.
@@ -470,7 +477,9 @@ impl Decoder {
 
     /// Forgets a publisher that went away (its partial message, if any, is dropped).
     pub fn handle_peer_gone(&mut self, tsi: Tsi) {
-        self.streams.remove(&tsi);
+        if self.streams.remove(&tsi).is_some() {
+            self.events.push_back(RecvEvent::PublisherGone { tsi });
+        }
     }
 
     /// The next message or gap, in arrival order.
@@ -538,7 +547,7 @@ mod tests {
             .into_iter()
             .map(|e| match e {
                 RecvEvent::Message(m) => m.frames.iter().map(|f| f.to_vec()).collect(),
-                RecvEvent::Gap { .. } => panic!("unexpected gap"),
+                e => panic!("unexpected {e:?}"),
             })
             .collect()
     }
@@ -819,5 +828,12 @@ mod tests {
         );
         d.handle_peer_gone(other);
         assert_eq!(d.peers(), 1);
+        assert_eq!(
+            events(&mut d),
+            vec![RecvEvent::PublisherGone { tsi: other }]
+        );
+        // A publisher never heard from is not reported.
+        d.handle_peer_gone(Tsi::new(TSI.gsi, 2));
+        assert!(events(&mut d).is_empty());
     }
 }

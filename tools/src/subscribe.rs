@@ -236,6 +236,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
                     print_message(out, &m)?;
                 }
             }
+            RecvEvent::PublisherGone { tsi } => v.on_publisher_gone(tsi),
             RecvEvent::Gap { tsi, lost } => {
                 v.on_gap(tsi, lost);
                 if !quiet {

@@ -69,6 +69,12 @@ impl TopicVerifier {
         *next = seq + 1;
     }
 
+    /// `tsi`'s session is over: its per-topic sequence state goes (its counts stay), so a
+    /// long run with restarting publishers keeps only the live ones' state.
+    pub fn on_publisher_gone(&mut self, tsi: Tsi) {
+        self.next.remove(&tsi);
+    }
+
     /// Counts a loss notice of `lost` sequence numbers from `tsi`.
     pub fn on_gap(&mut self, tsi: Tsi, lost: u32) {
         self.senders.loss(tsi, lost);
@@ -170,5 +176,21 @@ pub(crate) mod tests {
         let (o, others) = v.senders.others();
         assert_eq!((others, o.messages, o.unrecoverable), (1, 1, 1 << 30));
         assert_eq!(v.senders.verified().0.unrecoverable, 5);
+    }
+
+    #[test]
+    fn a_gone_publisher_leaves_its_counts_and_frees_its_streams() {
+        let mut v = TopicVerifier::new();
+        for k in 0..50 {
+            v.on_message(&msg(tsi(1), &format!("t{k}"), 0, 20));
+        }
+        assert_eq!(v.next[&tsi(1)].len(), 50);
+        v.on_publisher_gone(tsi(1));
+        assert!(v.next.is_empty());
+        assert_eq!((v.received, v.topics.len()), (50, 50));
+        assert!(v.senders.is_verified(tsi(1)));
+        // Heard again (the same TSI after its expiry): a new stream, not a gap.
+        v.on_message(&msg(tsi(1), "t3", 7, 20));
+        assert!(v.is_clean(), "{v:?}");
     }
 }
