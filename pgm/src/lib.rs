@@ -38,6 +38,6 @@ pub use config::{
 };
 pub use event::Event;
 pub use node::Node;
-pub use receiver::{PeerStats, Receiver, ReceiverStats};
+pub use receiver::{PeerState, PeerStats, Receiver, ReceiverStats};
 pub use source::{Source, SourceStats};
 pub use transmit::Transmit;

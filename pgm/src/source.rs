@@ -87,6 +87,14 @@ pub struct SourceStats {
     /// Entries in the repair queue: a sqn several NAKers asked for is queued once for each
     /// (and sent once).
     pub repairs_queued: u64,
+    /// TXW_LEAD now: the last sqn sent.
+    pub txw_lead: SeqNo,
+    /// TXW_TRAIL now: the oldest sqn held for repair.
+    pub txw_trail: SeqNo,
+    /// Packets accepted by `send` and not yet transmitted, now (held back by the rate limit).
+    pub queued_packets: u64,
+    /// Their payload bytes.
+    pub queued_bytes: u64,
 }
 
 /// One TPDU the source has built: kept in the send queue, then in the transmit window.
@@ -201,6 +209,10 @@ impl Source {
         s.txw_packets = self.txw.packets.len() as u64;
         s.txw_bytes = self.txw.bytes as u64;
         s.repairs_queued = self.repairs.len() as u64;
+        s.txw_lead = self.txw_lead();
+        s.txw_trail = self.txw_trail();
+        s.queued_packets = self.queue.len() as u64;
+        s.queued_bytes = self.queue_bytes as u64;
         s
     }
 

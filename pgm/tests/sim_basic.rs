@@ -38,6 +38,26 @@ fn repairs_ten_percent_loss_few_receivers() {
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!((c.next, c.loss_sqns), (2000, 0));
     }
+    // One source: each receiver's only peer accounts for all of its repair traffic.
+    for &id in &lan.rx {
+        let r = lan.sim.node::<pgm::Receiver>(id);
+        let total = r.stats();
+        let peers: Vec<_> = r.all_peer_stats().collect();
+        let [(_, p)] = peers.as_slice() else {
+            panic!("one peer: {peers:?}");
+        };
+        assert!(p.naks_sent > 0 && p.repaired > 0, "{p:?}");
+        assert_eq!(p.state, pgm::PeerState::Active);
+        assert_eq!(p.naks_sent, total.naks_sent);
+        assert_eq!(p.nak_sqns_sent, total.nak_sqns_sent);
+        assert_eq!(p.naks_suppressed, total.naks_suppressed);
+        assert_eq!(p.ncf_received, total.ncf_received);
+        assert_eq!(p.rdata_received, total.rdata_received);
+        assert_eq!(p.odata_received, total.odata_received);
+        assert_eq!(p.repaired, total.repaired);
+        assert_eq!(p.apdus_delivered, total.apdus_delivered);
+        assert_eq!(p.window_bytes, total.window_bytes);
+    }
 }
 
 #[derive(Default)]

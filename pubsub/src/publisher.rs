@@ -38,7 +38,7 @@ use std::{
 use bytes::Bytes;
 use epgm::Url;
 use pgm::{
-    socket::{self, Clock, Role, SendSocket, SendStats},
+    socket::{self, Clock, Role, SendMonitor, SendSocket, SendStats},
     time::Instant,
     wire::Tsi,
 };
@@ -390,6 +390,12 @@ impl Publisher {
             encoder: self.inner.lock().enc.stats(),
             transport: self.inner.sock.stats(),
         }
+    }
+
+    /// A handle that reads the transport's counters from another thread (a metrics
+    /// exporter); the encoder's stay with [`Publisher::stats`].
+    pub fn monitor(&self) -> SendMonitor {
+        self.inner.sock.monitor()
     }
 
     /// Sends the open batch, stops the flusher, and closes the transport (which keeps

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use epgm::Url;
-use pgm::socket::{self, Clock, RecvSocket, RecvStats, Role};
+use pgm::socket::{self, Clock, RecvMonitor, RecvSocket, RecvStats, Role};
 
 use crate::{
     decoder::{Decoder, DecoderConfig, DecoderStats, RecvEvent},
@@ -136,6 +136,12 @@ impl Subscriber {
             decoder: self.dec.stats(),
             transport: self.sock.stats(),
         }
+    }
+
+    /// A handle that reads the transport's counters and per-publisher snapshot from another
+    /// thread (a metrics exporter); the decoder's stay with [`Subscriber::stats`].
+    pub fn monitor(&self) -> RecvMonitor {
+        self.sock.monitor()
     }
 
     /// Stops the transport. Queued data is dropped. Calling it again does nothing.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod dump;
 pub mod frames;
 pub mod md_demo;
+pub mod metrics;
 pub mod ping;
 pub mod publish;
 pub mod recv;

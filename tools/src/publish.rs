@@ -8,9 +8,12 @@ use clap::Parser;
 use pgm::socket::{Clock, SendError as SockSendError};
 use pubsub::{Options, Publisher};
 
-use crate::cli::{
-    connect_error, fill_test_message, json_line, parse_rate_arg, read_line, sender_fields,
-    sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
+use crate::{
+    cli::{
+        connect_error, fill_test_message, json_line, parse_rate_arg, read_line, report_error,
+        sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
+    },
+    metrics::{Metrics, MetricsArgs, Role},
 };
 
 /// The topic of `pgm-pub --count` when no `--topic` is given.
@@ -146,6 +149,9 @@ pub struct PubArgs {
     /// Transport options shared with pgm-send and pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// What `pgm-pub` reports at the end.
@@ -237,11 +243,13 @@ impl PubArgs {
     }
 }
 
-/// Runs `pgm-pub`; returns the report after the linger time.
-pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
+/// Runs `pgm-pub`; returns the report after the linger time. The transport's counters and the
+/// messages published so far go to `metrics`.
+pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError> {
     args.check()?;
     let opts = args.options()?;
     let mut publisher = Publisher::connect(&args.endpoint, &opts).map_err(connect_error)?;
+    metrics.attach_sender(publisher.monitor());
     let max_payload = publisher.max_payload();
     let quiet = args.common.quiet;
     if !quiet {
@@ -294,6 +302,7 @@ pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
             report.sent += 1;
             report.bytes += (topic.len() + len) as u64;
             if i.is_multiple_of(256) {
+                metrics.app().set(report.sent, report.bytes);
                 progress.tick("pgm-pub", report.sent, report.bytes, || extra(&publisher));
             }
         }
@@ -310,10 +319,12 @@ pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
             publisher.send(topic, text).map_err(send_error)?;
             report.sent += 1;
             report.bytes += (topic.len() + text.len()) as u64;
+            metrics.app().set(report.sent, report.bytes);
             progress.tick("pgm-pub", report.sent, report.bytes, || extra(&publisher));
         }
     }
     publisher.flush().map_err(send_error)?;
+    metrics.app().set(report.sent, report.bytes);
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
     publisher.close().map_err(send_error)?;
     let st = publisher.stats();
@@ -334,7 +345,13 @@ pub fn run_pub(args: &PubArgs) -> Result<PubReport, ToolError> {
 
 /// `pgm-pub`'s main: runs, prints the JSON line, maps errors to exit codes.
 pub fn pub_main(args: &PubArgs) -> ExitCode {
-    sender_main("pgm-pub", || run_pub(args).map(|r| r.to_json()))
+    let metrics = match Metrics::start(&args.metrics, "pgm-pub", Role::Sender, &args.endpoint) {
+        Ok(m) => m,
+        Err(e) => return report_error("pgm-pub", &e),
+    };
+    let code = sender_main("pgm-pub", || run_pub(args, &metrics).map(|r| r.to_json()));
+    metrics.finish();
+    code
 }
 
 #[cfg(test)]

@@ -14,9 +14,12 @@ use pgm::{
     Event,
 };
 
-use crate::cli::{
-    check_test_message, idle_timeout, json_line, mono_ns, msgs_per_s, next_wait, receiver_main,
-    round3, Activity, CommonArgs, Progress, RunEnd, Senders, ToolError,
+use crate::{
+    cli::{
+        check_test_message, idle_timeout, json_line, mono_ns, msgs_per_s, next_wait, receiver_main,
+        report_error, round3, Activity, CommonArgs, Progress, RunEnd, Senders, ToolError,
+    },
+    metrics::{Metrics, MetricsArgs, Role},
 };
 
 /// `pgm-recv` arguments.
@@ -55,6 +58,9 @@ pub struct RecvArgs {
     /// Options shared with pgm-send.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl RecvArgs {
@@ -200,12 +206,18 @@ impl RecvOutcome {
     }
 }
 
-/// Runs `pgm-recv`, printing messages to `out` (unless verifying).
-pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, ToolError> {
+/// Runs `pgm-recv`, printing messages to `out` (unless verifying). The socket's counters, its
+/// senders and the messages received so far go to `metrics`.
+pub fn run_recv(
+    args: &RecvArgs,
+    out: &mut dyn Write,
+    metrics: &Metrics,
+) -> Result<RecvOutcome, ToolError> {
     let idle = args.idle_timeout()?;
     let mut opts = args.common.transport_options();
     opts.socket = opts.socket.with_busy_poll(args.spin);
     let sock = epgm::open_receiver(&args.endpoint, &opts)?;
+    metrics.attach_receiver(sock.monitor());
     if !args.common.quiet {
         eprintln!("pgm-recv: listening on {}", args.endpoint);
     }
@@ -229,6 +241,7 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
                 match sock.recv_timeout(wait.max(Duration::from_millis(1))) {
                     Ok(ev) => ev,
                     Err(RecvError::Timeout) => {
+                        metrics.app().set(v.received, bytes);
                         tick(&mut progress, &sock, &v, bytes);
                         continue;
                     }
@@ -264,14 +277,17 @@ pub fn run_recv(args: &RecvArgs, out: &mut dyn Write) -> Result<RecvOutcome, Too
             _ => {}
         }
         if v.received.is_multiple_of(256) {
+            metrics.app().set(v.received, bytes);
             tick(&mut progress, &sock, &v, bytes);
         }
     }
     activity.settle(clock.elapsed());
     out.flush()?;
     let elapsed_s = activity.elapsed_s();
-    let stats = sock.stats();
+    // Closed first: the counters are then final, the same as a later scrape reads.
     sock.close();
+    let stats = sock.stats();
+    metrics.app().set(v.received, bytes);
     Ok(RecvOutcome {
         short: args.count.is_some_and(|c| v.received < c),
         verifier: v,
@@ -311,8 +327,12 @@ fn tick(progress: &mut Progress, sock: &RecvSocket, v: &Verifier, bytes: u64) {
 
 /// `pgm-recv`'s main: runs, prints the JSON line when verifying, maps errors to exit codes.
 pub fn recv_main(args: &RecvArgs) -> ExitCode {
-    receiver_main("pgm-recv", args.common.quiet, args.count, |out| {
-        let o = run_recv(args, out)?;
+    let metrics = match Metrics::start(&args.metrics, "pgm-recv", Role::Receiver, &args.endpoint) {
+        Ok(m) => m,
+        Err(e) => return report_error("pgm-recv", &e),
+    };
+    let code = receiver_main("pgm-recv", args.common.quiet, args.count, |out| {
+        let o = run_recv(args, out, &metrics)?;
         Ok(RunEnd {
             json: args
                 .verify
@@ -321,7 +341,9 @@ pub fn recv_main(args: &RecvArgs) -> ExitCode {
             short: o.short,
             exit_code: o.exit_code(args.verify),
         })
-    })
+    });
+    metrics.finish();
+    code
 }
 
 #[cfg(test)]

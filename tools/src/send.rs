@@ -6,9 +6,12 @@ use bytes::Bytes;
 use clap::Parser;
 use pgm::socket::{Clock, SendSocket};
 
-use crate::cli::{
-    fill_test_message, json_line, mono_ns, parse_msg_rate, parse_rate_arg, read_line,
-    sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
+use crate::{
+    cli::{
+        fill_test_message, json_line, mono_ns, parse_msg_rate, parse_rate_arg, read_line,
+        report_error, sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
+    },
+    metrics::{Metrics, MetricsArgs, Role},
 };
 
 /// `pgm-send` arguments.
@@ -52,6 +55,9 @@ pub struct SendArgs {
     /// Options shared with pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// What `pgm-send` reports at the end.
@@ -90,8 +96,9 @@ impl SendReport {
 /// Generated test messages handed to the socket per call.
 const SEND_BATCH: usize = 32;
 
-/// Runs `pgm-send`; returns the report after the linger time.
-pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
+/// Runs `pgm-send`; returns the report after the linger time. The socket's counters and the
+/// messages sent so far go to `metrics`.
+pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolError> {
     if args.count.is_some() && args.size < TEST_HEADER {
         return Err(ToolError::Usage(format!(
             "--size {} is too small: test messages are at least {TEST_HEADER} bytes \
@@ -112,6 +119,7 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
         .with_linger(Duration::from_secs_f64(args.linger))
         .with_busy_poll(args.spin);
     let sock = epgm::open_sender(&args.endpoint, &opts)?;
+    metrics.attach_sender(sock.monitor());
     if args.count.is_some() && args.size > sock.max_message() {
         return Err(ToolError::Usage(format!(
             "--size {} is larger than the largest message ({} bytes with this tpdu and window)",
@@ -155,6 +163,7 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
                 sock.send_many(batch.drain(..))?;
             }
             if seq.is_multiple_of(256) {
+                metrics.app().set(report.sent, report.bytes);
                 progress.tick("pgm-send", report.sent, report.bytes, || extra(&sock));
             }
             if let Some(d) = due {
@@ -170,10 +179,12 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
             sock.send(&line)?;
             report.sent += 1;
             report.bytes += line.len() as u64;
+            metrics.app().set(report.sent, report.bytes);
             progress.tick("pgm-send", report.sent, report.bytes, || extra(&sock));
         }
     }
     sock.flush()?;
+    metrics.app().set(report.sent, report.bytes);
     report.last_mono_ns = mono_ns();
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
     sock.close()?;
@@ -191,7 +202,13 @@ pub fn run_send(args: &SendArgs) -> Result<SendReport, ToolError> {
 
 /// `pgm-send`'s main: runs, prints the JSON line, maps errors to exit codes.
 pub fn send_main(args: &SendArgs) -> ExitCode {
-    sender_main("pgm-send", || run_send(args).map(|r| r.to_json()))
+    let metrics = match Metrics::start(&args.metrics, "pgm-send", Role::Sender, &args.endpoint) {
+        Ok(m) => m,
+        Err(e) => return report_error("pgm-send", &e),
+    };
+    let code = sender_main("pgm-send", || run_send(args, &metrics).map(|r| r.to_json()));
+    metrics.finish();
+    code
 }
 
 #[cfg(test)]

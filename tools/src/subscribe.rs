@@ -17,9 +17,10 @@ use pubsub::{Message, Options, RecvEvent, Subscriber};
 
 use crate::{
     cli::{
-        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, receiver_main, round3,
-        Activity, CommonArgs, Progress, RunEnd, ToolError,
+        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, receiver_main,
+        report_error, round3, Activity, CommonArgs, Progress, RunEnd, ToolError,
     },
+    metrics::{Metrics, MetricsArgs, Role},
     topic_verifier::TopicVerifier,
 };
 
@@ -74,6 +75,9 @@ pub struct SubArgs {
     /// Transport options shared with pgm-send and pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Prometheus metrics.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl SubArgs {
@@ -183,10 +187,16 @@ fn sub_tick(progress: &mut Progress, sub: &Subscriber, v: &TopicVerifier, bytes:
     });
 }
 
-/// Runs `pgm-sub`, printing messages to `out` (unless verifying).
-pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolError> {
+/// Runs `pgm-sub`, printing messages to `out` (unless verifying). The transport's counters,
+/// its publishers and the messages delivered so far go to `metrics`.
+pub fn run_sub(
+    args: &SubArgs,
+    out: &mut dyn Write,
+    metrics: &Metrics,
+) -> Result<SubOutcome, ToolError> {
     let idle = args.idle_timeout()?;
     let mut sub = open_sub(args)?;
+    metrics.attach_receiver(sub.monitor());
     let quiet = args.common.quiet;
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !quiet);
@@ -217,6 +227,7 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
                 {
                     Ok(ev) => ev,
                     Err(RecvError::Timeout) => {
+                        metrics.app().set(v.received, bytes);
                         sub_tick(&mut progress, &sub, &v, bytes);
                         continue;
                     }
@@ -246,13 +257,16 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
             _ => {}
         }
         if v.received.is_multiple_of(256) {
+            metrics.app().set(v.received, bytes);
             sub_tick(&mut progress, &sub, &v, bytes);
         }
     }
     activity.settle(clock.elapsed());
     out.flush()?;
-    let stats = sub.stats();
+    // Closed first: the counters are then final, the same as a later scrape reads.
     sub.close();
+    let stats = sub.stats();
+    metrics.app().set(v.received, bytes);
     Ok(SubOutcome {
         short: args.count.is_some_and(|c| v.received < c),
         elapsed_s: activity.elapsed_s(),
@@ -266,15 +280,21 @@ pub fn run_sub(args: &SubArgs, out: &mut dyn Write) -> Result<SubOutcome, ToolEr
 
 /// `pgm-sub`'s main: runs, prints the JSON line when verifying, maps errors to exit codes.
 pub fn sub_main(args: &SubArgs) -> ExitCode {
-    receiver_main("pgm-sub", args.common.quiet, args.count, |out| {
-        let o = run_sub(args, out)?;
+    let metrics = match Metrics::start(&args.metrics, "pgm-sub", Role::Receiver, &args.endpoint) {
+        Ok(m) => m,
+        Err(e) => return report_error("pgm-sub", &e),
+    };
+    let code = receiver_main("pgm-sub", args.common.quiet, args.count, |out| {
+        let o = run_sub(args, out, &metrics)?;
         Ok(RunEnd {
             json: args.verify.then(|| o.to_json()),
             received: o.verifier.received,
             short: o.short,
             exit_code: o.exit_code(args.verify),
         })
-    })
+    });
+    metrics.finish();
+    code
 }
 
 #[cfg(test)]

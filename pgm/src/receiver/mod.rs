@@ -27,7 +27,7 @@ use std::{
 use bytes::Bytes;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
-pub use self::peer::PeerStats;
+pub use self::peer::{PeerState, PeerStats};
 use self::{
     peer::{Leap, Peer, NEVER},
     window::{Delivered, Insert, Phase, Window},
@@ -225,6 +225,12 @@ impl Receiver {
         self.peers.get(&tsi).map(Peer::stats)
     }
 
+    /// Counters of every session tracked, in TSI order: at most `ReceiverLimits::max_peers`
+    /// entries, so a snapshot is bounded whatever the network sends.
+    pub fn all_peer_stats(&self) -> impl Iterator<Item = (Tsi, PeerStats)> + '_ {
+        self.peers.iter().map(|(&tsi, p)| (tsi, p.stats()))
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -346,6 +352,15 @@ impl Receiver {
                         self.stats.rdata_received += 1;
                     } else {
                         self.stats.odata_received += 1;
+                    }
+                    if let Some(p) = self.peers.get_mut(&tsi) {
+                        let ps = &mut p.stats;
+                        if rdata {
+                            ps.rdata_received += 1;
+                        } else {
+                            ps.odata_received += 1;
+                        }
+                        ps.data_bytes += repr.payload.len() as u64;
                     }
                     self.on_data(now, tsi, d, repr.options.fragment, repr.payload);
                 }
@@ -575,8 +590,14 @@ impl Receiver {
             w.push(payload, fragment);
         } else {
             match w.insert(d.sqn, payload, fragment) {
-                Insert::New { repaired } => self.stats.repaired += u64::from(repaired),
-                Insert::Duplicate => self.stats.duplicates += 1,
+                Insert::New { repaired } => {
+                    self.stats.repaired += u64::from(repaired);
+                    peer.stats.repaired += u64::from(repaired);
+                }
+                Insert::Duplicate => {
+                    self.stats.duplicates += 1;
+                    peer.stats.duplicates += 1;
+                }
                 Insert::TooOld => self.stats.too_old += 1,
             }
         }
@@ -788,6 +809,7 @@ impl Receiver {
             return;
         }
         self.stats.ncf_received += 1;
+        peer.stats.ncf_received += 1;
         peer.hear(now, &limits);
         let Some(w) = peer.window.as_mut() else {
             return;
@@ -797,6 +819,7 @@ impl Receiver {
             if let Some(m) = w.missing_mut(sqn) {
                 if m.phase == Phase::BackOff {
                     self.stats.naks_suppressed += 1;
+                    peer.stats.naks_suppressed += 1;
                 }
                 let wait = nak.repeat_ivl(nak.rdata_ivl, m.rounds);
                 w.reschedule(sqn, Phase::WaitData, now + wait);
@@ -808,7 +831,11 @@ impl Receiver {
     /// about to NAK makes ours redundant.
     fn on_peer_nak(&mut self, now: Instant, tsi: Tsi, nak: &Nak, options: &Options) {
         let timing = self.cfg.nak;
-        let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) else {
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        let Some(w) = peer.window.as_mut() else {
             self.stats.ignored += 1;
             return;
         };
@@ -821,6 +848,7 @@ impl Receiver {
             let (phase, base) = match m.phase {
                 Phase::BackOff => {
                     self.stats.naks_suppressed += 1;
+                    peer.stats.naks_suppressed += 1;
                     (Phase::WaitData, timing.rdata_ivl)
                 }
                 Phase::WaitNcf => (Phase::WaitNcf, timing.rpt_ivl),
@@ -1001,6 +1029,7 @@ impl Receiver {
             self.out.push_back((target, repr.to_vec(), None));
             packets += 1;
             self.stats.nak_sqns_sent += chunk.len() as u64;
+            peer.stats.nak_sqns_sent += chunk.len() as u64;
         }
         peer.credit = peer.credit.saturating_sub(packets);
         peer.stats.naks_sent += u64::from(packets);

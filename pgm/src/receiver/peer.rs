@@ -38,28 +38,82 @@ const LEAP_NEAR: u32 = 1024;
 /// Far enough in the future to mean "never".
 pub(crate) const NEVER: Instant = Instant::from_micros(u64::MAX);
 
-/// Counters of one session.
+/// Where a session stands, as a receiver sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerState {
+    /// On probation: not announced, its losses not reported (see the module docs of
+    /// `pgm::receiver`).
+    #[default]
+    Probation,
+    /// Confirmed: data is delivered and losses reported.
+    Active,
+    /// Its source sent an SPM with OPT_FIN: the session ends once what is missing is
+    /// repaired or given up.
+    Ending,
+}
+
+impl PeerState {
+    /// Every state, in order (for reports that list each one).
+    pub const ALL: [PeerState; 3] = [PeerState::Probation, PeerState::Active, PeerState::Ending];
+
+    /// A lower-case name: `probation`, `active`, `ending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Probation => "probation",
+            PeerState::Active => "active",
+            PeerState::Ending => "ending",
+        }
+    }
+}
+
+/// Counters of one session. Counters only grow while the session is tracked; the fields marked
+/// "now" are its current fill. Cheap to take: plain numbers, no allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PeerStats {
     /// Out of probation (see the module docs of `pgm::receiver`).
     pub confirmed: bool,
+    /// Probation, active or ending.
+    pub state: PeerState,
     /// Packets heard from the session.
     pub packets: u64,
+    /// ODATA packets accepted.
+    pub odata_received: u64,
+    /// RDATA packets accepted.
+    pub rdata_received: u64,
+    /// Payload bytes of the ODATA and RDATA accepted.
+    pub data_bytes: u64,
+    /// Gaps filled by RDATA or late ODATA.
+    pub repaired: u64,
+    /// Data packets already held (or already given up on).
+    pub duplicates: u64,
     /// APDUs delivered.
     pub apdus_delivered: u64,
-    /// Sqns reported lost.
+    /// Sqns reported lost (unrecoverable).
     pub lost_sqns: u64,
     /// NAK packets sent to the session's source.
     pub naks_sent: u64,
+    /// Sqns requested in those NAKs.
+    pub nak_sqns_sent: u64,
+    /// Sqns whose NAK was suppressed in back-off by an NCF or another receiver's NAK.
+    pub naks_suppressed: u64,
+    /// NCFs received from the session's source.
+    pub ncf_received: u64,
     /// Sqns missing now.
     pub missing_now: u64,
     /// Sqns the receive window spans now.
     pub window_sqns: u64,
     /// Payload bytes held now.
     pub window_bytes: u64,
+    /// RXW_LEAD now: the newest sqn seen (`None` before any data).
+    pub window_lead: Option<SeqNo>,
+    /// RXW_TRAIL now: the oldest sqn still held or awaited (`None` before any data).
+    pub window_trail: Option<SeqNo>,
     /// NAK packets the session's traffic has paid for and that were not sent yet.
     pub nak_credit: u32,
+    /// When a packet was last heard from the session (engine time).
+    pub last_heard: Instant,
 }
 
 /// Data held aside while the receiver finds out whether a session really leapt.
@@ -246,11 +300,21 @@ impl Peer {
     pub(crate) fn stats(&self) -> PeerStats {
         let mut s = self.stats.clone();
         s.confirmed = self.confirmed;
+        s.state = if !self.confirmed {
+            PeerState::Probation
+        } else if self.fin.is_some() {
+            PeerState::Ending
+        } else {
+            PeerState::Active
+        };
         s.nak_credit = self.credit;
+        s.last_heard = self.heard;
         if let Some(w) = &self.window {
             s.missing_now = w.missing_count() as u64;
             s.window_sqns = w.slots.len() as u64;
             s.window_bytes = w.bytes as u64;
+            s.window_lead = Some(w.lead());
+            s.window_trail = Some(w.trail);
         }
         s
     }

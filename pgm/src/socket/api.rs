@@ -17,8 +17,9 @@ use std::{
 use bytes::Bytes;
 
 use super::{
-    driver::{self, lock, Core, RecvQueue, Role, SendQueue, Shared, State, Turn, Who},
-    Clock, Endpoint, OpenError, RecvError, RecvStats, SendError, SendStats, SocketOptions,
+    driver::{self, fill_peers, lock, Core, RecvQueue, Role, SendQueue, Shared, State, Turn, Who},
+    Clock, Endpoint, OpenError, PeerReport, RecvError, RecvStats, SendError, SendStats,
+    SocketOptions,
 };
 use crate::{
     event::Event, receiver::Receiver, source::Source, time::sooner, transport::Transport, wire::Tsi,
@@ -27,6 +28,10 @@ use crate::{
 /// While an application thread waits for the driver, it looks for itself at least this often
 /// (a safety net: the driver signals every change a waiter cares about).
 const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// The longest [`RecvMonitor::peers`] waits for the driver's snapshot before it falls back to
+/// the last one (the driver serves it within a turn; this is a safety net).
+const PEERS_WAIT: Duration = Duration::from_millis(200);
 
 /// The core and the state shared with the IO thread, and the thread itself.
 #[derive(Debug)]
@@ -115,7 +120,7 @@ impl<R: Role> Handle<R> {
 /// closes it like [`SendSocket::close`], which blocks for up to the linger time.
 #[derive(Debug)]
 pub struct SendSocket {
-    handle: Handle<Source>,
+    handle: Arc<Handle<Source>>,
     endpoint: Endpoint,
     tsi: Tsi,
     queue_limit: usize,
@@ -138,13 +143,13 @@ impl SendSocket {
         let (max_tsdu, max_fragment) = (cfg.mtu.max_tsdu(), cfg.mtu.max_fragment_tsdu());
         let max_apdu = cfg.max_apdu.min(usize::from(u16::MAX));
         let max_fragments = cfg.txw_sqns as usize;
-        let handle = Handle::spawn(
+        let handle = Arc::new(Handle::spawn(
             "pgm-send-io",
             Source::new(cfg),
             transport,
             Clock::new(),
             opts,
-        )?;
+        )?);
         Ok(SendSocket {
             handle,
             endpoint: endpoint.clone(),
@@ -353,9 +358,39 @@ impl SendSocket {
     /// Counters: a fresh snapshot, or while a turn is running on another thread the one it
     /// published last (at most about a millisecond old).
     pub fn stats(&self) -> SendStats {
-        self.handle.refresh_stats();
-        self.handle.shared.lock().queue.stats.clone()
+        send_stats(&self.handle)
     }
+
+    /// A handle that reads this socket's counters from another thread (a metrics exporter),
+    /// for as long as it is kept, also after the socket is closed.
+    pub fn monitor(&self) -> SendMonitor {
+        SendMonitor {
+            handle: Arc::clone(&self.handle),
+        }
+    }
+}
+
+/// Reads a [`SendSocket`]'s counters from any thread ([`SendSocket::monitor`]). Cloning it is
+/// cheap; it never sends, and never blocks the socket's IO thread.
+#[derive(Debug, Clone)]
+pub struct SendMonitor {
+    handle: Arc<Handle<Source>>,
+}
+
+impl SendMonitor {
+    /// The same as [`SendSocket::stats`].
+    pub fn stats(&self) -> SendStats {
+        send_stats(&self.handle)
+    }
+}
+
+fn send_stats(handle: &Handle<Source>) -> SendStats {
+    handle.refresh_stats();
+    let st = handle.shared.lock();
+    let mut s = st.queue.stats.clone();
+    s.app_queued_messages = st.queue.count as u64;
+    s.app_queued_bytes = st.queue.bytes as u64;
+    s
 }
 
 /// The send queue's state as a send sees it: failed, closed, or open.
@@ -437,7 +472,7 @@ impl SpinPolicy {
 /// to one of them).
 #[derive(Debug)]
 pub struct RecvSocket {
-    handle: Handle<Receiver>,
+    handle: Arc<Handle<Receiver>>,
     local: Mutex<Local>,
     spin: SpinPolicy,
     endpoint: Endpoint,
@@ -454,7 +489,13 @@ impl RecvSocket {
     ) -> Result<Self, OpenError> {
         let cfg = opts.receiver_config(endpoint)?;
         let clock = Clock::new();
-        let handle = Handle::spawn("pgm-recv-io", Receiver::new(cfg), transport, clock, opts)?;
+        let handle = Arc::new(Handle::spawn(
+            "pgm-recv-io",
+            Receiver::new(cfg),
+            transport,
+            clock,
+            opts,
+        )?);
         Ok(RecvSocket {
             handle,
             local: Mutex::new(Local::default()),
@@ -640,9 +681,94 @@ impl RecvSocket {
     /// Counters: a fresh snapshot, or while a turn is running on another thread the one it
     /// published last (at most about a millisecond old).
     pub fn stats(&self) -> RecvStats {
-        self.handle.refresh_stats();
-        self.handle.shared.lock().queue.stats.clone()
+        recv_stats(&self.handle)
     }
+
+    /// A handle that reads this socket's counters and per-sender snapshot from another
+    /// thread (a metrics exporter), for as long as it is kept, also after the socket is closed.
+    pub fn monitor(&self) -> RecvMonitor {
+        RecvMonitor {
+            handle: Arc::clone(&self.handle),
+            clock: self.clock,
+        }
+    }
+}
+
+/// Reads a [`RecvSocket`]'s counters from any thread ([`RecvSocket::monitor`]). Cloning it is
+/// cheap; it never blocks the socket's IO thread.
+#[derive(Debug, Clone)]
+pub struct RecvMonitor {
+    handle: Arc<Handle<Receiver>>,
+    clock: Clock,
+}
+
+impl RecvMonitor {
+    /// The same as [`RecvSocket::stats`].
+    pub fn stats(&self) -> RecvStats {
+        recv_stats(&self.handle)
+    }
+
+    /// Every sender (TSI) the receiver tracks, with its counters and window fill, in TSI
+    /// order. At most `ReceiverLimits::max_peers` entries (the peer table's bound).
+    ///
+    /// Taken from the engine directly when no turn is running; otherwise the driver takes it
+    /// at the end of its current turn (the request rides the hand-off like queued data, so
+    /// the data path never waits for this thread). Should the driver not answer within
+    /// 200 ms, the snapshot it took last is returned.
+    pub fn peers(&self) -> Vec<PeerReport> {
+        let now = self.clock.now();
+        self.peer_stats()
+            .into_iter()
+            .map(|(tsi, stats)| PeerReport {
+                tsi,
+                idle: now.saturating_duration_since(stats.last_heard),
+                stats,
+            })
+            .collect()
+    }
+
+    fn peer_stats(&self) -> Vec<(Tsi, crate::PeerStats)> {
+        let h = &self.handle;
+        let from_core = || {
+            h.try_core(false).map(|core| {
+                let mut st = h.shared.lock();
+                fill_peers(core.engine(), &mut st.queue);
+                st.queue.peers.clone()
+            })
+        };
+        if let Some(p) = from_core() {
+            return p;
+        }
+        let shared = &h.shared;
+        let mut st = shared.lock();
+        let seen = st.queue.peers_seq;
+        st.queue.peers_wanted = true;
+        shared.bump_in();
+        shared.wake_io(&mut st);
+        let clock = Clock::new();
+        while st.queue.peers_seq == seen && !st.done && clock.elapsed() < PEERS_WAIT {
+            st = shared.wait(st, Some(Duration::from_millis(5)));
+            if st.queue.peers_seq == seen {
+                drop(st);
+                if let Some(p) = from_core() {
+                    return p;
+                }
+                st = shared.lock();
+            }
+        }
+        st.queue.peers.clone()
+    }
+}
+
+fn recv_stats(handle: &Handle<Receiver>) -> RecvStats {
+    handle.refresh_stats();
+    let st = handle.shared.lock();
+    let q = &st.queue;
+    let mut s = q.stats.clone();
+    s.app_queued_events = q.events.len() as u64;
+    s.app_queued_bytes = q.held_bytes as u64;
+    s.reading_paused = q.paused;
+    s
 }
 
 impl Drop for RecvSocket {

@@ -28,7 +28,7 @@ use std::{net::IpAddr, time::Duration};
 use rand::{rngs::OsRng, RngCore};
 
 pub use self::{
-    api::{RecvSocket, SendSocket},
+    api::{RecvMonitor, RecvSocket, SendMonitor, SendSocket},
     clock::Clock,
     endpoint::{Endpoint, EndpointError, EndpointSpec},
 };
@@ -36,7 +36,7 @@ use crate::{
     config::{
         JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig,
     },
-    receiver::ReceiverStats,
+    receiver::{PeerStats, ReceiverStats},
     source::SourceStats,
     transport::{TransportConfig, TransportError, TransportStats},
     wire::{Gsi, Tsi},
@@ -623,6 +623,11 @@ pub struct SendStats {
     pub io: IoStats,
     /// The last send error, if any.
     pub last_send_error: Option<String>,
+    /// Messages the application queued that the engine has not taken yet, now (the engine's
+    /// own backlog is [`SourceStats::queued_packets`]).
+    pub app_queued_messages: u64,
+    /// Their bytes, now (against `DriverOptions::send_queue`).
+    pub app_queued_bytes: u64,
 }
 
 /// Counters of a [`RecvSocket`].
@@ -635,6 +640,26 @@ pub struct RecvStats {
     pub io: IoStats,
     /// The last send error (NAKs, SPMRs), if any.
     pub last_send_error: Option<String>,
+    /// Events published to the application and not taken yet, now.
+    pub app_queued_events: u64,
+    /// Bytes held for the application, now (against `DriverOptions::recv_queue`; taken
+    /// batches count until they are used up).
+    pub app_queued_bytes: u64,
+    /// Reading is paused now because the application's receive queue is full (the kernel
+    /// then drops, and the data is NAKed or lost).
+    pub reading_paused: bool,
+}
+
+/// One sender (TSI) as a [`RecvSocket`] sees it: see [`RecvMonitor::peers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerReport {
+    /// The session.
+    pub tsi: Tsi,
+    /// Its counters and window fill.
+    pub stats: PeerStats,
+    /// Time since a packet was last heard from it.
+    pub idle: Duration,
 }
 
 #[cfg(test)]

@@ -259,15 +259,37 @@ pub struct CommonArgs {
     /// in ms [default: 250 (lan), 2000 (openpgm)].
     #[arg(long, value_parser = parse_millis, value_name = "MS")]
     pub nak_max_ivl: Option<Duration>,
+    /// Drop this percentage of received packets at random before the engine sees them
+    /// (seeded by the process id): loss for tests and demos without root or nftables.
+    #[arg(long, value_parser = parse_loss_percent, value_name = "PERCENT")]
+    pub simulated_loss: Option<f64>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
+/// Parses a loss percentage in `[0, 100)`.
+pub fn parse_loss_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad percentage {s:?}: expected a number like 5"))?;
+    if !(0.0..100.0).contains(&v) {
+        return Err(format!("loss {v} % out of range 0..100"));
+    }
+    Ok(v)
+}
+
 impl CommonArgs {
     /// The socket and transport options these arguments ask for.
     pub fn transport_options(&self) -> epgm::Options {
-        epgm::Options::from(self.socket_options()).with_udp_gso(!self.no_gso)
+        let o = epgm::Options::from(self.socket_options()).with_udp_gso(!self.no_gso);
+        match self.simulated_loss {
+            Some(p) if p > 0.0 => {
+                o.with_simulated_recv_loss(p / 100.0, u64::from(std::process::id()))
+            }
+            _ => o,
+        }
     }
 
     /// The socket options these arguments ask for.

@@ -61,23 +61,24 @@ impl Proc {
     }
 
     /// Spawns a receiving tool ([`Proc::spawn`]) and waits until it says it is listening.
+    #[allow(dead_code, reason = "not every test binary starts a receiver this way")]
     pub(crate) fn spawn_listening(name: &str, cmd: &mut Command) -> Proc {
         let mut p = Proc::spawn(name, cmd);
         p.wait_for_stderr("listening on");
         p
     }
 
-    /// Waits (at most 10 s) for a stderr line containing `needle`.
-    pub(crate) fn wait_for_stderr(&mut self, needle: &str) {
+    /// Waits (at most 10 s) for a stderr line containing `needle`; returns it.
+    pub(crate) fn wait_for_stderr(&mut self, needle: &str) -> String {
         let clock = Clock::new();
         loop {
             let left = Duration::from_secs(10).saturating_sub(clock.elapsed());
             match self.stderr.recv_timeout(left) {
                 Ok(line) => {
                     let hit = line.contains(needle);
-                    self.stderr_seen.push(line);
+                    self.stderr_seen.push(line.clone());
                     if hit {
-                        return;
+                        return line;
                     }
                 }
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => panic!(
@@ -86,6 +87,55 @@ impl Proc {
                 ),
             }
         }
+    }
+
+    /// Reads stdout line by line on a thread from now on, for a test that reads a tool's
+    /// output while it still runs (then wait with [`Proc::wait`], not [`Proc::finish`]).
+    #[allow(
+        dead_code,
+        reason = "not every test binary reads stdout while the tool runs"
+    )]
+    pub(crate) fn stdout_lines(&mut self) -> mpsc::Receiver<String> {
+        let stdout = self
+            .child
+            .stdout
+            .take()
+            .expect("stdout is piped and not yet taken");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
+    /// Waits for exit (bounded), after [`Proc::stdout_lines`]; returns the status and stderr.
+    #[allow(
+        dead_code,
+        reason = "not every test binary reads stdout while the tool runs"
+    )]
+    pub(crate) fn wait(mut self) -> (ExitStatus, String) {
+        let clock = Clock::new();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st;
+            }
+            assert!(
+                clock.elapsed() < STEP_LIMIT,
+                "{} did not exit within {STEP_LIMIT:?}",
+                self.name
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = self.stderr_seen.join("\n");
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            err.push('\n');
+            err.push_str(&line);
+        }
+        (status, err)
     }
 
     /// Waits for exit (bounded), returning status, stdout and stderr.
@@ -127,6 +177,7 @@ impl Drop for Proc {
 
 /// Runs a sending tool with `input` on its stdin (closed after it) until it exits; returns
 /// status, stdout and stderr.
+#[allow(dead_code, reason = "not every test binary feeds a tool's stdin")]
 pub(crate) fn run_with_stdin(
     name: &str,
     cmd: &mut Command,

@@ -81,7 +81,7 @@ use mio::{unix::SourceFd, Interest, Poll, Token, Waker};
 
 pub(crate) use handoff::{lock, Shared, State};
 pub(crate) use io_loop::IoLoop;
-pub(crate) use role::{RecvQueue, Role, SendQueue};
+pub(crate) use role::{fill_peers, RecvQueue, Role, SendQueue};
 pub(crate) use turn::{Core, Turn, Who};
 
 use super::{Clock, DriverOptions};

@@ -13,9 +13,10 @@ use super::super::{DriverOptions, IoStats, RecvStats, SendStats};
 use crate::{
     event::Event,
     node::Node,
-    receiver::Receiver,
+    receiver::{PeerStats, Receiver},
     source::{SendError, Source},
     time::Instant,
+    wire::Tsi,
 };
 
 /// Queue accounting charge per event on top of its data, so empty events are bounded too.
@@ -186,6 +187,12 @@ pub(crate) struct RecvQueue {
     /// Reading stopped because `held_bytes` reached the limit.
     pub(crate) paused: bool,
     pub(crate) stats: RecvStats,
+    /// The application asks for a per-peer snapshot ([`RecvQueue::peers`]).
+    pub(crate) peers_wanted: bool,
+    /// The last per-peer snapshot: at most `ReceiverLimits::max_peers` entries.
+    pub(crate) peers: Vec<(Tsi, PeerStats)>,
+    /// Bumped each time `peers` is refreshed.
+    pub(crate) peers_seq: u64,
 }
 
 /// A receiver driver's working copy.
@@ -199,6 +206,8 @@ pub(crate) struct RecvLocal {
     paused: bool,
     /// [`DriverOptions::recv_queue`].
     limit: usize,
+    /// The application asked for a per-peer snapshot: taken at the next publication.
+    peers_wanted: bool,
 }
 
 impl Role for Receiver {
@@ -212,11 +221,13 @@ impl Role for Receiver {
             bytes: 0,
             paused: false,
             limit: opts.recv_queue,
+            peers_wanted: false,
         }
     }
 
     fn take_from_app(queue: &mut RecvQueue, local: &mut RecvLocal) {
         local.paused = queue.paused;
+        local.peers_wanted |= std::mem::take(&mut queue.peers_wanted);
     }
 
     fn exchange(&mut self, _now: Instant, local: &mut RecvLocal, _io: &mut IoStats) {
@@ -235,11 +246,16 @@ impl Role for Receiver {
     }
 
     fn has_news(local: &RecvLocal) -> bool {
-        !local.events.is_empty()
+        !local.events.is_empty() || local.peers_wanted
     }
 
-    /// New events; pauses reading once the application holds `limit` bytes.
+    /// New events, and a per-peer snapshot if one was asked for; pauses reading once the
+    /// application holds `limit` bytes.
     fn give_to_app(&self, local: &mut RecvLocal, queue: &mut RecvQueue) -> bool {
+        let peers = std::mem::take(&mut local.peers_wanted);
+        if peers {
+            fill_peers(self, queue);
+        }
         let gave = !local.events.is_empty();
         if gave {
             if queue.events.is_empty() {
@@ -254,7 +270,7 @@ impl Role for Receiver {
             queue.paused = true;
             local.paused = true;
         }
-        gave
+        gave || peers
     }
 
     fn publish_stats(&self, queue: &mut RecvQueue, io: &IoStats, last_err: Option<&String>) {
@@ -274,6 +290,14 @@ impl Role for Receiver {
         // Owes nothing after close: `close` says stop.
         true
     }
+}
+
+/// Replaces `queue`'s per-peer snapshot with the engine's sessions now (the vector is reused:
+/// no allocation once it has grown to the peer table's size).
+pub(crate) fn fill_peers(engine: &Receiver, queue: &mut RecvQueue) {
+    queue.peers.clear();
+    queue.peers.extend(engine.all_peer_stats());
+    queue.peers_seq += 1;
 }
 
 /// Bytes an event counts against the receive queue.

@@ -391,3 +391,33 @@ fn a_closed_receiver_stops_at_once() {
     d.close();
     assert!(d.turn(Who::App).stop);
 }
+
+#[test]
+fn a_peer_snapshot_request_is_served_by_the_next_turn() {
+    let pkts = session(&[b"alpha", b"beta"]);
+    let d = Driver::new(receiver(), &DriverOptions::default());
+    deliver(&d, &pkts);
+    d.io_turn();
+    let seq = {
+        let mut st = d.shared.lock();
+        assert!(st.queue.peers.is_empty(), "no snapshot unless asked for");
+        st.queue.peers_wanted = true;
+        st.queue.peers_seq
+    };
+    d.shared.bump_in();
+    let published = d.shared.out_seq();
+    // A turn with nothing else to do still serves it, and tells waiters.
+    d.turn(Who::App);
+    let st = d.shared.lock();
+    assert_eq!(st.queue.peers_seq, seq + 1);
+    assert!(!st.queue.peers_wanted);
+    assert!(d.shared.out_seq() > published, "the snapshot is published");
+    let [(tsi, p)] = st.queue.peers.as_slice() else {
+        panic!("one peer: {:?}", st.queue.peers);
+    };
+    assert_eq!(*tsi, Tsi::new(Gsi([1, 2, 3, 4, 5, 6]), 1000));
+    assert_eq!(p.odata_received, 2);
+    assert_eq!(p.data_bytes, 9);
+    assert_eq!(p.apdus_delivered, 2);
+    assert_eq!(p.window_lead.map(|s| s.0), Some(1));
+}

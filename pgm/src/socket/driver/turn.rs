@@ -317,6 +317,11 @@ impl<R: Role> Core<R> {
             .publish_stats(queue, &self.io, self.last_send_error.as_ref());
     }
 
+    /// The engine (read-only: for snapshots taken while the core is free).
+    pub(crate) fn engine(&self) -> &R {
+        &self.engine
+    }
+
     /// Copies fresh counters into the shared state (for `stats()`).
     pub(crate) fn refresh_stats(&mut self, shared: &Shared<R::Queue>) {
         let mut st = shared.lock();
