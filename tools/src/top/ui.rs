@@ -69,13 +69,7 @@ pub fn draw(frame: &mut Frame<'_>, view: &View<'_>) {
         .rows
         .iter()
         .map(|r| TableRow::new(Column::ALL.iter().map(|c| aligned(*c, &c.cell(r)))));
-    let widths = Column::ALL.iter().map(|c| {
-        if *c == Column::Tsi {
-            Constraint::Min(c.width())
-        } else {
-            Constraint::Length(c.width())
-        }
-    });
+    let widths = Column::ALL.iter().map(|c| Constraint::Length(c.width()));
     frame.render_widget(Table::new(rows, widths).header(header), body);
 
     let c = view.counters;
