@@ -128,7 +128,7 @@ fn help_says_how_to_use_it() {
         "--json",
         "--max-sessions",
         "CAP_NET_RAW",
-        "q quits",
+        "Ctrl-C) quits",
         "Examples:",
     ] {
         assert!(help.contains(want), "--help lacks {want}:\n{help}");

@@ -52,7 +52,8 @@ use crate::dump::{DumpError, Filter, DEFAULT_UDP_PORT};
                   reads a pcap/pcapng capture (--read). Raw PGM (IP protocol 113) is always \
                   decoded, EPGM (PGM in UDP) on the --udp-port ports and on --port. IPv4 \
                   only.\n\n\
-                  Keys: left/right (or < >) change the sort column, r reverses it, q (or Esc, Ctrl-C) quits.\n\n\
+                  Keys: left/right (or < >) change the sort column, r reverses it, q (or Esc, \
+                  Ctrl-C) quits.\n\n\
                   With --once, captures for --interval seconds (or reads the whole file), \
                   prints one report (a text table, or one JSON document with --json) and \
                   exits.",

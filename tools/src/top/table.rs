@@ -5,7 +5,7 @@
 //!
 //! State is bounded: at most `max_sessions` sessions are kept, and a new one evicts the
 //! session seen least recently, so forged traffic with ever new TSIs costs a fixed amount of
-//! memory (about 1 KiB per session plus at most [`super::session::MAX_NAKERS`] addresses).
+//! memory (under 2 KiB per session plus at most [`super::session::MAX_NAKERS`] addresses).
 
 use std::collections::{BTreeMap, HashMap};
 
