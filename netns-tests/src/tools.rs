@@ -1,4 +1,5 @@
-//! Runs our command-line tools (`pgm-send`, `pgm-recv` from the `tools` crate) on a [`Lan`].
+//! Runs our command-line tools (`pgm-send`, `pgm-recv`, `pgm-top` from the `tools` crate) on a
+//! [`Lan`].
 //!
 //! The binaries are built once per test process (`cargo build --release -p tools --bins`,
 //! guarded by a [`OnceLock`]) and taken from `<target dir>/release/`.
@@ -136,7 +137,7 @@ fn build_tools() -> Result<PathBuf, String> {
         ));
     }
     let dir = crate::peer::target_dir().join("release");
-    for bin in ["pgm-send", "pgm-recv"] {
+    for bin in ["pgm-send", "pgm-recv", "pgm-top"] {
         if !dir.join(bin).is_file() {
             return Err(format!(
                 "{} missing after building the tools crate",
@@ -168,6 +169,11 @@ pub fn pgm_send() -> io::Result<PathBuf> {
 /// Path of `pgm-recv`.
 pub fn pgm_recv() -> io::Result<PathBuf> {
     Ok(tools_dir()?.join("pgm-recv"))
+}
+
+/// Path of `pgm-top`.
+pub fn pgm_top() -> io::Result<PathBuf> {
+    Ok(tools_dir()?.join("pgm-top"))
 }
 
 /// Options of one `pgm-send` run.

@@ -12,5 +12,6 @@ pub mod publish;
 pub mod recv;
 pub mod send;
 pub mod subscribe;
+pub mod top;
 pub mod topic_verifier;
 pub mod udp_perf;

@@ -1,5 +1,6 @@
-//! Live capture for `pgm-dump --iface`: an `AF_PACKET` socket through pnet's datalink channel,
-//! every frame handed to the same [`Printer`] as the frames of a pcap file.
+//! Live capture for `pgm-dump --iface` and `pgm-top --iface`: an `AF_PACKET` socket through
+//! pnet's datalink channel ([`LiveCapture`]); `pgm-dump` hands every frame to the same
+//! [`Printer`] as the frames of a pcap file.
 //!
 //! Linux hands each frame over with the interface's link-layer header: Ethernet on Ethernet
 //! interfaces and on `lo` (with all-zero MACs, which nothing here looks at), none on tun-like
@@ -21,7 +22,7 @@ use std::{
 };
 
 use pcap_file::DataLink;
-use pnet_datalink::{self as datalink, Channel, Config};
+use pnet_datalink::{self as datalink, Channel, Config, DataLinkReceiver};
 
 use super::{
     error::DumpError,
@@ -34,6 +35,105 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// Bytes read per frame: `lo`'s 64 KiB MTU plus a link-layer header.
 const SNAPLEN: usize = 65_536 + 64;
 
+/// An open live capture on one interface: the frames of an `AF_PACKET` socket, the second
+/// copy of each frame on a loopback interface dropped (see the module docs). Shared by
+/// `pgm-dump --iface` ([`capture`]) and `pgm-top --iface`.
+pub struct LiveCapture {
+    rx: Box<dyn DataLinkReceiver>,
+    linktype: DataLink,
+    echo: Option<LoopbackEcho>,
+    iface: String,
+}
+
+impl LiveCapture {
+    /// Opens a packet socket on `iface`: fails clearly when there is no such interface, when
+    /// its link layer is not one [`super::decode`] reads, or without root / CAP_NET_RAW.
+    pub fn open(iface: &str) -> Result<LiveCapture, DumpError> {
+        let interfaces = datalink::interfaces();
+        let Some(ni) = interfaces.iter().find(|i| i.name == iface) else {
+            let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+            return Err(DumpError::NoSuchInterface {
+                name: iface.to_owned(),
+                available: names.join(", "),
+            });
+        };
+        let linktype = link_type(iface)?;
+        let config = Config {
+            read_buffer_size: SNAPLEN,
+            read_timeout: Some(POLL),
+            ..Config::default()
+        };
+        let rx = match datalink::channel(ni, config) {
+            Ok(Channel::Ethernet(_tx, rx)) => rx,
+            Ok(_) => {
+                return Err(DumpError::Capture {
+                    iface: iface.to_owned(),
+                    err: io::Error::other("not a datalink channel"),
+                })
+            }
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(DumpError::NotPermitted {
+                    iface: iface.to_owned(),
+                    err,
+                })
+            }
+            Err(err) => {
+                return Err(DumpError::Capture {
+                    iface: iface.to_owned(),
+                    err,
+                })
+            }
+        };
+        Ok(LiveCapture {
+            rx,
+            linktype,
+            echo: ni.is_loopback().then(LoopbackEcho::default),
+            iface: iface.to_owned(),
+        })
+    }
+
+    /// The framing of the frames [`LiveCapture::next_frame`] returns.
+    pub fn linktype(&self) -> DataLink {
+        self.linktype
+    }
+
+    /// The interface captured on.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The next frame with its wall-clock timestamp (seconds since the epoch), or `None` when
+    /// none came within [`POLL`] (the caller looks at its deadline and calls again).
+    pub fn next_frame(&mut self) -> Result<Option<(f64, &[u8])>, DumpError> {
+        match self.rx.next() {
+            Ok(frame) => {
+                if self
+                    .echo
+                    .as_mut()
+                    .is_some_and(|e| e.is_echo(frame, monotonic()))
+                {
+                    return Ok(None);
+                }
+                Ok(Some((wall_clock(), frame)))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(DumpError::Capture {
+                iface: self.iface.clone(),
+                err,
+            }),
+        }
+    }
+}
+
 /// Captures on `iface` until `duration` has passed (if given), `opts.count` packets are printed
 /// or the output is closed, printing to `out`; calls `on_ready(iface)` once the socket is open.
 pub fn capture(
@@ -43,55 +143,14 @@ pub fn capture(
     out: &mut dyn Write,
     on_ready: &mut dyn FnMut(&str),
 ) -> Result<Summary, DumpError> {
-    let interfaces = datalink::interfaces();
-    let Some(ni) = interfaces.iter().find(|i| i.name == iface) else {
-        let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
-        return Err(DumpError::NoSuchInterface {
-            name: iface.to_owned(),
-            available: names.join(", "),
-        });
-    };
-    let linktype = link_type(iface)?;
-    let config = Config {
-        read_buffer_size: SNAPLEN,
-        read_timeout: Some(POLL),
-        ..Config::default()
-    };
-    let capture_err = |err| DumpError::Capture {
-        iface: iface.to_owned(),
-        err,
-    };
-    let mut rx = match datalink::channel(ni, config) {
-        Ok(Channel::Ethernet(_tx, rx)) => rx,
-        Ok(_) => return Err(capture_err(io::Error::other("not a datalink channel"))),
-        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
-            return Err(DumpError::NotPermitted {
-                iface: iface.to_owned(),
-                err,
-            })
-        }
-        Err(err) => return Err(capture_err(err)),
-    };
+    let mut cap = LiveCapture::open(iface)?;
     let deadline = duration.map(|d| monotonic() + d);
-    let mut echo = ni.is_loopback().then(LoopbackEcho::default);
+    let linktype = cap.linktype();
     let mut printer = Printer::new(opts, out);
     on_ready(iface);
     while !printer.done() && deadline.is_none_or(|d| monotonic() < d) {
-        match rx.next() {
-            Ok(frame) => {
-                if echo.as_mut().is_some_and(|e| e.is_echo(frame, monotonic())) {
-                    continue;
-                }
-                printer.frame(linktype, wall_clock(), frame)?;
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::WouldBlock
-                ) => {}
-            Err(e) => return Err(capture_err(e)),
+        if let Some((time, frame)) = cap.next_frame()? {
+            printer.frame(linktype, time, frame)?;
         }
     }
     printer.finish()
@@ -102,12 +161,12 @@ pub fn capture(
     clippy::disallowed_methods,
     reason = "a capture tool is an IO driver: it may read the clock"
 )]
-fn monotonic() -> Instant {
+pub(crate) fn monotonic() -> Instant {
     Instant::now()
 }
 
 /// Seconds since the epoch, the timestamp of a frame read now.
-fn wall_clock() -> f64 {
+pub(crate) fn wall_clock() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

@@ -20,14 +20,17 @@ use super::{
 };
 
 /// A frame as read from the capture.
-pub(super) struct Captured<'a> {
-    pub(super) linktype: DataLink,
-    pub(super) time: f64,
-    pub(super) data: &'a [u8],
+pub struct Captured<'a> {
+    /// The framing of `data`.
+    pub linktype: DataLink,
+    /// Capture timestamp, seconds since the epoch.
+    pub time: f64,
+    /// The captured bytes.
+    pub data: &'a [u8],
 }
 
-/// Reads the capture at `path` and hands every frame to `f` until it returns false.
-pub(super) fn for_each_frame(
+/// Reads the capture at `path` and hands every frame to `on_frame` until it returns false.
+pub fn for_each_frame(
     path: &Path,
     on_frame: impl FnMut(Captured<'_>) -> Result<bool, DumpError>,
 ) -> Result<(), DumpError> {
@@ -39,7 +42,7 @@ pub(super) fn for_each_frame(
 }
 
 /// [`for_each_frame`] on a capture read from `reader` (`path` names it in errors).
-pub(super) fn for_each_frame_in(
+pub fn for_each_frame_in(
     path: &Path,
     reader: impl Read,
     mut on_frame: impl FnMut(Captured<'_>) -> Result<bool, DumpError>,
