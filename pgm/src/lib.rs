@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod event;
+pub mod fec;
 pub mod node;
 pub mod rate;
 pub mod receiver;
