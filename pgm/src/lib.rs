@@ -35,7 +35,8 @@ pub mod transport;
 pub mod wire;
 
 pub use config::{
-    JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig,
+    FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
+    SourceConfig,
 };
 pub use event::Event;
 pub use node::Node;
