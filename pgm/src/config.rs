@@ -367,6 +367,8 @@ pub struct ReceiverConfig {
     pub join: JoinPolicy,
     /// Seed of the NAK back-off generator.
     pub rng_seed: u64,
+    /// Decode pro-active FEC parity (docs/fec.md): off, the default, counts parity and drops it.
+    pub fec: bool,
 }
 
 impl ReceiverConfig {
@@ -384,6 +386,7 @@ impl ReceiverConfig {
             max_apdu: MAX_APDU as usize,
             join: JoinPolicy::FirstSeen,
             rng_seed: 0,
+            fec: false,
         }
     }
 }
