@@ -257,6 +257,49 @@ pub struct SourceConfig {
     /// Seed of the engine's random generator (none is needed by the source today; kept so that
     /// every engine is reproducible from its config).
     pub rng_seed: u64,
+    /// Forward error correction (RFC 3208 §11, docs/fec.md): `None`, the default, sends no
+    /// parity and no OPT_PARITY_PRM.
+    pub fec: Option<FecConfig>,
+}
+
+/// Pro-active FEC at the source: after each full transmission group of `group_size` ODATA, it
+/// sends `proactive` Reed-Solomon parity packets (any `proactive` of the group's packets lost
+/// at a receiver are rebuilt without a NAK). Ours-only: OpenPGM receivers abort or stall on
+/// parity (docs/fec.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FecConfig {
+    group_size: u8,
+    proactive: u8,
+}
+
+impl FecConfig {
+    /// k = `group_size`, a power of two in 2..=128, and 1..=k parity packets per group.
+    pub fn proactive(group_size: u8, proactive: u8) -> Result<Self, String> {
+        if !(2..=128).contains(&group_size) || !group_size.is_power_of_two() {
+            return Err(format!(
+                "FEC group size {group_size} is not a power of two in 2..=128"
+            ));
+        }
+        if !(1..=group_size).contains(&proactive) {
+            return Err(format!(
+                "{proactive} pro-active parity packets per group: must be 1..={group_size}"
+            ));
+        }
+        Ok(FecConfig {
+            group_size,
+            proactive,
+        })
+    }
+
+    /// k, data packets per transmission group.
+    pub fn group_size(&self) -> u8 {
+        self.group_size
+    }
+
+    /// Parity packets sent after each full group.
+    pub fn proactive_count(&self) -> u8 {
+        self.proactive
+    }
 }
 
 impl SourceConfig {
@@ -283,6 +326,7 @@ impl SourceConfig {
             spmr_min_ivl: Duration::from_millis(1),
             nak_elimination_ivl: Duration::from_millis(1),
             rng_seed: 0,
+            fec: None,
         }
     }
 
@@ -323,6 +367,8 @@ pub struct ReceiverConfig {
     pub join: JoinPolicy,
     /// Seed of the NAK back-off generator.
     pub rng_seed: u64,
+    /// Decode pro-active FEC parity (docs/fec.md): off, the default, counts parity and drops it.
+    pub fec: bool,
 }
 
 impl ReceiverConfig {
@@ -340,6 +386,7 @@ impl ReceiverConfig {
             max_apdu: MAX_APDU as usize,
             join: JoinPolicy::FirstSeen,
             rng_seed: 0,
+            fec: false,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod event;
+pub mod fec;
 pub mod node;
 pub mod rate;
 pub mod receiver;
@@ -34,7 +35,8 @@ pub mod transport;
 pub mod wire;
 
 pub use config::{
-    JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig,
+    FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
+    SourceConfig,
 };
 pub use event::Event;
 pub use node::Node;

@@ -10,11 +10,13 @@ use bytes::Bytes;
 
 use crate::{
     config::SourceConfig,
+    fec::{encode_parity, ReedSolomon},
     rate::TokenBucket,
     time::Instant,
     wire::{
-        checksum::ones_complement_sum, options::MAX_NAK_LIST, Body, Data, Error, Fragment, Nak,
-        NakList, Options, PacketRepr, SeqNo, Spm,
+        checksum::ones_complement_sum,
+        options::{ParityPrm, MAX_NAK_LIST},
+        Body, Data, Error, Fragment, Nak, NakList, Options, PacketRepr, SeqNo, Spm,
     },
     Transmit,
 };
@@ -95,6 +97,12 @@ pub struct SourceStats {
     pub queued_packets: u64,
     /// Their payload bytes.
     pub queued_bytes: u64,
+    /// Pro-active parity packets sent (FEC, docs/fec.md).
+    pub parity_sent: u64,
+    /// Parity payload bytes sent.
+    pub parity_bytes: u64,
+    /// Parity packets not sent because their group had fragments or had left the window.
+    pub parity_skipped: u64,
 }
 
 /// One TPDU the source has built: kept in the send queue, then in the transmit window.
@@ -164,6 +172,10 @@ pub struct Source {
     /// Sqns each NAKer may still have repaired, by a hash of its IP address (a fixed table:
     /// forged addresses cannot grow it; two NAKers that collide share a budget).
     nakers: Box<[Option<TokenBucket>; NAKER_BUCKETS]>,
+    /// The Reed-Solomon code for the configured group size (FEC on).
+    rs: Option<ReedSolomon>,
+    /// Pro-active parity owed: (first sqn of the group, parity index), served before ODATA.
+    parity_owed: VecDeque<(SeqNo, u8)>,
     stats: SourceStats,
 }
 
@@ -193,6 +205,10 @@ impl Source {
             repair_bucket: None,
             repair_credit: 0,
             nakers: Box::new([const { None }; NAKER_BUCKETS]),
+            rs: cfg
+                .fec
+                .and_then(|f| ReedSolomon::new(usize::from(f.group_size())).ok()),
+            parity_owed: VecDeque::new(),
             stats: SourceStats::default(),
             cfg,
         }
@@ -243,7 +259,10 @@ impl Source {
     /// long as they like, so a closing source answers them for its linger time, not until
     /// they stop.
     pub fn is_flushed(&self) -> bool {
-        self.queue.is_empty() && self.spms_owed == 0 && self.fins_owed == 0
+        self.queue.is_empty()
+            && self.parity_owed.is_empty()
+            && self.spms_owed == 0
+            && self.fins_owed == 0
     }
 
     /// Queues one APDU; it goes out as one ODATA, or as OPT_FRAGMENT fragments when larger than
@@ -458,7 +477,7 @@ impl Source {
                 .map_or(Instant::ZERO, TokenBucket::ready_at);
             at(bucket_ready.max(repair_ready));
         }
-        if !self.queue.is_empty() {
+        if !self.queue.is_empty() || !self.parity_owed.is_empty() {
             at(bucket_ready);
         }
         t
@@ -490,6 +509,15 @@ impl Source {
         }
         if let Some(t) = self.poll_rdata(now, buf) {
             return Some(t);
+        }
+        while let Some(&(tg, h)) = self.parity_owed.front() {
+            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) {
+                return None;
+            }
+            self.parity_owed.pop_front();
+            if let Some(t) = self.emit_parity(now, buf, tg, h) {
+                return Some(t);
+            }
         }
         if !self.queue.is_empty() {
             if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) {
@@ -565,6 +593,12 @@ impl Source {
         };
         let options = Options {
             fin,
+            // RFC 3208 §11.8.1 bits (P = 0x02): docs/fec.md.
+            parity_prm: self.cfg.fec.map(|f| ParityPrm {
+                proactive: true,
+                on_demand: false,
+                tgs: u32::from(f.group_size()),
+            }),
             ..Options::default()
         };
         self.header(Body::Spm(spm), &options).emit(buf);
@@ -648,10 +682,68 @@ impl Source {
         self.stats.odata_sent += 1;
         self.stats.odata_bytes += p.payload.len() as u64;
         self.txw.bytes += p.payload.len();
+        let sqn = p.sqn;
         self.txw.packets.push_back(p);
         self.charge(now, buf.len(), false);
         self.reset_heartbeat(now);
+        if let Some(f) = self.cfg.fec {
+            // The group is complete: its parity follows before the next ODATA.
+            let k = u32::from(f.group_size());
+            if sqn.0 & (k - 1) == k - 1 {
+                let tg = SeqNo(sqn.0 & !(k - 1));
+                self.parity_owed
+                    .extend((0..f.proactive_count()).map(|h| (tg, h)));
+            }
+        }
         Transmit::new(self.cfg.group, buf.len())
+    }
+
+    /// RFC 3208 §11.4: pro-active parity packet `h` of the group starting at `tg`, as ODATA
+    /// with OPT_PARITY (OPT_VAR_PKTLEN when lengths differ), sqn `tg | h`. `None` (counted)
+    /// when the group is no longer whole in the window or holds fragments (their OPT_FRAGMENT
+    /// parity is not implemented: docs/fec.md).
+    fn emit_parity(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        tg: SeqNo,
+        h: u8,
+    ) -> Option<Transmit> {
+        let rs = self.rs.as_ref()?;
+        let k = rs.k();
+        let trail = self.txw_trail();
+        let start = tg.diff(trail);
+        let group: Vec<&TxPacket> = match usize::try_from(start) {
+            Ok(i) if i < self.txw.packets.len() => self.txw.packets.range(i..).take(k).collect(),
+            _ => Vec::new(),
+        };
+        let whole = group.len() == k
+            && group.first().is_some_and(|p| p.sqn == tg)
+            && group.iter().all(|p| p.fragment.is_none());
+        if !whole {
+            self.stats.parity_skipped += 1;
+            return None;
+        }
+        let tsdus: Vec<&[u8]> = group.iter().map(|p| &p.payload[..]).collect();
+        let Ok(parity) = encode_parity(rs, &tsdus, usize::from(h)) else {
+            self.stats.parity_skipped += 1;
+            return None;
+        };
+        let body = Body::Odata(Data {
+            sqn: tg.add(u32::from(h)),
+            trail,
+        });
+        let repr = PacketRepr {
+            parity: true,
+            var_pktlen: parity.var_pktlen,
+            payload: &parity.bytes,
+            ..self.header(body, &Options::default())
+        };
+        repr.emit(buf);
+        self.stats.parity_sent += 1;
+        self.stats.parity_bytes += parity.bytes.len() as u64;
+        self.charge(now, buf.len(), false);
+        Some(Transmit::new(self.cfg.group, buf.len()))
     }
 
     fn emit_data(&self, buf: &mut Vec<u8>, body: Body, p: &TxPacket) {

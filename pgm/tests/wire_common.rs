@@ -123,7 +123,8 @@ pub fn openpgm_fragment_running_offset() -> Vec<u8> {
 
 // ---- Synthetic (GSI 0a0b0c0d0e0f, source port 1000, data-destination port 7500) ---------
 
-/// SPM, path 192.168.1.10, with OPT_PARITY_PRM (proactive, TGS 16), OPT_CRQST (R) and OPT_FIN.
+/// SPM, path 192.168.1.10, with OPT_PARITY_PRM (flags 0x01: on-demand by RFC 3208, pro-active
+/// by OpenPGM; TGS 16), OPT_CRQST (R) and OPT_FIN.
 pub fn spm_parity_crqst_fin() -> Vec<u8> {
     hex(
         "03e8 1d4c 00 03 5190 0a0b0c0d0e0f 0000 | 00000005 0000000a 00000014 0001 0000 c0a8010a \

@@ -264,8 +264,8 @@ fn spm_with_parity_crqst_fin() {
     assert_eq!(
         p.options.parity_prm,
         Some(ParityPrm {
-            proactive: true,
-            on_demand: false,
+            proactive: false,
+            on_demand: true,
             tgs: 16
         })
     );

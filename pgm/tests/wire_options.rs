@@ -252,7 +252,8 @@ fn opt_parity_prm_grp_curr_tgsize() {
         }),
         ..Options::default()
     };
-    check(spm_body(), &[], &on_demand, "88 08 00 02 00000080", 0x03);
+    // RFC 3208 §11.8.1: O is 0x01 (OpenPGM would call that bit pro-active).
+    check(spm_body(), &[], &on_demand, "88 08 00 01 00000080", 0x03);
 }
 
 #[test]

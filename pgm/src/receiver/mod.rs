@@ -15,6 +15,7 @@
 //! believed is in docs/reliability.md. Repairs do not count out: a missing sqn is asked for again
 //! with back-off for as long as the source keeps it (see [`NakTiming`]).
 
+mod fec;
 mod peer;
 mod window;
 
@@ -73,8 +74,13 @@ pub struct ReceiverStats {
     pub duplicates: u64,
     /// Data packets before the window trail.
     pub too_old: u64,
-    /// Parity packets (FEC) dropped: this receiver does not decode parity.
+    /// Parity packets (FEC) dropped: FEC is off, the session advertised no usable
+    /// OPT_PARITY_PRM, or they were parity NAKs/NCFs (on-demand parity is not implemented).
     pub parity_dropped: u64,
+    /// Parity packets kept for decoding (`ReceiverConfig::fec`).
+    pub parity_received: u64,
+    /// Data packets rebuilt from parity (each counted once, whether or not it was still needed).
+    pub fec_recovered: u64,
     /// SPMs accepted.
     pub spm_received: u64,
     /// SPMs whose window edges lay more than a window away, not acted on.
@@ -175,6 +181,8 @@ pub struct Receiver {
     out: VecDeque<(IpAddr, Vec<u8>, Option<u8>)>,
     stats: ReceiverStats,
     delivered: Vec<Delivered>,
+    /// One Reed-Solomon code per group size in use (at most 7: 2..=128).
+    codes: Vec<crate::fec::ReedSolomon>,
 }
 
 impl Receiver {
@@ -192,6 +200,7 @@ impl Receiver {
             out: VecDeque::new(),
             stats: ReceiverStats::default(),
             delivered: Vec::new(),
+            codes: Vec::new(),
         }
     }
 
@@ -335,7 +344,10 @@ impl Receiver {
         }
         let tsi = repr.tsi();
         match repr.body {
-            // Until FEC exists, parity (RFC 3208 §11) is counted and dropped, never data.
+            // Parity (RFC 3208 §11) is never data: decoded with FEC on, else counted and dropped.
+            Body::Odata(d) | Body::Rdata(d) if repr.parity && self.cfg.fec => {
+                self.on_parity(now, tsi, d, repr.var_pktlen, repr.payload);
+            }
             Body::Odata(_) | Body::Rdata(_) | Body::Ncf(_) | Body::Nak(_) if repr.parity => {
                 self.stats.parity_dropped += 1;
             }
@@ -363,6 +375,9 @@ impl Receiver {
                         ps.data_bytes += repr.payload.len() as u64;
                     }
                     self.on_data(now, tsi, d, repr.options.fragment, repr.payload);
+                    if self.cfg.fec {
+                        self.fec_data(now, tsi, d, repr.options.fragment.is_some(), repr.payload);
+                    }
                 }
             }
             // A FIN SPM never starts a session (it may outlive the one it ended).
@@ -521,8 +536,11 @@ impl Receiver {
     /// Gives up `tsi`'s oldest data until the total is within `budget` or its window is empty.
     fn trim(&mut self, tsi: Tsi, budget: usize) {
         if let Some(p) = self.peers.get_mut(&tsi) {
-            // Data held aside for a leap goes first.
+            // Data held aside for a leap and FEC groups go first.
             p.leap = None;
+            if let Some(g) = p.fec.as_mut() {
+                g.clear();
+            }
             let others = self.footprint - p.accounted;
             if let Some(w) = p.window.as_mut() {
                 self.stats.memory_trimmed +=
@@ -532,6 +550,82 @@ impl Receiver {
         self.drain(tsi);
         self.account(tsi);
         self.refresh_deadline(tsi);
+    }
+
+    /// The Reed-Solomon code for groups of `k` (built once per k: ~ms for k = 128).
+    fn code(&mut self, k: usize) -> Option<usize> {
+        if let Some(i) = self.codes.iter().position(|c| c.k() == k) {
+            return Some(i);
+        }
+        self.codes.push(crate::fec::ReedSolomon::new(k).ok()?);
+        Some(self.codes.len() - 1)
+    }
+
+    /// A data packet of a session with FEC: remembered in its group, which may now decode.
+    fn fec_data(&mut self, now: Instant, tsi: Tsi, d: Data, fragment: bool, payload: &[u8]) {
+        let Some(k) = self
+            .peers
+            .get(&tsi)
+            .and_then(|p| p.fec.as_ref())
+            .map(fec::Groups::k)
+        else {
+            return;
+        };
+        let Some(c) = self.code(k) else { return };
+        let Some(groups) = self.peers.get_mut(&tsi).and_then(|p| p.fec.as_mut()) else {
+            return;
+        };
+        let rebuilt = groups.data(&self.codes[c], d.sqn, payload, fragment);
+        self.fec_deliver(now, tsi, d.trail, rebuilt);
+    }
+
+    /// RFC 3208 §11: a parity packet, for a session whose SPM gave its group size.
+    fn on_parity(&mut self, now: Instant, tsi: Tsi, d: Data, var_pktlen: bool, payload: &[u8]) {
+        let Some(k) = self
+            .peers
+            .get(&tsi)
+            .and_then(|p| p.fec.as_ref())
+            .map(fec::Groups::k)
+        else {
+            self.stats.parity_dropped += 1;
+            return;
+        };
+        let Some(c) = self.code(k) else { return };
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        let limits = self.cfg.limits;
+        peer.hear(now, &limits);
+        // Only parity near the window: older groups are done, far ones not believed.
+        let span = peer.span(self.cfg.rxw_sqns.max(1), &limits);
+        let Some(w) = peer.window.as_ref() else {
+            self.stats.parity_dropped += 1;
+            return;
+        };
+        if w.is_far(d.sqn, span) || d.sqn.diff(w.trail) < -i32::from(k as u8) {
+            self.stats.parity_dropped += 1;
+            return;
+        }
+        let Some(groups) = peer.fec.as_mut() else {
+            return;
+        };
+        self.stats.parity_received += 1;
+        let rebuilt = groups.parity(&self.codes[c], d.sqn, payload, var_pktlen);
+        self.fec_deliver(now, tsi, d.trail, rebuilt);
+    }
+
+    /// Rebuilt data goes the way received data goes.
+    fn fec_deliver(
+        &mut self,
+        now: Instant,
+        tsi: Tsi,
+        trail: SeqNo,
+        rebuilt: Vec<(SeqNo, Vec<u8>)>,
+    ) {
+        for (sqn, tsdu) in rebuilt {
+            self.stats.fec_recovered += 1;
+            self.on_data(now, tsi, Data { sqn, trail }, None, &tsdu);
+        }
     }
 
     /// RFC 3208 §6.1/§6.3: store data, detect gaps from its sqn, honour the source's trail.
@@ -742,6 +836,17 @@ impl Receiver {
         }
         self.stats.spm_received += 1;
         peer.last_spm_sqn = Some(spm.spm_sqn);
+        if let Some(prm) = options.parity_prm.filter(|_| self.cfg.fec) {
+            // Either flag bit (the RFC's or OpenPGM's meaning): only TGS matters for decoding.
+            let k = prm.tgs as usize;
+            let usable =
+                (prm.proactive || prm.on_demand) && (2..=128).contains(&k) && k.is_power_of_two();
+            if !usable {
+                peer.fec = None;
+            } else if peer.fec.as_ref().is_none_or(|g| g.k() != k) {
+                peer.fec = Some(fec::Groups::new(k));
+            }
+        }
         peer.spm_nla(spm.path);
         if dst.is_multicast() {
             peer.group = dst;

@@ -185,6 +185,8 @@ pub(crate) struct Peer {
     /// The trail the source advertised last (see "two agree" in the module docs).
     pub(crate) advertised_trail: Option<SeqNo>,
     pub(crate) leap: Option<Leap>,
+    /// Its FEC transmission groups, once an SPM gave a usable OPT_PARITY_PRM (FEC on).
+    pub(crate) fec: Option<super::fec::Groups>,
     pub(crate) stats: PeerStats,
 }
 
@@ -210,6 +212,7 @@ impl Peer {
             naks_blocked: None,
             advertised_trail: None,
             leap: None,
+            fec: None,
             stats: PeerStats::default(),
         }
     }
@@ -275,7 +278,8 @@ impl Peer {
                 .map(|(_, p, _)| p.len() + crate::config::SLOT_COST)
                 .sum()
         });
-        self.window.as_ref().map_or(0, Window::footprint) + held
+        let fec = self.fec.as_ref().map_or(0, super::fec::Groups::bytes);
+        self.window.as_ref().map_or(0, Window::footprint) + held + fec
     }
 
     /// The peer's next timer: its earliest NAK deadline (RFC 3208 §6.3) unless NAKs are

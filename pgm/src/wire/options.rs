@@ -166,7 +166,10 @@ pub struct NakBoRng {
     pub min_us: u32,
 }
 
-/// OPT_PARITY_PRM (RFC 3208 Appendix A §11.8.1).
+/// OPT_PARITY_PRM (RFC 3208 Appendix A §11.8.1), with the RFC's bits: P (pro-active) is 0x02
+/// and O (on-demand) 0x01 of the option's fourth byte. OpenPGM 5.3 swaps them (0x01 is its
+/// pro-active, 0x02 its on-demand: docs/fec.md), so from an OpenPGM source `proactive` means
+/// its on-demand and the other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParityPrm {
     /// P bit: the source sends proactive parity.
@@ -480,7 +483,7 @@ impl Options {
                     on_demand: false,
                     tgs: 0,
                 });
-                out.put_u8(u8::from(p.proactive) | (u8::from(p.on_demand) << 1));
+                out.put_u8((u8::from(p.proactive) << 1) | u8::from(p.on_demand));
                 out.put_u32(p.tgs);
             }
             kind::PARITY_GRP => {
@@ -670,8 +673,8 @@ impl Options {
             kind::PARITY_PRM => {
                 fixed(8, "OPT_PARITY_PRM length is not 8")?;
                 let p = ParityPrm {
-                    proactive: spec & 1 != 0,
-                    on_demand: spec & 2 != 0,
+                    proactive: spec & 2 != 0,
+                    on_demand: spec & 1 != 0,
                     tgs: r.u32("OPT_PARITY_PRM")?,
                 };
                 set(&mut self.parity_prm, p)?;

@@ -1,0 +1,177 @@
+//! Pro-active parity at a receiver (RFC 3208 §11, docs/fec.md): the last few transmission
+//! groups of one peer, their data and parity, decoded as soon as a group holds k packets and
+//! still misses data. Bounded: at most [`MAX_GROUPS`] groups per peer, each at most k data and
+//! k parity packets; a group whose data is all there is dropped at once.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::{
+    fec::{decode_group, ParityRef, ReedSolomon},
+    wire::SeqNo,
+};
+
+/// Incomplete groups kept per peer.
+pub(crate) const MAX_GROUPS: usize = 4;
+
+#[derive(Debug)]
+struct Group {
+    tg: SeqNo,
+    data: Vec<Option<Bytes>>,
+    /// (index, TSDU, OPT_VAR_PKTLEN).
+    parity: Vec<(usize, Bytes, bool)>,
+    /// A packet of it carried OPT_FRAGMENT: not decodable (docs/fec.md).
+    fragmented: bool,
+}
+
+/// One peer's groups.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    k: usize,
+    pending: VecDeque<Group>,
+    /// Groups recently whole or decoded: their late parity (pro-active parity follows a whole
+    /// group) must not open a new entry and push out one that still waits.
+    done: VecDeque<SeqNo>,
+}
+
+impl Groups {
+    /// Groups of `k` (a power of two in 2..=128).
+    pub(crate) fn new(k: usize) -> Self {
+        Groups {
+            k,
+            pending: VecDeque::new(),
+            done: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Payload bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.pending
+            .iter()
+            .map(|g| {
+                g.data.iter().flatten().map(Bytes::len).sum::<usize>()
+                    + g.parity.iter().map(|p| p.1.len()).sum::<usize>()
+            })
+            .sum()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.pending.clear();
+        self.done.clear();
+    }
+
+    fn tg(&self, sqn: SeqNo) -> SeqNo {
+        SeqNo(sqn.0 & !(self.k as u32 - 1))
+    }
+
+    fn is_done(&self, sqn: SeqNo) -> bool {
+        self.done.contains(&self.tg(sqn))
+    }
+
+    fn finish(&mut self, pos: usize) {
+        if let Some(g) = self.pending.remove(pos) {
+            if self.done.len() >= 2 * MAX_GROUPS {
+                self.done.pop_front();
+            }
+            self.done.push_back(g.tg);
+        }
+    }
+
+    fn group(&mut self, sqn: SeqNo) -> &mut Group {
+        let tg = SeqNo(sqn.0 & !(self.k as u32 - 1));
+        if let Some(i) = self.pending.iter().position(|g| g.tg == tg) {
+            return &mut self.pending[i];
+        }
+        if self.pending.len() >= MAX_GROUPS {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(Group {
+            tg,
+            data: vec![None; self.k],
+            parity: Vec::new(),
+            fragmented: false,
+        });
+        let last = self.pending.len() - 1;
+        &mut self.pending[last]
+    }
+
+    /// Records data `sqn`; returns what its group now decodes to.
+    pub(crate) fn data(
+        &mut self,
+        rs: &ReedSolomon,
+        sqn: SeqNo,
+        payload: &[u8],
+        fragment: bool,
+    ) -> Vec<(SeqNo, Vec<u8>)> {
+        let k = self.k;
+        if self.is_done(sqn) {
+            return Vec::new();
+        }
+        let g = self.group(sqn);
+        let i = (sqn.0 as usize) & (k - 1);
+        g.fragmented |= fragment;
+        if g.data[i].is_none() {
+            g.data[i] = Some(Bytes::copy_from_slice(payload));
+        }
+        self.settle(rs, sqn)
+    }
+
+    /// Records parity packet `sqn` (`tg | index`); returns what its group now decodes to.
+    pub(crate) fn parity(
+        &mut self,
+        rs: &ReedSolomon,
+        sqn: SeqNo,
+        payload: &[u8],
+        var_pktlen: bool,
+    ) -> Vec<(SeqNo, Vec<u8>)> {
+        let k = self.k;
+        if self.is_done(sqn) {
+            return Vec::new();
+        }
+        let g = self.group(sqn);
+        let index = (sqn.0 as usize) & (k - 1);
+        if g.parity.len() < k && !g.parity.iter().any(|p| p.0 == index) {
+            g.parity
+                .push((index, Bytes::copy_from_slice(payload), var_pktlen));
+        }
+        self.settle(rs, sqn)
+    }
+
+    /// Decodes `sqn`'s group if it can; drops it once whole (or rebuilt).
+    fn settle(&mut self, rs: &ReedSolomon, sqn: SeqNo) -> Vec<(SeqNo, Vec<u8>)> {
+        let tg = SeqNo(sqn.0 & !(self.k as u32 - 1));
+        let Some(pos) = self.pending.iter().position(|g| g.tg == tg) else {
+            return Vec::new();
+        };
+        let g = &self.pending[pos];
+        let have = g.data.iter().filter(|d| d.is_some()).count();
+        if have == self.k {
+            self.finish(pos);
+            return Vec::new();
+        }
+        if g.fragmented || g.parity.is_empty() || have + g.parity.len() < self.k {
+            return Vec::new();
+        }
+        let data: Vec<Option<&[u8]>> = g.data.iter().map(|d| d.as_deref()).collect();
+        let parity: Vec<ParityRef<'_>> = g
+            .parity
+            .iter()
+            .map(|(index, bytes, var)| ParityRef {
+                index: *index,
+                bytes,
+                var_pktlen: *var,
+            })
+            .collect();
+        let out = decode_group(rs, &data, &parity);
+        // Rebuilt or inconsistent, the group is done: its data goes through the window, and
+        // bad parity falls back to selective NAKs.
+        self.finish(pos);
+        out.map(|v| v.into_iter().map(|(i, t)| (tg.add(i as u32), t)).collect())
+            .unwrap_or_default()
+    }
+}
