@@ -8,11 +8,13 @@
 
 use std::{
     fmt::Write as _,
-    io::Write as _,
+    io::{self, Write as _},
+    path::PathBuf,
     process::{Command, Stdio},
+    sync::OnceLock,
 };
 
-use crate::{have_program, is_root, zmq};
+use crate::{have_program, is_root};
 
 /// One thing a test needs from the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,7 @@ impl Need {
                     .is_ok_and(|s| s.success());
                 (!found).then(|| "pkg-config finds no openpgm-5.3".to_owned())
             }),
-            Need::Zmq => zmq::zmq_python().err().map(|e| e.to_string()),
+            Need::Zmq => zmq_python().err().map(|e| e.to_string()),
             Need::Tshark => programs(&["tshark"]),
         }
     }
@@ -68,6 +70,50 @@ impl Need {
             Need::Tshark => "tshark",
         }
     }
+}
+
+static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+fn find_python() -> Result<PathBuf, String> {
+    // Debian's python3-zmq installs for /usr/bin/python3; a python3 earlier in PATH (pyenv…)
+    // may lack it.
+    let mut tried = Vec::new();
+    for cand in ["/usr/bin/python3", "python3"] {
+        let out = Command::new(cand)
+            .args([
+                "-c",
+                "import zmq, sys; print(zmq.zmq_version()); sys.exit(0 if zmq.has('pgm') else 3)",
+            ])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let v = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+                eprintln!("netns-tests: libzmq {v} with pgm via {cand}");
+                return Ok(PathBuf::from(cand));
+            }
+            Ok(o) => tried.push(format!(
+                "{cand}: {}{}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            )),
+            Err(e) => tried.push(format!("{cand}: {e}")),
+        }
+    }
+    Err(format!(
+        "no python3 with pyzmq and libzmq pgm support (apt-get install python3-zmq); tried: {}",
+        tried.join("; ")
+    ))
+}
+
+/// The Python interpreter that has `zmq` with PGM support.
+pub fn zmq_python() -> io::Result<PathBuf> {
+    PYTHON
+        .get_or_init(find_python)
+        .clone()
+        .map_err(io::Error::other)
 }
 
 /// Whether `CI` is set (to anything but the empty string).

@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -41,49 +40,7 @@ pub fn zmq_peer_script() -> PathBuf {
         .join("zmq_peer.py")
 }
 
-static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-
-fn find_python() -> Result<PathBuf, String> {
-    // Debian's python3-zmq installs for /usr/bin/python3; a python3 earlier in PATH (pyenv…)
-    // may lack it.
-    let mut tried = Vec::new();
-    for cand in ["/usr/bin/python3", "python3"] {
-        let out = Command::new(cand)
-            .args([
-                "-c",
-                "import zmq, sys; print(zmq.zmq_version()); sys.exit(0 if zmq.has('pgm') else 3)",
-            ])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {
-                let v = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-                eprintln!("netns-tests: libzmq {v} with pgm via {cand}");
-                return Ok(PathBuf::from(cand));
-            }
-            Ok(o) => tried.push(format!(
-                "{cand}: {}{}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-            )),
-            Err(e) => tried.push(format!("{cand}: {e}")),
-        }
-    }
-    Err(format!(
-        "no python3 with pyzmq and libzmq pgm support (apt-get install python3-zmq); tried: {}",
-        tried.join("; ")
-    ))
-}
-
-/// The Python interpreter that has `zmq` with PGM support.
-pub fn zmq_python() -> io::Result<PathBuf> {
-    PYTHON
-        .get_or_init(find_python)
-        .clone()
-        .map_err(io::Error::other)
-}
+pub use crate::deps::zmq_python;
 
 /// Path of `pgm-pub` (built with the other tools).
 pub fn pgm_pub() -> io::Result<PathBuf> {
