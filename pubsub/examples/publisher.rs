@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| "epgm://lo;239.192.77.1:7701".to_owned());
     let count: u64 = args.next().map_or(Ok(1000), |s| s.parse())?;
 
-    let mut publisher = Publisher::connect(&endpoint, &Options::default())?;
+    let publisher = Publisher::connect(&endpoint, &Options::default())?;
     for i in 0..count {
         let (topic, price) = if i % 2 == 0 {
             ("md.AAPL", 187.0 + (i % 100) as f64 / 100.0)

@@ -29,6 +29,8 @@
 //! - [`filter`]: reference-counted topic prefixes (pure).
 //! - [`Publisher`] and [`Subscriber`]: thin wrappers that move APDUs between those and the
 //!   transport sockets of the `pgm`/`epgm` crates.
+//! - With the `tokio` feature, [`tokio::AsyncPublisher`] and [`tokio::AsyncSubscriber`]:
+//!   the same over tokio's reactor (docs/async.md).
 
 pub mod decoder;
 pub mod encoder;
@@ -37,6 +39,8 @@ pub mod frame;
 mod options;
 mod publisher;
 mod subscriber;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use decoder::{Decoder, DecoderConfig, DecoderStats, Message, RecvEvent};
 pub use encoder::{Encoder, EncoderConfig, EncoderStats};

@@ -30,6 +30,7 @@
 
 use std::{
     collections::VecDeque,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
     thread::{self, JoinHandle},
     time::Duration,
@@ -256,7 +257,8 @@ impl Inner {
 #[derive(Debug)]
 pub struct Publisher {
     inner: Arc<Inner>,
-    flusher: Option<JoinHandle<()>>,
+    /// Taken by the first close.
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Publisher {
@@ -299,7 +301,7 @@ impl Publisher {
         };
         Ok(Publisher {
             inner,
-            flusher: Some(flusher),
+            flusher: Mutex::new(Some(flusher)),
         })
     }
 
@@ -399,9 +401,15 @@ impl Publisher {
     }
 
     /// Sends the open batch, stops the flusher, and closes the transport (which keeps
-    /// answering NAKs for its linger time, then sends FIN). Calling it again does nothing.
-    pub fn close(&mut self) -> Result<(), SendError> {
-        let Some(flusher) = self.flusher.take() else {
+    /// answering NAKs for its linger time, then sends FIN). Calling it again (or while
+    /// another thread is closing) does nothing.
+    pub fn close(&self) -> Result<(), SendError> {
+        let flusher = self
+            .flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(flusher) = flusher else {
             return Ok(());
         };
         let sent = {
@@ -416,13 +424,22 @@ impl Publisher {
             }
         };
         let _ = flusher.join();
-        let closed = match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.sock.close().map_err(SendError::from),
-            // Unreachable: the flusher held the only other reference. The socket then closes
-            // when the last reference drops.
-            None => Ok(()),
-        };
-        sent.and(closed)
+        sent.and(self.inner.sock.close().map_err(SendError::from))
+    }
+}
+
+/// The transport's readiness descriptor: writable while its send queue has room for the next
+/// APDU, level-triggered (see [`SendSocket`]'s `AsFd`). After [`SendError::WouldBlock`] from
+/// [`Publisher::try_send`], wait for writability, then try again.
+impl AsFd for Publisher {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.sock.as_fd()
+    }
+}
+
+impl AsRawFd for Publisher {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.sock.as_raw_fd()
     }
 }
 

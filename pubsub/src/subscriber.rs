@@ -4,7 +4,10 @@
 //! over whole APDUs as [`bytes::Bytes`], the decoder slices messages out of them without copying
 //! and skips the ones the filter rejects.
 
-use std::time::Duration;
+use std::{
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+    time::Duration,
+};
 
 use epgm::Url;
 use pgm::socket::{self, Clock, RecvMonitor, RecvSocket, RecvStats, Role};
@@ -147,5 +150,20 @@ impl Subscriber {
     /// Stops the transport. Queued data is dropped. Calling it again does nothing.
     pub fn close(&mut self) {
         self.sock.close();
+    }
+}
+
+/// The transport's readiness descriptor: readable while the transport has events queued,
+/// level-triggered (see [`RecvSocket`]'s `AsFd`). Messages already decoded are not counted:
+/// after a wake-up, call [`Subscriber::try_recv`] until [`RecvError::Empty`].
+impl AsFd for Subscriber {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+impl AsRawFd for Subscriber {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 }

@@ -38,14 +38,24 @@ fn example(package: &str, name: &str) -> PathBuf {
 
 #[test]
 fn the_subscriber_example_gets_what_the_publisher_example_sends() {
+    subscriber_example_gets_the_publishers_quotes("subscriber", 211);
+}
+
+#[test]
+fn the_tokio_subscriber_example_gets_what_the_publisher_example_sends() {
+    subscriber_example_gets_the_publishers_quotes("tokio_subscriber", 212);
+}
+
+/// Runs subscriber example `name` for md.AAPL, then the publisher example.
+fn subscriber_example_gets_the_publishers_quotes(name: &str, group: u8) {
     // A group and port of this test only (tests of other crates use 239.192.0.0/16 too).
     let pid = std::process::id();
     let endpoint = format!(
-        "epgm://lo;239.192.211.{}:{}",
+        "epgm://lo;239.192.{group}.{}:{}",
         pid % 200 + 1,
         20_000 + pid % 10_000
     );
-    let mut sub = Command::new(example("pubsub", "subscriber"))
+    let mut sub = Command::new(example("pubsub", name))
         .args([&endpoint, "md.AAPL", "500"])
         .stdout(Stdio::piped())
         .spawn()

@@ -183,7 +183,7 @@ fn errors() {
         Publisher::connect(&endpoint(5), &opts().with_max_payload(1449)),
         Err(ConnectError::MaxPayload { limit: 1448, .. })
     ));
-    let mut publisher = Publisher::connect(&endpoint(6), &opts()).unwrap();
+    let publisher = Publisher::connect(&endpoint(6), &opts()).unwrap();
     assert_eq!(
         publisher.send_multipart::<&[u8]>(&[]),
         Err(SendError::EmptyMessage)

@@ -205,8 +205,7 @@ pub fn run(args: &DemoArgs) -> Result<bool> {
     // Let the subscribers join the group before the first quote.
     thread::sleep(Duration::from_millis(200));
     let opts = Options::default().with_transport(transport_options(0.0, 0));
-    let mut publisher =
-        Publisher::connect(&ep, &opts).with_context(|| format!("publisher on {ep}"))?;
+    let publisher = Publisher::connect(&ep, &opts).with_context(|| format!("publisher on {ep}"))?;
     if !args.quiet {
         println!(
             "md-demo: {} symbols, {} quotes/s for {} s over {ep}",

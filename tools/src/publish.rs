@@ -6,7 +6,9 @@ use std::{collections::HashMap, io, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use pgm::socket::{Clock, SendError as SockSendError};
-use pubsub::{Options, Publisher};
+use pgm::{socket::SendMonitor, wire::Tsi};
+use pubsub::{tokio::AsyncPublisher, Options, Publisher, PublisherStats};
+use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
@@ -142,6 +144,10 @@ pub struct PubArgs {
     /// at once).
     #[arg(long, default_value_t = 500, value_name = "MICROS")]
     pub batch_linger_us: u64,
+    /// Send through the tokio API (`pubsub::tokio::AsyncPublisher` on a current-thread
+    /// runtime: a full queue is an `.await`) instead of blocking calls.
+    #[arg(long)]
+    pub tokio: bool,
     /// Largest APDU in bytes (offset field included); default libzmq's PGM_MSS for the TPDU
     /// (1428 epgm, 1436 pgm at 1500).
     #[arg(long, value_name = "BYTES")]
@@ -243,12 +249,84 @@ impl PubArgs {
     }
 }
 
+/// `pgm-pub`'s publisher: blocking calls, or the tokio API (`--tokio`).
+enum Pub {
+    Blocking(Publisher),
+    Tokio(Runtime, AsyncPublisher),
+}
+
+impl Pub {
+    fn open(args: &PubArgs, opts: &Options) -> Result<Pub, ToolError> {
+        let publisher = Publisher::connect(&args.endpoint, opts).map_err(connect_error)?;
+        if !args.tokio {
+            return Ok(Pub::Blocking(publisher));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let publisher = {
+            let _in_runtime = rt.enter();
+            AsyncPublisher::new(publisher)?
+        };
+        Ok(Pub::Tokio(rt, publisher))
+    }
+
+    fn send(&self, topic: &[u8], payload: &[u8]) -> Result<(), pubsub::SendError> {
+        match self {
+            Pub::Blocking(p) => p.send(topic, payload),
+            Pub::Tokio(rt, p) => rt.block_on(p.send(topic, payload)),
+        }
+    }
+
+    fn flush(&self) -> Result<(), pubsub::SendError> {
+        match self {
+            Pub::Blocking(p) => p.flush(),
+            Pub::Tokio(rt, p) => rt.block_on(p.flush()),
+        }
+    }
+
+    fn close(&self) -> Result<(), pubsub::SendError> {
+        match self {
+            Pub::Blocking(p) => p.close(),
+            Pub::Tokio(rt, p) => rt.block_on(p.close()),
+        }
+    }
+
+    fn stats(&self) -> PublisherStats {
+        match self {
+            Pub::Blocking(p) => p.stats(),
+            Pub::Tokio(_, p) => p.stats(),
+        }
+    }
+
+    fn monitor(&self) -> SendMonitor {
+        match self {
+            Pub::Blocking(p) => p.monitor(),
+            Pub::Tokio(_, p) => p.monitor(),
+        }
+    }
+
+    fn tsi(&self) -> Tsi {
+        match self {
+            Pub::Blocking(p) => p.tsi(),
+            Pub::Tokio(_, p) => p.tsi(),
+        }
+    }
+
+    fn max_payload(&self) -> usize {
+        match self {
+            Pub::Blocking(p) => p.max_payload(),
+            Pub::Tokio(_, p) => p.max_payload(),
+        }
+    }
+}
+
 /// Runs `pgm-pub`; returns the report after the linger time. The transport's counters and the
 /// messages published so far go to `metrics`.
 pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError> {
     args.check()?;
     let opts = args.options()?;
-    let mut publisher = Publisher::connect(&args.endpoint, &opts).map_err(connect_error)?;
+    let publisher = Pub::open(args, &opts)?;
     metrics.attach_sender(publisher.monitor());
     let max_payload = publisher.max_payload();
     let quiet = args.common.quiet;
@@ -265,7 +343,7 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
         max_payload,
         ..PubReport::default()
     };
-    let extra = |p: &Publisher| {
+    let extra = |p: &Pub| {
         let st = p.stats();
         format!(
             "apdus {}, naks {}, rdata {}",

@@ -12,8 +12,9 @@ use std::{
 };
 
 use clap::Parser;
-use pgm::socket::{Clock, RecvError};
-use pubsub::{Message, Options, RecvEvent, Subscriber};
+use pgm::socket::{Clock, RecvError, RecvMonitor};
+use pubsub::{tokio::AsyncSubscriber, Message, Options, RecvEvent, Subscriber, SubscriberStats};
+use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
@@ -50,7 +51,7 @@ pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
                   it prints one JSON line at the end: received, topics {topic: count}, gaps, \
                   duplicates, corrupt (bad CRC, short, or not 2 frames), unrecoverable \
                   (sequence numbers the transport reported lost), filtered_out, elapsed_s, \
-                  msgs_per_s, gap_events, naks_sent, repaired, senders, decode_errors; it exits 1 when \
+                  msgs_per_s, gap_events, naks_sent, repaired, cpu_s (CPU seconds, all threads), senders, decode_errors; it exits 1 when \
                   gaps, corrupt or unrecoverable are not 0. Any mode exits 1 with fewer than \
                   --count messages."
 )]
@@ -69,6 +70,10 @@ pub struct SubArgs {
     /// Check pgm-pub test messages instead of printing them.
     #[arg(long)]
     pub verify: bool,
+    /// Receive through the tokio API (`pubsub::tokio::AsyncSubscriber` on a current-thread
+    /// runtime) instead of blocking calls.
+    #[arg(long)]
+    pub tokio: bool,
     /// Largest message (all frames) accepted; longer ones are decode errors.
     #[arg(long, default_value_t = pubsub::decoder::DEFAULT_MAX_MESSAGE_SIZE, value_name = "BYTES")]
     pub max_message_size: usize,
@@ -102,6 +107,8 @@ pub struct SubOutcome {
     pub repaired: u64,
     /// Framing errors (each one drops a partial message and resyncs).
     pub decode_errors: u64,
+    /// CPU seconds the process used (all threads), up to the end of the run.
+    pub cpu_s: f64,
     /// `--count` was given and not reached.
     pub short: bool,
 }
@@ -131,6 +138,7 @@ impl SubOutcome {
             ("gap_events", ok.loss_events.into()),
             ("naks_sent", self.naks_sent.into()),
             ("repaired", self.repaired.into()),
+            ("cpu_s", round3(self.cpu_s).into()),
             ("senders", senders.into()),
             ("others", o.to_json(others)),
             ("decode_errors", self.decode_errors.into()),
@@ -149,8 +157,56 @@ fn print_message(out: &mut dyn Write, m: &Message) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// `pgm-sub`'s subscriber: blocking calls, or the tokio API (`--tokio`).
+enum Sub {
+    Blocking(Subscriber),
+    Tokio(Runtime, AsyncSubscriber),
+}
+
+impl Sub {
+    fn try_recv(&mut self) -> Result<RecvEvent, RecvError> {
+        match self {
+            Sub::Blocking(s) => s.try_recv(),
+            Sub::Tokio(_, s) => s.try_recv(),
+        }
+    }
+
+    /// Waits up to `wait` for the next message (tokio: `recv().await` under a timeout, which
+    /// cancels the pending receive when it fires).
+    fn recv_timeout(&mut self, wait: Duration) -> Result<RecvEvent, RecvError> {
+        match self {
+            Sub::Blocking(s) => s.recv_timeout(wait),
+            Sub::Tokio(rt, sub) => {
+                rt.block_on(async { tokio::time::timeout(wait, sub.recv()).await })
+                    .unwrap_or(Err(RecvError::Timeout))
+            }
+        }
+    }
+
+    fn stats(&self) -> SubscriberStats {
+        match self {
+            Sub::Blocking(s) => s.stats(),
+            Sub::Tokio(_, s) => s.stats(),
+        }
+    }
+
+    fn monitor(&self) -> RecvMonitor {
+        match self {
+            Sub::Blocking(s) => s.monitor(),
+            Sub::Tokio(_, s) => s.monitor(),
+        }
+    }
+
+    fn close(&mut self) {
+        match self {
+            Sub::Blocking(s) => s.close(),
+            Sub::Tokio(_, s) => s.close(),
+        }
+    }
+}
+
 /// Opens the subscriber of `args`, subscribes, and says so on stderr.
-fn open_sub(args: &SubArgs) -> Result<Subscriber, ToolError> {
+fn open_sub(args: &SubArgs) -> Result<Sub, ToolError> {
     let opts = Options::default()
         .with_transport(args.common.transport_options())
         .with_max_message_size(args.max_message_size);
@@ -158,6 +214,18 @@ fn open_sub(args: &SubArgs) -> Result<Subscriber, ToolError> {
     for p in &args.subscribe {
         sub.subscribe(p.as_bytes());
     }
+    let sub = if args.tokio {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let sub = {
+            let _in_runtime = rt.enter();
+            AsyncSubscriber::new(sub)?
+        };
+        Sub::Tokio(rt, sub)
+    } else {
+        Sub::Blocking(sub)
+    };
     if !args.common.quiet {
         if args.subscribe.is_empty() {
             eprintln!(
@@ -174,7 +242,7 @@ fn open_sub(args: &SubArgs) -> Result<Subscriber, ToolError> {
 }
 
 /// The progress line of `pgm-sub`, if one is due.
-fn sub_tick(progress: &mut Progress, sub: &Subscriber, v: &TopicVerifier, bytes: u64) {
+fn sub_tick(progress: &mut Progress, sub: &Sub, v: &TopicVerifier, bytes: u64) {
     progress.tick("pgm-sub", v.received, bytes, || {
         let s = sub.stats();
         format!(
@@ -274,6 +342,7 @@ pub fn run_sub(
         naks_sent: stats.transport.engine.naks_sent,
         repaired: stats.transport.engine.repaired,
         decode_errors: stats.decoder.decode_errors,
+        cpu_s: cli::cpu_s(),
         verifier: v,
     })
 }
@@ -315,6 +384,7 @@ mod tests {
             naks_sent: 0,
             repaired: 0,
             decode_errors: 0,
+            cpu_s: 0.25,
             short: false,
         };
         let j: serde_json::Value = serde_json::from_str(&o.to_json()).unwrap();
@@ -328,6 +398,7 @@ mod tests {
             "corrupt",
             "unrecoverable",
             "elapsed_s",
+            "cpu_s",
             "senders",
         ] {
             assert!(j.get(k).is_some(), "{k}");

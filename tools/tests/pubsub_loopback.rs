@@ -17,13 +17,19 @@ const SUB: &str = env!("CARGO_BIN_EXE_pgm-sub");
 
 /// A verifying subscriber of `prefixes` that expects `count` messages; waits until it listens.
 fn sub_verify(ep: &str, prefixes: &[&str], count: u64) -> Proc {
-    let mut args = vec![
+    sub_verify_with(ep, prefixes, count, &[])
+}
+
+/// [`sub_verify`] with `extra` arguments.
+fn sub_verify_with(ep: &str, prefixes: &[&str], count: u64, extra: &[&str]) -> Proc {
+    let mut args: Vec<String> = extra.iter().map(|&a| a.to_owned()).collect();
+    args.extend([
         "--verify".to_owned(),
         "--count".to_owned(),
         count.to_string(),
         "--timeout".to_owned(),
         "10".to_owned(),
-    ];
+    ]);
     for p in prefixes {
         args.extend(["--subscribe".to_owned(), (*p).to_owned()]);
     }
@@ -36,7 +42,20 @@ fn sub_verify(ep: &str, prefixes: &[&str], count: u64) -> Proc {
 
 /// `pgm-pub --count count` round-robin over `topics`, `size` bytes per payload.
 fn publish(ep: &str, topics: &[String], count: u64, size: &str, rate: &str) -> serde_json::Value {
-    let mut args = vec![
+    publish_with(ep, topics, count, size, rate, &[])
+}
+
+/// [`publish`] with `extra` arguments.
+fn publish_with(
+    ep: &str,
+    topics: &[String],
+    count: u64,
+    size: &str,
+    rate: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args: Vec<String> = extra.iter().map(|&a| a.to_owned()).collect();
+    args.extend([
         "--count".to_owned(),
         count.to_string(),
         "--size".to_owned(),
@@ -45,7 +64,7 @@ fn publish(ep: &str, topics: &[String], count: u64, size: &str, rate: &str) -> s
         rate.to_owned(),
         "--linger".to_owned(),
         "1".to_owned(),
-    ];
+    ]);
     for t in topics {
         args.extend(["--topic".to_owned(), t.clone()]);
     }
@@ -132,6 +151,34 @@ fn fifty_thousand_messages_over_twenty_topics_reach_two_prefix_subscribers() {
 }
 
 /// Messages of 12 B to 100 KiB (most span APDUs) over 5 topics, two subscribers.
+/// Issue 12: a tokio subscriber (`pgm-sub --tokio`: `AsyncSubscriber::recv().await`, with
+/// its idle timeouts cancelling pending receives) verifies 1 000 000 messages from `pgm-pub`
+/// exactly, as the blocking one does.
+#[test]
+fn a_tokio_subscriber_verifies_a_million_messages() {
+    let ep = endpoint();
+    let topics = topics(4);
+    let count = 1_000_000;
+    let all: &[&str] = &[""];
+    let sub = sub_verify_with(&ep, all, count, &["--tokio"]);
+    publish(&ep, &topics, count, "64", "300M");
+    check_sub(sub, &expected(&topics, count, all), count);
+}
+
+/// Issue 12: a tokio publisher (`pgm-pub --tokio`: `AsyncPublisher::send().await`, waiting
+/// for queue room under a rate limit) feeds a blocking `pgm-sub --verify`.
+#[test]
+fn a_tokio_publisher_feeds_pgm_sub() {
+    let ep = endpoint();
+    let topics = topics(4);
+    let count = 100_000;
+    let all: &[&str] = &[""];
+    let sub = sub_verify(&ep, all, count);
+    let s = publish_with(&ep, &topics, count, "12-2000", "200M", &["--tokio"]);
+    assert!(s["apdus"].as_u64().unwrap() > 1000, "{s}");
+    check_sub(sub, &expected(&topics, count, all), count);
+}
+
 #[test]
 fn large_messages_spanning_apdus_are_reassembled() {
     let ep = endpoint();

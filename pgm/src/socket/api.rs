@@ -6,6 +6,7 @@
 
 use std::{
     collections::VecDeque,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     sync::{
         atomic::{AtomicU32, Ordering},
         Arc, Mutex, MutexGuard, TryLockError,
@@ -123,7 +124,6 @@ pub struct SendSocket {
     handle: Arc<Handle<Source>>,
     endpoint: Endpoint,
     tsi: Tsi,
-    queue_limit: usize,
     max_tsdu: usize,
     max_fragment: usize,
     max_apdu: usize,
@@ -150,11 +150,11 @@ impl SendSocket {
             Clock::new(),
             opts,
         )?);
+        handle.shared.lock().queue.limit = opts.driver.send_queue;
         Ok(SendSocket {
             handle,
             endpoint: endpoint.clone(),
             tsi,
-            queue_limit: opts.driver.send_queue,
             max_tsdu,
             max_fragment,
             max_apdu,
@@ -245,7 +245,7 @@ impl SendSocket {
             self.check_len(msg.len())?;
             loop {
                 check_open(&st)?;
-                if self.has_room(&st, msg.len()) {
+                if st.queue.has_room(msg.len()) {
                     break;
                 }
                 shared.bump_in();
@@ -255,6 +255,7 @@ impl SendSocket {
             }
             enqueue(&mut st, msg);
         }
+        shared.settle_ready(&mut st, false);
         shared.bump_in();
         drop(st);
         self.handle.drive_or_wake();
@@ -271,13 +272,15 @@ impl SendSocket {
         let mut taken = 0;
         while let Some(msg) = msgs.front() {
             self.check_len(msg.len())?;
-            if !self.has_room(&st, msg.len()) {
+            if !st.queue.has_room(msg.len()) {
                 break;
             }
             let Some(msg) = msgs.pop_front() else { break };
             enqueue(&mut st, msg);
             taken += 1;
         }
+        st.queue.wanted = msgs.front().map_or(0, Bytes::len);
+        shared.settle_ready(&mut st, false);
         if taken == 0 {
             return Err(SendError::WouldBlock);
         }
@@ -287,31 +290,29 @@ impl SendSocket {
         Ok(taken)
     }
 
-    /// Whether a message of `len` bytes fits in the send queue (one always does when it is
-    /// empty, whatever its size).
-    fn has_room(&self, st: &State<SendQueue>, len: usize) -> bool {
-        st.queue.count == 0 || st.queue.bytes + len <= self.queue_limit
-    }
-
     fn push(&self, msg: Bytes, block: bool) -> Result<(), SendError> {
         self.check_len(msg.len())?;
         let shared = &self.handle.shared;
         let mut st = shared.lock();
         loop {
             check_open(&st)?;
-            if self.has_room(&st, msg.len()) {
+            if st.queue.has_room(msg.len()) {
                 enqueue(&mut st, msg);
+                st.queue.wanted = 0;
+                shared.settle_ready(&mut st, false);
                 shared.bump_in();
                 break;
             }
             if !block {
+                st.queue.wanted = msg.len();
+                shared.settle_ready(&mut st, false);
                 return Err(SendError::WouldBlock);
             }
             // Make room on this thread if the core is free, else wait for whoever has it.
             drop(st);
             self.handle.drive_or_wake();
             st = shared.lock();
-            if !self.has_room(&st, msg.len()) {
+            if !st.queue.has_room(msg.len()) {
                 st = shared.wait(st, Some(WAIT_SLICE));
             }
         }
@@ -410,6 +411,32 @@ fn enqueue(st: &mut State<SendQueue>, msg: Bytes) {
     q.bytes += msg.len();
     q.count += 1;
     q.msgs.push_back(msg);
+}
+
+/// The socket's readiness descriptor: **writable while the next message fits** in the send
+/// queue (or the socket has stopped, so that the next call reports why), level-triggered. For
+/// event loops (mio, epoll, glib, tokio's `AsyncFd`): wait for writability, then
+/// [`SendSocket::try_send`] until [`SendError::WouldBlock`]. After a refused message the
+/// descriptor stays unwritable until *that* message fits. Its readability means nothing
+/// (an eventfd that cannot be written is readable).
+///
+/// The descriptor is kept up to date from the first call of `as_fd`/`as_raw_fd` on; a
+/// socket used only through blocking calls pays nothing for it.
+impl AsFd for SendSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        let shared = &self.handle.shared;
+        if !shared.ready_used() {
+            shared.activate_ready(&mut shared.lock(), false);
+        }
+        // SAFETY: the eventfd lives as long as the shared state, which `self` keeps.
+        unsafe { BorrowedFd::borrow_raw(shared.ready_fd.as_raw_fd()) }
+    }
+}
+
+impl AsRawFd for SendSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
 }
 
 impl Drop for SendSocket {
@@ -544,6 +571,7 @@ impl RecvSocket {
         }
         let n = local.events.len();
         out.extend(local.events.drain(..));
+        self.settle_ready();
         Ok(n)
     }
 
@@ -586,13 +614,24 @@ impl RecvSocket {
     /// An event from the local batch, or from the shared queue.
     fn take(&self) -> Result<Option<Event>, RecvError> {
         let mut local = lock(&self.local);
-        if let Some(ev) = local.events.pop_front() {
-            return Ok(Some(ev));
+        let ev = match local.events.pop_front() {
+            Some(ev) => Some(ev),
+            None if self.refill(&mut local)? => local.events.pop_front(),
+            None => None,
+        };
+        if local.events.is_empty() {
+            self.settle_ready();
         }
-        if self.refill(&mut local)? {
-            return Ok(local.events.pop_front());
+        Ok(ev)
+    }
+
+    /// With the readiness descriptor in use and the local batch used up: shows whether the
+    /// shared queue has more.
+    fn settle_ready(&self) {
+        let shared = &self.handle.shared;
+        if shared.ready_used() {
+            shared.settle_ready(&mut shared.lock(), false);
         }
-        Ok(None)
     }
 
     fn next(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
@@ -769,6 +808,35 @@ fn recv_stats(handle: &Handle<Receiver>) -> RecvStats {
     s.app_queued_bytes = q.held_bytes as u64;
     s.reading_paused = q.paused;
     s
+}
+
+/// The socket's readiness descriptor: **readable while events are queued** (or the socket
+/// has stopped, so that the next call reports why), level-triggered: unlike libzmq's
+/// edge-triggered `ZMQ_FD`, a wake-up is never lost by taking fewer events than are queued.
+/// For event loops (mio, epoll, glib, tokio's `AsyncFd`): wait for readability, then
+/// [`RecvSocket::try_recv`] until [`RecvError::Empty`].
+///
+/// From the first call of `as_fd`/`as_raw_fd` on, the socket's IO thread keeps reading the
+/// sockets even while the application receives (it does not stand by, see
+/// [`super::driver`]): the descriptor turns readable when *it* has queued events. With
+/// [`SocketOptions::busy_poll`] the IO thread only looks every 10 ms, so do not combine
+/// the two.
+impl AsFd for RecvSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        let shared = &self.handle.shared;
+        if !shared.ready_used() {
+            let local = lock(&self.local);
+            shared.activate_ready(&mut shared.lock(), !local.events.is_empty());
+        }
+        // SAFETY: the eventfd lives as long as the shared state, which `self` keeps.
+        unsafe { BorrowedFd::borrow_raw(shared.ready_fd.as_raw_fd()) }
+    }
+}
+
+impl AsRawFd for RecvSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
 }
 
 impl Drop for RecvSocket {

@@ -22,6 +22,8 @@ mod api;
 mod clock;
 mod driver;
 mod endpoint;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 use std::{net::IpAddr, time::Duration};
 

@@ -33,7 +33,16 @@ impl EventFd {
         let _ = unsafe { libc::write(self.0.as_raw_fd(), (&raw const one).cast(), 8) };
     }
 
-    /// Resets the counter, so the descriptor is not readable until the next signal.
+    /// Fills the counter from zero to its maximum, so the descriptor stops being writable
+    /// (and is readable) until the next [`EventFd::drain`].
+    pub fn fill(&self) {
+        let max: u64 = u64::MAX - 1;
+        // SAFETY: writes 8 bytes from a live u64; from a zero counter this cannot block.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), (&raw const max).cast(), 8) };
+    }
+
+    /// Resets the counter, so the descriptor is not readable until the next signal (and
+    /// writable again after a [`EventFd::fill`]).
     pub fn drain(&self) {
         let mut count = [0u8; 8];
         // SAFETY: reads at most 8 bytes into a live buffer.
@@ -154,6 +163,31 @@ mod tests {
         assert_eq!(poll_readable(&fds, Some(Duration::ZERO)).unwrap(), 1);
         e.drain();
         assert_eq!(poll_readable(&fds, Some(Duration::ZERO)).unwrap(), 0);
+    }
+
+    fn writable(fd: RawFd) -> bool {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        let n = unsafe { libc::poll(&raw mut p, 1, 0) };
+        n == 1 && p.revents & libc::POLLOUT != 0
+    }
+
+    #[test]
+    fn a_filled_eventfd_is_not_writable_until_drained() {
+        let e = EventFd::new().unwrap();
+        assert!(writable(e.as_raw_fd()));
+        e.fill();
+        assert!(!writable(e.as_raw_fd()));
+        e.drain();
+        assert!(writable(e.as_raw_fd()));
+        assert_eq!(
+            poll_readable(&[e.as_raw_fd()], Some(Duration::ZERO)).unwrap(),
+            0
+        );
     }
 
     #[test]

@@ -17,15 +17,23 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-/// Peak resident set of this process in KiB (`getrusage` `ru_maxrss`), 0 if unreadable.
-pub fn max_rss_kib() -> u64 {
+/// This process's `getrusage(RUSAGE_SELF)`, if readable.
+fn rusage() -> Option<libc::rusage> {
     let mut ru = MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the rusage struct it is given.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    if rc != 0 {
-        return 0;
-    }
     // SAFETY: zero-initialised and filled by a successful getrusage.
-    let ru = unsafe { ru.assume_init() };
-    u64::try_from(ru.ru_maxrss).unwrap_or(0)
+    (rc == 0).then(|| unsafe { ru.assume_init() })
+}
+
+/// Peak resident set of this process in KiB (`getrusage` `ru_maxrss`), 0 if unreadable.
+pub fn max_rss_kib() -> u64 {
+    rusage().map_or(0, |ru| u64::try_from(ru.ru_maxrss).unwrap_or(0))
+}
+
+/// CPU time this process (all its threads) has used, user plus system, in seconds (0 if
+/// unreadable).
+pub fn cpu_seconds() -> f64 {
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    rusage().map_or(0.0, |ru| secs(ru.ru_utime) + secs(ru.ru_stime))
 }

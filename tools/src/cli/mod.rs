@@ -18,7 +18,7 @@ pub use self::{
         parse_share, parse_window, CommonArgs, NakProfileArg, Window,
     },
     receiver::{idle_timeout, next_wait, receiver_main, Activity, RunEnd, DEFAULT_TIMEOUT},
-    report::{json_line, max_rss_kb, mono_ns, msgs_per_s, round3, sender_fields, Progress},
+    report::{cpu_s, json_line, max_rss_kb, mono_ns, msgs_per_s, round3, sender_fields, Progress},
     sender::{read_line, sender_main},
     senders::{SenderCounts, Senders},
     test_message::{check_test_message, fill_test_message, TestMessageError, TEST_HEADER},

@@ -110,6 +110,11 @@ pub fn max_rss_kb() -> u64 {
     process::max_rss_kib()
 }
 
+/// CPU seconds this process has used so far, all threads, user plus system.
+pub fn cpu_s() -> f64 {
+    process::cpu_seconds()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +125,6 @@ mod tests {
         let b = mono_ns();
         assert!(b >= a && a > 0);
         assert!(max_rss_kb() > 0);
+        assert!(cpu_s() > 0.0);
     }
 }

@@ -6,7 +6,7 @@ use std::{
     io,
     os::fd::{AsRawFd, RawFd},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Condvar, Mutex, MutexGuard, PoisonError,
     },
     time::Duration,
@@ -14,7 +14,10 @@ use std::{
 
 use mio::Waker;
 
-use super::super::Clock;
+use super::{
+    super::Clock,
+    readiness::{AppReady, Readiness, ReadyFd},
+};
 use crate::{
     sys::{
         self,
@@ -82,6 +85,10 @@ pub(crate) struct Shared<Q> {
     alarm: TimerFd,
     /// Receivers: how waiting application threads block.
     pub(crate) app_poll: Option<AppPoll>,
+    /// The descriptor the application's own event loop polls (see [`super::readiness`]).
+    pub(crate) ready_fd: ReadyFd,
+    /// The application asked for `ready_fd` (read without the lock; set once, under it).
+    ready_used: AtomicBool,
     /// Bumped (under the lock) by the application for anything the driver must look at:
     /// queued data, close, a paused receive queue that has room again.
     pub(super) in_seq: AtomicU64,
@@ -125,6 +132,8 @@ pub(crate) struct State<Q> {
     pub(crate) done: bool,
     /// Why it stopped, if on an error.
     pub(crate) failure: Option<String>,
+    /// What `Shared::ready_fd` shows.
+    pub(crate) readiness: Readiness,
 }
 
 impl<Q> State<Q> {
@@ -140,6 +149,7 @@ impl<Q: Default> Shared<Q> {
         waker: Waker,
         alarm: TimerFd,
         app_poll: Option<AppPoll>,
+        ready_fd: ReadyFd,
         busy_poll: bool,
         spin_before_sleep: Duration,
     ) -> Self {
@@ -149,6 +159,8 @@ impl<Q: Default> Shared<Q> {
             waker,
             alarm,
             app_poll,
+            ready_fd,
+            ready_used: AtomicBool::new(false),
             in_seq: AtomicU64::new(0),
             out_seq: AtomicU64::new(0),
             app_calls: AtomicU64::new(0),
@@ -233,8 +245,36 @@ impl<Q> Shared<Q> {
         self.alarm.set(after).is_ok()
     }
 
+    /// The application polls [`Shared::ready_fd`]: it must be kept up to date, and a
+    /// receiver's IO thread must keep reading the sockets (nobody else may).
+    pub(crate) fn ready_used(&self) -> bool {
+        self.ready_used.load(Ordering::Acquire)
+    }
+}
+
+impl<Q: AppReady> Shared<Q> {
+    /// Starts keeping [`Shared::ready_fd`] up to date; `app_holds`: the application holds
+    /// events of its own (a receiver's taken batch).
+    pub(crate) fn activate_ready(&self, st: &mut State<Q>, app_holds: bool) {
+        let ready = app_holds || st.done || st.queue.app_ready();
+        st.readiness.activate(&self.ready_fd, ready);
+        self.ready_used.store(true, Ordering::Release);
+    }
+
+    /// The application side's view of readiness (it knows the whole truth: nothing held
+    /// locally beyond what the caller says).
+    pub(crate) fn settle_ready(&self, st: &mut State<Q>, app_holds: bool) {
+        let ready = app_holds || st.done || st.queue.app_ready();
+        st.readiness.update(&self.ready_fd, ready);
+    }
+
     /// Tells waiting application threads that the driver published something.
-    pub(super) fn publish(&self, st: &State<Q>) {
+    pub(super) fn publish(&self, st: &mut State<Q>) {
+        // The driver only ever makes the application's next call succeed (events queued,
+        // room freed); the application side lowers readiness when it finds nothing.
+        if st.queue.app_ready() {
+            st.readiness.update(&self.ready_fd, true);
+        }
         self.out_seq.fetch_add(1, Ordering::Release);
         if st.waiters > 0 {
             self.cond.notify_all();
@@ -250,6 +290,7 @@ impl<Q> Shared<Q> {
     pub(super) fn finish(&self, mut st: MutexGuard<'_, State<Q>>, failure: Option<String>) {
         st.done = true;
         st.failure = failure;
+        st.readiness.update(&self.ready_fd, true);
         self.out_seq.fetch_add(1, Ordering::Release);
         self.cond.notify_all();
         if let Some(p) = &self.app_poll {

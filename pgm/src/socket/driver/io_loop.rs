@@ -117,10 +117,14 @@ impl<R: Role> IoLoop<R> {
     /// then drains them itself, and a packet arriving while it is between two calls does not
     /// wake this thread for nothing. Once the application has stayed away for a
     /// [`STANDBY_TICK`], this thread watches the sockets again, so NAKs and SPMs are handled
-    /// within a few milliseconds whatever the application does.
+    /// within a few milliseconds whatever the application does. Once the application polls
+    /// the socket's readiness descriptor, this thread always watches: the application waits
+    /// for it.
     fn standby(&mut self) -> io::Result<()> {
         let calls = self.shared.app_calls.load(Ordering::Relaxed);
-        let active = calls != self.app_calls_seen || self.shared.lock().app_polling > 0;
+        // An application that polls the readiness descriptor waits for this thread to read.
+        let active = !self.shared.ready_used()
+            && (calls != self.app_calls_seen || self.shared.lock().app_polling > 0);
         self.app_calls_seen = calls;
         if active != self.watching {
             return Ok(());

@@ -65,6 +65,7 @@
 
 mod handoff;
 mod io_loop;
+mod readiness;
 mod role;
 mod turn;
 
@@ -88,6 +89,7 @@ use super::{Clock, DriverOptions};
 use crate::{sys::event::TimerFd, transport::Transport};
 use handoff::AppPoll;
 use io_loop::{Watch, ALARM, WAKER};
+use readiness::{Direction, ReadyFd};
 use role::AppWait;
 
 /// What [`new`] returns: the IO loop, the core and the shared state.
@@ -106,9 +108,9 @@ pub(crate) fn new<R: Role>(
     opts: &DriverOptions,
 ) -> io::Result<Parts<R>> {
     let fds = transport.fds();
-    let app_poll = match R::APP_WAIT {
-        AppWait::Sockets => Some(AppPoll::new(&fds)?),
-        AppWait::Condvar => None,
+    let (app_poll, ready_fd) = match R::APP_WAIT {
+        AppWait::Sockets => (Some(AppPoll::new(&fds)?), ReadyFd::new(Direction::In)?),
+        AppWait::Condvar => (None, ReadyFd::new(Direction::Out)?),
     };
     let watch = Watch::new(R::APP_WAIT, opts.busy_poll);
     let poll = Poll::new()?;
@@ -132,6 +134,7 @@ pub(crate) fn new<R: Role>(
         waker,
         alarm,
         app_poll,
+        ready_fd,
         opts.busy_poll,
         opts.spin_before_sleep,
     ));

@@ -9,7 +9,10 @@ use std::{collections::VecDeque, fmt::Debug};
 
 use bytes::Bytes;
 
-use super::super::{DriverOptions, IoStats, RecvStats, SendStats};
+use super::{
+    super::{DriverOptions, IoStats, RecvStats, SendStats},
+    readiness::AppReady,
+};
 use crate::{
     event::Event,
     node::Node,
@@ -45,7 +48,7 @@ pub(crate) enum Closing {
 /// An engine as the driver runs it: the [`Node`] verbs plus its exchange with the application.
 pub(crate) trait Role: Node + Send + 'static {
     /// The role's half of the shared state (behind the state lock).
-    type Queue: Debug + Default + Send;
+    type Queue: Debug + Default + Send + AppReady;
     /// The driver's working copy of it, kept outside the lock between exchanges.
     type Local: Send;
     /// How application threads wait.
@@ -87,6 +90,24 @@ pub(crate) struct SendQueue {
     /// Bytes the engine holds that are not on the wire yet.
     pub(crate) engine_queued: usize,
     pub(crate) stats: SendStats,
+    /// [`DriverOptions::send_queue`]: the most bytes `msgs` holds (one message always fits).
+    pub(crate) limit: usize,
+    /// The size of the message a non-blocking send last refused (0: none), so the
+    /// readiness descriptor turns writable when *it* fits.
+    pub(crate) wanted: usize,
+}
+
+impl SendQueue {
+    /// Whether a message of `len` bytes fits (one always does when the queue is empty).
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        self.count == 0 || self.bytes + len <= self.limit
+    }
+}
+
+impl AppReady for SendQueue {
+    fn app_ready(&self) -> bool {
+        self.has_room(self.wanted.max(1))
+    }
 }
 
 /// A sender driver's working copy.
@@ -193,6 +214,12 @@ pub(crate) struct RecvQueue {
     pub(crate) peers: Vec<(Tsi, PeerStats)>,
     /// Bumped each time `peers` is refreshed.
     pub(crate) peers_seq: u64,
+}
+
+impl AppReady for RecvQueue {
+    fn app_ready(&self) -> bool {
+        !self.events.is_empty()
+    }
 }
 
 /// A receiver driver's working copy.

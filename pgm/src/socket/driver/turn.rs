@@ -305,7 +305,7 @@ impl<R: Role> Core<R> {
             Who::Io { .. } | Who::App => {}
         }
         if notify {
-            shared.publish(&st);
+            shared.publish(&mut st);
         }
         timeout
     }
