@@ -19,12 +19,14 @@
 //!
 //! Traffic only ever flows inside namespaces created here.
 
+pub mod async_bench;
 pub mod bench;
 pub mod deps;
 pub mod lan;
 pub mod pair;
 pub mod peer;
 pub mod proc;
+pub mod report_md;
 pub mod soak;
 pub mod spray;
 pub mod tools;

@@ -176,10 +176,9 @@ impl Sub {
     fn recv_timeout(&mut self, wait: Duration) -> Result<RecvEvent, RecvError> {
         match self {
             Sub::Blocking(s) => s.recv_timeout(wait),
-            Sub::Tokio(rt, sub) => {
-                rt.block_on(async { tokio::time::timeout(wait, sub.recv()).await })
-                    .unwrap_or(Err(RecvError::Timeout))
-            }
+            Sub::Tokio(rt, sub) => rt
+                .block_on(async { tokio::time::timeout(wait, sub.recv()).await })
+                .unwrap_or(Err(RecvError::Timeout)),
         }
     }
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::search::Probe;
 use super::{Config, Results, System};
+use crate::report_md::{section_of, splice_section};
 
 const SIZES: [usize; 2] = [64, 1400];
 
@@ -868,7 +869,15 @@ pub fn to_json(cfg: &Config, res: &Results) -> Value {
 /// `bench-results.json`).
 pub fn write_all(cfg: &Config, res: &Results) -> io::Result<()> {
     let md = cfg.out_dir.join(&cfg.report_name);
-    std::fs::write(&md, markdown(cfg, res))?;
+    // The sections other harnesses own stay as they are (see `report_md`).
+    let existing = std::fs::read_to_string(&md).unwrap_or_default();
+    let mut doc = markdown(cfg, res);
+    for heading in [crate::soak::report::HEADING, crate::async_bench::HEADING] {
+        if let Some(section) = section_of(&existing, heading) {
+            doc = splice_section(&doc, heading, &section);
+        }
+    }
+    std::fs::write(&md, doc)?;
     super::plot::draw(res, &cfg.out_dir.join(&cfg.plot_name))?;
     let json_path = cfg.json_path();
     if let Some(dir) = json_path.parent() {

@@ -4,49 +4,15 @@
 
 use std::fmt::Write as _;
 use std::io;
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
 use super::check::Presence;
 use super::{Config, Leave, Outcome, Role, SubRun};
+use crate::report_md::{commit, splice_section};
 
 /// The heading of the section this module owns.
 pub const HEADING: &str = "## Soak";
-
-/// `existing` with its `## Soak` section (up to the next `## ` heading or the end) replaced by
-/// `section`, or with `section` appended when there is none.
-pub fn splice_section(existing: &str, section: &str) -> String {
-    let section = section.trim_end();
-    let lines: Vec<&str> = existing.lines().collect();
-    let is_heading = |l: &str| l.starts_with("## ");
-    let Some(start) = lines.iter().position(|l| l.trim_end() == HEADING) else {
-        let mut out = existing.trim_end().to_owned();
-        if !out.is_empty() {
-            out.push_str("\n\n");
-        }
-        out.push_str(section);
-        out.push('\n');
-        return out;
-    };
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| is_heading(l))
-        .map_or(lines.len(), |i| start + 1 + i);
-    let mut out = lines[..start].join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out.push_str(section);
-    out.push('\n');
-    if end < lines.len() {
-        out.push('\n');
-        out.push_str(&lines[end..].join("\n"));
-        out.push('\n');
-    }
-    out
-}
 
 fn mib(kib: f64) -> String {
     format!("{:.1}", kib / 1024.0)
@@ -54,31 +20,6 @@ fn mib(kib: f64) -> String {
 
 fn opt_slope(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_owned(), |s| format!("{s:+.1}"))
-}
-
-/// `git describe` of the workspace, with `+ uncommitted changes` when the tree is dirty.
-pub fn commit() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    let Some(head) = git(&["rev-parse", "--short=10", "HEAD"]) else {
-        return "unknown (not a git checkout)".to_owned();
-    };
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    if dirty {
-        format!("{head} + uncommitted changes")
-    } else {
-        head
-    }
 }
 
 fn prefixes(role: Role) -> String {
@@ -473,31 +414,7 @@ pub fn write_all(cfg: &Config, out: &Outcome) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    std::fs::write(&md, splice_section(&existing, &section(cfg, out)))?;
+    std::fs::write(&md, splice_section(&existing, HEADING, &section(cfg, out)))?;
     eprintln!("[soak] wrote the {HEADING} section of {}", md.display());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_section_is_replaced_or_appended_and_nothing_else_moves() {
-        let doc = "# B\n\nintro\n\n## Memory\n\nx\n";
-        let once = splice_section(doc, "## Soak\n\nfirst\n");
-        assert_eq!(once, "# B\n\nintro\n\n## Memory\n\nx\n\n## Soak\n\nfirst\n");
-        let twice = splice_section(&once, "## Soak\n\nsecond\n");
-        assert_eq!(
-            twice,
-            "# B\n\nintro\n\n## Memory\n\nx\n\n## Soak\n\nsecond\n"
-        );
-        // In the middle: the sections after it stay, subsections are part of it.
-        let mid = "# B\n\n## Soak\n\nold\n\n### Memory\n\nold\n\n## How\n\nkeep\n";
-        assert_eq!(
-            splice_section(mid, "## Soak\n\nnew\n"),
-            "# B\n\n## Soak\n\nnew\n\n## How\n\nkeep\n"
-        );
-        assert_eq!(splice_section("", "## Soak\n\nx"), "## Soak\n\nx\n");
-    }
 }
