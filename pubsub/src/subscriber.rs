@@ -147,6 +147,12 @@ impl Subscriber {
         self.sock.monitor()
     }
 
+    /// The transport's sockets, for an event loop that watches them as well as the
+    /// readiness descriptor (see [`RecvSocket::socket_fds`]).
+    pub fn socket_fds(&self) -> Vec<RawFd> {
+        self.sock.socket_fds()
+    }
+
     /// Stops the transport. Queued data is dropped. Calling it again does nothing.
     pub fn close(&mut self) {
         self.sock.close();

@@ -9,7 +9,7 @@
 use std::{io, os::fd::AsRawFd, sync::Arc};
 
 use pgm::socket::{
-    tokio::{register, ReadyFd},
+    tokio::{register, ReadyFd, RecvReadiness},
     RecvMonitor, SendMonitor,
 };
 use tokio::io::{unix::AsyncFd, Interest};
@@ -26,8 +26,8 @@ fn open_error(e: io::Error) -> ConnectError {
 /// A [`Subscriber`] for tokio: `recv().await`.
 #[derive(Debug)]
 pub struct AsyncSubscriber {
-    // Declared first: deregistered before the subscriber closes the descriptor.
-    ready: AsyncFd<ReadyFd>,
+    // Declared first: deregistered before the subscriber closes the descriptors.
+    ready: RecvReadiness,
     sub: Subscriber,
 }
 
@@ -41,7 +41,7 @@ impl AsyncSubscriber {
     /// Wraps an open subscriber.
     pub fn new(sub: Subscriber) -> io::Result<Self> {
         // SAFETY: `ready` is declared before `sub`, and `into_inner` drops it first.
-        let ready = unsafe { register(sub.as_raw_fd(), Interest::READABLE) }?;
+        let ready = unsafe { RecvReadiness::new(sub.as_raw_fd(), &sub.socket_fds()) }?;
         Ok(AsyncSubscriber { ready, sub })
     }
 
@@ -57,22 +57,14 @@ impl AsyncSubscriber {
 
     /// The next message or gap, waiting as long as it takes. Cancel-safe.
     pub async fn recv(&mut self) -> Result<RecvEvent, RecvError> {
-        match self.sub.try_recv() {
-            Err(RecvError::Empty) => {}
-            r => return r,
-        }
-        loop {
-            let mut guard = self
-                .ready
-                .readable()
-                .await
-                .map_err(|e| RecvError::Failed(e.to_string()))?;
-            match self.sub.try_recv() {
-                // Cleared only if no newer readiness arrived since the guard was taken.
-                Err(RecvError::Empty) => guard.clear_ready(),
-                r => return r,
-            }
-        }
+        let sub = &mut self.sub;
+        self.ready
+            .until(|| match sub.try_recv() {
+                Err(RecvError::Empty) => None,
+                r => Some(r),
+            })
+            .await
+            .map_err(|e| RecvError::Failed(e.to_string()))?
     }
 
     /// The next message or gap if one is ready, else [`RecvError::Empty`].

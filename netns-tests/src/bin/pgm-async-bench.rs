@@ -28,13 +28,13 @@ fn main() -> ExitCode {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--smoke" => smoke = true,
-            "--out" => match args.next() {
-                Some(d) => out = Some(PathBuf::from(d)),
-                None => {
+            "--out" => {
+                let Some(d) = args.next() else {
                     eprintln!("pgm-async-bench: --out needs a directory\n{USAGE}");
                     return ExitCode::from(2);
-                }
-            },
+                };
+                out = Some(PathBuf::from(d));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;

@@ -652,10 +652,12 @@ impl RecvSocket {
                 return Ok(ev);
             }
             // Nothing queued: drain the sockets on this thread. A non-blocking call does not
-            // wait for a turn someone else is running.
+            // wait for a turn someone else is running, unless the application's event loop
+            // relies on it to read what woke it (`socket_fds`).
             // A non-blocking call polls the sockets itself: while this thread keeps calling,
             // the IO thread stands by and nobody else would read them.
-            let turn = self.handle.drive(!nonblocking, readable || nonblocking);
+            let block = !nonblocking || shared.app_watches_sockets();
+            let turn = self.handle.drive(block, readable || nonblocking);
             if let Some(ev) = self.take()? {
                 return Ok(ev);
             }
@@ -715,6 +717,19 @@ impl RecvSocket {
     /// Stops the IO thread. Queued events are dropped. Calling it again does nothing.
     pub fn close(&self) {
         self.handle.stop();
+    }
+
+    /// The transport's sockets, for an event loop that watches them *as well as* the
+    /// readiness descriptor (`as_fd`), the cheaper way to wait (docs/async.md): from this call
+    /// on, the IO thread stands by while the application keeps receiving, as it does for
+    /// blocking receives, and [`RecvSocket::try_recv`] drains the sockets itself, waiting for
+    /// a turn another thread is running (microseconds). Wake on either kind of descriptor,
+    /// then `try_recv` until [`RecvError::Empty`]. The descriptors stay valid while the socket
+    /// lives.
+    pub fn socket_fds(&self) -> Vec<RawFd> {
+        let shared = &self.handle.shared;
+        shared.set_app_watches_sockets();
+        shared.socket_fds()
     }
 
     /// Counters: a fresh snapshot, or while a turn is running on another thread the one it

@@ -1,23 +1,30 @@
 //! Async sockets for tokio (feature `tokio`): [`AsyncRecvSocket`] and [`AsyncSendSocket`].
 //!
-//! They wrap the blocking sockets and wait on their readiness descriptors (`AsFd`) through
-//! tokio's reactor: no thread of their own, and no extra thread hop per message. A receive
-//! first takes what is queued (draining the sockets itself, as [`RecvSocket::try_recv`]
-//! does); only when nothing is there does the task wait, and it is woken when the socket's IO
-//! thread has queued events. A send queues the message when the send queue has room, else
-//! the task waits until it has: backpressure is an `.await`, not a blocked thread.
+//! They wrap the blocking sockets and wait through tokio's reactor: no thread of their own,
+//! and no extra thread hop per message. A receive first takes what is queued, draining the
+//! sockets itself as [`RecvSocket::try_recv`] does; only when nothing is there does the task
+//! wait, on the transport's sockets and the readiness descriptor (events the IO thread
+//! queued: timers, or packets it read) together ([`RecvReadiness`]). While the task keeps
+//! receiving, the IO thread stands by, as for a blocking receiver. A send queues the message
+//! when the send queue has room, else the task waits on the sender's readiness descriptor
+//! until it has: backpressure is an `.await`, not a blocked thread.
 //!
 //! Every future here is cancel-safe: dropped before it completes, it has taken nothing
 //! (`recv`) or queued nothing (`send`).
 
 use std::{
+    future::poll_fn,
     io,
     os::fd::{AsRawFd, RawFd},
     sync::Arc,
+    task::Poll,
 };
 
 use bytes::Bytes;
-use tokio::io::{unix::AsyncFd, Interest};
+use tokio::io::{
+    unix::{AsyncFd, AsyncFdReadyGuard},
+    Interest,
+};
 
 use super::{RecvError, RecvSocket, RecvStats, SendError, SendSocket, SendStats};
 use crate::event::Event;
@@ -52,11 +59,77 @@ pub unsafe fn register(fd: RawFd, interest: Interest) -> io::Result<AsyncFd<Read
     unsafe { AsyncFd::register_with_interest(ReadyFd(fd), interest) }.map_err(io::Error::from)
 }
 
+/// What a receiver waits on in tokio's reactor: its readiness descriptor and the transport's
+/// sockets (see [`RecvSocket::socket_fds`]). For crates that wrap a receiver the way this
+/// module does (the `pubsub` crate's `AsyncSubscriber`).
+#[derive(Debug)]
+pub struct RecvReadiness {
+    fds: Vec<AsyncFd<ReadyFd>>,
+}
+
+impl RecvReadiness {
+    /// Registers a receiver's readiness descriptor (`as_raw_fd()`) and its sockets
+    /// (`socket_fds()`) with the current runtime's reactor.
+    ///
+    /// # Safety
+    ///
+    /// The receiver that owns the descriptors must outlive the returned value (declare it
+    /// before the receiver's field, so that it drops first).
+    pub unsafe fn new(ready_fd: RawFd, socket_fds: &[RawFd]) -> io::Result<Self> {
+        let fds = std::iter::once(ready_fd)
+            .chain(socket_fds.iter().copied())
+            // SAFETY: upheld by the caller.
+            .map(|fd| unsafe { register(fd, Interest::READABLE) })
+            .collect::<io::Result<_>>()?;
+        Ok(RecvReadiness { fds })
+    }
+
+    /// Calls `try_op` (a non-blocking receive: `None` when nothing is ready) until it yields,
+    /// waiting for readiness in between. Cancel-safe as far as `try_op` is: it is only ever
+    /// called synchronously.
+    pub async fn until<T>(&self, mut try_op: impl FnMut() -> Option<T>) -> io::Result<T> {
+        if let Some(t) = try_op() {
+            return Ok(t);
+        }
+        loop {
+            let ready = self.any_readable().await?;
+            if let Some(t) = try_op() {
+                return Ok(t);
+            }
+            // Nothing after all: forget what woke us. Cleared only where no newer readiness
+            // arrived since (tokio compares its readiness tick), so no wake-up is lost.
+            for mut g in ready {
+                g.clear_ready();
+            }
+        }
+    }
+
+    /// Waits until some descriptor is readable; the guards of all that are.
+    async fn any_readable(&self) -> io::Result<Vec<AsyncFdReadyGuard<'_, ReadyFd>>> {
+        poll_fn(|cx| {
+            let mut ready = Vec::new();
+            for fd in &self.fds {
+                match fd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(g)) => ready.push(g),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if ready.is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(ready))
+            }
+        })
+        .await
+    }
+}
+
 /// A [`RecvSocket`] for tokio: `recv().await`.
 #[derive(Debug)]
 pub struct AsyncRecvSocket {
-    // Declared first: deregistered before the socket closes the descriptor.
-    ready: AsyncFd<ReadyFd>,
+    // Declared first: deregistered before the socket closes the descriptors.
+    ready: RecvReadiness,
     sock: RecvSocket,
 }
 
@@ -64,41 +137,31 @@ impl AsyncRecvSocket {
     /// Wraps an open receiver. Must be called inside a tokio runtime with IO enabled.
     pub fn new(sock: RecvSocket) -> io::Result<Self> {
         // SAFETY: `ready` is declared before `sock`, and `into_inner` drops it first.
-        let ready = unsafe { register(sock.as_raw_fd(), Interest::READABLE) }?;
+        let ready = unsafe { RecvReadiness::new(sock.as_raw_fd(), &sock.socket_fds()) }?;
         Ok(AsyncRecvSocket { ready, sock })
     }
 
     /// The next event, waiting as long as it takes. Cancel-safe.
     pub async fn recv(&self) -> Result<Event, RecvError> {
-        match self.sock.try_recv() {
-            Err(RecvError::Empty) => {}
-            r => return r,
-        }
-        loop {
-            let mut guard = self.ready.readable().await.map_err(failed_recv)?;
-            match self.sock.try_recv() {
-                // Cleared only if no newer readiness arrived since the guard was taken
-                // (tokio compares its readiness tick), so no wake-up is lost.
-                Err(RecvError::Empty) => guard.clear_ready(),
-                r => return r,
-            }
-        }
+        self.ready
+            .until(|| match self.sock.try_recv() {
+                Err(RecvError::Empty) => None,
+                r => Some(r),
+            })
+            .await
+            .map_err(failed_recv)?
     }
 
     /// Appends every event that is ready to `out`, waiting until there is at least one;
     /// returns how many. Cancel-safe.
     pub async fn recv_many(&self, out: &mut Vec<Event>) -> Result<usize, RecvError> {
-        let n = self.sock.try_recv_many(out)?;
-        if n > 0 {
-            return Ok(n);
-        }
-        loop {
-            let mut guard = self.ready.readable().await.map_err(failed_recv)?;
-            match self.sock.try_recv_many(out)? {
-                0 => guard.clear_ready(),
-                n => return Ok(n),
-            }
-        }
+        self.ready
+            .until(|| match self.sock.try_recv_many(out) {
+                Ok(0) => None,
+                r => Some(r),
+            })
+            .await
+            .map_err(failed_recv)?
     }
 
     /// The next event if one is ready, else [`RecvError::Empty`] (no waiting).

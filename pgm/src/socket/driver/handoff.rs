@@ -89,6 +89,9 @@ pub(crate) struct Shared<Q> {
     pub(crate) ready_fd: ReadyFd,
     /// The application asked for `ready_fd` (read without the lock; set once, under it).
     ready_used: AtomicBool,
+    /// The application's own event loop watches the sockets too (see
+    /// [`Shared::app_watches_sockets`]).
+    app_reactor: AtomicBool,
     /// Bumped (under the lock) by the application for anything the driver must look at:
     /// queued data, close, a paused receive queue that has room again.
     pub(super) in_seq: AtomicU64,
@@ -161,6 +164,7 @@ impl<Q: Default> Shared<Q> {
             app_poll,
             ready_fd,
             ready_used: AtomicBool::new(false),
+            app_reactor: AtomicBool::new(false),
             in_seq: AtomicU64::new(0),
             out_seq: AtomicU64::new(0),
             app_calls: AtomicU64::new(0),
@@ -245,10 +249,35 @@ impl<Q> Shared<Q> {
         self.alarm.set(after).is_ok()
     }
 
-    /// The application polls [`Shared::ready_fd`]: it must be kept up to date, and a
-    /// receiver's IO thread must keep reading the sockets (nobody else may).
+    /// The application polls [`Shared::ready_fd`]: it must be kept up to date.
     pub(crate) fn ready_used(&self) -> bool {
         self.ready_used.load(Ordering::Acquire)
+    }
+
+    /// Whether a receiver's IO thread may stand by while the application receives: yes
+    /// unless the application sleeps in an event loop that watches only `ready_fd` (then
+    /// nobody else would read the sockets).
+    pub(crate) fn standby_allowed(&self) -> bool {
+        !self.ready_used() || self.app_watches_sockets()
+    }
+
+    /// The application's event loop watches the sockets as well as `ready_fd`, and its
+    /// non-blocking receives drain them (waiting for a turn another thread is running).
+    pub(crate) fn app_watches_sockets(&self) -> bool {
+        self.app_reactor.load(Ordering::Acquire)
+    }
+
+    /// See [`Shared::app_watches_sockets`].
+    pub(crate) fn set_app_watches_sockets(&self) {
+        self.app_reactor.store(true, Ordering::Release);
+    }
+
+    /// The sockets (without the application's eventfd), for an event loop of the application.
+    pub(crate) fn socket_fds(&self) -> Vec<RawFd> {
+        self.app_poll
+            .as_ref()
+            .map(|p| p.fds[..p.fds.len() - 1].to_vec())
+            .unwrap_or_default()
     }
 }
 

@@ -118,12 +118,12 @@ impl<R: Role> IoLoop<R> {
     /// wake this thread for nothing. Once the application has stayed away for a
     /// [`STANDBY_TICK`], this thread watches the sockets again, so NAKs and SPMs are handled
     /// within a few milliseconds whatever the application does. Once the application polls
-    /// the socket's readiness descriptor, this thread always watches: the application waits
-    /// for it.
+    /// the socket's readiness descriptor (and not the sockets too), this thread always
+    /// watches: the application waits for it.
     fn standby(&mut self) -> io::Result<()> {
         let calls = self.shared.app_calls.load(Ordering::Relaxed);
-        // An application that polls the readiness descriptor waits for this thread to read.
-        let active = !self.shared.ready_used()
+        // An application that polls only the readiness descriptor waits for this thread to read.
+        let active = self.shared.standby_allowed()
             && (calls != self.app_calls_seen || self.shared.lock().app_polling > 0);
         self.app_calls_seen = calls;
         if active != self.watching {
