@@ -29,7 +29,7 @@
 //! - [`filter`]: reference-counted topic prefixes (pure).
 //! - [`Publisher`] and [`Subscriber`]: thin wrappers that move APDUs between those and the
 //!   transport sockets of the `pgm`/`epgm` crates.
-//! - With the `tokio` feature, [`tokio::AsyncPublisher`] and [`tokio::AsyncSubscriber`]:
+//! - With the `tokio` feature, `tokio::AsyncPublisher` and `tokio::AsyncSubscriber`:
 //!   the same over tokio's reactor (docs/async.md).
 
 pub mod decoder;

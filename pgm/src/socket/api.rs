@@ -832,10 +832,11 @@ fn recv_stats(handle: &Handle<Receiver>) -> RecvStats {
 /// [`RecvSocket::try_recv`] until [`RecvError::Empty`].
 ///
 /// From the first call of `as_fd`/`as_raw_fd` on, the socket's IO thread keeps reading the
-/// sockets even while the application receives (it does not stand by, see
-/// [`super::driver`]): the descriptor turns readable when *it* has queued events. With
-/// [`SocketOptions::busy_poll`] the IO thread only looks every 10 ms, so do not combine
-/// the two.
+/// sockets even while the application receives (it no longer stands by, see
+/// docs/architecture.md): the descriptor turns readable when *it* has queued events. A loop
+/// that also watches [`RecvSocket::socket_fds`] avoids that extra thread wake-up per batch.
+/// With `DriverOptions::busy_poll` the IO thread only looks every 10 ms, so do not combine
+/// the two (docs/async.md).
 impl AsFd for RecvSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         let shared = &self.handle.shared;
