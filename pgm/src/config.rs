@@ -262,24 +262,22 @@ pub struct SourceConfig {
     pub fec: Option<FecConfig>,
 }
 
-/// Pro-active FEC at the source: after each full transmission group of `group_size` ODATA, it
-/// sends `proactive` Reed-Solomon parity packets (any `proactive` of the group's packets lost
-/// at a receiver are rebuilt without a NAK). Ours-only: OpenPGM receivers abort or stall on
-/// parity (docs/fec.md).
+/// FEC at the source (RFC 3208 §11, docs/fec.md): transmission groups of `group_size` ODATA;
+/// after each full group `proactive` Reed-Solomon parity packets (any `proactive` of the
+/// group's packets lost at a receiver are rebuilt without a NAK), and with `on_demand` fresh
+/// parity in answer to parity NAKs (one parity packet repairs different losses at different
+/// receivers). Ours-only: OpenPGM receivers abort or stall on parity (docs/fec.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FecConfig {
     group_size: u8,
     proactive: u8,
+    on_demand: bool,
 }
 
 impl FecConfig {
     /// k = `group_size`, a power of two in 2..=128, and 1..=k parity packets per group.
     pub fn proactive(group_size: u8, proactive: u8) -> Result<Self, String> {
-        if !(2..=128).contains(&group_size) || !group_size.is_power_of_two() {
-            return Err(format!(
-                "FEC group size {group_size} is not a power of two in 2..=128"
-            ));
-        }
+        check_group_size(group_size)?;
         if !(1..=group_size).contains(&proactive) {
             return Err(format!(
                 "{proactive} pro-active parity packets per group: must be 1..={group_size}"
@@ -288,7 +286,25 @@ impl FecConfig {
         Ok(FecConfig {
             group_size,
             proactive,
+            on_demand: false,
         })
+    }
+
+    /// k = `group_size` (a power of two in 2..=128), parity on demand only.
+    pub fn on_demand(group_size: u8) -> Result<Self, String> {
+        check_group_size(group_size)?;
+        Ok(FecConfig {
+            group_size,
+            proactive: 0,
+            on_demand: true,
+        })
+    }
+
+    /// This configuration, also answering parity NAKs.
+    #[must_use]
+    pub fn with_on_demand(mut self) -> Self {
+        self.on_demand = true;
+        self
     }
 
     /// k, data packets per transmission group.
@@ -300,6 +316,20 @@ impl FecConfig {
     pub fn proactive_count(&self) -> u8 {
         self.proactive
     }
+
+    /// Parity NAKs are answered with fresh parity.
+    pub fn is_on_demand(&self) -> bool {
+        self.on_demand
+    }
+}
+
+fn check_group_size(group_size: u8) -> Result<(), String> {
+    if !(2..=128).contains(&group_size) || !group_size.is_power_of_two() {
+        return Err(format!(
+            "FEC group size {group_size} is not a power of two in 2..=128"
+        ));
+    }
+    Ok(())
 }
 
 impl SourceConfig {

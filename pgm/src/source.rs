@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::{
     config::SourceConfig,
-    fec::{encode_parity, ReedSolomon},
+    fec::{encode_parity, on_demand::OnDemand, ReedSolomon},
     rate::TokenBucket,
     time::Instant,
     wire::{
@@ -68,8 +68,18 @@ pub struct SourceStats {
     /// Sqns not repaired because their NAK asked for more than the per-NAK bound, or its
     /// NAKer had used up its budget.
     pub nak_sqns_over_budget: u64,
-    /// Parity NAKs (requests for FEC parity, which this source does not send) ignored.
+    /// Parity NAKs ignored: FEC on demand is off.
     pub parity_naks_ignored: u64,
+    /// Parity NAKs (packets) accepted (FEC on demand, docs/fec.md).
+    pub parity_naks_received: u64,
+    /// Groups named by parity NAKs that are not whole in the transmit window (not sent in
+    /// full yet, gone, or holding fragments): nothing sent.
+    pub parity_nak_groups_refused: u64,
+    /// Parity packets asked for that parity sent within the elimination interval (for
+    /// another receiver's NAK) already covered.
+    pub parity_eliminated: u64,
+    /// Parity packets sent on demand (RDATA with OPT_PARITY).
+    pub on_demand_parity_sent: u64,
     /// NAKs dropped because their source or group NLA is not ours.
     pub naks_bad_nla: u64,
     /// NNAKs received.
@@ -176,6 +186,12 @@ pub struct Source {
     rs: Option<ReedSolomon>,
     /// Pro-active parity owed: (first sqn of the group, parity index), served before ODATA.
     parity_owed: VecDeque<(SeqNo, u8)>,
+    /// On-demand parity: which indices each group used (FEC on demand).
+    on_demand: Option<OnDemand>,
+    /// On-demand parity owed, served as repairs: (group, index).
+    parity_repairs: VecDeque<(SeqNo, u8)>,
+    /// Parity NCFs to send: `tg | (count − 1)` as the parity NAKs asked.
+    parity_ncf: Vec<SeqNo>,
     stats: SourceStats,
 }
 
@@ -209,6 +225,12 @@ impl Source {
                 .fec
                 .and_then(|f| ReedSolomon::new(usize::from(f.group_size())).ok()),
             parity_owed: VecDeque::new(),
+            on_demand: cfg
+                .fec
+                .filter(crate::config::FecConfig::is_on_demand)
+                .map(|f| OnDemand::new(f.group_size(), f.proactive_count())),
+            parity_repairs: VecDeque::new(),
+            parity_ncf: Vec::new(),
             stats: SourceStats::default(),
             cfg,
         }
@@ -353,6 +375,9 @@ impl Source {
             && repr.dport == self.cfg.tsi.sport
             && repr.sport == self.cfg.dport;
         match repr.body {
+            Body::Nak(nak) if ours && repr.parity && self.on_demand.is_some() => {
+                self.on_parity_nak(now, src, &nak, &repr.options);
+            }
             Body::Nak(_) if ours && repr.parity => self.stats.parity_naks_ignored += 1,
             Body::Nak(nak) if ours => self.on_nak(now, src, &nak, &repr.options),
             Body::Nnak(_) if ours => self.stats.nnaks_received += 1,
@@ -403,6 +428,73 @@ impl Source {
         for &sqn in sqns.take(granted as usize) {
             self.request_repair(now, slot, sqn);
         }
+    }
+
+    /// RFC 3208 §11.4: a parity NAK asks, per transmission group (`tg | (count − 1)`, in the
+    /// header and OPT_NAK_LIST), for `count` parity packets. Each group that is whole in the
+    /// window gets a parity NCF and as many fresh parity packets (RDATA with OPT_PARITY) as
+    /// the parity sent for it within the elimination interval does not cover already. A
+    /// parity packet costs its NAKer one sqn of its repair budget, as a selective repair does.
+    fn on_parity_nak(&mut self, now: Instant, src: IpAddr, nak: &Nak, options: &Options) {
+        if nak.src_nla != self.cfg.nla || nak.grp_nla != self.cfg.group {
+            self.stats.naks_bad_nla += 1;
+            return;
+        }
+        let Some(k) = self.rs.as_ref().map(ReedSolomon::k) else {
+            return;
+        };
+        self.stats.parity_naks_received += 1;
+        let trail = self.txw_trail();
+        let budget = self.cfg.repair;
+        let slot = naker_slot(src);
+        let list = options.nak_list.unwrap_or_default();
+        let mask = k as u32 - 1;
+        for &sqn in std::iter::once(&nak.sqn).chain(list.as_slice()) {
+            let tg = SeqNo(sqn.0 & !mask);
+            let count = (sqn.0 & mask) as u8 + 1;
+            if !self.group_whole(tg) {
+                self.stats.parity_nak_groups_refused += 1;
+                continue;
+            }
+            let naker = self.nakers[slot].get_or_insert_with(|| {
+                TokenBucket::new(
+                    u64::from(budget.per_naker_rate),
+                    budget.per_naker_burst as usize,
+                    now,
+                )
+            });
+            let granted = naker.take(now, u64::from(count)) as u8;
+            self.stats.nak_sqns_over_budget += u64::from(count - granted);
+            let Some(od) = self.on_demand.as_mut() else {
+                return;
+            };
+            od.forget_before(trail);
+            let indices = od.request(now, self.cfg.nak_elimination_ivl, tg, granted);
+            self.stats.parity_eliminated += u64::from(granted) - indices.len() as u64;
+            if indices.is_empty() {
+                continue;
+            }
+            self.parity_ncf.push(sqn);
+            self.parity_repairs
+                .extend(indices.into_iter().map(|h| (tg, h)));
+        }
+    }
+
+    /// The group starting at `tg` is all in the transmit window, sent, and has no fragments.
+    fn group_whole(&self, tg: SeqNo) -> bool {
+        let Some(k) = self.rs.as_ref().map(ReedSolomon::k) else {
+            return false;
+        };
+        let Ok(start) = usize::try_from(tg.diff(self.txw_trail())) else {
+            return false;
+        };
+        let mut group = self.txw.packets.range(start.min(self.txw.packets.len())..);
+        group.len() >= k
+            && (0..k).all(|i| {
+                group
+                    .next()
+                    .is_some_and(|p| p.sqn == tg.add(i as u32) && p.fragment.is_none())
+            })
     }
 
     /// Queues RDATA for `sqn` in `naker`'s repair queue, unless it is there already or was
@@ -470,7 +562,11 @@ impl Source {
         // NCFs and RDATA wait for both buckets (see poll_transmit), so they are due when both
         // allow: returning "now" while the buckets hold them back would make drivers spin.
         // While they wait for ODATA to earn them credit, ODATA's own deadline stands.
-        if (!self.repairs.is_empty() || !self.ncf.is_empty()) && self.repair_has_credit() {
+        let repairs_owed = !self.repairs.is_empty()
+            || !self.ncf.is_empty()
+            || !self.parity_ncf.is_empty()
+            || !self.parity_repairs.is_empty();
+        if repairs_owed && self.repair_has_credit() {
             let repair_ready = self
                 .repair_bucket
                 .as_ref()
@@ -505,17 +601,33 @@ impl Source {
         }
         // NCFs and RDATA share the repair cap, so a NAK storm cannot take more than it.
         if !self.ncf.is_empty() && self.repair_may_send(now) {
-            return Some(self.emit_ncf(now, buf));
+            return Some(self.emit_ncf(now, buf, false));
+        }
+        if !self.parity_ncf.is_empty() && self.repair_may_send(now) {
+            return Some(self.emit_ncf(now, buf, true));
         }
         if let Some(t) = self.poll_rdata(now, buf) {
             return Some(t);
+        }
+        // RFC 3208 §11.4: on-demand parity only after the group's pro-active parity.
+        while self.parity_owed.is_empty() {
+            let Some(&(tg, h)) = self.parity_repairs.front() else {
+                break;
+            };
+            if !self.repair_may_send(now) {
+                break;
+            }
+            self.parity_repairs.pop_front();
+            if let Some(t) = self.emit_parity(now, buf, tg, h, true) {
+                return Some(t);
+            }
         }
         while let Some(&(tg, h)) = self.parity_owed.front() {
             if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) {
                 return None;
             }
             self.parity_owed.pop_front();
-            if let Some(t) = self.emit_parity(now, buf, tg, h) {
+            if let Some(t) = self.emit_parity(now, buf, tg, h, false) {
                 return Some(t);
             }
         }
@@ -595,8 +707,8 @@ impl Source {
             fin,
             // RFC 3208 §11.8.1 bits (P = 0x02): docs/fec.md.
             parity_prm: self.cfg.fec.map(|f| ParityPrm {
-                proactive: true,
-                on_demand: false,
+                proactive: f.proactive_count() > 0,
+                on_demand: f.is_on_demand(),
                 tgs: u32::from(f.group_size()),
             }),
             ..Options::default()
@@ -608,13 +720,21 @@ impl Source {
         Transmit::new(self.cfg.group, buf.len())
     }
 
-    /// RFC 3208 §5.3: NCF multicast to the group, up to 63 sqns (§9.3).
-    fn emit_ncf(&mut self, now: Instant, buf: &mut Vec<u8>) -> Transmit {
-        let n = self.ncf.len().min(MAX_NAK_LIST + 1);
-        let sqns: Vec<SeqNo> = self.ncf.drain(..n).collect();
-        for &sqn in &sqns {
-            if let Some(p) = self.txw.get_mut(sqn) {
-                p.ncf_pending = false;
+    /// RFC 3208 §5.3: NCF multicast to the group, up to 63 sqns (§9.3); `parity`: a parity
+    /// NCF (§11.3.2) confirming parity NAKs' `tg | (count − 1)` entries.
+    fn emit_ncf(&mut self, now: Instant, buf: &mut Vec<u8>, parity: bool) -> Transmit {
+        let queue = if parity {
+            &mut self.parity_ncf
+        } else {
+            &mut self.ncf
+        };
+        let n = queue.len().min(MAX_NAK_LIST + 1);
+        let sqns: Vec<SeqNo> = queue.drain(..n).collect();
+        if !parity {
+            for &sqn in &sqns {
+                if let Some(p) = self.txw.get_mut(sqn) {
+                    p.ncf_pending = false;
+                }
             }
         }
         let mut options = Options::default();
@@ -626,7 +746,11 @@ impl Source {
             src_nla: self.cfg.nla,
             grp_nla: self.cfg.group,
         });
-        self.header(body, &options).emit(buf);
+        PacketRepr {
+            parity,
+            ..self.header(body, &options)
+        }
+        .emit(buf);
         self.stats.ncf_sent += 1;
         self.charge(now, buf.len(), true);
         Transmit::new(self.cfg.group, buf.len())
@@ -698,16 +822,18 @@ impl Source {
         Transmit::new(self.cfg.group, buf.len())
     }
 
-    /// RFC 3208 §11.4: pro-active parity packet `h` of the group starting at `tg`, as ODATA
-    /// with OPT_PARITY (OPT_VAR_PKTLEN when lengths differ), sqn `tg | h`. `None` (counted)
-    /// when the group is no longer whole in the window or holds fragments (their OPT_FRAGMENT
-    /// parity is not implemented: docs/fec.md).
+    /// RFC 3208 §11.4: parity packet `h` of the group starting at `tg`, with OPT_PARITY
+    /// (OPT_VAR_PKTLEN when lengths differ), sqn `tg | h`: pro-active as ODATA, on demand
+    /// (`repair`) as RDATA charged like one. `None` (counted) when the group is no longer
+    /// whole in the window or holds fragments (their OPT_FRAGMENT parity is not implemented:
+    /// docs/fec.md).
     fn emit_parity(
         &mut self,
         now: Instant,
         buf: &mut Vec<u8>,
         tg: SeqNo,
         h: u8,
+        repair: bool,
     ) -> Option<Transmit> {
         let rs = self.rs.as_ref()?;
         let k = rs.k();
@@ -729,10 +855,15 @@ impl Source {
             self.stats.parity_skipped += 1;
             return None;
         };
-        let body = Body::Odata(Data {
+        let data = Data {
             sqn: tg.add(u32::from(h)),
             trail,
-        });
+        };
+        let body = if repair {
+            Body::Rdata(data)
+        } else {
+            Body::Odata(data)
+        };
         let repr = PacketRepr {
             parity: true,
             var_pktlen: parity.var_pktlen,
@@ -740,9 +871,13 @@ impl Source {
             ..self.header(body, &Options::default())
         };
         repr.emit(buf);
-        self.stats.parity_sent += 1;
+        if repair {
+            self.stats.on_demand_parity_sent += 1;
+        } else {
+            self.stats.parity_sent += 1;
+        }
         self.stats.parity_bytes += parity.bytes.len() as u64;
-        self.charge(now, buf.len(), false);
+        self.charge(now, buf.len(), repair);
         Some(Transmit::new(self.cfg.group, buf.len()))
     }
 

@@ -5,12 +5,15 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
 
 use pgm::{
     fec::{decode_group, ParityRef, ReedSolomon},
     time::Instant,
-    wire::{Body, Gsi, PacketRepr, Tsi},
+    wire::{Body, Gsi, Nak, NakList, Options, PacketRepr, SeqNo, Tsi},
     FecConfig, Source, SourceConfig,
 };
 
@@ -191,4 +194,143 @@ fn receiver_decodes_good_parity_and_refuses_corrupt_parity() {
             assert_eq!(got, apdus);
         }
     }
+}
+
+/// A parity NAK (header OPT_PARITY) from `from` for the entries `tg | (count − 1)`.
+fn parity_nak(cfg: &SourceConfig, entries: &[u32]) -> Vec<u8> {
+    let options = Options {
+        nak_list: (entries.len() > 1).then(|| {
+            NakList::from_slice(&entries[1..].iter().map(|&e| SeqNo(e)).collect::<Vec<_>>())
+        }),
+        ..Options::default()
+    };
+    PacketRepr {
+        sport: cfg.dport,
+        dport: cfg.tsi.sport,
+        gsi: cfg.tsi.gsi,
+        parity: true,
+        var_pktlen: false,
+        body: Body::Nak(Nak {
+            sqn: SeqNo(entries[0]),
+            src_nla: cfg.nla,
+            grp_nla: cfg.group,
+        }),
+        options,
+        payload: &[],
+    }
+    .to_vec()
+}
+
+fn drain(s: &mut Source, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while s.poll_transmit(now, &mut buf).is_some() {
+        out.push(buf.clone());
+    }
+    out
+}
+
+/// RFC 3208 §11.4 on demand: a parity NAK for a full group gets a parity NCF and as many
+/// fresh parity packets (RDATA, OPT_PARITY, indices after the pro-active ones) as it asks; a
+/// second NAK within the elimination interval buys only what the first did not cover; a NAK
+/// for the leading partial group, or for a group holding fragments, buys nothing; and the
+/// parity rebuilds the group's lost data.
+#[test]
+fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
+    let fec = FecConfig::proactive(4, 1).unwrap().with_on_demand();
+    let cfg = config(Some(fec));
+    let mut s = Source::new(cfg.clone());
+    let t0 = Instant::ZERO;
+    let apdus: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 50 + usize::from(i)]).collect();
+    for a in &apdus {
+        s.send(t0, a).unwrap();
+    }
+    s.send(t0, &vec![9u8; 5000]).unwrap(); // fragments: sqns 10.., group 8..12 holds them
+    let first = drain(&mut s, t0);
+    let spm = PacketRepr::parse_verified(&first[0]).unwrap();
+    let prm = spm.options.parity_prm.unwrap();
+    assert!(prm.proactive && prm.on_demand && prm.tgs == 4);
+    let proactive = s.stats().parity_sent;
+    assert_eq!(proactive, 2, "groups 0 and 4, one pro-active parity each");
+
+    let src = cfg.nla;
+    let t1 = t0 + Duration::from_millis(10);
+    // Group 4 (sqns 4..8): 3 packets missing somewhere; group 8: fragments; group 12: partial.
+    s.handle_packet(t1, src, cfg.nla, &parity_nak(&cfg, &[4 + 2, 8, 12]));
+    let out = drain(&mut s, t1);
+    let mut parity = Vec::new();
+    let mut ncf = None;
+    for bytes in &out {
+        let p = PacketRepr::parse_verified(bytes).unwrap();
+        match p.body {
+            Body::Ncf(n) => {
+                assert!(p.parity, "a parity NCF");
+                ncf = Some((n.sqn.0, p.options.nak_list.map(|l| l.as_slice().len())));
+            }
+            Body::Rdata(d) => {
+                assert!(p.parity);
+                assert_eq!(d.sqn.0 & !3, 4);
+                parity.push((d.sqn.0 as usize & 3, p.payload.to_vec(), p.var_pktlen));
+            }
+            Body::Spm(_) => {} // heartbeat
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        ncf,
+        Some((6, None)),
+        "the NCF echoes the accepted entry only"
+    );
+    let indices: Vec<usize> = parity.iter().map(|p| p.0).collect();
+    assert_eq!(
+        indices,
+        [1, 2, 3],
+        "fresh indices after the pro-active one (0)"
+    );
+    let st = s.stats();
+    assert_eq!(
+        (st.parity_naks_received, st.parity_nak_groups_refused),
+        (1, 2)
+    );
+    assert_eq!(st.on_demand_parity_sent, 3);
+
+    // Another receiver asks for 2 of the same group at once: covered, nothing more.
+    s.handle_packet(t1, src, cfg.nla, &parity_nak(&cfg, &[4 + 1]));
+    let more = drain(&mut s, t1);
+    assert!(
+        more.iter()
+            .all(|b| matches!(PacketRepr::parse(b).unwrap().body, Body::Spm(_))),
+        "no NCF and no parity for a covered request"
+    );
+    assert_eq!(s.stats().parity_eliminated, 2);
+
+    // The three parity packets rebuild three lost packets of the group.
+    let rs = ReedSolomon::new(4).unwrap();
+    let data: Vec<Option<&[u8]>> = vec![Some(&apdus[4][..]), None, None, None];
+    let refs: Vec<ParityRef<'_>> = parity
+        .iter()
+        .map(|(index, bytes, var)| ParityRef {
+            index: *index,
+            bytes,
+            var_pktlen: *var,
+        })
+        .collect();
+    let rebuilt = decode_group(&rs, &data, &refs).unwrap();
+    for (i, tsdu) in rebuilt {
+        assert_eq!(tsdu, apdus[4 + i]);
+    }
+}
+
+/// Without on-demand FEC, parity NAKs are counted and ignored: no NCF, no parity.
+#[test]
+fn parity_naks_are_ignored_without_on_demand() {
+    let cfg = config(Some(FecConfig::proactive(4, 1).unwrap()));
+    let mut s = Source::new(cfg.clone());
+    for i in 0..8u8 {
+        s.send(Instant::ZERO, &[i; 20]).unwrap();
+    }
+    drain(&mut s, Instant::ZERO);
+    s.handle_packet(Instant::ZERO, cfg.nla, cfg.nla, &parity_nak(&cfg, &[1]));
+    assert!(drain(&mut s, Instant::ZERO).is_empty());
+    assert_eq!(s.stats().parity_naks_ignored, 1);
 }

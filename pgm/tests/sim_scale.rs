@@ -88,20 +88,8 @@ fn a_thousand_receivers_with_correlated_and_independent_loss() {
     }
     let n = 3000;
     let sizes = |_| 200;
-    // The source's first SPMs reach everyone before data (with jitter, data sent at once could
-    // overtake them, and a receiver would join at the first data it sees).
-    lan.sim.run_for(Duration::from_millis(5)).expect("sim");
     // 10 000 APDUs/s, a quarter of the rate limit: the repairs (about one per APDU here) fit.
-    for i in 0..n {
-        let data = support::apdu(i, 200);
-        lan.sim
-            .with_node_mut(lan.src, |s: &mut Source, now| s.send(now, &data))
-            .expect("paced below the rate limit");
-        lan.sim.run_for(Duration::from_micros(100)).expect("sim");
-        if i % 8 == 0 {
-            lan.drain(&sizes);
-        }
-    }
+    lan.send_paced(n, 200);
     lan.finish(n, &sizes, Duration::from_secs(10));
     for (k, c) in lan.checkers.iter().enumerate() {
         assert!(c.errors.is_empty(), "receiver {k}: {:?}", c.errors);

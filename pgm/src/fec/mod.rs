@@ -6,12 +6,14 @@
 //! - [`ReedSolomon`]: the systematic code for one group size k: [`ReedSolomon::encode`] any
 //!   parity index, [`ReedSolomon::decode`] from any k of the k + h symbols.
 //! - [`encode_parity`] / [`decode_group`]: whole TSDUs, padding and the length trailer.
+//! - [`on_demand::OnDemand`]: a source's accounting of parity sent on demand per group.
 //!
 //! Sans-IO and allocation-light; see `docs/fec.md` for the design and the interop status.
 
 mod code;
 pub mod gf256;
 mod group;
+pub mod on_demand;
 
 pub use code::{ReedSolomon, Symbol, MAX_BLOCK};
 pub use group::{decode_group, encode_parity, ParityPayload, ParityRef, TRAILER_LEN};

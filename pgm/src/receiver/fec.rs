@@ -1,7 +1,7 @@
-//! Pro-active parity at a receiver (RFC 3208 §11, docs/fec.md): the last few transmission
-//! groups of one peer, their data and parity, decoded as soon as a group holds k packets and
-//! still misses data. Bounded: at most [`MAX_GROUPS`] groups per peer, each at most k data and
-//! k parity packets; a group whose data is all there is dropped at once.
+//! Parity at a receiver (RFC 3208 §11, docs/fec.md): the recent incomplete transmission groups
+//! of one peer, their data and parity, decoded as soon as a group holds k packets and still
+//! misses data. Bounded: at most [`max_groups`] groups per peer, each at most k data and k
+//! parity packets; a group whose data is all there is dropped at once.
 
 use std::collections::VecDeque;
 
@@ -12,8 +12,21 @@ use crate::{
     wire::SeqNo,
 };
 
-/// Incomplete groups kept per peer.
+/// Incomplete groups kept per peer for pro-active parity (it follows its group at once).
 pub(crate) const MAX_GROUPS: usize = 4;
+
+/// Data packets of incomplete groups kept per peer when parity comes on demand: a group with
+/// a loss waits a NAK round trip for its parity.
+pub(crate) const MAX_ON_DEMAND_PACKETS: usize = 4096;
+
+/// Incomplete groups of `k` kept per peer.
+pub(crate) fn max_groups(k: usize, on_demand: bool) -> usize {
+    if on_demand {
+        (MAX_ON_DEMAND_PACKETS / k).max(MAX_GROUPS)
+    } else {
+        MAX_GROUPS
+    }
+}
 
 #[derive(Debug)]
 struct Group {
@@ -29,6 +42,9 @@ struct Group {
 #[derive(Debug)]
 pub(crate) struct Groups {
     k: usize,
+    /// The source answers parity NAKs (OPT_PARITY_PRM O bit).
+    on_demand: bool,
+    max: usize,
     pending: VecDeque<Group>,
     /// Groups recently whole or decoded: their late parity (pro-active parity follows a whole
     /// group) must not open a new entry and push out one that still waits.
@@ -36,10 +52,13 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
-    /// Groups of `k` (a power of two in 2..=128).
-    pub(crate) fn new(k: usize) -> Self {
+    /// Groups of `k` (a power of two in 2..=128); `on_demand`: the source answers parity
+    /// NAKs.
+    pub(crate) fn new(k: usize, on_demand: bool) -> Self {
         Groups {
             k,
+            on_demand,
+            max: max_groups(k, on_demand),
             pending: VecDeque::new(),
             done: VecDeque::new(),
         }
@@ -47,6 +66,28 @@ impl Groups {
 
     pub(crate) fn k(&self) -> usize {
         self.k
+    }
+
+    pub(crate) fn on_demand(&self) -> bool {
+        self.on_demand
+    }
+
+    /// The first sqn of `sqn`'s group.
+    pub(crate) fn group_of(&self, sqn: SeqNo) -> SeqNo {
+        self.tg(sqn)
+    }
+
+    /// Parity packets held for group `tg`; `None` when parity cannot help the group: it is
+    /// done (decoded, or its parity did not decode) or holds fragments.
+    pub(crate) fn parity_held(&self, tg: SeqNo) -> Option<usize> {
+        if self.done.contains(&tg) {
+            return None;
+        }
+        match self.pending.iter().find(|g| g.tg == tg) {
+            Some(g) if g.fragmented => None,
+            Some(g) => Some(g.parity.len()),
+            None => Some(0),
+        }
     }
 
     /// Payload bytes held.
@@ -75,7 +116,7 @@ impl Groups {
 
     fn finish(&mut self, pos: usize) {
         if let Some(g) = self.pending.remove(pos) {
-            if self.done.len() >= 2 * MAX_GROUPS {
+            if self.done.len() >= 2 * self.max {
                 self.done.pop_front();
             }
             self.done.push_back(g.tg);
@@ -87,7 +128,7 @@ impl Groups {
         if let Some(i) = self.pending.iter().position(|g| g.tg == tg) {
             return &mut self.pending[i];
         }
-        if self.pending.len() >= MAX_GROUPS {
+        if self.pending.len() >= self.max {
             self.pending.pop_front();
         }
         self.pending.push_back(Group {

@@ -56,6 +56,10 @@ const MAX_SPM_REVEAL: u32 = 256;
 /// How soon NAKs held back by a full out-queue are tried again.
 const OUT_QUEUE_RETRY: Duration = Duration::from_millis(1);
 
+/// Parity NAKs a missing sqn takes part in before it is NAKed selectively (RFC 3208 §11.5:
+/// parity that does not come, or does not decode, must not hold the repair up for long).
+const PARITY_NAK_ROUNDS: u32 = 2;
+
 /// Counters of a receiver (all peers together).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -74,9 +78,13 @@ pub struct ReceiverStats {
     pub duplicates: u64,
     /// Data packets before the window trail.
     pub too_old: u64,
-    /// Parity packets (FEC) dropped: FEC is off, the session advertised no usable
-    /// OPT_PARITY_PRM, or they were parity NAKs/NCFs (on-demand parity is not implemented).
+    /// Parity packets (FEC) dropped: FEC is off, or the session advertised no usable
+    /// OPT_PARITY_PRM; with FEC off, parity NAKs and NCFs too.
     pub parity_dropped: u64,
+    /// Parity NAK packets sent (FEC on demand: one entry per transmission group).
+    pub parity_naks_sent: u64,
+    /// Missing sqns asked for through parity NAKs (the sum of their counts).
+    pub parity_nak_sqns_sent: u64,
     /// Parity packets kept for decoding (`ReceiverConfig::fec`).
     pub parity_received: u64,
     /// Data packets rebuilt from parity (each counted once, whether or not it was still needed).
@@ -347,6 +355,12 @@ impl Receiver {
             // Parity (RFC 3208 §11) is never data: decoded with FEC on, else counted and dropped.
             Body::Odata(d) | Body::Rdata(d) if repr.parity && self.cfg.fec => {
                 self.on_parity(now, tsi, d, repr.var_pktlen, repr.payload);
+            }
+            Body::Ncf(ncf) if repr.parity && self.cfg.fec => {
+                self.on_parity_ncf(now, tsi, &ncf, &repr.options, true);
+            }
+            Body::Nak(nak) if repr.parity && self.cfg.fec && dst.is_multicast() => {
+                self.on_parity_ncf(now, tsi, &nak, &repr.options, false);
             }
             Body::Odata(_) | Body::Rdata(_) | Body::Ncf(_) | Body::Nak(_) if repr.parity => {
                 self.stats.parity_dropped += 1;
@@ -843,8 +857,12 @@ impl Receiver {
                 (prm.proactive || prm.on_demand) && (2..=128).contains(&k) && k.is_power_of_two();
             if !usable {
                 peer.fec = None;
-            } else if peer.fec.as_ref().is_none_or(|g| g.k() != k) {
-                peer.fec = Some(fec::Groups::new(k));
+            } else if peer
+                .fec
+                .as_ref()
+                .is_none_or(|g| g.k() != k || g.on_demand() != prm.on_demand)
+            {
+                peer.fec = Some(fec::Groups::new(k, prm.on_demand));
             }
         }
         peer.spm_nla(spm.path);
@@ -927,6 +945,60 @@ impl Receiver {
                     peer.stats.naks_suppressed += 1;
                 }
                 let wait = nak.repeat_ivl(nak.rdata_ivl, m.rounds);
+                w.reschedule(sqn, Phase::WaitData, now + wait);
+            }
+        }
+    }
+
+    /// RFC 3208 §11.5: a parity NCF (`ncf`) or another receiver's multicast parity NAK, each
+    /// entry `tg | (count − 1)`, confirms or suppresses our NAKs for the missing sqns of group
+    /// `tg` when it asks for at least as many parity packets as we miss there.
+    fn on_parity_ncf(&mut self, now: Instant, tsi: Tsi, pkt: &Nak, options: &Options, ncf: bool) {
+        let timing = self.cfg.nak;
+        let limits = self.cfg.limits;
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            self.stats.ignored += 1;
+            return;
+        };
+        if peer.fec.is_none() || peer.window.is_none() {
+            self.stats.parity_dropped += 1;
+            return;
+        }
+        if pkt.grp_nla != peer.group {
+            self.stats.ignored += 1;
+            return;
+        }
+        if ncf {
+            self.stats.ncf_received += 1;
+            peer.stats.ncf_received += 1;
+            peer.hear(now, &limits);
+        } else {
+            self.stats.peer_naks_seen += 1;
+        }
+        let (Some(groups), Some(w)) = (peer.fec.as_ref(), peer.window.as_mut()) else {
+            return;
+        };
+        let k = groups.k() as u32;
+        let list = options.nak_list.unwrap_or_default();
+        for &entry in std::iter::once(&pkt.sqn).chain(list.as_slice()) {
+            let tg = groups.group_of(entry);
+            let count = (entry.0 & (k - 1)) + 1;
+            let missing: Vec<SeqNo> = (0..k)
+                .map(|i| tg.add(i))
+                .filter(|&s| w.missing_mut(s).is_some())
+                .collect();
+            if missing.is_empty() || missing.len() as u32 > count {
+                continue;
+            }
+            for sqn in missing {
+                let Some(m) = w.missing_mut(sqn) else {
+                    continue;
+                };
+                if m.phase == Phase::BackOff {
+                    self.stats.naks_suppressed += 1;
+                    peer.stats.naks_suppressed += 1;
+                }
+                let wait = timing.repeat_ivl(timing.rdata_ivl, m.rounds);
                 w.reschedule(sqn, Phase::WaitData, now + wait);
             }
         }
@@ -1103,8 +1175,11 @@ impl Receiver {
 
     /// RFC 3208 §6.3 "Transmitting a NAK": unicast to the source NLA, oldest first, up to 63
     /// sqns per packet (§9.3). Header per docs/wire-compatibility.md: sport = our dport,
-    /// dport = the source's sport, GSI = the source's. The caller checked the budgets.
-    fn send_naks(&mut self, now: Instant, tsi: Tsi, sqns: &mut [SeqNo]) {
+    /// dport = the source's sport, GSI = the source's. With parity on demand, the sqns of full
+    /// transmission groups go as parity NAKs instead (see [`Receiver::parity_entries`]). The
+    /// caller checked the budgets.
+    fn send_naks(&mut self, now: Instant, tsi: Tsi, sqns: &mut Vec<SeqNo>) {
+        let parity = self.parity_entries(now, tsi, sqns);
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
@@ -1112,29 +1187,35 @@ impl Receiver {
         let trail = peer.window.as_ref().map_or(SeqNo(0), |w| w.trail);
         sqns.sort_by_key(|s| s.distance_from(trail));
         let mut packets = 0u32;
-        for chunk in sqns.chunks(MAX_NAK_LIST + 1) {
-            let mut options = Options::default();
-            if chunk.len() > 1 {
-                options.nak_list = Some(NakList::from_slice(&chunk[1..]));
+        for (entries, is_parity) in [(&parity, true), (&*sqns, false)] {
+            for chunk in entries.chunks(MAX_NAK_LIST + 1) {
+                let mut options = Options::default();
+                if chunk.len() > 1 {
+                    options.nak_list = Some(NakList::from_slice(&chunk[1..]));
+                }
+                let repr = PacketRepr {
+                    sport: self.cfg.dport,
+                    dport: tsi.sport,
+                    gsi: tsi.gsi,
+                    parity: is_parity,
+                    var_pktlen: false,
+                    body: Body::Nak(Nak {
+                        sqn: chunk[0],
+                        src_nla: target,
+                        grp_nla: peer.group,
+                    }),
+                    options,
+                    payload: &[],
+                };
+                self.out.push_back((target, repr.to_vec(), None));
+                packets += 1;
+                if is_parity {
+                    self.stats.parity_naks_sent += 1;
+                } else {
+                    self.stats.nak_sqns_sent += chunk.len() as u64;
+                    peer.stats.nak_sqns_sent += chunk.len() as u64;
+                }
             }
-            let repr = PacketRepr {
-                sport: self.cfg.dport,
-                dport: tsi.sport,
-                gsi: tsi.gsi,
-                parity: false,
-                var_pktlen: false,
-                body: Body::Nak(Nak {
-                    sqn: chunk[0],
-                    src_nla: target,
-                    grp_nla: peer.group,
-                }),
-                options,
-                payload: &[],
-            };
-            self.out.push_back((target, repr.to_vec(), None));
-            packets += 1;
-            self.stats.nak_sqns_sent += chunk.len() as u64;
-            peer.stats.nak_sqns_sent += chunk.len() as u64;
         }
         peer.credit = peer.credit.saturating_sub(packets);
         peer.stats.naks_sent += u64::from(packets);
@@ -1142,6 +1223,72 @@ impl Receiver {
         if let Some(b) = &mut self.nak_bucket {
             b.take(now, u64::from(packets));
         }
+    }
+
+    /// RFC 3208 §11.5: for a peer that sends parity on demand, takes out of `sqns` those of
+    /// full transmission groups (the window has seen the group's last sqn: loss detection at
+    /// group boundaries) and returns one parity NAK entry per such group, `tg | (count − 1)`,
+    /// count = the group's missing sqns minus the parity already held for it. A sqn of the
+    /// leading partial group waits (back in back-off, the round not counted) for its group to
+    /// fill, for up to NAK_RPT_IVL + NAK_BO_IVL after its loss was detected; then, or after
+    /// [`PARITY_NAK_ROUNDS`] parity NAKs, or at once when its group's parity did not decode,
+    /// it is NAKed selectively.
+    fn parity_entries(&mut self, now: Instant, tsi: Tsi, sqns: &mut Vec<SeqNo>) -> Vec<SeqNo> {
+        let timing = self.cfg.nak;
+        let rng = &mut self.rng;
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return Vec::new();
+        };
+        let (Some(groups), Some(w)) = (peer.fec.as_ref(), peer.window.as_mut()) else {
+            return Vec::new();
+        };
+        if !groups.on_demand() {
+            return Vec::new();
+        }
+        let k = groups.k() as u32;
+        let lead = w.lead();
+        let patience = timing.rpt_ivl + timing.bo_ivl;
+        let mut entries: Vec<SeqNo> = Vec::new();
+        let mut deferred = Vec::new();
+        let mut asked = 0u64;
+        sqns.retain(|&sqn| {
+            let tg = groups.group_of(sqn);
+            let Some(held) = groups.parity_held(tg) else {
+                return true;
+            };
+            let Some(m) = w.missing_mut(sqn) else {
+                return true;
+            };
+            let full = tg.add(k - 1).diff(lead) <= 0;
+            if !full {
+                if now.saturating_duration_since(m.since) < patience {
+                    m.rounds = m.rounds.saturating_sub(1);
+                    deferred.push(sqn);
+                    return false;
+                }
+                return true;
+            }
+            if m.rounds > PARITY_NAK_ROUNDS {
+                return true;
+            }
+            if !entries.iter().any(|e| e.0 & !(k - 1) == tg.0) {
+                let missing = (0..k)
+                    .filter(|&i| w.missing_mut(tg.add(i)).is_some())
+                    .count();
+                let count = missing.saturating_sub(held).max(1) as u32;
+                asked += u64::from(count);
+                entries.push(tg.add(count - 1));
+            }
+            false
+        });
+        if !deferred.is_empty() {
+            let at = backoff(rng, &timing, now).max(now + timing.bo_ivl / 8);
+            for sqn in deferred {
+                w.reschedule(sqn, Phase::BackOff, at);
+            }
+        }
+        self.stats.parity_nak_sqns_sent += asked;
+        entries
     }
 
     /// SPMR multicast (for suppression) and unicast to the data's sender

@@ -36,7 +36,8 @@ pub use self::{
 };
 use crate::{
     config::{
-        JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget, SourceConfig,
+        FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
+        SourceConfig,
     },
     receiver::{PeerStats, ReceiverStats},
     source::SourceStats,
@@ -101,6 +102,12 @@ pub struct EngineOptions {
     pub gsi: Option<Gsi>,
     /// Sender: a fixed data-source port instead of a random one.
     pub sport: Option<u16>,
+    /// Sender: FEC parity, pro-active and/or on demand (docs/fec.md); off by default, and
+    /// ours-only: OpenPGM receivers must not be fed parity.
+    pub fec: Option<FecConfig>,
+    /// Receiver: use the parity a source advertises (decode groups, and ask for parity with
+    /// parity NAKs when the source offers it on demand); off by default.
+    pub fec_receive: bool,
 }
 
 impl Default for EngineOptions {
@@ -118,6 +125,8 @@ impl Default for EngineOptions {
             peer_expiry: Duration::from_mins(5),
             gsi: None,
             sport: None,
+            fec: None,
+            fec_receive: false,
         }
     }
 }
@@ -264,6 +273,18 @@ impl SocketOptions {
         self.engine.peer_expiry = expiry;
         self
     }
+    /// Sets [`EngineOptions::fec`].
+    #[must_use]
+    pub fn with_fec(mut self, fec: Option<FecConfig>) -> Self {
+        self.engine.fec = fec;
+        self
+    }
+    /// Sets [`EngineOptions::fec_receive`].
+    #[must_use]
+    pub fn with_fec_receive(mut self, on: bool) -> Self {
+        self.engine.fec_receive = on;
+        self
+    }
     /// Sets [`EngineOptions::gsi`].
     #[must_use]
     pub fn with_gsi(mut self, gsi: Gsi) -> Self {
@@ -401,6 +422,7 @@ impl SocketOptions {
             )));
         }
         cfg.repair = r;
+        cfg.fec = e.fec;
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)
     }
@@ -441,6 +463,7 @@ impl SocketOptions {
         }
         cfg.peer_expiry = e.peer_expiry;
         cfg.join = e.join;
+        cfg.fec = e.fec_receive;
         // Receivers that lose the same packet must not back off in lock-step.
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)

@@ -199,6 +199,26 @@ impl Lan {
         }
     }
 
+    /// Lets the source's first SPMs reach everyone (with jitter, data sent at once could
+    /// overtake them, and a receiver would join at the first data it sees), then sends
+    /// APDUs `0..count` of `size` bytes, one every 100 µs (10 000/s), draining the receivers
+    /// every 8.
+    #[allow(dead_code, reason = "not every scenario file paces its sends")]
+    pub(crate) fn send_paced(&mut self, count: u64, size: usize) {
+        let sizes = |_| size;
+        self.sim.run_for(Duration::from_millis(5)).expect("sim");
+        for i in 0..count {
+            let data = apdu(i, size);
+            self.sim
+                .with_node_mut(self.src, |s: &mut Source, now| s.send(now, &data))
+                .expect("paced below the rate limit");
+            self.sim.run_for(Duration::from_micros(100)).expect("sim");
+            if i % 8 == 0 {
+                self.drain(&sizes);
+            }
+        }
+    }
+
     /// Runs until every checker reached `count` APDUs or `max` passes.
     pub(crate) fn finish(&mut self, count: u64, sizes: &dyn Fn(u64) -> usize, max: Duration) {
         let deadline = self.sim.now() + max;

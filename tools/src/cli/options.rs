@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use pgm::{
     socket::{NakProfile, SocketOptions},
-    JoinPolicy, NakTiming, ReceiverLimits, RepairBudget,
+    FecConfig, JoinPolicy, NakTiming, ReceiverLimits, RepairBudget,
 };
 
 /// Parses a rate in bits/s: a number with an optional k, M or G suffix (decimal: 100M = 10^8),
@@ -118,6 +118,25 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses `--fec K[,H]`: groups of K (a power of two in 2..=128) with H pro-active parity
+/// packets each; H = 0 (or absent) means parity on demand only.
+pub(super) fn parse_fec(s: &str) -> Result<FecConfig, String> {
+    let (k, h) = s.split_once(',').unwrap_or((s, "0"));
+    let k: u8 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("--fec {s}: K must be a power of two in 2..=128"))?;
+    let h: u8 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("--fec {s}: H must be a number of parity packets 0..=K"))?;
+    if h == 0 {
+        FecConfig::on_demand(k)
+    } else {
+        FecConfig::proactive(k, h)
+    }
+}
+
 /// Parses a share in `[0.01, 0.9]`.
 pub fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -193,6 +212,10 @@ impl From<NakProfileArg> for NakProfile {
 
 /// Options both tools take.
 #[derive(Debug, Clone, clap::Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line switches, one field each"
+)]
 pub struct CommonArgs {
     /// Largest IP datagram (max TPDU / MTU), IP header included.
     #[arg(long, default_value_t = 1500, value_name = "BYTES")]
@@ -216,6 +239,18 @@ pub struct CommonArgs {
     /// send (`UDP_SEGMENT`; the datagrams on the wire are the same either way).
     #[arg(long)]
     pub no_gso: bool,
+    /// Sender: FEC (Reed-Solomon parity, docs/fec.md; ours-only, never with OpenPGM
+    /// receivers): transmission groups of K packets (a power of two, 2..128) with H
+    /// pro-active parity packets after each; `K` or `K,0` sends parity only on demand.
+    #[arg(long, value_parser = parse_fec, value_name = "K[,H]")]
+    pub fec: Option<FecConfig>,
+    /// Sender: also answer parity NAKs with fresh parity (with --fec K,H).
+    #[arg(long, requires = "fec")]
+    pub fec_ondemand: bool,
+    /// Receiver: use the parity a source advertises: rebuild lost packets from it, and ask
+    /// for it with parity NAKs when the source offers it on demand.
+    #[arg(long)]
+    pub fec_receive: bool,
     /// Sender: share of the wire repairs (NCF + RDATA) may take while new data waits, and of
     /// the rate limit [default: 0.4].
     #[arg(long, value_parser = parse_share, value_name = "FRACTION")]
@@ -294,7 +329,16 @@ impl CommonArgs {
 
     /// The socket options these arguments ask for.
     pub fn socket_options(&self) -> SocketOptions {
+        let fec = self.fec.map(|f| {
+            if self.fec_ondemand {
+                f.with_on_demand()
+            } else {
+                f
+            }
+        });
         let mut o = SocketOptions::default()
+            .with_fec(fec)
+            .with_fec_receive(self.fec_receive)
             .with_tpdu(self.tpdu)
             .with_nak(self.nak_profile())
             .with_join(self.join.into())
@@ -384,6 +428,28 @@ mod tests {
         use clap::Parser as _;
         let argv = std::iter::once("tool").chain(args.iter().copied());
         Cli::try_parse_from(argv).map(|c| c.common.socket_options())
+    }
+
+    #[test]
+    fn fec_flags() {
+        let d = options(&[]).unwrap();
+        assert_eq!((d.engine.fec, d.engine.fec_receive), (None, false));
+        let o = options(&["--fec", "16,2", "--fec-ondemand", "--fec-receive"]).unwrap();
+        let f = o.engine.fec.unwrap();
+        assert_eq!((f.group_size(), f.proactive_count()), (16, 2));
+        assert!(f.is_on_demand() && o.engine.fec_receive);
+        let f = options(&["--fec", "8"]).unwrap().engine.fec.unwrap();
+        assert_eq!(
+            (f.group_size(), f.proactive_count(), f.is_on_demand()),
+            (8, 0, true)
+        );
+        let f = options(&["--fec", "8,1"]).unwrap().engine.fec.unwrap();
+        assert!(!f.is_on_demand());
+        for bad in ["12,1", "256", "8,9", "x", "8,y", "1"] {
+            let e = options(&["--fec", bad]).unwrap_err().to_string();
+            assert!(e.contains("--fec"), "{bad}: {e}");
+        }
+        assert!(options(&["--fec-ondemand"]).is_err(), "needs --fec");
     }
 
     #[test]

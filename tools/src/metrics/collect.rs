@@ -181,8 +181,28 @@ pub(crate) const SOURCE: &[Row<SendStats>] = &[
     ),
     counter(
         "source_parity_naks_ignored",
-        "Parity NAKs ignored (no FEC).",
+        "Parity NAKs ignored (no FEC on demand).",
         |s| s.engine.parity_naks_ignored as f64,
+    ),
+    counter(
+        "source_parity_naks_received",
+        "Parity NAKs accepted (FEC on demand).",
+        |s| s.engine.parity_naks_received as f64,
+    ),
+    counter(
+        "source_parity_sent",
+        "Pro-active parity packets sent (FEC).",
+        |s| s.engine.parity_sent as f64,
+    ),
+    counter(
+        "source_on_demand_parity_sent",
+        "Parity packets sent on demand (RDATA with OPT_PARITY).",
+        |s| s.engine.on_demand_parity_sent as f64,
+    ),
+    counter(
+        "source_parity_eliminated",
+        "Parity asked for that parity sent within the elimination interval covered.",
+        |s| s.engine.parity_eliminated as f64,
     ),
     counter("source_nnaks_received", "NNAKs received.", |s| {
         s.engine.nnaks_received as f64
@@ -281,6 +301,21 @@ pub(crate) const RECEIVER: &[Row<RecvStats>] = &[
         "receiver_parity_dropped",
         "Parity (FEC) packets dropped.",
         |s| s.engine.parity_dropped as f64,
+    ),
+    counter(
+        "receiver_parity_received",
+        "Parity (FEC) packets kept for decoding.",
+        |s| s.engine.parity_received as f64,
+    ),
+    counter(
+        "receiver_fec_recovered",
+        "Data packets rebuilt from parity.",
+        |s| s.engine.fec_recovered as f64,
+    ),
+    counter(
+        "receiver_parity_naks_sent",
+        "Parity NAK packets sent (FEC on demand).",
+        |s| s.engine.parity_naks_sent as f64,
     ),
     counter("receiver_spm_received", "SPMs accepted.", |s| {
         s.engine.spm_received as f64
