@@ -34,7 +34,7 @@ use crate::{
                   unless --timeout says otherwise; without either it waits forever unless \
                   --timeout is given. --timeout 0 means forever.\n\
                   --verify prints one JSON line at the end: received, gaps, duplicates, corrupt, \
-                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, first_seq, last_seq, senders, \
+                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, fec_recovered, first_seq, last_seq, senders, \
                   parse_errors, checksum_errors; \
                   it exits 1 when gaps, corrupt or unrecoverable are not 0 or fewer than --count \
                   messages arrived."
@@ -161,6 +161,7 @@ impl Verifier {
             ("elapsed_s", round3(elapsed_s).into()),
             ("msgs_per_s", msgs_per_s(self.received, elapsed_s).into()),
             ("naks_sent", engine.naks_sent.into()),
+            ("fec_recovered", engine.fec_recovered.into()),
             ("first_seq", self.first_seq.into()),
             ("last_seq", self.last_seq.into()),
             ("senders", senders.into()),
@@ -177,6 +178,8 @@ impl Verifier {
 pub struct EngineCounts {
     /// NAK packets sent.
     pub naks_sent: u64,
+    /// Data packets rebuilt from FEC parity.
+    pub fec_recovered: u64,
     /// Packets that failed to parse.
     pub parse_errors: u64,
     /// Packets that failed the checksum.
@@ -294,6 +297,7 @@ pub fn run_recv(
         elapsed_s,
         engine: EngineCounts {
             naks_sent: stats.engine.naks_sent,
+            fec_recovered: stats.engine.fec_recovered,
             parse_errors: stats.engine.parse_errors,
             checksum_errors: stats.engine.checksum_errors,
             last_mono_ns: activity

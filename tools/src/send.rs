@@ -26,7 +26,7 @@ use crate::{
                   i (u64 BE), a CRC-32 of bytes 12.. (u32 BE) and filler; pgm-recv --verify \
                   checks them.\nPrints one JSON line on stdout at the end: sent, bytes, \
                   elapsed_s (first to last original send, linger excluded), msgs_per_s, \
-                  naks_received, ncf_sent, rdata_sent."
+                  naks_received, ncf_sent, rdata_sent, parity_sent."
 )]
 pub struct SendArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -73,8 +73,10 @@ pub struct SendReport {
     pub naks_received: u64,
     /// NCFs sent.
     pub ncf_sent: u64,
-    /// RDATA sent.
+    /// RDATA sent (on-demand parity not included).
     pub rdata_sent: u64,
+    /// FEC parity packets sent, pro-active and on demand.
+    pub parity_sent: u64,
     /// CLOCK_MONOTONIC (ns) when the last message was on the wire (benchmark repair tails).
     pub last_mono_ns: u64,
 }
@@ -88,6 +90,7 @@ impl SendReport {
             self.elapsed_s,
             [self.naks_received, self.ncf_sent, self.rdata_sent],
         );
+        fields.push(("parity_sent", self.parity_sent.into()));
         fields.push(("last_mono_ns", self.last_mono_ns.into()));
         json_line(&fields)
     }
@@ -192,6 +195,7 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
     report.naks_received = st.engine.naks_received;
     report.ncf_sent = st.engine.ncf_sent;
     report.rdata_sent = st.engine.rdata_sent;
+    report.parity_sent = st.engine.parity_sent + st.engine.on_demand_parity_sent;
     if let Some(e) = &st.last_send_error {
         if !args.common.quiet {
             eprintln!("pgm-send: {} send errors, last: {e}", st.io.send_errors);
