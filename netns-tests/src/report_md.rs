@@ -5,6 +5,10 @@
 use std::path::Path;
 use std::process::Command;
 
+/// The section of `BENCHMARKS.md` kept by hand (FEC figures from the simulator and the
+/// namespace tests, docs/fec.md): `scripts/bench` keeps it as it is.
+pub const FEC_HEADING: &str = "## FEC (forward error correction)";
+
 /// `existing` with its section `heading` (up to the next `## ` heading or the end) replaced by
 /// `section`, or with `section` appended when there is none.
 pub fn splice_section(existing: &str, heading: &str, section: &str) -> String {
