@@ -296,3 +296,44 @@ pub fn check_capture(pcap: &Path, port: u16) -> Result<CaptureReport, String> {
     }
     Ok(rep)
 }
+
+/// tshark checks of a run's capture `c` of PGM on `port` (stopped here; deleted when `run_ok`
+/// and everything passed): nothing malformed or warned about, ODATA present, and RDATA too
+/// when the run was `lossy`.
+pub fn capture_problems(
+    c: &mut crate::lan::Capture,
+    name: &str,
+    port: u16,
+    lossy: bool,
+    run_ok: bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let stats = c.stop().unwrap_or_else(|e| e.to_string());
+    match check_capture(c.path(), port) {
+        Ok(rep) => {
+            eprintln!(
+                "{name}: capture {}: {}\n  {stats}",
+                c.path().display(),
+                rep.describe()
+            );
+            if !rep.is_clean() {
+                problems.push(format!(
+                    "capture {}: {}",
+                    c.path().display(),
+                    rep.describe()
+                ));
+            }
+            if rep.types.get("ODATA").copied().unwrap_or(0) == 0 {
+                problems.push("capture holds no ODATA".to_owned());
+            }
+            if lossy && rep.types.get("RDATA").copied().unwrap_or(0) == 0 {
+                problems.push("capture holds no RDATA".to_owned());
+            }
+        }
+        Err(e) => problems.push(format!("tshark: {e}")),
+    }
+    if run_ok && problems.is_empty() {
+        let _ = std::fs::remove_file(c.path());
+    }
+    problems
+}

@@ -3,7 +3,8 @@
 //! same LAN: with selective repair only, then with `pgm-send --fec 16` (parity on demand) and
 //! `pgm-recv --fec-receive`. Both runs must deliver everything; the parity run must rebuild
 //! most losses from parity and spend fewer repair packets per lost packet than the selective
-//! run.
+//! run. The parity run is captured on the bridge and checked with tshark (when installed):
+//! our parity NAKs, parity NCFs and parity RDATA are well-formed, checksums good.
 //!
 //! Needs root (namespaces, raw sockets, nftables); prints SKIPPED and passes otherwise.
 
@@ -12,9 +13,10 @@ use std::time::Duration;
 use netns_tests::lan::Lan;
 use netns_tests::named_tests;
 use netns_tests::tools::{
-    assert_no_problems, begin_test, complete_problems, run_tools, Encap, RecvOpts, SendOpts,
-    ToolsRun,
+    assert_no_problems, begin_test, capture_for_tshark, complete_problems, run_tools, Encap,
+    RecvOpts, SendOpts, ToolsRun,
 };
+use netns_tests::tshark::capture_problems;
 
 const PORT: u16 = 7610;
 const LIMIT: Duration = Duration::from_mins(1);
@@ -62,8 +64,13 @@ fn on_demand_vs_selective(name: &str, encap: Encap) {
         lan.set_loss(h, 100, 0).expect("setting loss");
     }
     let (sel_run, mut problems, (sel_repairs, sel_lost, _)) = run(&lan, encap, false);
+    let mut cap = capture_for_tshark(&lan, name, &format!("ip proto 113 or udp port {PORT}"));
     let (fec_run, fec_problems, (fec_repairs, fec_lost, rebuilt)) = run(&lan, encap, true);
     problems.extend(fec_problems);
+    if let Some(c) = cap.as_mut() {
+        let ok = problems.is_empty();
+        problems.extend(capture_problems(c, name, PORT, true, ok));
+    }
     let per = |repairs: u64, lost: u64| repairs as f64 / lost.max(1) as f64;
     let (sel, fec) = (per(sel_repairs, sel_lost), per(fec_repairs, fec_lost));
     eprintln!(

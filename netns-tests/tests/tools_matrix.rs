@@ -13,13 +13,13 @@
 
 use std::time::Duration;
 
-use netns_tests::lan::{Capture, Lan};
+use netns_tests::lan::Lan;
 use netns_tests::named_tests;
 use netns_tests::tools::{
     assert_no_problems, begin_test, capture_for_tshark, complete_problems, run_tools, Encap,
     RecvOpts, SendOpts,
 };
-use netns_tests::tshark::check_capture;
+use netns_tests::tshark::capture_problems;
 
 const PORT: u16 = 7600;
 const LIMIT: Duration = Duration::from_secs(50);
@@ -83,44 +83,12 @@ fn matrix(name: &str, encap: Encap, large: bool, loss_permille: u32, capture: bo
         problems.extend(capture_problems(
             c,
             name,
+            PORT,
             loss_permille > 0,
             problems.is_empty(),
         ));
     }
     assert_no_problems(name, &problems, &run.all());
-}
-
-/// tshark checks of a run's bridge capture (deleted when everything passed).
-fn capture_problems(c: &mut Capture, name: &str, lossy: bool, run_ok: bool) -> Vec<String> {
-    let mut problems = Vec::new();
-    let stats = c.stop().unwrap_or_else(|e| e.to_string());
-    match check_capture(c.path(), PORT) {
-        Ok(rep) => {
-            eprintln!(
-                "{name}: capture {}: {}\n  {stats}",
-                c.path().display(),
-                rep.describe()
-            );
-            if !rep.is_clean() {
-                problems.push(format!(
-                    "capture {}: {}",
-                    c.path().display(),
-                    rep.describe()
-                ));
-            }
-            if rep.types.get("ODATA").copied().unwrap_or(0) == 0 {
-                problems.push("capture holds no ODATA".to_owned());
-            }
-            if lossy && rep.types.get("RDATA").copied().unwrap_or(0) == 0 {
-                problems.push("capture holds no RDATA".to_owned());
-            }
-        }
-        Err(e) => problems.push(format!("tshark: {e}")),
-    }
-    if run_ok && problems.is_empty() {
-        let _ = std::fs::remove_file(c.path());
-    }
-    problems
 }
 
 named_tests! {
