@@ -212,6 +212,11 @@ impl Transport for UdpTransport {
                     continue;
                 };
                 let dst = IpAddr::V4(info.dst.unwrap_or(rs.bound));
+                if !self.cfg.accepts_source(IpAddr::V4(src)) {
+                    self.stats.source_filtered += 1;
+                    batch.skip(1);
+                    continue;
+                }
                 if !self.cfg.wants(dst) {
                     self.stats.filtered += 1;
                     batch.skip(1);

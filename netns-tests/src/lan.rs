@@ -593,6 +593,35 @@ impl Lan {
         Capture::start(&self.bridge_ns, "br0", path.as_ref(), filter)
     }
 
+    /// Turns IGMP snooping on the bridge on (with an IGMPv3 querier, so that it learns which
+    /// ports want which (S, G) and (*, G)) or off again (multicast floods to every port).
+    /// The bridge still floods for about a second after it is turned on.
+    pub fn set_igmp_snooping(&self, on: bool) -> io::Result<()> {
+        let flag = if on { "1" } else { "0" };
+        let set = |args: &[&str]| {
+            let mut all = vec![
+                "-n",
+                &self.bridge_ns,
+                "link",
+                "set",
+                "br0",
+                "type",
+                "bridge",
+            ];
+            all.extend_from_slice(args);
+            ip(&all).map(drop)
+        };
+        // First the timing (the querier reads it when it starts): the bridge floods everything
+        // until its querier's first response interval is over, 10 s by default; 1 s here.
+        set(&[
+            "mcast_igmp_version",
+            "3",
+            "mcast_query_response_interval",
+            "100",
+        ])?;
+        set(&["mcast_querier", flag, "mcast_snooping", flag])
+    }
+
     /// Captures on host `host`'s `eth0` (what that host sends and what reaches it, before its
     /// ingress loss rules).
     pub fn capture_on(

@@ -145,6 +145,10 @@ pub struct MulticastOptions {
     pub rcvbuf: usize,
     /// SO_SNDBUF to ask for (capped at `net.core.wmem_max`).
     pub sndbuf: usize,
+    /// Receiver: source-specific multicast, (S, G) joins for these senders' addresses
+    /// instead of (*, G); packets from other sources never reach the engine. Empty (the
+    /// default): any source.
+    pub sources: Vec<IpAddr>,
 }
 
 impl Default for MulticastOptions {
@@ -155,6 +159,7 @@ impl Default for MulticastOptions {
             tos: 0,
             rcvbuf: 4 << 20,
             sndbuf: 4 << 20,
+            sources: Vec::new(),
         }
     }
 }
@@ -291,6 +296,12 @@ impl SocketOptions {
         self.engine.gsi = Some(gsi);
         self
     }
+    /// Sets [`MulticastOptions::sources`] (source-specific multicast).
+    #[must_use]
+    pub fn with_sources(mut self, sources: Vec<IpAddr>) -> Self {
+        self.multicast.sources = sources;
+        self
+    }
     /// Sets [`MulticastOptions::hops`].
     #[must_use]
     pub fn with_hops(mut self, hops: u32) -> Self {
@@ -349,6 +360,12 @@ impl SocketOptions {
             tos: m.tos,
             rcvbuf: m.rcvbuf,
             sndbuf: m.sndbuf,
+            // Source-specific joins are a receiver's; a sender joins nothing.
+            sources: if role == Role::Receiver {
+                m.sources.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 

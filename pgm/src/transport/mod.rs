@@ -61,6 +61,9 @@ pub struct TransportStats {
     /// Times the path refused segmentation offload (UDP GSO, EPGM): it is then off for the
     /// socket.
     pub gso_refused: u64,
+    /// Packets from a source outside the source-specific joins
+    /// ([`TransportConfig::sources`]) that the kernel let through.
+    pub source_filtered: u64,
 }
 
 /// A way to send and receive PGM packets in batches; implemented by [`raw::RawTransport`], by
@@ -106,6 +109,12 @@ pub enum TransportError {
     /// The group or interface is IPv6.
     #[error("IPv6 is not supported yet ({0})")]
     Ipv6NotSupported(IpAddr),
+    /// A source-specific join names a source that is not a unicast address.
+    #[error("source {0} is not a unicast address (source-specific multicast needs the sender's address)")]
+    BadSource(IpAddr),
+    /// A source-specific join names a source of the other address family than the group.
+    #[error("source {0} and group {1} are of different address families")]
+    SourceFamily(IpAddr, IpAddr),
     /// A socket call failed.
     #[error("{what}: {source}")]
     Io {
@@ -161,6 +170,10 @@ pub struct TransportConfig {
     pub rcvbuf: usize,
     /// SO_SNDBUF asked for (capped at `net.core.wmem_max`).
     pub sndbuf: usize,
+    /// Source-specific multicast: a receiver joins (S, G) for each of these sources instead
+    /// of (*, G), and drops packets from any other source (the kernel filters them too, but
+    /// not everywhere). Empty: any source.
+    pub sources: Vec<IpAddr>,
 }
 
 impl TransportConfig {
@@ -213,14 +226,38 @@ impl TransportConfig {
     /// Joins the group on the interface (by its address).
     pub fn join(&self, sock: &Socket) -> Result<(), TransportError> {
         let (addr, group) = self.v4()?;
-        sock.join_multicast_v4(&group, &addr)
-            .map_err(|e| TransportError::io(format!("join {group} on {addr}"), e))
+        if self.sources.is_empty() {
+            return sock
+                .join_multicast_v4(&group, &addr)
+                .map_err(|e| TransportError::io(format!("join {group} on {addr}"), e));
+        }
+        for &source in &self.sources {
+            let s = match source {
+                IpAddr::V4(s) if is_unicast_v4(s) => s,
+                IpAddr::V4(_) => return Err(TransportError::BadSource(source)),
+                IpAddr::V6(_) => return Err(TransportError::SourceFamily(source, group.into())),
+            };
+            sock.join_ssm_v4(&s, &group, &addr)
+                .map_err(|e| TransportError::io(format!("join ({s}, {group}) on {addr}"), e))?;
+        }
+        Ok(())
     }
 
     /// True when a packet addressed to `dst` belongs to this session: our group, or our NLA.
     pub fn wants(&self, dst: IpAddr) -> bool {
         dst == self.group || dst == self.iface.addr
     }
+
+    /// True when a packet from `src` may reach the engine: any source, or one of the
+    /// source-specific joins.
+    pub fn accepts_source(&self, src: IpAddr) -> bool {
+        self.sources.is_empty() || self.sources.contains(&src)
+    }
+}
+
+/// A unicast IPv4 address a sender can have (not multicast, broadcast or unspecified).
+fn is_unicast_v4(a: Ipv4Addr) -> bool {
+    !(a.is_multicast() || a.is_broadcast() || a.is_unspecified())
 }
 
 #[cfg(test)]

@@ -120,7 +120,10 @@ impl Transport for RawTransport {
                     batch.skip(1);
                     continue;
                 };
-                if self.cfg.wants(d.dst) {
+                if !self.cfg.accepts_source(d.src) {
+                    self.stats.source_filtered += 1;
+                    batch.skip(1);
+                } else if self.cfg.wants(d.dst) {
                     batch.push(d);
                 } else {
                     self.stats.filtered += 1;

@@ -247,6 +247,11 @@ pub struct CommonArgs {
     /// Sender: also answer parity NAKs with fresh parity (with --fec K,H).
     #[arg(long, requires = "fec")]
     pub fec_ondemand: bool,
+    /// Receiver: source-specific multicast: join (ADDR, GROUP) instead of (*, GROUP); packets
+    /// from any other source are dropped (repeatable: one join per source). ADDR is the
+    /// sender's IPv4 address.
+    #[arg(long = "source", value_name = "ADDR")]
+    pub sources: Vec<std::net::IpAddr>,
     /// Receiver: use the parity a source advertises: rebuild lost packets from it, and ask
     /// for it with parity NAKs when the source offers it on demand.
     #[arg(long)]
@@ -339,6 +344,7 @@ impl CommonArgs {
         let mut o = SocketOptions::default()
             .with_fec(fec)
             .with_fec_receive(self.fec_receive)
+            .with_sources(self.sources.clone())
             .with_tpdu(self.tpdu)
             .with_nak(self.nak_profile())
             .with_join(self.join.into())
@@ -450,6 +456,23 @@ mod tests {
             assert!(e.contains("--fec"), "{bad}: {e}");
         }
         assert!(options(&["--fec-ondemand"]).is_err(), "needs --fec");
+    }
+
+    #[test]
+    fn source_flags() {
+        assert!(options(&[]).unwrap().multicast.sources.is_empty());
+        let o = options(&["--source", "10.0.0.1", "--source", "10.0.0.2"]).unwrap();
+        assert_eq!(
+            o.multicast.sources,
+            [
+                "10.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]
+        );
+        let e = options(&["--source", "host.example"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--source"), "{e}");
     }
 
     #[test]

@@ -115,6 +115,11 @@ pub(crate) const IO: &[Row<IoStats>] = &[
         "Packets dropped on purpose (--simulated-loss).",
         |s| s.transport.simulated_loss as f64,
     ),
+    counter(
+        "transport_source_filtered",
+        "Packets the transport dropped: from a source outside the --source joins.",
+        |s| s.transport.source_filtered as f64,
+    ),
 ];
 
 /// A sender.
