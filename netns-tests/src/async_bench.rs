@@ -34,7 +34,7 @@ use crate::report_md::{commit, splice_section};
 use crate::tools::{endpoint, spawn_joined, tools_dir, wait_all, Encap, Finished, Iface};
 
 /// The heading of the section this module owns in `BENCHMARKS.md`.
-pub const HEADING: &str = "## Async vs blocking subscriber";
+pub const HEADING: &str = crate::report_md::ASYNC_HEADING;
 
 /// Payload bytes per message (the pub/sub benchmark's small-message size).
 const SIZE: usize = 64;

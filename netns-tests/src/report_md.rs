@@ -5,9 +5,18 @@
 use std::path::Path;
 use std::process::Command;
 
+/// The section of `BENCHMARKS.md` that `scripts/soak` owns.
+pub const SOAK_HEADING: &str = "## Soak";
+
+/// The section of `BENCHMARKS.md` that `scripts/bench-async` owns.
+pub const ASYNC_HEADING: &str = "## Async vs blocking subscriber";
+
 /// The section of `BENCHMARKS.md` kept by hand (FEC figures from the simulator and the
-/// namespace tests, docs/fec.md): `scripts/bench` keeps it as it is.
+/// namespace tests, docs/fec.md).
 pub const FEC_HEADING: &str = "## FEC (forward error correction)";
+
+/// The sections of `BENCHMARKS.md` that `scripts/bench` keeps as they are.
+pub const FOREIGN_SECTIONS: [&str; 3] = [SOAK_HEADING, ASYNC_HEADING, FEC_HEADING];
 
 /// `existing` with its section `heading` (up to the next `## ` heading or the end) replaced by
 /// `section`, or with `section` appended when there is none.

@@ -872,11 +872,7 @@ pub fn write_all(cfg: &Config, res: &Results) -> io::Result<()> {
     // The sections other harnesses own stay as they are (see `report_md`).
     let existing = std::fs::read_to_string(&md).unwrap_or_default();
     let mut doc = markdown(cfg, res);
-    for heading in [
-        crate::soak::report::HEADING,
-        crate::async_bench::HEADING,
-        crate::report_md::FEC_HEADING,
-    ] {
+    for heading in crate::report_md::FOREIGN_SECTIONS {
         if let Some(section) = section_of(&existing, heading) {
             doc = splice_section(&doc, heading, &section);
         }

@@ -12,7 +12,7 @@ use super::{Config, Leave, Outcome, Role, SubRun};
 use crate::report_md::{commit, splice_section};
 
 /// The heading of the section this module owns.
-pub const HEADING: &str = "## Soak";
+pub const HEADING: &str = crate::report_md::SOAK_HEADING;
 
 fn mib(kib: f64) -> String {
     format!("{:.1}", kib / 1024.0)
