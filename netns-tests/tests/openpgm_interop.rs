@@ -233,6 +233,19 @@ fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape, loss_permille: u32) 
 
 /// Our `pgm-send` on host 1 → OpenPGM receiver on host 2 (5 % ingress loss).
 fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
+    ours_to(name, encap, shape, &[]);
+}
+
+/// Issue 15: our source with parity on demand (`--fec 16`) serving OpenPGM receivers, which
+/// never send parity NAKs: they are repaired selectively, no parity packet is sent, and
+/// OPT_PARITY_PRM's 0x01 bit (the RFC's O, OpenPGM's "pro-active") turning on their FEC
+/// handling does them no harm without parity.
+fn ours_on_demand_fec_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
+    ours_to(name, encap, shape, &["--fec", "16"]);
+}
+
+/// Our `pgm-send` (with `extra` flags) → the OpenPGM receiver, 5 % loss.
+fn ours_to(name: &str, encap: Encap, shape: &Shape, extra: &[&str]) {
     let Some((_serial, peer, lan, cap)) = setup(name, LOSS_5) else {
         return;
     };
@@ -247,6 +260,7 @@ fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
         .expect("OpenPGM receiver ready");
     let mut send = SendOpts::new(shape.count, shape.size, shape.our_rate);
     send.linger_s = 3.0;
+    send.extra = extra.iter().map(|&a| a.to_owned()).collect();
     let tx = spawn_send(lan.host(0), encap, Iface::Addr, PORT, &send).expect("spawning pgm-send");
 
     let rx = wait_one(rx, start + LIMIT);
@@ -268,6 +282,12 @@ fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
     }
     if dropped == 0 {
         problems.push("the loss rule dropped nothing".to_owned());
+    }
+    if tx.get("parity_sent").is_some_and(|n| n > 0) {
+        problems.push(format!(
+            "pgm-send sent {} parity packets to OpenPGM receivers",
+            tx.u("parity_sent")
+        ));
     }
     let run_ok = problems.is_empty();
     problems.extend(capture_problems(cap, name, run_ok));
@@ -305,6 +325,8 @@ named_tests! {
     openpgm_to_ours_raw_long_wide_loss20 => openpgm_to_ours(Encap::Raw, &LONG_WIDE, LOSS_20);
     openpgm_to_ours_epgm_long_wide_loss20 => openpgm_to_ours(Encap::Udp, &LONG_WIDE, LOSS_20);
     ours_to_openpgm_raw_small => ours_to_openpgm(Encap::Raw, &SMALL);
+    ours_on_demand_fec_to_openpgm_raw_small => ours_on_demand_fec_to_openpgm(Encap::Raw, &SMALL);
+    ours_on_demand_fec_to_openpgm_epgm_small => ours_on_demand_fec_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_epgm_small => ours_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_raw_fragmented => ours_to_openpgm(Encap::Raw, &FRAGMENTED);
     ours_to_openpgm_epgm_fragmented => ours_to_openpgm(Encap::Udp, &FRAGMENTED);
