@@ -187,6 +187,14 @@ impl PacketRepr<'_> {
             key: key("fin"),
             value: FieldValue::Flag(o.fin),
         });
+        // The header's option bits (RFC 3208 §8, §11): a parity packet, NAK or NCF (FEC), and
+        // a parity packet of a group with packets of different lengths.
+        v.push(Field {
+            label: Some("PARITY"),
+            key: key("parity"),
+            value: FieldValue::Flag(self.parity),
+        });
+        v.push(Field::text("VAR_PKTLEN", FieldValue::Flag(self.var_pktlen)));
         v.push(Field::text("SYN", FieldValue::Flag(o.syn)));
         v.push(Field::text("RST", FieldValue::Flag(o.rst.is_some())));
         let names = o.names();
@@ -248,12 +256,21 @@ mod tests {
         };
         let fields = p.fields();
         let keyed: Vec<_> = fields.iter().filter_map(|f| f.key).collect();
-        assert_eq!(keyed, ["sqn", "nla", "group", "nak_list", "fin", "options"]);
+        assert_eq!(
+            keyed,
+            ["sqn", "nla", "group", "nak_list", "fin", "parity", "options"]
+        );
         assert_eq!(fields[1], Field::both("src", "nla", FieldValue::Addr(src)));
         assert_eq!(
             p.to_string(),
             "NAK 7500>1000 gsi 010203040506 sqn 5 src 10.0.0.1 grp 239.192.1.1 list[6,8]"
         );
+        // A parity NAK says so in both renderings.
+        let parity = PacketRepr { parity: true, ..p };
+        assert!(parity.to_string().ends_with("list[6,8] PARITY"), "{parity}");
+        assert!(parity
+            .fields()
+            .contains(&Field::both("PARITY", "parity", FieldValue::Flag(true))));
         // An unknown type shows its type byte to both, its options to neither.
         let u = PacketRepr {
             body: Body::Unknown(0x0f),
