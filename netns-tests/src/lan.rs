@@ -595,7 +595,8 @@ impl Lan {
 
     /// Turns IGMP snooping on the bridge on (with an IGMPv3 querier, so that it learns which
     /// ports want which (S, G) and (*, G)) or off again (multicast floods to every port).
-    /// The bridge still floods for about a second after it is turned on.
+    /// The bridge still floods for about a second after it is turned on (its querier's first
+    /// response interval, shortened here from 10 s).
     pub fn set_igmp_snooping(&self, on: bool) -> io::Result<()> {
         let flag = if on { "1" } else { "0" };
         let set = |args: &[&str]| {

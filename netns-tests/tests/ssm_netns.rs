@@ -110,8 +110,9 @@ fn ssm(name: &str, encap: Encap) {
     let (mut problems, mut done) = run(&lan, encap, name, false);
     lan.set_igmp_snooping(true)
         .expect("IGMP snooping on the bridge");
-    // The bridge floods until its querier's first response interval (1 s) is over.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The bridge floods until its querier's first response interval (1 s) is over; margin
+    // for a busy machine.
+    std::thread::sleep(Duration::from_millis(2500));
     let (p2, d2) = run(&lan, encap, name, true);
     problems.extend(p2);
     done.extend(d2);
