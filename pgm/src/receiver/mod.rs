@@ -776,6 +776,9 @@ impl Receiver {
     /// afresh at the new data.
     fn follow_leap(&mut self, now: Instant, tsi: Tsi) {
         let rxw_sqns = self.cfg.rxw_sqns.max(1);
+        let fits = |trail: SeqNo, sqn: SeqNo| {
+            (0..i64::from(rxw_sqns)).contains(&i64::from(sqn.diff(trail)))
+        };
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
@@ -799,7 +802,7 @@ impl Receiver {
                 .max_serial(first.sub(reach))
                 .max_serial(w.trail);
             w.jump(trail, &mut self.delivered);
-            if first.diff(w.lead()) > 1 {
+            if first.diff(w.lead()) > 1 && fits(w.trail, first) {
                 let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
                 w.extend_missing(first.sub(1), now, deadline);
             }
@@ -808,6 +811,12 @@ impl Receiver {
             *w = Window::new(first);
         }
         for (sqn, payload, fragment) in leap.held {
+            // Never a window wider than the receive window, whatever serial arithmetic the
+            // positions above led to (a fuzzer found one that grew it to gigabytes).
+            if !fits(w.trail, sqn) {
+                self.stats.ignored += 1;
+                continue;
+            }
             if sqn.diff(w.lead()) > 0 {
                 if sqn.diff(w.lead()) > 1 {
                     let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
