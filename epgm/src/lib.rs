@@ -125,10 +125,11 @@ mod tests {
 
     use super::*;
 
-    /// A group and port unlikely to clash with a parallel test run.
+    /// A group and port unlikely to clash with parallel test runs; the port is below the kernel's
+    /// ephemeral range (32768+), so no socket bound to port 0 can be holding it.
     fn endpoint(tag: u8) -> String {
         let pid = std::process::id();
-        let port = 20_000 + (pid % 20_000) as u16 + u16::from(tag);
+        let port = 10_000 + (pid % 1_900) as u16 + u16::from(tag);
         format!(
             "epgm://127.0.0.1;239.192.{}.{}:{port}",
             (pid >> 8) as u8,

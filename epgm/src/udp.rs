@@ -280,7 +280,7 @@ mod tests {
         let ep = Endpoint::parse(&format!(
             "127.0.0.1;239.192.{}.6:{}",
             (pid >> 8) as u8,
-            20_006 + (pid % 20_000) as u16
+            12_006 + (pid % 1_900) as u16
         ))
         .unwrap();
         let opts = SocketOptions::default();

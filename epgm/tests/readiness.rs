@@ -16,7 +16,7 @@ use pgm::{
 
 fn endpoint(tag: u8) -> String {
     let pid = std::process::id();
-    let port = 42_000 + (pid % 10_000) as u16 + u16::from(tag);
+    let port = 18_000 + (pid % 1_900) as u16 + u16::from(tag);
     format!(
         "epgm://127.0.0.1;239.194.{}.{}:{port}",
         (pid >> 8) as u8,

@@ -13,7 +13,7 @@ use pgm::{
 
 fn endpoint(tag: u8) -> String {
     let pid = std::process::id();
-    let port = 48_000 + (pid % 10_000) as u16 + u16::from(tag);
+    let port = 14_000 + (pid % 1_900) as u16 + u16::from(tag);
     format!("epgm://127.0.0.1;232.1.{}.{}:{port}", (pid >> 8) as u8, tag)
 }
 

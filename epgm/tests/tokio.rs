@@ -15,7 +15,7 @@ use pgm::{
 
 fn endpoint(tag: u8) -> String {
     let pid = std::process::id();
-    let port = 44_000 + (pid % 10_000) as u16 + u16::from(tag);
+    let port = 16_000 + (pid % 1_900) as u16 + u16::from(tag);
     format!(
         "epgm://127.0.0.1;239.195.{}.{}:{port}",
         (pid >> 8) as u8,

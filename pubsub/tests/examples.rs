@@ -53,7 +53,7 @@ fn subscriber_example_gets_the_publishers_quotes(name: &str, group: u8) {
     let endpoint = format!(
         "epgm://lo;239.192.{group}.{}:{}",
         pid % 200 + 1,
-        20_000 + pid % 10_000
+        24_000 + pid % 1_900
     );
     let mut sub = Command::new(example("pubsub", name))
         .args([&endpoint, "md.AAPL", "500"])

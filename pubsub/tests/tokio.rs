@@ -11,7 +11,7 @@ use pubsub::{
 
 fn endpoint(tag: u8) -> String {
     let pid = std::process::id();
-    let port = 46_000 + (pid % 10_000) as u16 + u16::from(tag);
+    let port = 22_000 + (pid % 1_900) as u16 + u16::from(tag);
     format!(
         "epgm://127.0.0.1;239.196.{}.{}:{port}",
         (pid >> 8) as u8,

@@ -5,7 +5,7 @@ use std::process::Command;
 
 #[test]
 fn md_demo_verifies_every_subscriber() {
-    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let port = 26_000 + (std::process::id() % 1_900) as u16;
     let out = Command::new(env!("CARGO_BIN_EXE_md-demo"))
         .args([
             "--duration",

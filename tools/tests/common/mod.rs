@@ -16,12 +16,13 @@ use pgm::socket::Clock;
 /// No test step may take longer than this.
 pub(crate) const STEP_LIMIT: Duration = Duration::from_mins(1);
 
-/// A random loopback endpoint: group 239.192.x.y, port 20000..60000.
+/// A random loopback endpoint: group 239.192.x.y, port 28000..32000 (below the kernel's ephemeral
+/// range, so no socket bound to port 0 can be holding it).
 pub(crate) fn endpoint() -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     let r = h.finish();
-    let port = 20_000 + (r % 40_000) as u16;
+    let port = 28_000 + (r % 4_000) as u16;
     let (x, y) = ((r >> 16) as u8, ((r >> 24) as u8).max(1));
     format!("epgm://127.0.0.1;239.192.{x}.{y}:{port}")
 }
