@@ -64,7 +64,8 @@ use pgm::{
     config::SLOT_COST,
     time::Instant,
     wire::{
-        checksum, Body, Data, Fragment, Gsi, Nak, NakList, Options, PacketRepr, SeqNo, Spm, Tsi,
+        checksum, options::ParityPrm, Body, Data, Fragment, Gsi, Nak, NakList, Options, PacketRepr,
+        SeqNo, Spm, Tsi,
     },
     Event, JoinPolicy, NakTiming, PeerStats, Receiver, ReceiverConfig, ReceiverStats,
 };
@@ -288,6 +289,7 @@ fn receiver_config(inp: &mut Input<'_>) -> ReceiverConfig {
     let b = inp.u8();
     c.peer_expiry = Duration::from_secs([300, 300, 60, 5][usize::from(b % 4)]);
     c.rng_seed = u64::from(b >> 2);
+    c.fec = b & 0x80 == 0;
     c
 }
 
@@ -520,8 +522,24 @@ impl World {
                 (lead.wrapping_sub(u32::from(inp.u16())), lead)
             }
         };
+        // OPT_PARITY_PRM (RFC 3208 §11): any group size, pro-active and/or on demand, so that
+        // parity decoding and parity NAKs are exercised too.
+        let parity_prm = match inp.u8() % 4 {
+            0 => None,
+            1 => Some(inp.u32()),
+            _ => Some(1 << (1 + inp.u8() % 7)),
+        }
+        .map(|tgs| {
+            let b = inp.u8();
+            ParityPrm {
+                proactive: b & 1 == 1,
+                on_demand: b & 2 == 2,
+                tgs,
+            }
+        });
         let options = Options {
             fin: inp.u8() < 24,
+            parity_prm,
             ..Options::default()
         };
         let body = Body::Spm(Spm {
@@ -562,7 +580,19 @@ impl World {
             src_nla: SRC4,
             grp_nla: inp.pick(&[GROUP4, GROUP4, GROUP6, OTHER]),
         });
-        downstream(k, body, &options, &[])
+        let t = tsi(k);
+        PacketRepr {
+            sport: t.sport,
+            dport: DPORT,
+            gsi: t.gsi,
+            // Sometimes a parity NCF (RFC 3208 §11.3.2), confirming parity NAKs.
+            parity: inp.u8() < 32,
+            var_pktlen: false,
+            body,
+            options,
+            payload: &[],
+        }
+        .to_vec()
     }
 
     /// Another receiver's NAK for session `k` (multicast, so ours hears it; sometimes unicast,

@@ -99,6 +99,8 @@ pub struct SourceStats {
     /// Entries in the repair queue: a sqn several NAKers asked for is queued once for each
     /// (and sent once).
     pub repairs_queued: u64,
+    /// On-demand parity packets queued now (at most one per-NAKer burst per NAKer slot).
+    pub parity_queued: u64,
     /// TXW_LEAD now: the last sqn sent.
     pub txw_lead: SeqNo,
     /// TXW_TRAIL now: the oldest sqn held for repair.
@@ -189,7 +191,7 @@ pub struct Source {
     /// On-demand parity: which indices each group used (FEC on demand).
     on_demand: Option<OnDemand>,
     /// On-demand parity owed, served as repairs: (group, index).
-    parity_repairs: VecDeque<(SeqNo, u8)>,
+    parity_repairs: RepairQueue<(SeqNo, u8)>,
     /// Parity NCFs to send: `tg | (count − 1)` as the parity NAKs asked.
     parity_ncf: Vec<SeqNo>,
     stats: SourceStats,
@@ -229,7 +231,7 @@ impl Source {
                 .fec
                 .filter(crate::config::FecConfig::is_on_demand)
                 .map(|f| OnDemand::new(f.group_size(), f.proactive_count())),
-            parity_repairs: VecDeque::new(),
+            parity_repairs: RepairQueue::default(),
             parity_ncf: Vec::new(),
             stats: SourceStats::default(),
             cfg,
@@ -247,6 +249,7 @@ impl Source {
         s.txw_packets = self.txw.packets.len() as u64;
         s.txw_bytes = self.txw.bytes as u64;
         s.repairs_queued = self.repairs.len() as u64;
+        s.parity_queued = self.parity_repairs.len() as u64;
         s.txw_lead = self.txw_lead();
         s.txw_trail = self.txw_trail();
         s.queued_packets = self.queue.len() as u64;
@@ -463,8 +466,15 @@ impl Source {
                     now,
                 )
             });
-            let granted = naker.take(now, u64::from(count)) as u8;
+            // As for selective repairs: no more than one burst waits for a NAKer's slot.
+            let room = (budget.per_naker_burst as usize)
+                .saturating_sub(self.parity_repairs.slot_len(slot))
+                .min(usize::from(count)) as u64;
+            let granted = naker.take(now, room) as u8;
             self.stats.nak_sqns_over_budget += u64::from(count - granted);
+            if granted == 0 {
+                continue;
+            }
             let Some(od) = self.on_demand.as_mut() else {
                 return;
             };
@@ -475,8 +485,9 @@ impl Source {
                 continue;
             }
             self.parity_ncf.push(sqn);
-            self.parity_repairs
-                .extend(indices.into_iter().map(|h| (tg, h)));
+            for h in indices {
+                self.parity_repairs.push(slot, (tg, h));
+            }
         }
     }
 
@@ -611,13 +622,13 @@ impl Source {
         }
         // RFC 3208 §11.4: on-demand parity only after the group's pro-active parity.
         while self.parity_owed.is_empty() {
-            let Some(&(tg, h)) = self.parity_repairs.front() else {
+            let Some((_, (tg, h))) = self.parity_repairs.peek() else {
                 break;
             };
             if !self.repair_may_send(now) {
                 break;
             }
-            self.parity_repairs.pop_front();
+            self.parity_repairs.pop();
             if let Some(t) = self.emit_parity(now, buf, tg, h, true) {
                 return Some(t);
             }
@@ -902,17 +913,18 @@ impl Source {
     }
 }
 
-/// Sqns owed RDATA, one queue per NAKer slot (see [`naker_slot`]), served round-robin: a NAKer
-/// that asks for a lot waits behind its own requests, not in front of everyone else's.
+/// Repairs owed (sqns for RDATA, or `(tg, index)` parity packets), one queue per NAKer slot
+/// (see [`naker_slot`]), served round-robin: a NAKer that asks for a lot waits behind its own
+/// requests, not in front of everyone else's.
 #[derive(Debug)]
-struct RepairQueue {
-    slots: Vec<VecDeque<SeqNo>>,
+struct RepairQueue<T = SeqNo> {
+    slots: Vec<VecDeque<T>>,
     /// The slot served next.
     turn: usize,
     len: usize,
 }
 
-impl Default for RepairQueue {
+impl<T> Default for RepairQueue<T> {
     fn default() -> Self {
         RepairQueue {
             slots: (0..NAKER_BUCKETS).map(|_| VecDeque::new()).collect(),
@@ -922,30 +934,30 @@ impl Default for RepairQueue {
     }
 }
 
-impl RepairQueue {
-    fn push(&mut self, slot: usize, sqn: SeqNo) {
-        self.slots[slot % NAKER_BUCKETS].push_back(sqn);
+impl<T: Copy> RepairQueue<T> {
+    fn push(&mut self, slot: usize, item: T) {
+        self.slots[slot % NAKER_BUCKETS].push_back(item);
         self.len += 1;
     }
 
-    /// The slot served next and its first sqn (moving the turn to the next slot that has one).
-    fn peek(&mut self) -> Option<(usize, SeqNo)> {
+    /// The slot served next and its first item (moving the turn to the next slot that has one).
+    fn peek(&mut self) -> Option<(usize, T)> {
         if self.len == 0 {
             return None;
         }
         while self.slots[self.turn].is_empty() {
             self.turn = (self.turn + 1) % NAKER_BUCKETS;
         }
-        self.slots[self.turn].front().map(|&sqn| (self.turn, sqn))
+        self.slots[self.turn].front().map(|&item| (self.turn, item))
     }
 
-    /// Takes the sqn [`RepairQueue::peek`] showed; the next turn goes to the next slot.
-    fn pop(&mut self) -> Option<SeqNo> {
-        let (_, sqn) = self.peek()?;
+    /// Takes the item [`RepairQueue::peek`] showed; the next turn goes to the next slot.
+    fn pop(&mut self) -> Option<T> {
+        let (_, item) = self.peek()?;
         self.slots[self.turn].pop_front();
         self.len -= 1;
         self.turn = (self.turn + 1) % NAKER_BUCKETS;
-        Some(sqn)
+        Some(item)
     }
 
     fn is_empty(&self) -> bool {

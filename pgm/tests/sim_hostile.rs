@@ -18,7 +18,7 @@ use pgm::{
     sim::{Dir, LinkConfig, Node, NodeId, TapKind},
     time::Instant,
     wire::{Body, Data, Gsi, Nak, NakList, Options, PacketRepr, SeqNo, Spm, Tsi},
-    Receiver, Source, SourceConfig, Transmit,
+    FecConfig, Receiver, Source, SourceConfig, Transmit,
 };
 use support::{apdu, rx_addr, Lan, DPORT, GROUP, SRC_ADDR, TSI};
 
@@ -95,12 +95,21 @@ fn ncf(tsi: Tsi, sqn: u32) -> Vec<u8> {
 
 /// A NAK for the real session asking for `sqns` (up to 63), as any receiver would send it.
 fn nak(sqns: &[u32]) -> Vec<u8> {
+    nak_of(sqns, false)
+}
+
+/// A parity NAK (RFC 3208 §11.4) for the real session: each entry is `tg | (count − 1)`.
+fn parity_nak(entries: &[u32]) -> Vec<u8> {
+    nak_of(entries, true)
+}
+
+fn nak_of(sqns: &[u32], parity: bool) -> Vec<u8> {
     let list: Vec<SeqNo> = sqns[1..].iter().map(|&s| SeqNo(s)).collect();
     PacketRepr {
         sport: DPORT,
         dport: TSI.sport,
         gsi: TSI.gsi,
-        parity: false,
+        parity,
         var_pktlen: false,
         body: Body::Nak(Nak {
             sqn: SeqNo(sqns[0]),
@@ -496,6 +505,133 @@ fn a_nakers_repair_queue_is_bounded() {
     assert!(st.nak_sqns_over_budget >= 3 * 2000 - 500, "{st:?}");
     src.handle_packet(now, rx_addr(0), SRC_ADDR, &nak(&[1999]));
     assert_eq!(src.stats().repairs_queued, 501);
+}
+
+/// Parity NAKs (FEC on demand, docs/fec.md) are repair requests too: one NAKer has at most
+/// `per_naker_burst` parity packets waiting, however many groups and packets it asks for;
+/// another NAKer still gets in, and goes out at its own turn.
+#[test]
+fn a_nakers_parity_queue_is_bounded() {
+    const K: u32 = 16;
+    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
+    cfg.fec = Some(FecConfig::on_demand(K as u8).unwrap_or_else(|e| panic!("{e}")));
+    cfg.repair.per_naker_burst = 500;
+    cfg.repair.per_naker_rate = 1_000_000;
+    let mut src = Source::new(cfg);
+    let now = Instant::from_millis(0);
+    let mut buf = Vec::new();
+    for i in 0..2048u64 {
+        src.send(now, &apdu(i, 20)).expect("send");
+        while src.poll_transmit(now, &mut buf).is_some() {}
+    }
+    // Every group, all K packets each, three times (a new elimination interval each round).
+    let groups: Vec<u32> = (0..2048 / K).map(|g| g * K + (K - 1)).collect();
+    for round in 0..3 {
+        for chunk in groups.chunks(63) {
+            src.handle_packet(
+                now + Duration::from_secs(round),
+                FORGER,
+                SRC_ADDR,
+                &parity_nak(chunk),
+            );
+        }
+    }
+    let st = src.stats();
+    assert_eq!(st.parity_queued, 500, "{st:?}");
+    assert!(st.nak_sqns_over_budget >= 3 * 2048 - 500, "{st:?}");
+    // A real receiver's request for one packet of the last group is served within two turns.
+    let later = now + Duration::from_secs(5);
+    src.handle_packet(later, rx_addr(0), SRC_ADDR, &parity_nak(&[2048 - K]));
+    assert_eq!(src.stats().parity_queued, 501);
+    let mut groups_sent = Vec::new();
+    while groups_sent.len() < 4 {
+        let t = src
+            .poll_transmit(later, &mut buf)
+            .expect("repairs are owed");
+        let p = PacketRepr::parse(&buf[..t.len]).expect("own packet");
+        if let (true, Body::Rdata(d)) = (p.parity, p.body) {
+            groups_sent.push(d.sqn.0 & !(K - 1));
+        }
+    }
+    assert!(
+        groups_sent[..2].contains(&(2048 - K)),
+        "parity order {groups_sent:?}"
+    );
+}
+
+/// A storm of forged parity NAKs (63 groups × all their packets, 10 a millisecond) against an
+/// on-demand source leaves it at least half its clean rate, and a real receiver that rebuilds
+/// its 2 % loss from parity still gets everything.
+#[test]
+fn a_parity_nak_storm_leaves_the_source_its_rate() {
+    const K: u32 = 16;
+    fn storm(h: &Hostile) -> Vec<(IpAddr, Vec<u8>)> {
+        let lead = h.lan.sim.node::<Source>(h.lan.src).txw_lead().0;
+        let last = (lead + 1) / K * K;
+        (0..10)
+            .map(|n| {
+                let entries: Vec<u32> = (1..=63u32)
+                    .map(|g| last.saturating_sub(K * (g + 63 * n)) | (K - 1))
+                    .collect();
+                (SRC_ADDR, parity_nak(&entries))
+            })
+            .collect()
+    }
+    fn run(storm_on: bool) -> (u64, pgm::SourceStats) {
+        let mut h = Hostile::new(
+            21,
+            1,
+            |c| {
+                c.rate = Some(5_000_000);
+                c.fec = Some(FecConfig::on_demand(K as u8).unwrap_or_else(|e| panic!("{e}")));
+            },
+            |c| c.fec = true,
+        );
+        lossy_receivers(&mut h.lan);
+        let sizes = |_| 200;
+        let end = Instant::from_millis(2000);
+        let mut i = 0u64;
+        while h.lan.sim.now() < end {
+            while h
+                .lan
+                .sim
+                .with_node_mut(h.lan.src, |s: &mut Source, now| s.send(now, &apdu(i, 200)))
+                .is_ok()
+            {
+                i += 1;
+            }
+            if storm_on {
+                h.forge(storm(&h));
+            }
+            h.lan.sim.run_for(Duration::from_millis(1)).expect("sim");
+            h.lan.drain(&sizes);
+        }
+        let odata = h.lan.sim.node::<Source>(h.lan.src).stats().odata_sent;
+        let deadline = h.lan.sim.now() + Duration::from_secs(2);
+        while h.lan.checkers[0].next < i && h.lan.sim.now() < deadline {
+            if storm_on {
+                h.forge(storm(&h));
+            }
+            h.lan.sim.run_for(Duration::from_millis(1)).expect("sim");
+            h.lan.drain(&sizes);
+        }
+        h.assert_complete(i);
+        (odata, h.lan.sim.node::<Source>(h.lan.src).stats())
+    }
+    let (clean, _) = run(false);
+    let (stormy, st) = run(true);
+    let ratio = stormy as f64 / clean as f64;
+    println!("ODATA clean {clean}, under the parity NAK storm {stormy} ({ratio:.2}); {st:?}");
+    assert!(
+        ratio >= 0.55,
+        "the storm took the source down to {ratio:.2} of its rate"
+    );
+    let burst = u64::from(pgm::RepairBudget::default().per_naker_burst);
+    assert!(st.parity_queued <= 2 * burst, "{st:?}");
+    assert!(
+        st.parity_naks_received > 10_000 && st.nak_sqns_over_budget > 0,
+        "{st:?}"
+    );
 }
 
 /// Item 4: a receiver cut off for 1 s, 3 s and 10 s of a 10 000 msg/s stream with a 64 Ki-sqn

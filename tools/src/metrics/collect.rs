@@ -254,6 +254,11 @@ pub(crate) const SOURCE: &[Row<SendStats>] = &[
         |s| s.engine.repairs_queued as f64,
     ),
     gauge(
+        "source_parity_queue",
+        "On-demand parity packets queued now.",
+        |s| s.engine.parity_queued as f64,
+    ),
+    gauge(
         "source_engine_queue_packets",
         "Packets accepted and not yet transmitted now (held by the rate limit).",
         |s| s.engine.queued_packets as f64,
