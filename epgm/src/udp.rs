@@ -29,7 +29,7 @@
 
 use std::{
     io,
-    net::{IpAddr, Ipv4Addr, SocketAddrV4},
+    net::IpAddr,
     os::fd::{AsRawFd, RawFd},
 };
 
@@ -42,17 +42,20 @@ use pgm::{
         Datagram, Outgoing, RecvBatch, Transport, TransportConfig, TransportError, TransportStats,
     },
 };
-use socket2::{Domain, Protocol, Type};
+use socket2::{Protocol, Type};
 
 /// Bytes in front of each PGM packet: IPv4 header (20) + UDP header (8).
 pub const UDP_IPV4_OVERHEAD: usize = 28;
+
+/// Bytes in front of each PGM packet over IPv6: IPv6 header (40) + UDP header (8).
+pub const UDP_IPV6_OVERHEAD: usize = 48;
 
 /// One receiving socket and the address it is bound to (the destination when PKTINFO is
 /// missing).
 #[derive(Debug)]
 struct RecvSock {
     sock: socket2::Socket,
-    bound: Ipv4Addr,
+    bound: IpAddr,
 }
 
 /// PGM over UDP. See the crate docs for the sockets it opens.
@@ -74,6 +77,7 @@ pub struct UdpTransport {
     gso: bool,
     /// `recvmmsg` headers (with IP_PKTINFO), reused.
     rx: MmsgReceiver,
+    v6: bool,
 }
 
 fn io_err(what: String) -> impl FnOnce(io::Error) -> TransportError {
@@ -84,19 +88,19 @@ impl UdpTransport {
     /// Opens the sockets for `cfg` (see the crate docs); `gso`: send runs of multicast
     /// packets with UDP GSO while the path takes it.
     pub fn open(cfg: &TransportConfig, gso: bool) -> Result<Self, TransportError> {
-        let (addr, group) = cfg.v4()?;
-        let send = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(io_err("socket(AF_INET, SOCK_DGRAM)".into()))?;
-        send.bind(&SocketAddrV4::new(addr, 0).into())
-            .map_err(io_err(format!("bind {addr}:0")))?;
+        let v6 = cfg.is_v6()?;
+        let (addr, group) = (cfg.iface.addr, cfg.group);
+        let send = Self::socket(cfg)?;
+        let local = cfg.sockaddr(addr, 0);
+        send.bind(&local.into())
+            .map_err(io_err(format!("bind {local}")))?;
         cfg.apply_send_options(&send)?;
-        let mcast = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(io_err("socket(AF_INET, SOCK_DGRAM)".into()))?;
+        let mcast = Self::socket(cfg)?;
         mcast
-            .bind(&SocketAddrV4::new(addr, 0).into())
-            .map_err(io_err(format!("bind {addr}:0")))?;
+            .bind(&local.into())
+            .map_err(io_err(format!("bind {local}")))?;
         cfg.apply_send_options(&mcast)?;
-        let to = SocketAddrV4::new(group, cfg.port);
+        let to = cfg.sockaddr(group, cfg.port);
         mcast
             .connect(&to.into())
             .map_err(io_err(format!("connect {to}")))?;
@@ -117,10 +121,16 @@ impl UdpTransport {
             recv,
             cur: 0,
             stats: TransportStats::default(),
-            tx: MmsgSender::new(),
+            tx: MmsgSender::new().with_scope(cfg.iface.index),
             gso,
             rx: MmsgReceiver::new(true),
+            v6,
         })
+    }
+
+    fn socket(cfg: &TransportConfig) -> Result<socket2::Socket, TransportError> {
+        socket2::Socket::new(cfg.domain()?, Type::DGRAM, Some(Protocol::UDP))
+            .map_err(io_err("socket(SOCK_DGRAM)".into()))
     }
 
     /// Sends a run of packets for the group through the connected socket, with GSO while the
@@ -142,16 +152,20 @@ impl UdpTransport {
         self.tx.send_connected(fd, pkts)
     }
 
-    fn recv_socket(cfg: &TransportConfig, bind: Ipv4Addr) -> Result<RecvSock, TransportError> {
-        let sock = socket2::Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
-            .map_err(io_err("socket(AF_INET, SOCK_DGRAM)".into()))?;
+    fn recv_socket(cfg: &TransportConfig, bind: IpAddr) -> Result<RecvSock, TransportError> {
+        let sock = Self::socket(cfg)?;
         sock.set_reuse_address(true)
             .map_err(io_err("SO_REUSEADDR".into()))?;
         sock.set_reuse_port(true)
             .map_err(io_err("SO_REUSEPORT".into()))?;
         cfg.apply_recv_options(&sock)?;
-        set_pktinfo(sock.as_raw_fd()).map_err(io_err("IP_PKTINFO".into()))?;
-        let at = SocketAddrV4::new(bind, cfg.port);
+        let v6 = bind.is_ipv6();
+        set_pktinfo(sock.as_raw_fd(), v6).map_err(io_err(if v6 {
+            "IPV6_RECVPKTINFO".into()
+        } else {
+            "IP_PKTINFO".into()
+        }))?;
+        let at = cfg.sockaddr(bind, cfg.port);
         sock.bind(&at.into())
             .map_err(io_err(format!("bind {at}")))?;
         Ok(RecvSock { sock, bound: bind })
@@ -211,8 +225,8 @@ impl Transport for UdpTransport {
                     batch.skip(1);
                     continue;
                 };
-                let dst = IpAddr::V4(info.dst.unwrap_or(rs.bound));
-                if !self.cfg.accepts_source(IpAddr::V4(src)) {
+                let dst = info.dst.unwrap_or(rs.bound);
+                if !self.cfg.accepts_source(src) {
                     self.stats.source_filtered += 1;
                     batch.skip(1);
                     continue;
@@ -223,7 +237,7 @@ impl Transport for UdpTransport {
                     continue;
                 }
                 batch.push(Datagram {
-                    src: IpAddr::V4(src),
+                    src,
                     dst,
                     pgm: 0..info.len,
                 });
@@ -253,7 +267,11 @@ impl Transport for UdpTransport {
     }
 
     fn ip_overhead(&self) -> usize {
-        UDP_IPV4_OVERHEAD
+        if self.v6 {
+            UDP_IPV6_OVERHEAD
+        } else {
+            UDP_IPV4_OVERHEAD
+        }
     }
 
     fn stats(&self) -> TransportStats {

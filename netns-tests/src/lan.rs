@@ -36,7 +36,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -52,6 +52,9 @@ pub const NS_PREFIX: &str = "pgmt-";
 
 /// The multicast group the tests use (each LAN is isolated, so one constant suffices).
 pub const GROUP: Ipv4Addr = Ipv4Addr::new(239, 192, 1, 1);
+
+/// The IPv6 test group (organisation-local scope, so no interface scope is needed).
+pub const GROUP6: Ipv6Addr = Ipv6Addr::new(0xff18, 0, 0, 0, 0, 0, 0x7067, 1);
 
 static LAN_COUNTER: AtomicU32 = AtomicU32::new(0);
 static STALE_CLEANUP: Once = Once::new();
@@ -198,6 +201,8 @@ pub struct Host {
     index: usize,
     ns: String,
     addr: Ipv4Addr,
+    /// The IPv6 unique-local address, once [`Lan::enable_ipv6`] gave one.
+    addr6: Option<Ipv6Addr>,
     table: String,
 }
 
@@ -215,6 +220,12 @@ impl Host {
     /// The host's IPv4 address on `eth0`.
     pub fn addr(&self) -> Ipv4Addr {
         self.addr
+    }
+
+    /// The host's IPv6 unique-local address on `eth0`; panics unless [`Lan::enable_ipv6`]
+    /// ran.
+    pub fn addr6(&self) -> Ipv6Addr {
+        self.addr6.expect("Lan::enable_ipv6 first")
     }
 
     /// The name of the host's LAN interface.
@@ -440,10 +451,53 @@ impl Lan {
                 index: i,
                 ns,
                 addr,
+                addr6: None,
                 table: format!("{}_h{num}", self.id.replace('-', "_")),
             });
         }
         self.wait_links_up()
+    }
+
+    /// Turns IPv6 on in every host and gives each `eth0` a unique-local address
+    /// `fdA:B::N/64` (A, B as in the IPv4 subnet; no duplicate address detection, so it is
+    /// usable at once). The bridge stays IPv6-less: it forwards, and floods multicast unless
+    /// [`Lan::set_igmp_snooping`] (which covers MLD too) is on.
+    pub fn enable_ipv6(&mut self) -> io::Result<()> {
+        let [_, a, b, _] = self.hosts.first().map_or([0; 4], |h| h.addr.octets());
+        for h in &mut self.hosts {
+            for key in [
+                "net.ipv6.conf.all.disable_ipv6",
+                "net.ipv6.conf.default.disable_ipv6",
+                "net.ipv6.conf.eth0.disable_ipv6",
+                "net.ipv6.conf.lo.disable_ipv6",
+            ] {
+                ns_run(&h.ns, "sysctl", &["-qw", &format!("{key}=0")], None)?;
+            }
+            let num = h.addr.octets()[3];
+            let addr6 = Ipv6Addr::new(
+                0xfd00 | u16::from(a),
+                u16::from(b),
+                0,
+                0,
+                0,
+                0,
+                0,
+                num.into(),
+            );
+            ip(&[
+                "-n",
+                &h.ns,
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ])?;
+            h.addr6 = Some(addr6);
+        }
+        Ok(())
     }
 
     fn wait_links_up(&self) -> io::Result<()> {

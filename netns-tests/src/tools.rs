@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::lan::{Capture, Host, Lan, GROUP};
+use crate::lan::{Capture, Host, Lan, GROUP, GROUP6};
 use crate::proc::{Output, Proc};
 use crate::{
     deps::{require, Need},
@@ -67,22 +67,39 @@ impl Encap {
     }
 }
 
-/// How the interface is named in an endpoint.
+/// How the interface is named in an endpoint, and which family the session uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Iface {
-    /// By the host's IPv4 address (`10.x.y.z`).
+    /// By the host's IPv4 address (`10.x.y.z`), IPv4 group.
     Addr,
-    /// By interface name (`eth0`).
+    /// By interface name (`eth0`), IPv4 group.
     Name,
+    /// By the host's IPv6 address (`fdA:B::N`, [`crate::lan::Lan::enable_ipv6`]), IPv6 group
+    /// [`GROUP6`] in brackets.
+    Addr6,
+    /// By interface name, IPv6 group in the bare form libzmq takes (`eth0;ff18::7067:1:PORT`).
+    Name6,
+}
+
+impl Iface {
+    /// The host's address of the session's family.
+    pub fn host_addr(self, host: &Host) -> std::net::IpAddr {
+        match self {
+            Iface::Addr | Iface::Name => host.addr().into(),
+            Iface::Addr6 | Iface::Name6 => host.addr6().into(),
+        }
+    }
 }
 
 /// The endpoint of `host` for the test group: `pgm://IFACE;GROUP:PORT` or `epgm://…`.
 pub fn endpoint(host: &Host, encap: Encap, iface: Iface, port: u16) -> String {
-    let ifc = match iface {
-        Iface::Addr => host.addr().to_string(),
-        Iface::Name => host.ifname().to_owned(),
+    let (ifc, group) = match iface {
+        Iface::Addr => (host.addr().to_string(), GROUP.to_string()),
+        Iface::Name => (host.ifname().to_owned(), GROUP.to_string()),
+        Iface::Addr6 => (host.addr6().to_string(), format!("[{GROUP6}]")),
+        Iface::Name6 => (host.ifname().to_owned(), GROUP6.to_string()),
     };
-    format!("{}://{ifc};{GROUP}:{port}", encap.scheme())
+    format!("{}://{ifc};{group}:{port}", encap.scheme())
 }
 
 static BUILD: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -496,27 +513,38 @@ fn group_igmp_hex() -> String {
     format!("{:02X}{:02X}{:02X}{:02X}", o[3], o[2], o[1], o[0])
 }
 
-/// True when a socket in `host`'s namespace listens for `encap`/`port` and the group is joined
-/// on `eth0`.
-fn is_joined(host: &Host, encap: Encap, port: u16) -> bool {
-    let Ok(igmp) = host.run("cat", &["/proc/net/igmp"]) else {
-        return false;
-    };
-    if !igmp.contains(&group_igmp_hex()) {
-        return false;
-    }
-    let (file, suffix) = match encap {
-        // Raw sockets show the protocol (113) where UDP sockets show the port.
-        Encap::Raw => ("/proc/net/raw", ":0071".to_owned()),
-        Encap::Udp => ("/proc/net/udp", format!(":{port:04X}")),
-    };
-    host.run("cat", &[file]).is_ok_and(|t| {
-        t.lines().skip(1).any(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|local| local.ends_with(&suffix))
-        })
+/// `GROUP6` as it appears in `/proc/net/igmp6` (32 hex digits, in order).
+fn group_igmp6_hex() -> String {
+    GROUP6.octets().iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
     })
+}
+
+/// True when a socket in `host`'s namespace listens for `encap`/`port` and the test group
+/// (IPv4 or IPv6) is joined.
+fn is_joined(host: &Host, encap: Encap, port: u16) -> bool {
+    let joined = |file: &str, hex: &str| host.run("cat", &[file]).is_ok_and(|t| t.contains(hex));
+    let listening = |file: &str| {
+        // Raw sockets show the protocol (113) where UDP sockets show the port.
+        let suffix = match encap {
+            Encap::Raw => ":0071".to_owned(),
+            Encap::Udp => format!(":{port:04X}"),
+        };
+        host.run("cat", &[file]).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| local.ends_with(&suffix))
+            })
+        })
+    };
+    let (v4, v6) = match encap {
+        Encap::Raw => ("/proc/net/raw", "/proc/net/raw6"),
+        Encap::Udp => ("/proc/net/udp", "/proc/net/udp6"),
+    };
+    (joined("/proc/net/igmp", &group_igmp_hex()) && listening(v4))
+        || (joined("/proc/net/igmp6", &group_igmp6_hex()) && listening(v6))
 }
 
 /// Waits until `proc` (a receiver on `host`) has its socket open and the group joined, then a
@@ -855,18 +883,30 @@ pub fn run_tools(
     recv: &RecvOpts,
     limit: Duration,
 ) -> io::Result<ToolsRun> {
+    run_tools_with(lan, tx, rx, (encap, Iface::Addr), port, send, recv, limit)
+}
+
+/// [`run_tools`] with endpoints naming the interface as `iface` says (and so of its family).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "run_tools with the interface form; the same parts"
+)]
+pub fn run_tools_with(
+    lan: &Lan,
+    tx: usize,
+    rx: &[usize],
+    (encap, iface): (Encap, Iface),
+    port: u16,
+    send: &SendOpts,
+    recv: &RecvOpts,
+    limit: Duration,
+) -> io::Result<ToolsRun> {
     let start = now();
     let mut receivers = Vec::new();
     for &h in rx {
-        receivers.push(spawn_recv_joined(
-            lan.host(h),
-            encap,
-            Iface::Addr,
-            port,
-            recv,
-        )?);
+        receivers.push(spawn_recv_joined(lan.host(h), encap, iface, port, recv)?);
     }
-    let sender = spawn_send(lan.host(tx), encap, Iface::Addr, port, send)?;
+    let sender = spawn_send(lan.host(tx), encap, iface, port, send)?;
     Ok(finish_run(
         sender,
         receivers,

@@ -575,7 +575,10 @@ impl OpenError {
             OpenError::Endpoint(_)
                 | OpenError::Option(_)
                 | OpenError::Transport(
-                    TransportError::RawNeedsPrivilege | TransportError::Ipv6NotSupported(_)
+                    TransportError::RawNeedsPrivilege
+                        | TransportError::Family(..)
+                        | TransportError::BadSource(_)
+                        | TransportError::SourceFamily(..)
                 )
         )
     }

@@ -1,5 +1,6 @@
-//! `sendmmsg`/`recvmmsg` for IPv4 sockets: many datagrams per syscall, with the control
-//! messages the transports need (IP_PKTINFO in, IP_TTL and UDP_SEGMENT out).
+//! `sendmmsg`/`recvmmsg` for IPv4 and IPv6 sockets: many datagrams per syscall, with the
+//! control messages the transports need (IP_PKTINFO / IPV6_PKTINFO in, IP_TTL /
+//! IPV6_HOPLIMIT and UDP_SEGMENT out).
 //!
 //! Used by the raw transport, the `epgm` crate's UDP transport and `udp-perf`. The message
 //! headers are kept between calls (no allocation per call) and rewritten before every call, so
@@ -7,7 +8,7 @@
 
 use std::{
     io, mem,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::RawFd,
 };
 
@@ -37,14 +38,64 @@ impl Default for Outgoing {
     }
 }
 
-/// `sockaddr_in` for `ip:port`.
-fn sockaddr_in(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
-    let mut sa: libc::sockaddr_in = unsafe { mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = port.to_be();
-    sa.sin_addr.s_addr = u32::from(ip).to_be();
-    sa
+/// Room for a `sockaddr_in` or a `sockaddr_in6`.
+type SockAddr = libc::sockaddr_in6;
+
+fn zeroed_sockaddr() -> SockAddr {
+    // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
+    unsafe { mem::zeroed() }
+}
+
+/// Writes `ip:port` into `sa` (`scope`: the interface index an IPv6 link-local address needs);
+/// returns the length to pass with it.
+fn write_sockaddr(sa: &mut SockAddr, ip: IpAddr, port: u16, scope: u32) -> libc::socklen_t {
+    match ip {
+        IpAddr::V4(ip) => {
+            // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+            let mut sin: libc::sockaddr_in = unsafe { mem::zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = port.to_be();
+            sin.sin_addr.s_addr = u32::from(ip).to_be();
+            // SAFETY: a sockaddr_in (16 bytes) fits in the sockaddr_in6 (28 bytes) it starts.
+            unsafe { std::ptr::write_unaligned((&raw mut *sa).cast::<libc::sockaddr_in>(), sin) };
+            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        IpAddr::V6(ip) => {
+            *sa = zeroed_sockaddr();
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = port.to_be();
+            sa.sin6_addr.s6_addr = ip.octets();
+            if needs_scope(ip) {
+                sa.sin6_scope_id = scope;
+            }
+            mem::size_of::<SockAddr>() as libc::socklen_t
+        }
+    }
+}
+
+/// The address in `sa` as the kernel wrote it (`len` bytes), if it is IPv4 or IPv6.
+fn read_sockaddr(sa: &SockAddr, len: usize) -> Option<IpAddr> {
+    match i32::from(sa.sin6_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family is AF_INET and the kernel wrote a whole sockaddr_in.
+            let sin =
+                unsafe { std::ptr::read_unaligned((&raw const *sa).cast::<libc::sockaddr_in>()) };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<SockAddr>() => {
+            Some(IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+/// True for IPv6 addresses that mean nothing without an interface: link-local unicast
+/// (fe80::/10) and interface- or link-local multicast (ffx1::/16, ffx2::/16).
+pub fn needs_scope(ip: Ipv6Addr) -> bool {
+    let s = ip.segments()[0];
+    (s & 0xffc0) == 0xfe80 || (ip.is_multicast() && matches!(s & 0x000f, 1 | 2))
 }
 
 /// Most datagrams one UDP GSO send may carry (the kernel's `UDP_MAX_SEGMENTS` has been 64
@@ -78,12 +129,19 @@ fn gso_run(mut pkts: impl Iterator<Item = (usize, Option<u8>)>) -> usize {
 }
 
 /// Control buffer of one message: room for UDP_SEGMENT (`CMSG_SPACE(2)` = 24 on 64-bit) and
-/// IP_TTL (`CMSG_SPACE(4)` = 24). u64 elements keep it aligned for `cmsghdr`.
+/// IP_TTL or IPV6_HOPLIMIT (`CMSG_SPACE(4)` = 24). u64 elements keep it aligned for `cmsghdr`.
 type TxControl = [u64; 8];
 
 /// Points `h` at `control` filled with a UDP_SEGMENT message (`seg`, for a GSO run) and an
-/// IP_TTL message (`ttl`), or at no control data when both are `None`.
-fn set_control(h: &mut libc::msghdr, control: &mut TxControl, seg: Option<u16>, ttl: Option<u8>) {
+/// IP_TTL (IPV6_HOPLIMIT when `v6`) message (`ttl`), or at no control data when both are
+/// `None`.
+fn set_control(
+    h: &mut libc::msghdr,
+    control: &mut TxControl,
+    seg: Option<u16>,
+    ttl: Option<u8>,
+    v6: bool,
+) {
     if seg.is_none() && ttl.is_none() {
         h.msg_control = std::ptr::null_mut();
         h.msg_controllen = 0;
@@ -106,8 +164,16 @@ fn set_control(h: &mut libc::msghdr, control: &mut TxControl, seg: Option<u16>, 
             cmsg = libc::CMSG_NXTHDR(&raw const *h, cmsg);
         }
         if let Some(ttl) = ttl {
-            (*cmsg).cmsg_level = libc::IPPROTO_IP;
-            (*cmsg).cmsg_type = libc::IP_TTL;
+            (*cmsg).cmsg_level = if v6 {
+                libc::IPPROTO_IPV6
+            } else {
+                libc::IPPROTO_IP
+            };
+            (*cmsg).cmsg_type = if v6 {
+                libc::IPV6_HOPLIMIT
+            } else {
+                libc::IP_TTL
+            };
             (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::c_int>() as u32) as usize;
             std::ptr::write_unaligned(
                 libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
@@ -123,10 +189,12 @@ fn set_control(h: &mut libc::msghdr, control: &mut TxControl, seg: Option<u16>, 
 pub struct MmsgSender {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
-    addrs: Vec<libc::sockaddr_in>,
+    addrs: Vec<SockAddr>,
     /// Packets per header of the last call.
     group_len: Vec<usize>,
     controls: Vec<TxControl>,
+    /// Interface index given to IPv6 link-local destinations.
+    scope: u32,
 }
 
 // SAFETY: the raw pointers inside the headers are written right before each `sendmmsg` and
@@ -159,12 +227,18 @@ impl MmsgSender {
                     iov_len: 0,
                 })
                 .collect(),
-            addrs: (0..BATCH)
-                .map(|_| sockaddr_in(Ipv4Addr::UNSPECIFIED, 0))
-                .collect(),
+            addrs: (0..BATCH).map(|_| zeroed_sockaddr()).collect(),
             group_len: vec![0; BATCH],
             controls: vec![[0; 8]; BATCH],
+            scope: 0,
         }
+    }
+
+    /// IPv6 link-local destinations go out on interface `index` (their scope).
+    #[must_use]
+    pub fn with_scope(mut self, index: u32) -> Self {
+        self.scope = index;
+        self
     }
 
     /// Like [`MmsgSender::send_connected`] on a UDP socket with generic segmentation offload
@@ -182,8 +256,7 @@ impl MmsgSender {
     /// Sends up to [`BATCH`] of `pkts`, each to `dst:port` (the port is ignored by raw
     /// sockets), with one `sendmmsg`. Returns how many went out: fewer than asked when the
     /// socket buffer filled or a later packet failed (retrying from the first unsent one
-    /// reports its error). Stops before the first IPv6 destination; fails with
-    /// [`io::ErrorKind::Unsupported`] if that is the first.
+    /// reports its error). Every destination must be of the socket's address family.
     pub fn send(&mut self, fd: RawFd, pkts: &[Outgoing], port: u16) -> io::Result<usize> {
         self.send_runs(fd, pkts, Some(port), false)
     }
@@ -196,8 +269,8 @@ impl MmsgSender {
     }
 
     /// One `sendmmsg` of up to [`BATCH`] packets: one message header per GSO run (`gso`), or
-    /// per packet; to `dst:port` when a port is given, else to the connected address. Stops
-    /// before the first IPv6 destination. Returns how many packets went out.
+    /// per packet; to `dst:port` when a port is given, else to the connected address. Returns
+    /// how many packets went out.
     fn send_runs(
         &mut self,
         fd: RawFd,
@@ -211,9 +284,7 @@ impl MmsgSender {
         let mut groups = 0;
         let mut i = 0;
         while i < pkts.len() {
-            let IpAddr::V4(ip) = pkts[i].dst else {
-                break;
-            };
+            let ip = pkts[i].dst;
             let (seg, ttl) = (pkts[i].buf.len(), pkts[i].ttl);
             let n = if gso {
                 gso_run(pkts[i..].iter().map(|p| (p.buf.len(), p.ttl)))
@@ -228,10 +299,10 @@ impl MmsgSender {
             }
             let h = &mut self.hdrs[groups];
             if let Some(port) = port {
-                self.addrs[groups] = sockaddr_in(ip, port);
+                let len = write_sockaddr(&mut self.addrs[groups], ip, port, self.scope);
                 // SAFETY: `groups < BATCH`, the length of `addrs`.
                 h.msg_hdr.msg_name = unsafe { addrs.add(groups) }.cast();
-                h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_hdr.msg_namelen = len;
             } else {
                 h.msg_hdr.msg_name = std::ptr::null_mut();
                 h.msg_hdr.msg_namelen = 0;
@@ -242,20 +313,19 @@ impl MmsgSender {
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
             let run = (n > 1).then_some(seg as u16);
-            set_control(&mut h.msg_hdr, &mut self.controls[groups], run, ttl);
+            set_control(
+                &mut h.msg_hdr,
+                &mut self.controls[groups],
+                run,
+                ttl,
+                ip.is_ipv6(),
+            );
             self.group_len[groups] = n;
             groups += 1;
             i += n;
         }
         if groups == 0 {
-            return if pkts.is_empty() {
-                Ok(0)
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "IPv6 is not supported yet",
-                ))
-            };
+            return Ok(0);
         }
         // SAFETY: the first `groups` headers point at live addresses, iovecs, control buffers
         // and packet buffers (the kernel only reads the packets; `cast_mut` above is for the C
@@ -282,21 +352,21 @@ pub struct RecvInfo {
     pub len: usize,
     /// The datagram was longer than the slot (MSG_TRUNC): the rest is lost.
     pub truncated: bool,
-    /// The IPv4 source address, when the kernel gave one.
-    pub src: Option<Ipv4Addr>,
-    /// The header destination from IP_PKTINFO, when asked for and present.
-    pub dst: Option<Ipv4Addr>,
+    /// The source address, when the kernel gave one.
+    pub src: Option<IpAddr>,
+    /// The header destination from IP_PKTINFO or IPV6_PKTINFO, when asked for and present.
+    pub dst: Option<IpAddr>,
 }
 
-/// Control buffer per message: room for one IP_PKTINFO (`CMSG_SPACE(12)` = 32 on 64-bit)
-/// and then some. u64 elements keep it aligned for `cmsghdr`.
+/// Control buffer per message: room for one IP_PKTINFO (`CMSG_SPACE(12)` = 32 on 64-bit) or
+/// IPV6_PKTINFO (`CMSG_SPACE(20)` = 40) and then some. u64 elements keep it aligned for `cmsghdr`.
 type Control = [u64; 8];
 
 /// Receives batches with one `recvmmsg` each.
 pub struct MmsgReceiver {
     hdrs: Vec<libc::mmsghdr>,
     iovs: Vec<libc::iovec>,
-    names: Vec<libc::sockaddr_in>,
+    names: Vec<SockAddr>,
     control: Vec<Control>,
     infos: Vec<RecvInfo>,
     pktinfo: bool,
@@ -319,8 +389,8 @@ impl std::fmt::Debug for MmsgReceiver {
 }
 
 impl MmsgReceiver {
-    /// Headers for [`BATCH`] datagrams; `pktinfo` reads the IP_PKTINFO control message (the
-    /// socket must have IP_PKTINFO set).
+    /// Headers for [`BATCH`] datagrams; `pktinfo` reads the IP_PKTINFO / IPV6_PKTINFO control
+    /// message (the socket must have it set: [`crate::sys::net::set_pktinfo`]).
     pub fn new(pktinfo: bool) -> Self {
         // SAFETY: mmsghdr, iovec and sockaddr_in are plain data; all-zero is valid.
         let zeroed = || unsafe { mem::zeroed() };
@@ -332,9 +402,7 @@ impl MmsgReceiver {
                     iov_len: 0,
                 })
                 .collect(),
-            names: (0..BATCH)
-                .map(|_| sockaddr_in(Ipv4Addr::UNSPECIFIED, 0))
-                .collect(),
+            names: (0..BATCH).map(|_| zeroed_sockaddr()).collect(),
             control: vec![[0; 8]; if pktinfo { BATCH } else { 0 }],
             infos: Vec::with_capacity(BATCH),
             pktinfo,
@@ -387,7 +455,7 @@ impl MmsgReceiver {
             // Same buffers as last time: only the headers the kernel wrote need resetting
             // (a spinning caller mostly gets EAGAIN and rewrites nothing).
             for h in &mut self.hdrs[..self.written] {
-                h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_hdr.msg_namelen = mem::size_of::<SockAddr>() as libc::socklen_t;
                 if self.pktinfo {
                     h.msg_hdr.msg_controllen = mem::size_of::<Control>();
                 }
@@ -413,13 +481,7 @@ impl MmsgReceiver {
         self.written = got;
         for i in 0..got {
             let h = &self.hdrs[i];
-            let src = if h.msg_hdr.msg_namelen as usize >= mem::size_of::<libc::sockaddr_in>() {
-                let sin = &self.names[i];
-                (i32::from(sin.sin_family) == libc::AF_INET)
-                    .then(|| Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
-            } else {
-                None
-            };
+            let src = read_sockaddr(&self.names[i], h.msg_hdr.msg_namelen as usize);
             let dst = if self.pktinfo {
                 pktinfo_dst(&h.msg_hdr)
             } else {
@@ -449,7 +511,7 @@ impl MmsgReceiver {
             let h = &mut self.hdrs[i];
             // SAFETY: `i < n <= BATCH`, the length of every array.
             h.msg_hdr.msg_name = unsafe { names.add(i) }.cast();
-            h.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_namelen = mem::size_of::<SockAddr>() as libc::socklen_t;
             // SAFETY: as above.
             h.msg_hdr.msg_iov = unsafe { iovs.add(i) };
             h.msg_hdr.msg_iovlen = 1;
@@ -467,8 +529,8 @@ impl MmsgReceiver {
     }
 }
 
-/// The destination address of an IP_PKTINFO control message in `msg`, if any.
-fn pktinfo_dst(msg: &libc::msghdr) -> Option<Ipv4Addr> {
+/// The destination address of an IP_PKTINFO or IPV6_PKTINFO control message in `msg`, if any.
+fn pktinfo_dst(msg: &libc::msghdr) -> Option<IpAddr> {
     let mut dst = None;
     // SAFETY: the CMSG_* walk stays within msg_controllen as the kernel set it, and the
     // control buffer is alive (owned by the receiver).
@@ -479,7 +541,13 @@ fn pktinfo_dst(msg: &libc::msghdr) -> Option<Ipv4Addr> {
             if c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_PKTINFO {
                 let info: libc::in_pktinfo =
                     std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>());
-                dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+                dst = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_addr.s_addr,
+                ))));
+            } else if c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_PKTINFO {
+                let info: libc::in6_pktinfo =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>());
+                dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
             }
             cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
@@ -518,7 +586,7 @@ mod tests {
             std::net::SocketAddr::V6(_) => unreachable!(),
         };
         for (i, info) in infos.iter().enumerate() {
-            assert_eq!(info.src, Some(*from.ip()));
+            assert_eq!(info.src, Some(IpAddr::V4(*from.ip())));
             assert_eq!(info.truncated, i >= 4, "{i}: {info:?}");
             assert_eq!(info.len, (i + 1).min(4));
             assert_eq!(spare[i * 4], i as u8);
@@ -527,20 +595,38 @@ mod tests {
         assert_eq!(rest, 5, "{rest}");
         let e = r.recv(rx.as_raw_fd(), &mut spare, 16, 64).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-        // An IPv6 destination first is refused, later ones end the batch.
-        let v6 = Outgoing {
-            dst: "::1".parse().unwrap(),
-            buf: vec![1],
-            ttl: None,
+    }
+
+    /// The same over IPv6 (::1), with IPV6_PKTINFO for the destination and a hop limit
+    /// override in the control data.
+    #[test]
+    fn ipv6_batches_carry_addresses_and_pktinfo() {
+        let Ok(rx) = UdpSocket::bind("[::1]:0") else {
+            eprintln!("SKIPPED ipv6_batches_carry_addresses_and_pktinfo: no IPv6 on lo");
+            return;
         };
-        assert_eq!(
-            s.send(tx.as_raw_fd(), std::slice::from_ref(&v6), port)
-                .unwrap_err()
-                .kind(),
-            io::ErrorKind::Unsupported
-        );
-        let mixed = [pkts[0].clone(), v6];
-        assert_eq!(s.send(tx.as_raw_fd(), &mixed, port).unwrap(), 1);
+        rx.set_nonblocking(true).unwrap();
+        crate::sys::net::set_pktinfo(rx.as_raw_fd(), true).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        let lo: IpAddr = "::1".parse().unwrap();
+        let pkts: Vec<Outgoing> = (0..6u8)
+            .map(|i| Outgoing {
+                dst: lo,
+                buf: vec![i; 10],
+                ttl: (i % 2 == 1).then_some(7),
+            })
+            .collect();
+        let mut s = MmsgSender::new();
+        assert_eq!(s.send(tx.as_raw_fd(), &pkts, port).unwrap(), 6);
+        let mut r = MmsgReceiver::new(true);
+        let mut spare = vec![0u8; 64 * 8];
+        let infos = r.recv(rx.as_raw_fd(), &mut spare, 64, 8).unwrap().to_vec();
+        assert_eq!(infos.len(), 6);
+        for (i, info) in infos.iter().enumerate() {
+            assert_eq!((info.src, info.dst, info.len), (Some(lo), Some(lo), 10));
+            assert_eq!(spare[i * 64], i as u8);
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Host facts and socket options that std and socket2 do not offer: the interfaces
-//! (`getifaddrs`), IP_PKTINFO, UDP checksums, the host name.
+//! (`getifaddrs`), PKTINFO, source-specific joins, UDP checksums, the host name.
 
 use std::{
     ffi::CStr,
@@ -94,10 +94,67 @@ fn set_int_option(
     }
 }
 
-/// Turns on IP_PKTINFO: each datagram received comes with its header destination (the group,
-/// or our unicast address), which the engine needs and a socket bound to a port cannot tell.
-pub fn set_pktinfo(fd: RawFd) -> io::Result<()> {
-    set_int_option(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+/// Turns on IP_PKTINFO (IPV6_RECVPKTINFO on an IPv6 socket, `v6`): each datagram received
+/// comes with its header destination (the group, or our unicast address), which the engine
+/// needs and a socket bound to a port cannot tell.
+pub fn set_pktinfo(fd: RawFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        set_int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)
+    } else {
+        set_int_option(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
+    }
+}
+
+/// Joins the source-specific group (`source`, `group`) on interface `index`
+/// (MCAST_JOIN_SOURCE_GROUP, RFC 3678 §5.1: the protocol-independent form, which IPv6 needs).
+pub fn join_source_group(fd: RawFd, index: u32, source: IpAddr, group: IpAddr) -> io::Result<()> {
+    // SAFETY: group_source_req is plain data; all-zero is a valid value.
+    let mut req: libc::group_source_req = unsafe { mem::zeroed() };
+    req.gsr_interface = index;
+    write_storage(&mut req.gsr_group, group);
+    write_storage(&mut req.gsr_source, source);
+    let level = if group.is_ipv6() {
+        libc::IPPROTO_IPV6
+    } else {
+        libc::IPPROTO_IP
+    };
+    // SAFETY: `req` is a complete group_source_req of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            libc::MCAST_JOIN_SOURCE_GROUP,
+            (&raw const req).cast(),
+            mem::size_of::<libc::group_source_req>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Writes `ip` (port 0) into a `sockaddr_storage`.
+fn write_storage(ss: &mut libc::sockaddr_storage, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+            let mut sin: libc::sockaddr_in = unsafe { mem::zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr.s_addr = u32::from(a).to_be();
+            // SAFETY: a sockaddr_storage has room and alignment for any sockaddr.
+            unsafe { std::ptr::write((&raw mut *ss).cast::<libc::sockaddr_in>(), sin) };
+        }
+        IpAddr::V6(a) => {
+            // SAFETY: sockaddr_in6 is plain data; all-zero is a valid value.
+            let mut sin6: libc::sockaddr_in6 = unsafe { mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_addr.s6_addr = a.octets();
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&raw mut *ss).cast::<libc::sockaddr_in6>(), sin6) };
+        }
+    }
 }
 
 /// Turns off UDP checksums on a sending socket (SO_NO_CHECK). UDP GSO needs checksums, so a

@@ -9,8 +9,8 @@
 //! ([`crate::sys::mmsg`]). The UDP encapsulation (EPGM) lives in the `epgm` crate and
 //! implements the same trait, so one driver serves both.
 //!
-//! Addresses are [`IpAddr`] throughout; the transports in this workspace support IPv4 only
-//! today and report IPv6 as [`TransportError::Ipv6NotSupported`].
+//! Addresses are [`IpAddr`] throughout: every transport runs over IPv4 or IPv6, as the group
+//! says (the interface address must be of the same family).
 
 mod batch;
 mod lossy;
@@ -24,11 +24,13 @@ pub use crate::sys::{
     net::{interfaces, Interface},
 };
 
+use crate::sys::net::join_source_group;
+
 use std::{
     io,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6},
     ops::Range,
-    os::fd::RawFd,
+    os::fd::{AsRawFd, RawFd},
 };
 
 use socket2::Socket;
@@ -106,9 +108,9 @@ pub enum TransportError {
     /// Opening a raw IP socket was refused (EPERM/EACCES).
     #[error("raw PGM needs root or CAP_NET_RAW; use epgm:// instead")]
     RawNeedsPrivilege,
-    /// The group or interface is IPv6.
-    #[error("IPv6 is not supported yet ({0})")]
-    Ipv6NotSupported(IpAddr),
+    /// The interface address and the group are of different address families.
+    #[error("interface address {0} and group {1} are of different address families")]
+    Family(IpAddr, IpAddr),
     /// A source-specific join names a source that is not a unicast address.
     #[error("source {0} is not a unicast address (source-specific multicast needs the sender's address)")]
     BadSource(IpAddr),
@@ -136,14 +138,45 @@ impl TransportError {
     }
 }
 
-/// Finds an interface by name (its first IPv4 address) or by one of its IPv4 addresses.
+/// Finds an interface by name (its first IPv4 address) or by one of its addresses.
 /// `Ok(None)` when no interface matches.
 pub fn find_interface(spec: &str) -> io::Result<Option<Interface>> {
+    find_interface_for(spec, false)
+}
+
+/// Finds an interface by one of its addresses, by name or by index (`%3` or `3`), with an
+/// address of the family of the group (`v6`). By name or index, an IPv6 interface's NLA is
+/// its first global or unique-local address, else its link-local one (which then needs the
+/// interface as its scope, as every link-local address does). `Ok(None)` when no interface
+/// matches.
+pub fn find_interface_for(spec: &str, v6: bool) -> io::Result<Option<Interface>> {
     let all = interfaces()?;
     if let Ok(addr) = spec.parse::<IpAddr>() {
         return Ok(all.into_iter().find(|i| i.addr == addr));
     }
-    Ok(all.into_iter().find(|i| i.name == spec && i.addr.is_ipv4()))
+    // An IPv6 literal with a zone (`fe80::1%eth0`): the address on that interface.
+    if let Some((addr, zone)) = spec.split_once('%') {
+        if let Ok(addr) = addr.parse::<IpAddr>() {
+            return Ok(all
+                .into_iter()
+                .find(|i| i.addr == addr && (i.name == zone || i.index.to_string() == zone)));
+        }
+    }
+    let index = spec.trim_start_matches('%').parse::<u32>().ok();
+    let named = all
+        .into_iter()
+        .filter(|i| i.name == spec || Some(i.index) == index)
+        .filter(|i| i.addr.is_ipv6() == v6);
+    if !v6 {
+        return Ok(named.into_iter().next());
+    }
+    let mut named: Vec<Interface> = named.collect();
+    // Global or unique-local first: a link-local NLA is reachable only from the link.
+    named.sort_by_key(|i| match i.addr {
+        IpAddr::V6(a) => crate::sys::mmsg::needs_scope(a),
+        IpAddr::V4(_) => true,
+    });
+    Ok(named.into_iter().next())
 }
 
 /// What a multicast transport is asked to open; shared by raw PGM and EPGM.
@@ -177,12 +210,38 @@ pub struct TransportConfig {
 }
 
 impl TransportConfig {
-    /// The interface address and group as IPv4, or the IPv6 one that is not supported yet.
-    pub fn v4(&self) -> Result<(Ipv4Addr, Ipv4Addr), TransportError> {
+    /// True for an IPv6 session; an error when the interface address and the group are of
+    /// different families.
+    pub fn is_v6(&self) -> Result<bool, TransportError> {
         match (self.iface.addr, self.group) {
-            (IpAddr::V4(a), IpAddr::V4(g)) => Ok((a, g)),
-            (IpAddr::V6(_), _) => Err(TransportError::Ipv6NotSupported(self.iface.addr)),
-            (_, IpAddr::V6(_)) => Err(TransportError::Ipv6NotSupported(self.group)),
+            (IpAddr::V4(_), IpAddr::V4(_)) => Ok(false),
+            (IpAddr::V6(_), IpAddr::V6(_)) => Ok(true),
+            (a, g) => Err(TransportError::Family(a, g)),
+        }
+    }
+
+    /// The socket domain of the session.
+    pub fn domain(&self) -> Result<socket2::Domain, TransportError> {
+        Ok(if self.is_v6()? {
+            socket2::Domain::IPV6
+        } else {
+            socket2::Domain::IPV4
+        })
+    }
+
+    /// `ip:port` as a socket address, with the interface as the scope of an IPv6 link-local
+    /// address.
+    pub fn sockaddr(&self, ip: IpAddr, port: u16) -> SocketAddr {
+        match ip {
+            IpAddr::V4(a) => SocketAddrV4::new(a, port).into(),
+            IpAddr::V6(a) => {
+                let scope = if crate::sys::mmsg::needs_scope(a) {
+                    self.iface.index
+                } else {
+                    0
+                };
+                SocketAddrV6::new(a, port, 0, scope).into()
+            }
         }
     }
 
@@ -192,18 +251,33 @@ impl TransportConfig {
     }
 
     /// Sets the options of a socket that sends multicast: IP_MULTICAST_IF = the interface
-    /// address, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_TOS and SO_SNDBUF; non-blocking.
+    /// address, IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_TOS and SO_SNDBUF (IPv6:
+    /// IPV6_MULTICAST_IF = the interface index, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP,
+    /// IPV6_TCLASS); non-blocking.
     pub fn apply_send_options(&self, sock: &Socket) -> Result<(), TransportError> {
-        let (addr, _) = self.v4()?;
-        sock.set_multicast_if_v4(&addr)
-            .map_err(|e| TransportError::io(format!("IP_MULTICAST_IF {addr}"), e))?;
-        sock.set_multicast_ttl_v4(self.hops)
-            .map_err(|e| TransportError::io(format!("IP_MULTICAST_TTL {}", self.hops), e))?;
-        sock.set_multicast_loop_v4(self.effective_loop())
-            .map_err(|e| TransportError::io("IP_MULTICAST_LOOP", e))?;
-        if self.tos != 0 {
-            sock.set_tos(self.tos)
-                .map_err(|e| TransportError::io(format!("IP_TOS {:#x}", self.tos), e))?;
+        if let IpAddr::V4(addr) = self.iface.addr {
+            sock.set_multicast_if_v4(&addr)
+                .map_err(|e| TransportError::io(format!("IP_MULTICAST_IF {addr}"), e))?;
+            sock.set_multicast_ttl_v4(self.hops)
+                .map_err(|e| TransportError::io(format!("IP_MULTICAST_TTL {}", self.hops), e))?;
+            sock.set_multicast_loop_v4(self.effective_loop())
+                .map_err(|e| TransportError::io("IP_MULTICAST_LOOP", e))?;
+            if self.tos != 0 {
+                sock.set_tos(self.tos)
+                    .map_err(|e| TransportError::io(format!("IP_TOS {:#x}", self.tos), e))?;
+            }
+        } else {
+            let index = self.iface.index;
+            sock.set_multicast_if_v6(index)
+                .map_err(|e| TransportError::io(format!("IPV6_MULTICAST_IF {index}"), e))?;
+            sock.set_multicast_hops_v6(self.hops)
+                .map_err(|e| TransportError::io(format!("IPV6_MULTICAST_HOPS {}", self.hops), e))?;
+            sock.set_multicast_loop_v6(self.effective_loop())
+                .map_err(|e| TransportError::io("IPV6_MULTICAST_LOOP", e))?;
+            if self.tos != 0 {
+                sock.set_tclass_v6(self.tos)
+                    .map_err(|e| TransportError::io(format!("IPV6_TCLASS {:#x}", self.tos), e))?;
+            }
         }
         // Best effort: the kernel silently caps the size; a failure here is not fatal.
         let _ = sock.set_send_buffer_size(self.sndbuf);
@@ -217,28 +291,49 @@ impl TransportConfig {
         let _ = sock.set_recv_buffer_size(self.rcvbuf);
         // Linux delivers every group any socket on the host joined unless this is off
         // (libzmq #2056).
-        sock.set_multicast_all_v4(false)
-            .map_err(|e| TransportError::io("IP_MULTICAST_ALL", e))?;
+        if self.is_v6()? {
+            // Linux 4.20+; before that, packets of other groups are filtered by destination.
+            let _ = sock.set_multicast_all_v6(false);
+        } else {
+            sock.set_multicast_all_v4(false)
+                .map_err(|e| TransportError::io("IP_MULTICAST_ALL", e))?;
+        }
         sock.set_nonblocking(true)
             .map_err(|e| TransportError::io("O_NONBLOCK", e))
     }
 
-    /// Joins the group on the interface (by its address).
+    /// Joins the group on the interface (IPv4: by its address; IPv6: by its index), or
+    /// (S, G) for each of [`TransportConfig::sources`].
     pub fn join(&self, sock: &Socket) -> Result<(), TransportError> {
-        let (addr, group) = self.v4()?;
-        if self.sources.is_empty() {
-            return sock
-                .join_multicast_v4(&group, &addr)
-                .map_err(|e| TransportError::io(format!("join {group} on {addr}"), e));
-        }
+        self.is_v6()?;
+        let (group, iface) = (self.group, &self.iface);
         for &source in &self.sources {
-            let s = match source {
-                IpAddr::V4(s) if is_unicast_v4(s) => s,
-                IpAddr::V4(_) => return Err(TransportError::BadSource(source)),
-                IpAddr::V6(_) => return Err(TransportError::SourceFamily(source, group.into())),
+            if source.is_ipv6() != group.is_ipv6() {
+                return Err(TransportError::SourceFamily(source, group));
+            }
+            if !is_unicast(source) {
+                return Err(TransportError::BadSource(source));
+            }
+        }
+        if self.sources.is_empty() {
+            let joined = match (group, iface.addr) {
+                (IpAddr::V4(g), IpAddr::V4(a)) => sock.join_multicast_v4(&g, &a),
+                (IpAddr::V6(g), _) => sock.join_multicast_v6(&g, iface.index),
+                (IpAddr::V4(_), IpAddr::V6(_)) => {
+                    return Err(TransportError::Family(iface.addr, group))
+                }
             };
-            sock.join_ssm_v4(&s, &group, &addr)
-                .map_err(|e| TransportError::io(format!("join ({s}, {group}) on {addr}"), e))?;
+            return joined
+                .map_err(|e| TransportError::io(format!("join {group} on {}", iface.name), e));
+        }
+        for &s in &self.sources {
+            let joined = match (s, group, iface.addr) {
+                (IpAddr::V4(s), IpAddr::V4(g), IpAddr::V4(a)) => sock.join_ssm_v4(&s, &g, &a),
+                _ => join_source_group(sock.as_raw_fd(), iface.index, s, group),
+            };
+            joined.map_err(|e| {
+                TransportError::io(format!("join ({s}, {group}) on {}", iface.name), e)
+            })?;
         }
         Ok(())
     }
@@ -255,9 +350,12 @@ impl TransportConfig {
     }
 }
 
-/// A unicast IPv4 address a sender can have (not multicast, broadcast or unspecified).
-fn is_unicast_v4(a: Ipv4Addr) -> bool {
-    !(a.is_multicast() || a.is_broadcast() || a.is_unspecified())
+/// A unicast address a sender can have (not multicast, broadcast or unspecified).
+fn is_unicast(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
 }
 
 #[cfg(test)]
@@ -268,7 +366,7 @@ mod tests {
     fn loopback_is_found_by_name_and_address() {
         let by_name = find_interface("lo").unwrap().expect("lo exists");
         assert!(by_name.loopback);
-        assert_eq!(by_name.addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(by_name.addr, IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         assert!(by_name.index > 0);
         let by_addr = find_interface("127.0.0.1")
             .unwrap()

@@ -1,11 +1,14 @@
-//! PGM directly over IPv4 (IP protocol 113), as OpenPGM's `IPPROTO_PGM` sockets and libzmq's
-//! `pgm://` send it.
+//! PGM directly over IP (IPv4 protocol / IPv6 next header 113), as OpenPGM's `IPPROTO_PGM`
+//! sockets and libzmq's `pgm://` send it.
 //!
-//! One raw socket does everything: the kernel adds the IPv4 header on send, and hands it back
-//! on receive, which is where the destination address comes from (docs/wire-compatibility.md §8). Every raw
-//! socket of protocol 113 on the host sees every PGM packet addressed to the host, so several
-//! sources on one host all hear all NAKs and each keeps its own (the engine filters by TSI).
-//! Opening one needs root or CAP_NET_RAW.
+//! One raw socket does everything: the kernel adds the IP header on send. On receive, an IPv4
+//! raw socket hands the header back, which is where the destination address comes from
+//! (docs/wire-compatibility.md §8); an IPv6 one never does (RFC 3542 §3), so the destination
+//! comes from IPV6_PKTINFO and the source from the socket address. Every raw socket of
+//! protocol 113 on the host sees every PGM packet addressed to the host, so several sources on
+//! one host all hear all NAKs and each keeps its own (the engine filters by TSI); an IPv6 one
+//! also sees source-specific groups' other sources, which [`TransportConfig::accepts_source`]
+//! drops. Opening one needs root or CAP_NET_RAW.
 
 use std::{
     io,
@@ -13,12 +16,15 @@ use std::{
     os::fd::{AsRawFd, RawFd},
 };
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Protocol, Socket, Type};
 
 use super::{
     Datagram, Outgoing, RecvBatch, Transport, TransportConfig, TransportError, TransportStats,
 };
-use crate::sys::mmsg::{MmsgReceiver, MmsgSender};
+use crate::sys::{
+    mmsg::{MmsgReceiver, MmsgSender},
+    net::set_pktinfo,
+};
 
 /// The IANA protocol number of PGM.
 pub const IPPROTO_PGM: i32 = 113;
@@ -26,11 +32,15 @@ pub const IPPROTO_PGM: i32 = 113;
 /// Bytes of an IPv4 header without options: what the engine subtracts from the MTU.
 pub const IPV4_HEADER: usize = 20;
 
-/// Raw IPv4 PGM. See the module docs.
+/// Bytes of an IPv6 header without extension headers.
+pub const IPV6_HEADER: usize = 40;
+
+/// Raw PGM over IPv4 or IPv6. See the module docs.
 #[derive(Debug)]
 pub struct RawTransport {
     sock: Socket,
     cfg: TransportConfig,
+    v6: bool,
     stats: TransportStats,
     tx: MmsgSender,
     rx: MmsgReceiver,
@@ -39,23 +49,29 @@ pub struct RawTransport {
 impl RawTransport {
     /// Opens the raw socket, sets the multicast options and joins the group if asked.
     pub fn open(cfg: &TransportConfig) -> Result<Self, TransportError> {
-        cfg.v4()?;
-        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_PGM)))
+        let v6 = cfg.is_v6()?;
+        let sock = Socket::new(cfg.domain()?, Type::RAW, Some(Protocol::from(IPPROTO_PGM)))
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::EPERM | libc::EACCES) => TransportError::RawNeedsPrivilege,
+                _ if v6 => TransportError::io("socket(AF_INET6, SOCK_RAW, 113)", e),
                 _ => TransportError::io("socket(AF_INET, SOCK_RAW, 113)", e),
             })?;
         cfg.apply_send_options(&sock)?;
         cfg.apply_recv_options(&sock)?;
+        if v6 {
+            set_pktinfo(sock.as_raw_fd(), true)
+                .map_err(|e| TransportError::io("IPV6_RECVPKTINFO", e))?;
+        }
         if cfg.join_group {
             cfg.join(&sock)?;
         }
         Ok(RawTransport {
             sock,
             cfg: cfg.clone(),
+            v6,
             stats: TransportStats::default(),
-            tx: MmsgSender::new(),
-            rx: MmsgReceiver::new(false),
+            tx: MmsgSender::new().with_scope(cfg.iface.index),
+            rx: MmsgReceiver::new(v6),
         })
     }
 }
@@ -115,7 +131,17 @@ impl Transport for RawTransport {
                     batch.skip(1);
                     continue;
                 }
-                let Some(d) = parse_ipv4(slot) else {
+                let parsed = if self.v6 {
+                    // No header: the whole slot is PGM.
+                    info.src.zip(info.dst).map(|(src, dst)| Datagram {
+                        src,
+                        dst,
+                        pgm: 0..slot.len(),
+                    })
+                } else {
+                    parse_ipv4(slot)
+                };
+                let Some(d) = parsed else {
                     self.stats.malformed += 1;
                     batch.skip(1);
                     continue;
@@ -148,7 +174,11 @@ impl Transport for RawTransport {
     }
 
     fn ip_overhead(&self) -> usize {
-        IPV4_HEADER
+        if self.v6 {
+            IPV6_HEADER
+        } else {
+            IPV4_HEADER
+        }
     }
 
     fn stats(&self) -> TransportStats {
