@@ -407,7 +407,9 @@ static pgm_sock_t *open_socket(const struct options *o, const char *network, int
 		SET(PGM_UDP_ENCAP_UCAST_PORT, port);
 		SET(PGM_UDP_ENCAP_MCAST_PORT, port);
 	}
-	SET(PGM_IP_ROUTER_ALERT, 0);
+	/* Off is the default for IPv6, where OpenPGM refuses to set it at all. */
+	if (AF_INET == family)
+		SET(PGM_IP_ROUTER_ALERT, 0);
 	SET(PGM_MTU, o->mtu);
 	{
 		const int bufsize = 1024 * 1024;

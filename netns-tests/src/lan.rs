@@ -238,6 +238,12 @@ impl Host {
         format!("{};{}", self.addr, GROUP)
     }
 
+    /// OpenPGM network string for this host's IPv6 address and [`GROUP6`] (OpenPGM needs
+    /// address literals: `"ADDR6;GROUP6"`).
+    pub fn pgm_network6(&self) -> String {
+        format!("{};{}", self.addr6(), GROUP6)
+    }
+
     /// A `Command` that runs `program args` inside this host's namespace (`ip netns exec`).
     pub fn command<S: AsRef<std::ffi::OsStr>>(
         &self,

@@ -120,15 +120,20 @@ const FRAGMENTED: Shape = Shape {
 fn setup(
     name: &str,
     loss_permille: u32,
+    iface: Iface,
 ) -> Option<(MutexGuard<'static, ()>, PathBuf, Lan, Option<Capture>)> {
     if !require(name, &[Need::OpenPgm]) {
         return None;
     }
     let serial = begin_test(name)?;
     let peer = openpgm_peer().expect("building the OpenPGM peer");
-    let lan = Lan::new(2).expect("building the LAN");
+    let mut lan = Lan::new(2).expect("building the LAN");
+    if iface == Iface::Addr6 {
+        lan.enable_ipv6().expect("IPv6 on the hosts");
+    }
     lan.set_loss(1, loss_permille, 0).expect("setting loss");
-    let cap = capture_for_tshark(&lan, name, &format!("ip proto 113 or udp port {PORT}"));
+    let filter = format!("ip proto 113 or ip6 proto 113 or udp port {PORT}");
+    let cap = capture_for_tshark(&lan, name, &filter);
     Some((serial, peer, lan, cap))
 }
 
@@ -166,8 +171,13 @@ fn capture_problems(cap: Option<Capture>, name: &str, run_ok: bool) -> Vec<Strin
     problems
 }
 
-fn peer_args(lan: &Lan, host: usize, encap: Encap, shape: &Shape) -> PeerArgs {
-    let mut a = PeerArgs::new(lan.host(host).pgm_network());
+fn peer_args(lan: &Lan, host: usize, (encap, iface): (Encap, Iface), shape: &Shape) -> PeerArgs {
+    let h = lan.host(host);
+    let mut a = PeerArgs::new(if iface == Iface::Addr6 {
+        h.pgm_network6()
+    } else {
+        h.pgm_network()
+    });
     a.port = PORT;
     a.udp = encap == Encap::Udp;
     a.count = shape.count;
@@ -181,7 +191,16 @@ fn peer_args(lan: &Lan, host: usize, encap: Encap, shape: &Shape) -> PeerArgs {
 /// OpenPGM sender on host 1 → our `pgm-recv --verify` (default options) on host 2, with
 /// `loss_permille` random ingress loss.
 fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape, loss_permille: u32) {
-    let Some((_serial, peer, lan, cap)) = setup(name, loss_permille) else {
+    openpgm_to_ours_on(name, (encap, Iface::Addr), shape, loss_permille);
+}
+
+/// [`openpgm_to_ours`] over IPv6 (unique-local addresses, group `ff18::7067:1`).
+fn openpgm_to_ours_v6(name: &str, encap: Encap, shape: &Shape, loss_permille: u32) {
+    openpgm_to_ours_on(name, (encap, Iface::Addr6), shape, loss_permille);
+}
+
+fn openpgm_to_ours_on(name: &str, (encap, iface): (Encap, Iface), shape: &Shape, loss: u32) {
+    let Some((_serial, peer, lan, cap)) = setup(name, loss, iface) else {
         return;
     };
     let start = now();
@@ -189,12 +208,12 @@ fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape, loss_permille: u32) 
     let rx = spawn_recv_joined(
         lan.host(1),
         encap,
-        Iface::Addr,
+        iface,
         PORT,
         &RecvOpts::new(Some(shape.count), 10.0),
     )
     .expect("starting pgm-recv");
-    let mut args = peer_args(&lan, 0, encap, shape);
+    let mut args = peer_args(&lan, 0, (encap, iface), shape);
     // Linger until stopped (after our receiver finished), never past the limit.
     args.linger_s = LIMIT.as_secs_f64();
     args.timeout_s = LIMIT.as_secs_f64();
@@ -220,7 +239,7 @@ fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape, loss_permille: u32) 
     }
     // At least half of what the rate gives on the ODATA alone (counted in messages, so a loose
     // bound for fragmented ones): the loss was what the test says.
-    let min_drops = (shape.count * u64::from(loss_permille) / 2000).max(1);
+    let min_drops = (shape.count * u64::from(loss) / 2000).max(1);
     if dropped < min_drops {
         problems.push(format!(
             "the loss rule dropped {dropped} packets, fewer than {min_drops}"
@@ -233,7 +252,12 @@ fn openpgm_to_ours(name: &str, encap: Encap, shape: &Shape, loss_permille: u32) 
 
 /// Our `pgm-send` on host 1 → OpenPGM receiver on host 2 (5 % ingress loss).
 fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
-    ours_to(name, encap, shape, &[]);
+    ours_to(name, (encap, Iface::Addr), shape, &[]);
+}
+
+/// [`ours_to_openpgm`] over IPv6.
+fn ours_to_openpgm_v6(name: &str, encap: Encap, shape: &Shape) {
+    ours_to(name, (encap, Iface::Addr6), shape, &[]);
 }
 
 /// Issue 15: our source with parity on demand (`--fec 16`) serving OpenPGM receivers, which
@@ -241,17 +265,17 @@ fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
 /// OPT_PARITY_PRM's 0x01 bit (the RFC's O, OpenPGM's "pro-active") turning on their FEC
 /// handling does them no harm without parity.
 fn ours_on_demand_fec_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
-    ours_to(name, encap, shape, &["--fec", "16"]);
+    ours_to(name, (encap, Iface::Addr), shape, &["--fec", "16"]);
 }
 
 /// Our `pgm-send` (with `extra` flags) → the OpenPGM receiver, 5 % loss.
-fn ours_to(name: &str, encap: Encap, shape: &Shape, extra: &[&str]) {
-    let Some((_serial, peer, lan, cap)) = setup(name, LOSS_5) else {
+fn ours_to(name: &str, (encap, iface): (Encap, Iface), shape: &Shape, extra: &[&str]) {
+    let Some((_serial, peer, lan, cap)) = setup(name, LOSS_5, iface) else {
         return;
     };
     let start = now();
 
-    let args = peer_args(&lan, 1, encap, shape);
+    let args = peer_args(&lan, 1, (encap, iface), shape);
     let mut rx = lan
         .host(1)
         .spawn(&peer, &args.to_args(false))
@@ -261,7 +285,7 @@ fn ours_to(name: &str, encap: Encap, shape: &Shape, extra: &[&str]) {
     let mut send = SendOpts::new(shape.count, shape.size, shape.our_rate);
     send.linger_s = 3.0;
     send.extra = extra.iter().map(|&a| a.to_owned()).collect();
-    let tx = spawn_send(lan.host(0), encap, Iface::Addr, PORT, &send).expect("spawning pgm-send");
+    let tx = spawn_send(lan.host(0), encap, iface, PORT, &send).expect("spawning pgm-send");
 
     let rx = wait_one(rx, start + LIMIT);
     let elapsed = start.elapsed();
@@ -325,6 +349,10 @@ named_tests! {
     openpgm_to_ours_raw_long_wide_loss20 => openpgm_to_ours(Encap::Raw, &LONG_WIDE, LOSS_20);
     openpgm_to_ours_epgm_long_wide_loss20 => openpgm_to_ours(Encap::Udp, &LONG_WIDE, LOSS_20);
     ours_to_openpgm_raw_small => ours_to_openpgm(Encap::Raw, &SMALL);
+    openpgm_to_ours_raw_ipv6_small => openpgm_to_ours_v6(Encap::Raw, &SMALL, LOSS_5);
+    openpgm_to_ours_epgm_ipv6_small => openpgm_to_ours_v6(Encap::Udp, &SMALL, LOSS_5);
+    ours_to_openpgm_raw_ipv6_small => ours_to_openpgm_v6(Encap::Raw, &SMALL);
+    ours_to_openpgm_epgm_ipv6_small => ours_to_openpgm_v6(Encap::Udp, &SMALL);
     ours_on_demand_fec_to_openpgm_raw_small => ours_on_demand_fec_to_openpgm(Encap::Raw, &SMALL);
     ours_on_demand_fec_to_openpgm_epgm_small => ours_on_demand_fec_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_epgm_small => ours_to_openpgm(Encap::Udp, &SMALL);
