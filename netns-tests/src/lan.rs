@@ -466,10 +466,18 @@ impl Lan {
 
     /// Turns IPv6 on in every host and gives each `eth0` a unique-local address
     /// `fdA:B::N/64` (A, B as in the IPv4 subnet; no duplicate address detection, so it is
-    /// usable at once). The bridge stays IPv6-less: it forwards, and floods multicast unless
-    /// [`Lan::set_igmp_snooping`] (which covers MLD too) is on.
+    /// usable at once). The bridge gets a link-local address too: its MLD querier needs one
+    /// when [`Lan::set_igmp_snooping`] (which covers MLDv2 too) is on.
     pub fn enable_ipv6(&mut self) -> io::Result<()> {
         let [_, a, b, _] = self.hosts.first().map_or([0; 4], |h| h.addr.octets());
+        for key in [
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.br0.accept_dad=0",
+            "net.ipv6.conf.all.disable_ipv6=0",
+            "net.ipv6.conf.br0.disable_ipv6=0",
+        ] {
+            ns_run(&self.bridge_ns, "sysctl", &["-qw", key], None)?;
+        }
         for h in &mut self.hosts {
             for key in [
                 "net.ipv6.conf.all.disable_ipv6",
@@ -677,6 +685,8 @@ impl Lan {
         set(&[
             "mcast_igmp_version",
             "3",
+            "mcast_mld_version",
+            "2",
             "mcast_query_response_interval",
             "100",
         ])?;

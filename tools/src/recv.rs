@@ -35,7 +35,7 @@ use crate::{
                   --timeout is given. --timeout 0 means forever.\n\
                   --verify prints one JSON line at the end: received, gaps, duplicates, corrupt, \
                   unrecoverable, elapsed_s, msgs_per_s, naks_sent, fec_recovered, first_seq, last_seq, senders, \
-                  parse_errors, checksum_errors; \
+                  parse_errors, checksum_errors, source_filtered; \
                   it exits 1 when gaps, corrupt or unrecoverable are not 0 or fewer than --count \
                   messages arrived."
 )]
@@ -168,6 +168,7 @@ impl Verifier {
             ("others", o.to_json(others)),
             ("parse_errors", engine.parse_errors.into()),
             ("checksum_errors", engine.checksum_errors.into()),
+            ("source_filtered", engine.source_filtered.into()),
             ("last_mono_ns", engine.last_mono_ns.into()),
         ])
     }
@@ -186,6 +187,8 @@ pub struct EngineCounts {
     pub checksum_errors: u64,
     /// CLOCK_MONOTONIC (ns) of the last delivery, 0 if none (benchmark repair tails).
     pub last_mono_ns: u64,
+    /// Packets the transport dropped because their source is outside the `--source` joins.
+    pub source_filtered: u64,
 }
 
 /// How a `pgm-recv` run ended.
@@ -300,6 +303,7 @@ pub fn run_recv(
             fec_recovered: stats.engine.fec_recovered,
             parse_errors: stats.engine.parse_errors,
             checksum_errors: stats.engine.checksum_errors,
+            source_filtered: stats.io.transport.source_filtered,
             last_mono_ns: activity
                 .first
                 .map_or(0, |_| mono_base + activity.last.as_nanos() as u64),
