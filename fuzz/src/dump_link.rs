@@ -11,14 +11,15 @@
 //!   (or, for a GSO super-packet, all of its packets back to back) are a contiguous run of the
 //!   frame, never more than was captured. GSO records are numbered 1..=n of n, UDP-carried, each
 //!   exactly as long as its PGM header declares, all of one length but a shorter last. For raw
-//!   IP frames the PGM bytes are those `pgm::transport::raw::parse_ipv4` finds. `Record::parse`
-//!   is `PacketRepr::parse` of the bytes; text and JSON render; the `--group` filter of the
-//!   record's own address passes it; a `Printer` prints one line per record and counts them.
-//! - A built frame (raw IP or UDP to a `--udp-port`, in any of the link types, optionally a
-//!   VLAN tag, one packet or a GSO run of 2..=8) decodes to exactly the packets put in, with
-//!   their addresses and ports.
+//!   IPv4 frames the PGM bytes are those `pgm::transport::raw::parse_ipv4` finds; for raw IPv6
+//!   frames they end where the IPv6 payload length says. `Record::parse` is `PacketRepr::parse`
+//!   of the bytes; text and JSON render; the `--group` filter of the record's own address
+//!   passes it; a `Printer` prints one line per record and counts them.
+//! - A built frame (raw IP or UDP to a `--udp-port`, over IPv4 or IPv6 with up to four
+//!   extension headers, in any of the link types, optionally a VLAN tag, one packet or a GSO run
+//!   of 2..=8) decodes to exactly the packets put in, with their addresses and ports.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use pcap_file::DataLink;
 use pgm::{
@@ -27,10 +28,10 @@ use pgm::{
 };
 use tools::{
     dump::{
-        decode::{ETHERTYPE_IPV4, IPPROTO_PGM},
+        decode::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_PGM},
         decode_frame, Encap, Filter, Gso, Output, Printer, Record, What,
     },
-    frames,
+    frames::{self, Ext6},
 };
 
 use crate::input::Input;
@@ -48,6 +49,23 @@ const LINKS: [DataLink; 7] = [
 const UDP_PORT: u16 = 3055;
 const FRAME_NO: u64 = 7;
 const TIME: f64 = 1_700_000_000.25;
+
+const HOP_BY_HOP: Ext6 = Ext6::Opts { kind: 0, units: 0 };
+/// The IPv6 extension header chains a built frame may carry.
+const EXT_CHAINS: [&[Ext6]; 4] = [
+    &[],
+    &[HOP_BY_HOP],
+    &[HOP_BY_HOP, Ext6::Opts { kind: 60, units: 1 }],
+    &[
+        HOP_BY_HOP,
+        Ext6::Opts { kind: 43, units: 2 },
+        Ext6::Fragment {
+            offset: 0,
+            more: false,
+        },
+        Ext6::Opts { kind: 60, units: 0 },
+    ],
+];
 
 /// Runs every check on `data`; panics (a fuzz finding) when one fails.
 pub(crate) fn check(data: &[u8]) {
@@ -116,12 +134,8 @@ fn check_records(link: DataLink, frame: &[u8], records: &[Record], ports: &[u16]
                         find(frame, data).is_some(),
                         "PGM bytes that are not in the frame"
                     );
-                    if matches!(encap, Encap::Raw) && matches!(link, DataLink::RAW | DataLink::IPV4)
-                    {
-                        let d =
-                            parse_ipv4(frame).expect("pgm-dump read an IPv4 header pgm did not");
-                        assert_eq!(&frame[d.pgm], &data[..], "raw PGM bytes differ from pgm's");
-                        assert_eq!((d.src, d.dst), (r.src, r.dst));
+                    if matches!(encap, Encap::Raw) {
+                        check_raw_ip(link, frame, r, data);
                     }
                 }
             }
@@ -169,6 +183,26 @@ fn check_records(link: DataLink, frame: &[u8], records: &[Record], ports: &[u16]
     }
 }
 
+/// The PGM bytes of a raw IP frame, from its IP header: for IPv4 those `parse_ipv4` finds, for
+/// IPv6 the end of the payload the header declares.
+fn check_raw_ip(link: DataLink, frame: &[u8], r: &Record, data: &[u8]) {
+    if !matches!(link, DataLink::RAW | DataLink::IPV4 | DataLink::IPV6) {
+        return;
+    }
+    if r.src.is_ipv4() {
+        let d = parse_ipv4(frame).expect("pgm-dump read an IPv4 header pgm did not");
+        assert_eq!(&frame[d.pgm], data, "raw PGM bytes differ from pgm's");
+        assert_eq!((d.src, d.dst), (r.src, r.dst));
+    } else {
+        assert_eq!(frame[0] >> 4, 6, "an IPv6 record from another IP version");
+        let end = 40 + usize::from(u16::from_be_bytes([frame[4], frame[5]]));
+        assert!(
+            frame.get(..end).is_some_and(|ip| ip.ends_with(data)),
+            "raw PGM bytes that do not end the IPv6 payload"
+        );
+    }
+}
+
 /// An ODATA packet with `len` payload bytes.
 fn odata(sqn: u32, len: usize, fill: u8) -> Vec<u8> {
     PacketRepr {
@@ -202,16 +236,33 @@ fn built(link: DataLink, inp: &mut Input<'_>) {
         .map(|i| odata(i as u32, if i + 1 == n { last } else { size }, inp.u8()))
         .collect();
     let sport = inp.u16();
-    let ip = if udp {
-        frames::udp4(src, dst, sport, UDP_PORT, &pgms.concat())
+    let vlan = (link == DataLink::ETHERNET && inp.bool()).then(|| inp.u16());
+    // Read last: an input that ends before (every seed from before IPv6) stays IPv4.
+    let v6 = inp.bool();
+    let exts = inp.pick(&EXT_CHAINS);
+    let payload = if udp { pgms.concat() } else { pgms[0].clone() };
+    let (src, dst, ethertype, ip) = if v6 {
+        let s = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(src.octets()[3]));
+        let d = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0x192, u16::from(dst.octets()[2]));
+        let ip = if udp {
+            frames::udp6(s, d, exts, sport, UDP_PORT, &payload)
+        } else {
+            frames::ipv6_ext(s, d, exts, IPPROTO_PGM, &payload)
+        };
+        (IpAddr::V6(s), IpAddr::V6(d), ETHERTYPE_IPV6, ip)
     } else {
-        frames::ipv4(src, dst, IPPROTO_PGM, &pgms[0])
+        let ip = if udp {
+            frames::udp4(src, dst, sport, UDP_PORT, &payload)
+        } else {
+            frames::ipv4(src, dst, IPPROTO_PGM, &payload)
+        };
+        (IpAddr::V4(src), IpAddr::V4(dst), ETHERTYPE_IPV4, ip)
     };
-    let frame = match link {
-        DataLink::ETHERNET if inp.bool() => frames::ethernet_vlan(inp.u16(), ETHERTYPE_IPV4, &ip),
-        DataLink::ETHERNET => frames::ethernet(ETHERTYPE_IPV4, &ip),
-        DataLink::LINUX_SLL => frames::sll(ETHERTYPE_IPV4, &ip),
-        DataLink::LINUX_SLL2 => frames::sll2(ETHERTYPE_IPV4, &ip),
+    let frame = match (link, vlan) {
+        (DataLink::ETHERNET, Some(vid)) => frames::ethernet_vlan(vid, ethertype, &ip),
+        (DataLink::ETHERNET, None) => frames::ethernet(ethertype, &ip),
+        (DataLink::LINUX_SLL, _) => frames::sll(ethertype, &ip),
+        (DataLink::LINUX_SLL2, _) => frames::sll2(ethertype, &ip),
         _ => ip,
     };
     let records = decode_frame(link, FRAME_NO, TIME, &frame, &[UDP_PORT]);
@@ -220,7 +271,7 @@ fn built(link: DataLink, inp: &mut Input<'_>) {
         assert!(records.is_empty(), "a link type pgm-dump does not read");
         return;
     }
-    // (An IPv6 link type is read by the version nibble, so the IPv4 packet still decodes.)
+    // (Raw IP link types are read by the version nibble: either family decodes in any of them.)
     // Several packets are a GSO run: split back into exactly those packets.
     let want: Vec<&[u8]> = pgms.iter().map(Vec::as_slice).collect();
     assert_eq!(
@@ -229,7 +280,7 @@ fn built(link: DataLink, inp: &mut Input<'_>) {
         "records of {n} packets of {size}/{last} bytes"
     );
     for (r, p) in records.iter().zip(&want) {
-        assert_eq!((r.src, r.dst), (IpAddr::V4(src), IpAddr::V4(dst)));
+        assert_eq!((r.src, r.dst), (src, dst));
         let What::Pgm { encap, data } = &r.what else {
             panic!("built packet decoded as {r:?}");
         };

@@ -5,7 +5,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::dump::decode::{ETHERTYPE_IPV4, IPPROTO_UDP};
+use crate::dump::decode::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_UDP};
 
 /// RFC 1071 checksum of `data` (folded, complemented).
 fn internet_checksum(parts: &[&[u8]]) -> u16 {
@@ -42,8 +42,10 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> 
     v
 }
 
-/// A UDP datagram over IPv4 with its checksum (pseudo-header included) filled in.
-pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+/// A UDP header and `payload`, the checksum over the pseudo-header of `src` and `dst` (the
+/// octets of IPv4 or IPv6 addresses). RFC 768's layout, whose sum is RFC 8200 §8.1's too: the
+/// 16-bit words are the same, in another order.
+fn udp(src: &[u8], dst: &[u8], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let len = u16::try_from(8 + payload.len()).unwrap_or(u16::MAX);
     let mut u = Vec::with_capacity(usize::from(len));
     u.extend_from_slice(&sport.to_be_bytes());
@@ -51,9 +53,7 @@ pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]
     u.extend_from_slice(&len.to_be_bytes());
     u.extend_from_slice(&[0, 0]);
     u.extend_from_slice(payload);
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
+    let mut pseudo = [src, dst].concat();
     pseudo.extend_from_slice(&[0, IPPROTO_UDP]);
     pseudo.extend_from_slice(&len.to_be_bytes());
     let c = match internet_checksum(&[&pseudo, &u]) {
@@ -61,29 +61,120 @@ pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]
         c => c,
     };
     u[6..8].copy_from_slice(&c.to_be_bytes());
+    u
+}
+
+/// A UDP datagram over IPv4 with its checksum (pseudo-header included) filled in.
+pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let u = udp(&src.octets(), &dst.octets(), sport, dport, payload);
     ipv4(src, dst, IPPROTO_UDP, &u)
 }
 
 /// An IPv6 packet (no extension headers, hop limit 64).
 pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, payload: &[u8]) -> Vec<u8> {
-    let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+    ipv6_ext(src, dst, &[], next_header, payload)
+}
+
+/// An IPv6 extension header for [`ipv6_ext`] (RFC 8200 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ext6 {
+    /// Hop-by-Hop Options (0), Routing (43) or Destination Options (60) of `8 * (units + 1)`
+    /// bytes: one PadN option (options headers), or routing type 253 (RFC 4727, experimental)
+    /// with no segments left. `units` at most 31 (one PadN).
+    Opts {
+        /// Next Header value of this header.
+        kind: u8,
+        /// The length byte.
+        units: u8,
+    },
+    /// Fragment (44): offset in 8-byte units, M flag.
+    Fragment {
+        /// Fragment offset (13 bits).
+        offset: u16,
+        /// More fragments follow.
+        more: bool,
+    },
+}
+
+impl Ext6 {
+    fn kind(self) -> u8 {
+        match self {
+            Ext6::Opts { kind, .. } => kind,
+            Ext6::Fragment { .. } => 44,
+        }
+    }
+
+    fn bytes(self, next: u8) -> Vec<u8> {
+        match self {
+            Ext6::Opts { kind: 43, units } => {
+                let mut h = vec![next, units, 253, 0];
+                h.resize(8 * (usize::from(units) + 1), 0);
+                h
+            }
+            Ext6::Opts { units, .. } => {
+                let units = units.min(31);
+                let mut h = vec![next, units, 1, 8 * units + 4];
+                h.resize(8 * (usize::from(units) + 1), 0);
+                h
+            }
+            Ext6::Fragment { offset, more } => {
+                let off_m = (offset << 3) | u16::from(more);
+                let mut h = vec![next, 0];
+                h.extend_from_slice(&off_m.to_be_bytes());
+                // Identification 1.
+                h.extend_from_slice(&[0, 0, 0, 1]);
+                h
+            }
+        }
+    }
+}
+
+/// An IPv6 packet with `exts` in order between its header and `payload` (hop limit 64).
+pub fn ipv6_ext(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    exts: &[Ext6],
+    next_header: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut chain = Vec::new();
+    for (i, e) in exts.iter().enumerate() {
+        let next = exts.get(i + 1).map_or(next_header, |n| n.kind());
+        chain.extend_from_slice(&e.bytes(next));
+    }
+    chain.extend_from_slice(payload);
+    let len = u16::try_from(chain.len()).unwrap_or(u16::MAX);
     let mut v = vec![0x60, 0, 0, 0];
     v.extend_from_slice(&len.to_be_bytes());
-    v.push(next_header);
+    v.push(exts.first().map_or(next_header, |e| e.kind()));
     v.push(64);
     v.extend_from_slice(&src.octets());
     v.extend_from_slice(&dst.octets());
-    v.extend_from_slice(payload);
+    v.extend_from_slice(&chain);
     v
 }
 
-/// The Ethernet multicast MAC of an IPv4 group (RFC 1112), or a fixed unicast MAC otherwise.
-fn mac_for(dst: Option<Ipv4Addr>) -> [u8; 6] {
-    match dst {
-        Some(a) if a.is_multicast() => {
-            let o = a.octets();
-            [0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]
+/// A UDP datagram over IPv6, after `exts`, with its checksum filled in (RFC 8200 §8.1).
+pub fn udp6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    exts: &[Ext6],
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let u = udp(&src.octets(), &dst.octets(), sport, dport, payload);
+    ipv6_ext(src, dst, exts, IPPROTO_UDP, &u)
+}
+
+/// The destination MAC of an Ethernet frame carrying `ip`: the multicast MAC of an IPv4 group
+/// (RFC 1112 §6.4) or of an IPv6 group (RFC 2464 §7), or a fixed unicast MAC otherwise.
+fn mac_for(ethertype: u16, ip: &[u8]) -> [u8; 6] {
+    match (ethertype, ip.get(16..20), ip.get(24..40)) {
+        (ETHERTYPE_IPV4, Some(&[a, b, c, d]), _) if Ipv4Addr::new(a, b, c, d).is_multicast() => {
+            [0x01, 0x00, 0x5e, b & 0x7f, c, d]
         }
+        (ETHERTYPE_IPV6, _, Some(&[0xff, .., a, b, c, d])) => [0x33, 0x33, a, b, c, d],
         _ => [0x02, 0, 0, 0, 0, 0x02],
     }
 }
@@ -91,16 +182,7 @@ fn mac_for(dst: Option<Ipv4Addr>) -> [u8; 6] {
 /// An Ethernet II frame carrying `payload` with `ethertype`, padded to the 60-byte minimum as a
 /// NIC would (decoders must trim by the IP length).
 pub fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let dst = if ethertype == ETHERTYPE_IPV4 && payload.len() >= 20 {
-        mac_for(Some(Ipv4Addr::new(
-            payload[16],
-            payload[17],
-            payload[18],
-            payload[19],
-        )))
-    } else {
-        mac_for(None)
-    };
+    let dst = mac_for(ethertype, payload);
     let mut v = dst.to_vec();
     v.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
     v.extend_from_slice(&ethertype.to_be_bytes());
@@ -179,5 +261,48 @@ mod tests {
             ),
         );
         assert_eq!(&e[..6], [0x01, 0x00, 0x5e, 0x40, 0x01, 0x01]);
+    }
+
+    #[test]
+    fn udp6_checksum_verifies_over_the_rfc_8200_pseudo_header() {
+        let (s, d): (Ipv6Addr, Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "ff0e::1".parse().unwrap());
+        let p = udp6(s, d, &[Ext6::Opts { kind: 0, units: 0 }], 1, 2, b"abc");
+        assert_eq!((p[6], p[40]), (0, IPPROTO_UDP));
+        let u = &p[48..];
+        let mut pseudo = [s.octets(), d.octets()].concat();
+        pseudo.extend_from_slice(&[0, 0, 0, 11, 0, 0, 0, 17]);
+        assert_eq!(internet_checksum(&[&pseudo, u]), 0);
+    }
+
+    #[test]
+    fn ipv6_extension_headers_chain() {
+        let (s, d) = (Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST);
+        let exts = [
+            Ext6::Opts { kind: 0, units: 1 },
+            Ext6::Opts { kind: 43, units: 0 },
+            Ext6::Fragment {
+                offset: 0,
+                more: true,
+            },
+            Ext6::Opts { kind: 60, units: 0 },
+        ];
+        let p = ipv6_ext(s, d, &exts, IPPROTO_PGM, &[9; 3]);
+        assert_eq!(p.len(), 40 + 16 + 8 + 8 + 8 + 3);
+        assert_eq!(&p[4..7], [0, 43, 0]);
+        assert_eq!(&p[40..44], [43, 1, 1, 12]);
+        assert_eq!(&p[56..60], [44, 0, 253, 0]);
+        assert_eq!(&p[64..68], [60, 0, 0, 1]);
+        assert_eq!(&p[72..76], [IPPROTO_PGM, 0, 1, 4]);
+        assert_eq!(&p[80..], [9; 3]);
+    }
+
+    #[test]
+    fn ethernet_maps_ipv6_groups() {
+        let d: Ipv6Addr = "ff0e::1:2345:6789".parse().unwrap();
+        let e = ethernet(ETHERTYPE_IPV6, &ipv6(Ipv6Addr::LOCALHOST, d, 59, &[]));
+        assert_eq!(&e[..6], [0x33, 0x33, 0x23, 0x45, 0x67, 0x89]);
+        let e = ethernet(ETHERTYPE_IPV6, &ipv6(d, Ipv6Addr::LOCALHOST, 59, &[]));
+        assert_eq!(e[0] & 1, 0);
     }
 }

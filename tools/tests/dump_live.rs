@@ -1,8 +1,8 @@
 //! `pgm-dump --iface lo`: live capture in the root namespace while this test sends crafted PGM
-//! packets in UDP to 127.0.0.1 on a port picked by the OS, checked line by line (JSON and text)
-//! against what the pcap path prints for the same packets. Needs root or CAP_NET_RAW: without
-//! it the capture tests print a loud SKIPPED and pass. Every capture is bounded by `--duration`
-//! and by a kill after [`LIMIT`].
+//! packets in UDP to 127.0.0.1 (and ::1) on a port picked by the OS, checked line by line (JSON
+//! and text) against what the pcap path prints for the same packets. Needs root or
+//! CAP_NET_RAW: without it the capture tests print a loud SKIPPED and pass. Every capture is
+//! bounded by `--duration` and by a kill after [`LIMIT`].
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a test failure")]
 #![allow(
@@ -12,7 +12,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{Ipv4Addr, UdpSocket},
+    net::{Ipv4Addr, Ipv6Addr, UdpSocket},
     process::{Child, Command, Stdio},
     sync::mpsc,
     thread,
@@ -269,6 +269,67 @@ fn live_capture_on_lo_prints_the_packets_sent() {
         "{err}"
     );
     drop((sink, other));
+}
+
+#[test]
+fn live_capture_on_lo_decodes_ipv6() {
+    if !can_capture() {
+        skip("live_capture_on_lo_decodes_ipv6");
+        return;
+    }
+    let lo6 = Ipv6Addr::LOCALHOST;
+    let Ok(sink) = UdpSocket::bind((lo6, 0)) else {
+        eprintln!("SKIPPED: live_capture_on_lo_decodes_ipv6: no ::1 on lo");
+        return;
+    };
+    let port = sink.local_addr().unwrap().port();
+    let sender = UdpSocket::bind((lo6, 0)).unwrap();
+    let sport = sender.local_addr().unwrap().port();
+    let pkts = packets();
+    let p = port.to_string();
+    let mut cap = Capture::start(&args(&[
+        "--iface",
+        "lo",
+        "--json",
+        "--udp-port",
+        &p,
+        "--group",
+        "::1",
+        "--count",
+        "2",
+        "--duration",
+        "20",
+    ]));
+    cap.wait_ready();
+    sender.send_to(&pkts[0], (lo6, port)).unwrap();
+    sender.send_to(&pkts[1], (lo6, port)).unwrap();
+    let (ok, out, err) = cap.finish();
+    assert!(ok, "pgm-dump failed: {err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}\n{err}");
+    for (got, pkt) in lines.iter().zip(&pkts) {
+        // What the pcap path prints for the same datagram, as `lo` frames it.
+        let ip = frames::udp6(lo6, lo6, &[], sport, port, pkt);
+        let frame = frames::ethernet(dump::decode::ETHERTYPE_IPV6, &ip);
+        let recs = dump::decode_frame(DataLink::ETHERNET, 1, 0.0, &frame, &[port]);
+        let mut want = recs[0].to_json();
+        for key in ["time", "frame"] {
+            want[key] = got[key].clone();
+        }
+        assert_eq!(got, &want);
+        assert_eq!(
+            (got["src"].as_str(), got["dst"].as_str()),
+            (Some("::1"), Some("::1"))
+        );
+    }
+    assert_eq!(
+        (lines[0]["type"].as_str(), lines[1]["type"].as_str()),
+        (Some("SPM"), Some("ODATA"))
+    );
+    drop(sink);
 }
 
 #[test]

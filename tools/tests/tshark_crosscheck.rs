@@ -3,14 +3,18 @@
 //! flags), and `pgm-dump` must agree with tshark packet by packet on captures, including the
 //! real OpenPGM capture `pgm/tests/fixtures/openpgm.pcap` when it exists.
 //!
-//! tshark fields used (Wireshark 4.0): `frame.number`, `pgm.hdr.type`, `pgm.hdr.gsi`,
-//! `pgm.hdr.tsdulen`, `pgm.hdr.cksum.status` (1 = good), `pgm.spm.sqn` (SPM, and also the
-//! ODATA/RDATA data sqn: Wireshark reuses the SPM field), `pgm.spm.trail`, `pgm.spm.lead`,
-//! `pgm.nak.sqn` (NAK/NNAK/NCF), `pgm.poll.sqn`, `pgm.polr.sqn`, `pgm.ack.maxsqn`,
-//! `pgm.opts.nak.list`, `pgm.opts.fragment.{first_sqn,fragment_offset,total_length}`,
-//! `_ws.expert.severity`, `_ws.expert.message`, `_ws.malformed`. Wireshark 4.0 has no SPMR
-//! dissector (type 0x0c is not in its type table), so SPMRs and unknown types are not
-//! dissected as PGM there; the checks accept that and say so.
+//! The generated capture carries PGM over IPv4 and IPv6 (raw and in UDP, some behind IPv6
+//! extension headers).
+//!
+//! tshark fields used (Wireshark 4.0): `frame.number`, `ip.src`, `ip.dst`, `ipv6.src`,
+//! `ipv6.dst`, `pgm.hdr.type`, `pgm.hdr.gsi`, `pgm.hdr.tsdulen`, `pgm.hdr.cksum.status`
+//! (1 = good), `pgm.spm.sqn` (SPM, and also the ODATA/RDATA data sqn: Wireshark reuses the SPM
+//! field), `pgm.spm.trail`, `pgm.spm.lead`, `pgm.nak.sqn` (NAK/NNAK/NCF), `pgm.poll.sqn`,
+//! `pgm.polr.sqn`, `pgm.ack.maxsqn`, `pgm.opts.nak.list`,
+//! `pgm.opts.fragment.{first_sqn,fragment_offset,total_length}`, `_ws.expert.severity`,
+//! `_ws.expert.message`, `_ws.malformed`. Wireshark 4.0 has no SPMR dissector (type 0x0c is not
+//! in its type table), so SPMRs and unknown types are not dissected as PGM there; the checks
+//! accept that and say so.
 //!
 //! Without tshark every test prints a loud SKIPPED line and passes.
 
@@ -34,7 +38,7 @@ use pgm::wire::{
 use serde_json::Value;
 use tools::{
     dump::{self, What},
-    frames,
+    frames::{self, Ext6},
 };
 
 /// PGM ports (GSI 0a0b0c0d0e0f): the source's data-source port and the data-destination port.
@@ -87,12 +91,14 @@ enum Carry {
     Udp(u16),
 }
 
-/// One generated packet: its bytes, IP endpoints and carrier.
+/// One generated packet: its bytes, IP endpoints (IPv4 or IPv6), the IPv6 extension headers in
+/// front of it, and its carrier.
 struct Gen {
     name: &'static str,
     bytes: Vec<u8>,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
+    exts: &'static [Ext6],
     carry: Carry,
 }
 
@@ -141,8 +147,9 @@ fn generated() -> Vec<Gen> {
         out.push(Gen {
             name,
             bytes: r.to_vec(),
-            src,
-            dst,
+            src: src.into(),
+            dst: dst.into(),
+            exts: &[],
             carry,
         });
     };
@@ -425,21 +432,89 @@ fn generated() -> Vec<Gen> {
         repr(Body::Unknown(0x0f), &Options::default(), b"opaque"),
         Carry::Raw,
     );
+    over_ipv6(&mut out);
     out
 }
 
-/// Wraps each generated packet in Ethernet + IPv4 (+ UDP) and writes the pcap.
+/// Hop-by-Hop and Destination Options headers, as some of the IPv6 packets carry them.
+const HBH_DST: [Ext6; 2] = [
+    Ext6::Opts { kind: 0, units: 0 },
+    Ext6::Opts { kind: 60, units: 1 },
+];
+
+/// Appends copies of some generated packets carried over IPv6 (raw and UDP, with and without
+/// extension headers), the IPv4 endpoints mapped to IPv6 ones.
+fn over_ipv6(gens: &mut Vec<Gen>) {
+    let v6 = |a: IpAddr| -> IpAddr {
+        let a = match a {
+            IpAddr::V4(a) if a == GROUP => "ff0e::101",
+            IpAddr::V4(a) if a == SOURCE => "2001:db8::10",
+            _ => "2001:db8::20",
+        };
+        a.parse::<Ipv6Addr>().unwrap().into()
+    };
+    for (name, of, exts, carry) in [
+        (
+            "spm_ipv6_path_over_ipv6",
+            "spm_ipv6_path",
+            &HBH_DST[..],
+            Carry::Raw,
+        ),
+        ("odata_over_ipv6", "odata", &[][..], Carry::Raw),
+        (
+            "odata_udp_over_ipv6",
+            "odata_udp",
+            &HBH_DST[..],
+            Carry::Udp(3055),
+        ),
+        (
+            "odata_frag_1_over_ipv6",
+            "odata_frag_1",
+            &[][..],
+            Carry::Udp(5555),
+        ),
+        ("nak_ipv6_over_ipv6", "nak_ipv6", &HBH_DST[..], Carry::Raw),
+    ] {
+        let g = gens.iter().find(|g| g.name == of).unwrap();
+        let g = Gen {
+            name,
+            bytes: g.bytes.clone(),
+            src: v6(g.src),
+            dst: v6(g.dst),
+            exts,
+            carry,
+        };
+        gens.push(g);
+    }
+}
+
+/// Wraps each generated packet in Ethernet + IPv4 or IPv6 (+ UDP) and writes the pcap.
 fn write_capture(path: &Path, gens: &[Gen]) {
+    use dump::decode::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_PGM};
     let frames: Vec<(Duration, Vec<u8>)> = gens
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let ip = match g.carry {
-                Carry::Raw => frames::ipv4(g.src, g.dst, dump::decode::IPPROTO_PGM, &g.bytes),
-                Carry::Udp(port) => frames::udp4(g.src, g.dst, 40_000 + i as u16, port, &g.bytes),
+            let sport = 40_000 + i as u16;
+            let (ethertype, ip) = match (g.src, g.dst, g.carry) {
+                (IpAddr::V4(s), IpAddr::V4(d), Carry::Raw) => {
+                    (ETHERTYPE_IPV4, frames::ipv4(s, d, IPPROTO_PGM, &g.bytes))
+                }
+                (IpAddr::V4(s), IpAddr::V4(d), Carry::Udp(port)) => {
+                    (ETHERTYPE_IPV4, frames::udp4(s, d, sport, port, &g.bytes))
+                }
+                (IpAddr::V6(s), IpAddr::V6(d), Carry::Raw) => (
+                    ETHERTYPE_IPV6,
+                    frames::ipv6_ext(s, d, g.exts, IPPROTO_PGM, &g.bytes),
+                ),
+                (IpAddr::V6(s), IpAddr::V6(d), Carry::Udp(port)) => (
+                    ETHERTYPE_IPV6,
+                    frames::udp6(s, d, g.exts, sport, port, &g.bytes),
+                ),
+                _ => panic!("{}: endpoints of two families", g.name),
             };
             let t = Duration::from_millis(1_700_000_000_000 + i as u64 * 10);
-            (t, frames::ethernet(dump::decode::ETHERTYPE_IPV4, &ip))
+            (t, frames::ethernet(ethertype, &ip))
         })
         .collect();
     let f = BufWriter::new(File::create(path).unwrap());
@@ -452,6 +527,9 @@ fn write_capture(path: &Path, gens: &[Gen]) {
 #[derive(Debug, Default)]
 struct Dissected {
     frame: u64,
+    /// IP source and destination (`ip.src`/`ip.dst`, or `ipv6.src`/`ipv6.dst`).
+    src: Option<String>,
+    dst: Option<String>,
     /// Present when tshark dissected the frame as PGM.
     pgm: Option<PgmFields>,
     /// Expert infos (severity, message) anywhere in the frame.
@@ -555,8 +633,20 @@ fn run_tshark(pcap: &Path, udp_ports: &[u16]) -> Vec<Dissected> {
     let mut result = Vec::new();
     for pkt in all.as_array().expect("array of packets") {
         let layers = &pkt["_source"]["layers"];
+        let addr = |v4: &str, v6: &str| {
+            let ip = layers
+                .get("ip")
+                .and_then(|l| strings(l, v4).first().cloned());
+            ip.or_else(|| {
+                layers
+                    .get("ipv6")
+                    .and_then(|l| strings(l, v6).first().cloned())
+            })
+        };
         let mut dissected = Dissected {
             frame: first_num(&layers["frame"], "frame.number").expect("frame.number"),
+            src: addr("ip.src", "ipv6.src"),
+            dst: addr("ip.dst", "ipv6.dst"),
             ..Dissected::default()
         };
         let sev = strings(layers, "_ws.expert.severity");
@@ -631,8 +721,8 @@ struct Agreement {
     unsupported: usize,
 }
 
-/// Runs our dump logic and tshark on `pcap` and compares type, sqn, GSI and checksum verdict
-/// per packet; every frame tshark dissects as PGM must be one `pgm-dump` reports.
+/// Runs our dump logic and tshark on `pcap` and compares IP addresses, type, sqn, GSI and
+/// checksum verdict per packet; every frame tshark dissects as PGM must be one `pgm-dump` reports.
 fn pgm_dump_agrees_with_tshark(pcap: &Path, udp_ports: &[u16]) -> Agreement {
     let ours = dump::read_records(pcap, udp_ports).expect("pgm-dump reads the capture");
     let theirs = run_tshark(pcap, udp_ports);
@@ -669,6 +759,8 @@ fn pgm_dump_agrees_with_tshark(pcap: &Path, udp_ports: &[u16]) -> Agreement {
             continue;
         };
         let ctx = format!("frame {} ({j})", rec.frame);
+        assert_eq!(j["src"].as_str(), t.src.as_deref(), "{ctx}: src");
+        assert_eq!(j["dst"].as_str(), t.dst.as_deref(), "{ctx}: dst");
         let our_ty = rec.parse().unwrap().unwrap().packet_type();
         assert_eq!(u8::from(our_ty), p.ty, "{ctx}: type");
         assert_eq!(j["gsi"].as_str(), Some(p.gsi.as_str()), "{ctx}: gsi");
@@ -764,13 +856,14 @@ fn pgm_dump_agrees_with_tshark_on_faults() {
     if tshark_missing() {
         return;
     }
-    // Bad checksum, zero checksum on ODATA and SPM, a truncated NAK, a zero-length option: the
-    // checksum verdicts must agree; malformed packets are reported by pgm-dump, not skipped.
+    // Bad checksum (over IPv4 and IPv6), zero checksum on ODATA and SPM, a truncated NAK, a
+    // zero-length option: the checksum verdicts must agree; malformed packets are reported by
+    // pgm-dump, not skipped.
     let mut gens = generated();
     gens.retain(|g| {
         matches!(
             g.name,
-            "nak_list" | "odata" | "spm" | "odata_udp" | "ncf_list"
+            "nak_list" | "odata" | "spm" | "odata_udp" | "ncf_list" | "odata_over_ipv6"
         )
     });
     gens[0].bytes[20] ^= 0x01; // spm: bad checksum
@@ -778,10 +871,11 @@ fn pgm_dump_agrees_with_tshark_on_faults() {
     gens[2].bytes.truncate(30); // odata_udp: truncated
     gens[3].bytes[6..8].copy_from_slice(&[0, 0]); // nak_list: no checksum (control: allowed)
     gens[4].bytes[16 + 20 + 4 + 1] = 0; // ncf_list: OPT_NAK_LIST length 0
+    gens[5].bytes[20] ^= 0x01; // odata_over_ipv6: bad checksum
     let path = temp_pcap("faults");
     write_capture(&path, &gens);
     let a = pgm_dump_agrees_with_tshark(&path, &UDP_PORTS);
-    assert_eq!(a.compared, 3, "{a:?}");
+    assert_eq!(a.compared, 4, "{a:?}");
     assert_eq!(a.malformed, 2, "{a:?}");
     let recs = dump::read_records(&path, &UDP_PORTS).unwrap();
     let ok: Vec<_> = recs
@@ -789,6 +883,7 @@ fn pgm_dump_agrees_with_tshark_on_faults() {
         .map(|r| r.to_json()["checksum_ok"].as_bool())
         .collect();
     assert_eq!(ok[..2], [Some(false), Some(false)]);
+    assert_eq!(ok[5], Some(false));
     let _ = std::fs::remove_file(&path);
 }
 

@@ -1,11 +1,13 @@
-//! From captured bytes to [`Record`]s: the link layer, IPv4 (and a note for IPv6), UDP, and the
-//! split of UDP GSO super-packets; the PGM packet itself is parsed by `pgm::wire`.
+//! From captured bytes to [`Record`]s: the link layer, IPv4 or IPv6, UDP, and the split of UDP
+//! GSO super-packets; the PGM packet itself is parsed by `pgm::wire`.
 //!
 //! Link types: Ethernet (1, up to two VLAN tags), Linux cooked SLL (113) or SLL2 (276), raw IP
-//! (101, 228, 229). IPv4 only: an IPv6 packet that looks like PGM gets an "unsupported" note.
-//! PGM is recognised as IP protocol 113 ("raw") or as UDP to or from one of the UDP ports given
-//! ("udp"; the UDP payload is exactly the PGM packet, docs/wire-compatibility.md §8). Other
-//! packets are skipped silently; malformed PGM packets become records too.
+//! (101, 228, 229). IPv6 extension headers (Hop-by-Hop, Routing, Fragment, Destination Options)
+//! are skipped. PGM is recognised as IP protocol 113 ("raw") or as UDP to or from one of the UDP
+//! ports given ("udp"; the UDP payload is exactly the PGM packet, docs/wire-compatibility.md
+//! §8). PGM's checksum has no pseudo-header (RFC 3208 §8), so it is verified alike over both.
+//! IP fragments of PGM are noted "unsupported", not reassembled. Other packets are skipped
+//! silently; malformed PGM packets become records too.
 //!
 //! A capture taken on a host that sends with UDP GSO (`UDP_SEGMENT`; our EPGM sender does) can
 //! hold the unsegmented "super-packet": one UDP datagram whose payload is several complete PGM
@@ -70,7 +72,7 @@ pub enum What {
         /// Why it cannot be decoded.
         reason: String,
     },
-    /// Something that looks like PGM but that this tool does not decode (IPv6, IP fragments).
+    /// Something that looks like PGM but that this tool does not decode (IP fragments).
     Unsupported(&'static str),
 }
 
@@ -141,9 +143,6 @@ fn link(linktype: DataLink, frame: &[u8]) -> Net<'_> {
             ETHERTYPE_IPV6 => Net::V6(rest),
             _ => Net::Other,
         }
-    }
-    fn be16(b: &[u8], at: usize) -> Option<u16> {
-        Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
     }
     match linktype {
         DataLink::ETHERNET => {
@@ -252,6 +251,73 @@ fn gso_segment_size(data: &[u8]) -> Option<usize> {
         .then_some(size)
 }
 
+// IPv6 extension headers walked to find the upper layer (RFC 8200 §4).
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_DEST_OPTS: u8 = 60;
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Where an IP packet stands in fragmentation (RFC 791 §3.1, RFC 8200 §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frag {
+    /// Not a fragment (or an IPv6 atomic fragment, RFC 6946: offset 0, no more fragments).
+    Whole,
+    /// The first fragment: the upper-layer header is there, not all of its payload.
+    First,
+    /// A later fragment: no upper-layer header at all.
+    Later,
+}
+
+impl Frag {
+    fn of(offset: u16, more: bool) -> Frag {
+        match (offset, more) {
+            (0, false) => Frag::Whole,
+            (0, true) => Frag::First,
+            _ => Frag::Later,
+        }
+    }
+}
+
+/// Why an IP packet's payload cannot be had.
+enum Cut {
+    /// The IP header contradicts itself (the reason says how).
+    BadHeader(String),
+    /// The capture holds `captured` of the packet's `total` bytes (snaplen).
+    Truncated { captured: usize, total: usize },
+}
+
+/// The upper layer of an IP packet, IPv4 or IPv6 alike: what [`carried`] decodes.
+struct Upper<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    /// IPv4 protocol or IPv6 Next Header of the upper layer.
+    proto: u8,
+    /// The captured bytes from the upper-layer header on (maybe past the IP length: padding).
+    captured: &'a [u8],
+    /// The upper layer cut to the IP length.
+    payload: Result<&'a [u8], Cut>,
+    frag: Frag,
+    /// The note for a fragment.
+    frag_note: &'static str,
+}
+
+impl Upper<'_> {
+    /// The payload, or why `needed_by` (the PGM packet, the UDP datagram) cannot be had.
+    fn payload(&self, needed_by: &str) -> Result<&[u8], String> {
+        match &self.payload {
+            Ok(p) => Ok(p),
+            Err(Cut::BadHeader(reason)) => Err(reason.clone()),
+            Err(Cut::Truncated { captured, total }) => Err(format!(
+                "{needed_by} truncated by the capture: {captured} of {total} IP bytes captured"
+            )),
+        }
+    }
+}
+
 fn decode_ipv4(ip: &[u8], udp_ports: &[u16]) -> Option<(IpAddr, IpAddr, What)> {
     if ip.len() < 20 || ip[0] >> 4 != 4 {
         return None;
@@ -259,118 +325,150 @@ fn decode_ipv4(ip: &[u8], udp_ports: &[u16]) -> Option<(IpAddr, IpAddr, What)> {
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     let frag = u16::from_be_bytes([ip[6], ip[7]]);
-    let proto = ip[9];
-    let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
-    let more_fragments = frag & 0x2000 != 0;
-    let offset = frag & 0x1fff;
-    let malformed = |encap, reason: String| Some((src, dst, What::Malformed { encap, reason }));
-    // The captured bytes of the IP payload (Ethernet padding cut off by the IP total length).
-    let payload = |needed_by: &str| -> Result<&[u8], String> {
-        if ihl < 20 || total < ihl {
-            return Err(format!("bad IPv4 header (IHL {ihl}, total length {total})"));
-        }
-        match ip.get(ihl..total) {
-            Some(p) => Ok(p),
-            None => Err(format!(
-                "{needed_by} truncated by the capture: {} of {} IP bytes captured",
-                ip.len(),
-                total
-            )),
-        }
+    // Ethernet padding is cut off by the IP total length.
+    let payload = if ihl < 20 || total < ihl {
+        Err(Cut::BadHeader(format!(
+            "bad IPv4 header (IHL {ihl}, total length {total})"
+        )))
+    } else {
+        ip.get(ihl..total).ok_or(Cut::Truncated {
+            captured: ip.len(),
+            total,
+        })
     };
-    match proto {
-        IPPROTO_PGM => {
-            if more_fragments || offset != 0 {
-                return Some((
-                    src,
-                    dst,
-                    What::Unsupported("IPv4 fragment (not reassembled)"),
-                ));
-            }
-            match payload("packet") {
-                Ok(p) => Some((
-                    src,
-                    dst,
-                    What::Pgm {
-                        encap: Encap::Raw,
-                        data: p.to_vec(),
-                    },
-                )),
-                Err(reason) => malformed(Encap::Raw, reason),
-            }
-        }
-        IPPROTO_UDP => {
-            if offset != 0 {
-                return None;
-            }
-            let udp = ip.get(ihl.max(20)..)?;
-            if udp.len() < 8 {
-                return None;
-            }
-            let sport = u16::from_be_bytes([udp[0], udp[1]]);
-            let dport = u16::from_be_bytes([udp[2], udp[3]]);
-            if !udp_ports.contains(&sport) && !udp_ports.contains(&dport) {
-                return None;
-            }
-            let encap = Encap::Udp { sport, dport };
-            if more_fragments {
-                return Some((
-                    src,
-                    dst,
-                    What::Unsupported("IPv4 fragment (not reassembled)"),
-                ));
-            }
-            let p = match payload("datagram") {
-                Ok(p) => p,
-                Err(reason) => return malformed(encap, reason),
-            };
-            let ulen = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-            if ulen < 8 || ulen > p.len() {
-                return malformed(
-                    encap,
-                    format!(
-                        "bad UDP length {ulen} ({} bytes after the IP header)",
-                        p.len()
-                    ),
-                );
-            }
-            Some((
-                src,
-                dst,
-                What::Pgm {
-                    encap,
-                    data: p[8..ulen].to_vec(),
-                },
-            ))
-        }
-        _ => None,
-    }
+    carried(
+        &Upper {
+            src: IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
+            dst: IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+            proto: ip[9],
+            captured: ip.get(ihl.max(20)..).unwrap_or_default(),
+            payload,
+            frag: Frag::of(frag & 0x1fff, frag & 0x2000 != 0),
+            frag_note: "IPv4 fragment (not reassembled)",
+        },
+        udp_ports,
+    )
 }
 
 fn decode_ipv6(ip: &[u8], udp_ports: &[u16]) -> Option<(IpAddr, IpAddr, What)> {
-    if ip.len() < 40 || ip[0] >> 4 != 6 {
+    let addr = |at: usize| -> Option<IpAddr> {
+        let a: [u8; 16] = ip.get(at..at + 16)?.try_into().ok()?;
+        Some(IpAddr::V6(Ipv6Addr::from(a)))
+    };
+    if ip.first()? >> 4 != 6 {
         return None;
     }
-    let addr = |at: usize| {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&ip[at..at + 16]);
-        IpAddr::V6(Ipv6Addr::from(a))
+    let (src, dst) = (addr(8)?, addr(24)?);
+    let plen = be16(ip, 4)?;
+    let (proto, at, frag) = ipv6_upper(ip)?;
+    // The payload length counts the extension headers (RFC 8200 §3); it ends Ethernet padding.
+    let total = 40 + usize::from(plen);
+    let payload = if at > total {
+        Err(Cut::BadHeader(format!(
+            "bad IPv6 header (payload length {plen}, extension headers up to byte {at})"
+        )))
+    } else {
+        ip.get(at..total).ok_or(Cut::Truncated {
+            captured: ip.len(),
+            total,
+        })
     };
-    let looks_like_pgm = match ip[6] {
-        IPPROTO_PGM => true,
-        IPPROTO_UDP => ip.get(40..44).is_some_and(|u| {
-            let sport = u16::from_be_bytes([u[0], u[1]]);
-            let dport = u16::from_be_bytes([u[2], u[3]]);
-            udp_ports.contains(&sport) || udp_ports.contains(&dport)
+    carried(
+        &Upper {
+            src,
+            dst,
+            proto,
+            captured: ip.get(at..).unwrap_or_default(),
+            payload,
+            frag,
+            frag_note: "IPv6 fragment (not reassembled)",
+        },
+        udp_ports,
+    )
+}
+
+/// Walks an IPv6 packet's extension headers (RFC 8200 §4): the upper layer's Next Header
+/// value, its offset from the IPv6 header and the fragment state. A later fragment stops at
+/// its Fragment header (what follows is not a header). `None` when the capture cuts the chain.
+fn ipv6_upper(ip: &[u8]) -> Option<(u8, usize, Frag)> {
+    let mut next = *ip.get(6)?;
+    let mut at = 40;
+    let mut frag = Frag::Whole;
+    loop {
+        match next {
+            // RFC 8200 §4.3, §4.4, §4.6: the length byte counts 8 octets past the first 8.
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
+                let len = usize::from(*ip.get(at + 1)?);
+                next = *ip.get(at)?;
+                at += (len + 1) * 8;
+            }
+            // RFC 8200 §4.5: 8 octets; offset in 8-octet units, M flag in the low bit.
+            IPV6_FRAGMENT => {
+                let off_m = be16(ip, at + 2)?;
+                next = *ip.get(at)?;
+                at += 8;
+                match Frag::of(off_m >> 3, off_m & 1 != 0) {
+                    Frag::Later => return Some((next, at, Frag::Later)),
+                    Frag::First => frag = Frag::First,
+                    Frag::Whole => {}
+                }
+            }
+            _ => return Some((next, at, frag)),
+        }
+    }
+}
+
+/// Decodes the upper layer of an IP packet: raw PGM, or UDP to or from one of `udp_ports`.
+/// A fragment of either is noted, as its PGM packet cannot be read whole; a later UDP
+/// fragment has no ports to match, so it is skipped.
+fn carried(up: &Upper<'_>, udp_ports: &[u16]) -> Option<(IpAddr, IpAddr, What)> {
+    let what = match up.proto {
+        IPPROTO_PGM if up.frag != Frag::Whole => What::Unsupported(up.frag_note),
+        IPPROTO_PGM => match up.payload("packet") {
+            Ok(p) => What::Pgm {
+                encap: Encap::Raw,
+                data: p.to_vec(),
+            },
+            Err(reason) => What::Malformed {
+                encap: Encap::Raw,
+                reason,
+            },
+        },
+        IPPROTO_UDP => udp(up, udp_ports)?,
+        _ => return None,
+    };
+    Some((up.src, up.dst, what))
+}
+
+/// The PGM packet in a UDP datagram: its payload, bounded by the UDP length.
+fn udp(up: &Upper<'_>, udp_ports: &[u16]) -> Option<What> {
+    if up.frag == Frag::Later {
+        return None;
+    }
+    let header = up.captured.get(..8)?;
+    let (sport, dport) = (be16(header, 0)?, be16(header, 2)?);
+    if !udp_ports.contains(&sport) && !udp_ports.contains(&dport) {
+        return None;
+    }
+    let encap = Encap::Udp { sport, dport };
+    if up.frag == Frag::First {
+        return Some(What::Unsupported(up.frag_note));
+    }
+    let malformed = |reason| Some(What::Malformed { encap, reason });
+    let p = match up.payload("datagram") {
+        Ok(p) => p,
+        Err(reason) => return malformed(reason),
+    };
+    let ulen = usize::from(be16(header, 4)?);
+    // None for a UDP length under 8 or past the datagram.
+    match p.get(8..ulen) {
+        Some(data) => Some(What::Pgm {
+            encap,
+            data: data.to_vec(),
         }),
-        _ => false,
-    };
-    looks_like_pgm.then(|| {
-        (
-            addr(8),
-            addr(24),
-            What::Unsupported("IPv6 is not supported yet"),
-        )
-    })
+        _ => malformed(format!(
+            "bad UDP length {ulen} ({} bytes after the IP header)",
+            p.len()
+        )),
+    }
 }

@@ -4,12 +4,14 @@
 //!
 //! Linux hands each frame over with the interface's link-layer header: Ethernet on Ethernet
 //! interfaces and on `lo` (with all-zero MACs, which nothing here looks at), none on tun-like
-//! interfaces (raw IP); which one is read from `/sys/class/net/IFACE/type`. On `lo` the socket
-//! sees every packet twice, going out and coming back in, and pnet drops the packet type that
-//! would tell the two apart, so on a loopback interface the second identical copy of a frame
-//! within a second is dropped (as tcpdump shows each packet on `lo` once). A UDP GSO send from
-//! this host (our EPGM sender's runs) shows here as one unsegmented super-packet, which the
-//! [`Printer`] splits into its PGM packets (see [`super::decode`]).
+//! interfaces (raw IP); which one is read from `/sys/class/net/IFACE/type`. The socket takes
+//! every protocol (`ETH_P_ALL`): IPv4 and IPv6 frames alike reach the decoder, which tells them
+//! apart by Ethernet type or IP version. On `lo` the socket sees every packet twice, going out
+//! and coming back in, and pnet drops the packet type that would tell the two apart, so on a
+//! loopback interface the second identical copy of a frame within a second is dropped (as
+//! tcpdump shows each packet on `lo` once). A UDP GSO send from this host (our EPGM sender's
+//! runs) shows here as one unsegmented super-packet, which the [`Printer`] splits into its PGM
+//! packets (see [`super::decode`]).
 //!
 //! The capture ends after `--count` printed packets, after `--duration`, or when the output is
 //! closed; reads wake up every [`POLL`] to check.
@@ -189,11 +191,11 @@ fn link_type(iface: &str) -> Result<DataLink, DumpError> {
 }
 
 /// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK` carry Ethernet headers; `ARPHRD_NONE` (tun, WireGuard),
-/// `ARPHRD_TUNNEL` (ipip) and `ARPHRD_SIT` carry bare IP packets.
+/// `ARPHRD_TUNNEL` (ipip), `ARPHRD_TUNNEL6` (ip6tnl) and `ARPHRD_SIT` carry bare IP packets.
 fn link_type_of(arphrd: u16) -> Option<DataLink> {
     match arphrd {
         1 | 772 => Some(DataLink::ETHERNET),
-        768 | 776 | 65534 => Some(DataLink::RAW),
+        768 | 769 | 776 | 65534 => Some(DataLink::RAW),
         _ => None,
     }
 }
@@ -267,6 +269,7 @@ mod tests {
         assert_eq!(link_type_of(1), Some(DataLink::ETHERNET));
         assert_eq!(link_type_of(772), Some(DataLink::ETHERNET));
         assert_eq!(link_type_of(65534), Some(DataLink::RAW));
+        assert_eq!(link_type_of(769), Some(DataLink::RAW));
         assert_eq!(link_type_of(824), None);
         assert_eq!(link_type("lo").unwrap(), DataLink::ETHERNET);
     }

@@ -47,7 +47,8 @@ pub const DEFAULT_UDP_PORT: u16 = 3055;
     long_about = "Print the PGM packets (raw IP protocol 113, and UDP-encapsulated EPGM on the \
                   --udp-port ports) of a pcap or pcapng capture, or captured live on an \
                   interface (needs root or CAP_NET_RAW), one line per packet, or one JSON \
-                  object per packet with --json. IPv4 only.\n\n\
+                  object per packet with --json. IPv4 and IPv6 (IP fragments are noted, not \
+                  reassembled).\n\n\
                   A UDP GSO super-packet (a capture on a host sending with UDP_SEGMENT, e.g. on \
                   lo: one UDP datagram holding several PGM packets of one length back to back, \
                   the last possibly shorter) is split and each PGM packet printed on its own, \

@@ -88,7 +88,8 @@ impl Record {
         }
     }
 
-    /// `SRC.PORT > DST.PORT` (PGM ports for raw, UDP ports plus "UDP" for EPGM).
+    /// `SRC.PORT > DST.PORT` (PGM ports for raw, UDP ports plus "UDP" for EPGM), in tcpdump's
+    /// notation for IPv6 too (`2001:db8::1.7500`).
     fn endpoints(&self, encap: Encap, header: Option<Packet<&[u8]>>) -> String {
         match (encap, header) {
             (Encap::Udp { sport, dport }, _) => {

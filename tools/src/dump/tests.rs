@@ -10,7 +10,9 @@ use std::{
 
 use clap::Parser;
 use pcap_file::{pcapng::blocks::interface_description::InterfaceDescriptionOption, DataLink};
-use pgm::wire::{Body, Data, Fragment, Gsi, Nak, NakList, Options, PacketRepr, SeqNo, Spm};
+use pgm::wire::{
+    checksum::Verdict, Body, Data, Fragment, Gsi, Nak, NakList, Options, PacketRepr, SeqNo, Spm,
+};
 use serde_json::{json, Value};
 
 use super::{
@@ -20,12 +22,17 @@ use super::{
     read_records, records_from_pcap_reader, run, Args, DumpError, Encap, Filter, Gso, Output,
     Printer, Record, What, DEFAULT_UDP_PORT,
 };
-use crate::frames;
+use crate::frames::{self, Ext6};
 
 const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const GRP: Ipv4Addr = Ipv4Addr::new(239, 192, 1, 1);
 
 fn spm() -> Vec<u8> {
+    spm_via(SRC.into())
+}
+
+/// An SPM with `path` as its path NLA.
+fn spm_via(path: IpAddr) -> Vec<u8> {
     PacketRepr {
         sport: 1000,
         dport: 7500,
@@ -36,7 +43,7 @@ fn spm() -> Vec<u8> {
             spm_sqn: SeqNo(7),
             trail: SeqNo(1),
             lead: SeqNo(9),
-            path: SRC.into(),
+            path,
         }),
         options: Options {
             fin: true,
@@ -218,32 +225,371 @@ fn every_link_type() {
     assert!(decode(DataLink::PPP, &ip, &[]).is_none());
 }
 
-#[test]
-fn ipv6_gets_an_unsupported_note() {
-    let (a, b): (Ipv6Addr, Ipv6Addr) = ("2001:db8::1".parse().unwrap(), "ff0e::1".parse().unwrap());
-    let v6 = frames::ipv6(a, b, IPPROTO_PGM, &spm());
-    let rec = decode(
-        DataLink::ETHERNET,
-        &frames::ethernet(ETHERTYPE_IPV6, &v6),
-        &[],
+const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const GRP6: Ipv6Addr = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0, 0x101);
+/// A Hop-by-Hop and a 16-byte Destination Options header, as the IPv6 tests put them.
+const HBH_DST: [Ext6; 2] = [
+    Ext6::Opts { kind: 0, units: 0 },
+    Ext6::Opts { kind: 60, units: 1 },
+];
+
+/// An SPM whose path NLA is IPv6 (AFI 2).
+fn spm6() -> Vec<u8> {
+    spm_via(SRC6.into())
+}
+
+fn raw6_eth(exts: &[Ext6], pgm: &[u8]) -> Vec<u8> {
+    frames::ethernet(
+        ETHERTYPE_IPV6,
+        &frames::ipv6_ext(SRC6, GRP6, exts, IPPROTO_PGM, pgm),
     )
-    .unwrap();
-    assert_eq!(rec.what, What::Unsupported("IPv6 is not supported yet"));
-    assert!(!rec.is_pgm());
+}
+
+#[test]
+fn ipv6_raw_pgm_decodes_like_ipv4() {
+    let rec = decode(DataLink::ETHERNET, &raw6_eth(&[], &spm6()), &[]).unwrap();
+    assert_eq!((rec.src, rec.dst), (IpAddr::V6(SRC6), IpAddr::V6(GRP6)));
+    assert_eq!(
+        rec.what,
+        What::Pgm {
+            encap: Encap::Raw,
+            data: spm6()
+        }
+    );
+    assert_eq!(rec.checksum(), Some(Verdict::Good));
     let j = rec.to_json();
-    assert_eq!(j["type"], "UNSUPPORTED");
+    assert_eq!(j["type"], "SPM");
+    assert_eq!(j["encap"], "raw");
     assert_eq!(j["src"], "2001:db8::1");
-    assert!(rec.to_text().contains("unsupported: IPv6"));
-    // UDP on a PGM port too, but not other IPv6 traffic.
-    let mut udp = vec![0x9c, 0x40, 0x0b, 0xef, 0, 24, 0, 0];
-    udp.extend_from_slice(&spm());
+    assert_eq!(j["dst"], "ff0e::101");
+    assert_eq!(
+        (j["sport"].clone(), j["dport"].clone()),
+        (json!(1000), json!(7500))
+    );
+    assert_eq!(j["gsi"], "010203040506");
+    assert_eq!(j["sqn"], 7);
+    assert_eq!(j["nla"], "2001:db8::1");
+    assert_eq!(j["checksum_ok"], true);
+    // tcpdump's notation: the port after a dot, IPv6 too.
+    let t = rec.to_text();
+    assert!(
+        t.starts_with("1.500000 2001:db8::1.1000 > ff0e::101.7500 PGM SPM 1000>7500"),
+        "{t}"
+    );
+    // An ODATA, in every link type that carries IPv6.
+    let ip = frames::ipv6(SRC6, GRP6, IPPROTO_PGM, &odata(42, 10));
+    for (link, frame) in [
+        (DataLink::ETHERNET, frames::ethernet(ETHERTYPE_IPV6, &ip)),
+        (
+            DataLink::ETHERNET,
+            frames::ethernet_vlan(5, ETHERTYPE_IPV6, &ip),
+        ),
+        (DataLink::LINUX_SLL, frames::sll(ETHERTYPE_IPV6, &ip)),
+        (DataLink::LINUX_SLL2, frames::sll2(ETHERTYPE_IPV6, &ip)),
+        (DataLink::RAW, ip.clone()),
+        (DataLink::IPV6, ip.clone()),
+    ] {
+        let rec = decode(link, &frame, &[]).unwrap_or_else(|| panic!("{link:?}"));
+        let j = rec.to_json();
+        assert_eq!(
+            (j["type"].clone(), j["sqn"].clone()),
+            (json!("ODATA"), json!(42)),
+            "{link:?}"
+        );
+        assert_eq!(j["tsdu_len"], 10);
+        assert_eq!(j["checksum_ok"], true);
+        assert_eq!(rec.src, IpAddr::V6(SRC6));
+    }
+    // Other IPv6 traffic is skipped.
     assert!(decode(
         DataLink::RAW,
-        &frames::ipv6(a, b, IPPROTO_UDP, &udp),
+        &frames::ipv6(SRC6, GRP6, 58, &[0; 8]),
         &[3055]
     )
-    .is_some());
-    assert!(decode(DataLink::RAW, &frames::ipv6(a, b, 58, &[0; 8]), &[3055]).is_none());
+    .is_none());
+}
+
+#[test]
+fn ipv6_extension_headers_are_skipped() {
+    let pkt = odata(3, 20);
+    let want = What::Pgm {
+        encap: Encap::Raw,
+        data: pkt.clone(),
+    };
+    let routing = Ext6::Opts { kind: 43, units: 2 };
+    let atomic = Ext6::Fragment {
+        offset: 0,
+        more: false,
+    };
+    for exts in [
+        &HBH_DST[..],
+        &[HBH_DST[0], routing, atomic, HBH_DST[1]],
+        &[HBH_DST[1], HBH_DST[1], HBH_DST[1]],
+    ] {
+        let rec = decode(DataLink::ETHERNET, &raw6_eth(exts, &pkt), &[]).unwrap();
+        assert_eq!(rec.what, want, "{exts:?}");
+        assert_eq!(rec.to_json()["checksum_ok"], true);
+    }
+    // Extension headers that run past the payload length.
+    let mut ip = frames::ipv6_ext(SRC6, GRP6, &HBH_DST, IPPROTO_PGM, &pkt);
+    ip[4..6].copy_from_slice(&16u16.to_be_bytes());
+    let rec = decode(DataLink::RAW, &ip, &[]).unwrap();
+    let j = rec.to_json();
+    assert_eq!(j["type"], "MALFORMED");
+    assert!(
+        j["reason"].as_str().unwrap().contains("bad IPv6 header"),
+        "{j}"
+    );
+    // A chain cut by the capture before the last Next Header: not known to be PGM, skipped;
+    // once that is captured, a truncated PGM packet.
+    let ip = frames::ipv6_ext(SRC6, GRP6, &HBH_DST, IPPROTO_PGM, &pkt);
+    assert!(decode(DataLink::RAW, &ip[..49], &[]).is_none());
+    let rec = decode(DataLink::RAW, &ip[..50], &[]).unwrap();
+    assert!(matches!(rec.what, What::Malformed { .. }), "{rec:?}");
+}
+
+#[test]
+fn epgm_over_udp_ipv6() {
+    let ip = frames::udp6(SRC6, GRP6, &[], 40000, 5555, &fragment());
+    let rec = decode(
+        DataLink::ETHERNET,
+        &frames::ethernet(ETHERTYPE_IPV6, &ip),
+        &[5555],
+    )
+    .unwrap();
+    assert_eq!(rec.src, IpAddr::V6(SRC6));
+    let j = rec.to_json();
+    assert_eq!(j["type"], "ODATA");
+    assert_eq!(j["encap"], "udp");
+    assert_eq!(
+        (j["udp_sport"].clone(), j["udp_dport"].clone()),
+        (json!(40000), json!(5555))
+    );
+    assert_eq!(j["dst"], "ff0e::101");
+    assert_eq!(j["checksum_ok"], true);
+    assert_eq!(
+        j["fragment"],
+        json!({"first_sqn": 2, "offset": 100, "apdu_len": 300})
+    );
+    assert!(rec
+        .to_text()
+        .contains("2001:db8::1.40000 > ff0e::101.5555 UDP PGM ODATA"));
+    // Not on a listed port: skipped, like IPv4.
+    assert!(decode(
+        DataLink::ETHERNET,
+        &frames::ethernet(ETHERTYPE_IPV6, &ip),
+        &[3055]
+    )
+    .is_none());
+    // The source port matches too, behind extension headers.
+    let ip = frames::udp6(SRC6, GRP6, &HBH_DST, 3055, 40000, &nak());
+    let j = decode(DataLink::RAW, &ip, &[3055]).unwrap().to_json();
+    assert_eq!(
+        (j["type"].clone(), j["nak_list"].clone()),
+        (json!("NAK"), json!([6, 8]))
+    );
+    // A GSO super-packet is split as over IPv4.
+    let pkts = [odata(10, 100), odata(11, 100), odata(12, 40)];
+    let ip = frames::udp6(SRC6, GRP6, &[], 40000, 3055, &pkts.concat());
+    let recs = decode_frame(DataLink::RAW, 1, 0.0, &ip, &[3055]);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[2].gso, Some(Gso { index: 3, of: 3 }));
+    assert_eq!(recs[2].to_json()["sqn"], 12);
+    // A UDP length past the datagram.
+    let mut ip = frames::udp6(SRC6, GRP6, &[], 1, 3055, &spm());
+    ip[44..46].copy_from_slice(&999u16.to_be_bytes());
+    let j = decode(DataLink::RAW, &ip, &[3055]).unwrap().to_json();
+    assert_eq!(j["type"], "MALFORMED");
+    assert!(
+        j["reason"].as_str().unwrap().contains("bad UDP length 999"),
+        "{j}"
+    );
+}
+
+#[test]
+fn ipv6_bad_checksum_and_truncation_are_reported_like_ipv4() {
+    let mut bad = spm6();
+    bad[20] ^= 1;
+    let rec = decode(DataLink::ETHERNET, &raw6_eth(&HBH_DST, &bad), &[]).unwrap();
+    assert_eq!(rec.checksum(), Some(Verdict::Bad));
+    assert_eq!(rec.to_json()["checksum_ok"], false);
+    assert!(rec.to_text().ends_with("[bad cksum]"));
+    // Cut short by the capture (snaplen): MALFORMED with the same reason as over IPv4.
+    let reason = |rec: Record| match rec.what {
+        What::Malformed { reason, .. } => reason,
+        other => panic!("{other:?}"),
+    };
+    let v4 = raw_eth(&fragment());
+    let v6 = raw6_eth(&[], &fragment());
+    let cut4 = reason(decode(DataLink::ETHERNET, &v4[..80], &[]).unwrap());
+    let cut6 = reason(decode(DataLink::ETHERNET, &v6[..80 + 20], &[]).unwrap());
+    assert_eq!(
+        cut4,
+        format!(
+            "packet truncated by the capture: 66 of {} IP bytes captured",
+            v4.len() - 14
+        )
+    );
+    assert_eq!(
+        cut6,
+        format!(
+            "packet truncated by the capture: 86 of {} IP bytes captured",
+            v6.len() - 14
+        )
+    );
+    let udp = frames::ethernet(
+        ETHERTYPE_IPV6,
+        &frames::udp6(SRC6, GRP6, &HBH_DST, 1, 3055, &fragment()),
+    );
+    let rec = decode(DataLink::ETHERNET, &udp[..120], &[3055]).unwrap();
+    assert_eq!(rec.to_json()["type"], "MALFORMED");
+    assert!(reason(rec).starts_with("datagram truncated by the capture"));
+    // Every prefix of the frames: no panic.
+    for frame in [v6, udp] {
+        for n in 0..frame.len() {
+            for r in decode_frame(DataLink::ETHERNET, 1, 0.0, &frame[..n], &[3055]) {
+                let _ = (r.to_text(), r.to_json());
+            }
+        }
+    }
+}
+
+#[test]
+fn ipv6_fragments_are_noted_like_ipv4_fragments() {
+    let note6 = What::Unsupported("IPv6 fragment (not reassembled)");
+    let frag = |offset, more| Ext6::Fragment { offset, more };
+    // The first fragment of raw PGM or of UDP on a PGM port, and a later fragment of raw PGM.
+    for (exts, proto, want) in [
+        (vec![frag(0, true)], IPPROTO_PGM, Some(&note6)),
+        (
+            vec![HBH_DST[0], frag(0, true), HBH_DST[1]],
+            IPPROTO_PGM,
+            Some(&note6),
+        ),
+        (vec![frag(185, true)], IPPROTO_PGM, Some(&note6)),
+        (vec![frag(185, false)], IPPROTO_PGM, Some(&note6)),
+        (vec![frag(0, true)], IPPROTO_UDP, Some(&note6)),
+        // A later UDP fragment has no ports to match.
+        (vec![frag(185, false)], IPPROTO_UDP, None),
+    ] {
+        let payload = if proto == IPPROTO_UDP {
+            frames::udp6(SRC6, GRP6, &[], 40000, 3055, &odata(1, 100))[40..].to_vec()
+        } else {
+            odata(1, 100)
+        };
+        let ip = frames::ipv6_ext(SRC6, GRP6, &exts, proto, &payload);
+        let rec = decode(DataLink::RAW, &ip, &[3055]);
+        assert_eq!(rec.as_ref().map(|r| &r.what), want, "{exts:?} {proto}");
+        if let Some(rec) = rec {
+            assert!(!rec.is_pgm());
+            assert_eq!(rec.to_json()["type"], "UNSUPPORTED");
+            assert!(rec
+                .to_text()
+                .ends_with("2001:db8::1 > ff0e::101 unsupported: IPv6 fragment (not reassembled)"));
+        }
+    }
+    // The first UDP fragment on another port is not PGM's.
+    let ip = frames::udp6(SRC6, GRP6, &[frag(0, true)], 40000, 9, &odata(1, 100));
+    assert!(decode(DataLink::RAW, &ip, &[3055]).is_none());
+    // The same over IPv4 (MF, then an offset).
+    for flags in [0x2000u16, 0x0017] {
+        let mut ip = frames::ipv4(SRC, GRP, IPPROTO_PGM, &odata(1, 100));
+        ip[6..8].copy_from_slice(&flags.to_be_bytes());
+        let rec = decode(DataLink::RAW, &ip, &[]).unwrap();
+        assert_eq!(
+            rec.what,
+            What::Unsupported("IPv4 fragment (not reassembled)")
+        );
+    }
+}
+
+/// A NAK from a receiver with IPv6 NLAs.
+fn nak6() -> Vec<u8> {
+    PacketRepr {
+        sport: 7500,
+        dport: 1000,
+        gsi: Gsi([1, 2, 3, 4, 5, 6]),
+        parity: false,
+        var_pktlen: false,
+        body: Body::Nak(Nak {
+            sqn: SeqNo(5),
+            src_nla: SRC6.into(),
+            grp_nla: GRP6.into(),
+        }),
+        options: Options::default(),
+        payload: &[],
+    }
+    .to_vec()
+}
+
+#[test]
+fn ipv6_in_a_json_dump_and_through_the_group_filter() {
+    let first_fragment = [Ext6::Fragment {
+        offset: 0,
+        more: true,
+    }];
+    let path = write_capture(
+        "v6.pcap",
+        &[
+            raw6_eth(&[], &spm6()),
+            raw_eth(&spm()),
+            frames::ethernet(
+                ETHERTYPE_IPV6,
+                &frames::ipv6_ext(Ipv6Addr::LOCALHOST, SRC6, &HBH_DST, IPPROTO_PGM, &nak6()),
+            ),
+            frames::ethernet(
+                ETHERTYPE_IPV6,
+                &frames::udp6(SRC6, GRP6, &[], 40000, 3055, &odata(8, 5)),
+            ),
+            raw6_eth(&first_fragment, &spm6()),
+        ],
+    );
+    let p = path.to_str().unwrap();
+    let args = Args::try_parse_from(["pgm-dump", "--pcap", p, "--json", "--group", "2001:db8::1"]);
+    let mut out = Vec::new();
+    let s = run(&args.unwrap(), &mut out).unwrap();
+    assert_eq!((s.frames, s.pgm, s.unsupported, s.filtered), (5, 3, 1, 1));
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<Value> = lines
+        .iter()
+        .map(|l| json!([l["frame"], l["type"], l["src"], l["dst"]]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            json!([1, "SPM", "2001:db8::1", "ff0e::101"]),
+            json!([3, "NAK", "::1", "2001:db8::1"]),
+            json!([4, "ODATA", "2001:db8::1", "ff0e::101"]),
+            json!([5, "UNSUPPORTED", "2001:db8::1", "ff0e::101"]),
+        ]
+    );
+    assert_eq!(lines[0]["nla"], "2001:db8::1");
+    assert_eq!(lines[1]["nla"], "2001:db8::1");
+    assert_eq!(lines[1]["group"], "ff0e::101");
+    assert_eq!(lines[2]["encap"], "udp");
+    assert!(lines[..3].iter().all(|l| l["checksum_ok"] == true));
+    // --port matches an IPv6 packet by its ports, and never a fragment note.
+    let opts = Output {
+        udp_ports: vec![3055],
+        filter: Filter {
+            group: Some(GRP6.into()),
+            port: Some(7500),
+        },
+        ..Output::default()
+    };
+    let mut out = Vec::new();
+    let s = dump_with(&path, &opts, &mut out).unwrap();
+    assert_eq!((s.pgm, s.unsupported), (2, 0));
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("1.000000 2001:db8::1.1000 > ff0e::101.7500 PGM SPM"),
+        "{text}"
+    );
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
@@ -440,10 +786,35 @@ fn garbage_frames_never_panic() {
         decode_frame(DataLink::ETHERNET, 1, 0.0, &gso, &[3055]).len(),
         3
     );
-    let seeds = [raw_eth(&spm()), raw_eth(&nak()), raw_eth(&fragment()), gso];
+    let gso6 = frames::ethernet(
+        ETHERTYPE_IPV6,
+        &frames::udp6(
+            SRC6,
+            GRP6,
+            &HBH_DST,
+            1,
+            3055,
+            &[odata(1, 20), odata(2, 6)].concat(),
+        ),
+    );
+    let seeds = [
+        raw_eth(&spm()),
+        raw_eth(&nak()),
+        raw_eth(&fragment()),
+        gso,
+        raw6_eth(&HBH_DST, &spm6()),
+        raw6_eth(
+            &[Ext6::Fragment {
+                offset: 0,
+                more: false,
+            }],
+            &nak(),
+        ),
+        gso6,
+    ];
     for seed in &seeds {
         for i in 0..seed.len() {
-            for v in [0u8, 0xff, 0x45, 0x71, 0x11] {
+            for v in [0u8, 0xff, 0x45, 0x60, 0x71, 0x11, 0x2c, 0x3c] {
                 let mut f = seed.clone();
                 f[i] = v;
                 for link in [DataLink::ETHERNET, DataLink::RAW, DataLink::LINUX_SLL] {
@@ -635,16 +1006,31 @@ fn filter_by_group_and_port() {
     assert!(!f(None, Some(3055)).matches(&udp));
     assert!(f(Some(SRC), Some(7500)).matches(&udp));
     assert!(!f(Some(GRP), Some(7500)).matches(&udp));
-    // A broken carrier matches by UDP ports only; IPv6 notes never match a port.
+    // A broken carrier matches by UDP ports only; fragment notes never match a port.
     let mut ip = frames::udp4(SRC, GRP, 1, 3055, &spm());
     ip[24..26].copy_from_slice(&999u16.to_be_bytes());
     let bad = decode(DataLink::RAW, &ip, &[3055]).unwrap();
     assert!(f(None, Some(3055)).matches(&bad));
     assert!(!f(None, Some(1000)).matches(&bad));
-    let (a, b): (Ipv6Addr, Ipv6Addr) = ("2001:db8::1".parse().unwrap(), "ff0e::1".parse().unwrap());
-    let v6 = decode(DataLink::RAW, &frames::ipv6(a, b, IPPROTO_PGM, &spm()), &[]).unwrap();
-    assert!(!f(None, Some(1000)).matches(&v6));
-    assert!(Filter::default().matches(&v6));
+    let mut ip = frames::ipv4(SRC, GRP, IPPROTO_PGM, &spm());
+    ip[6] = 0x20;
+    let note = decode(DataLink::RAW, &ip, &[]).unwrap();
+    assert!(!f(None, Some(1000)).matches(&note));
+    assert!(Filter::default().matches(&note));
+    // IPv6 addresses and packets.
+    let v6 = decode(
+        DataLink::RAW,
+        &frames::ipv6(SRC6, GRP6, IPPROTO_PGM, &spm()),
+        &[],
+    )
+    .unwrap();
+    assert!(f(None, Some(1000)).matches(&v6));
+    assert!(Filter {
+        group: Some(GRP6.into()),
+        port: None
+    }
+    .matches(&v6));
+    assert!(!f(Some(SRC), None).matches(&v6));
 }
 
 #[test]

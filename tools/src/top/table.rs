@@ -32,7 +32,7 @@ pub struct Counters {
     pub malformed: u64,
     /// PGM packets with a wrong checksum, or ODATA/RDATA without one (receivers drop both).
     pub bad_checksum: u64,
-    /// Packets that look like PGM but are not decoded (IPv6, IP fragments).
+    /// Packets that look like PGM but are not decoded (IP fragments).
     pub unsupported: u64,
     /// Sessions dropped to make room for new ones.
     pub evicted: u64,
