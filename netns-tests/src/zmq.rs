@@ -182,16 +182,33 @@ impl SubOpts {
 
 /// Spawns `pgm-pub` on `host` (the endpoint names its address).
 pub fn spawn_pub(host: &Host, encap: Encap, port: u16, opts: &PubOpts) -> io::Result<Proc> {
-    host.spawn(
-        pgm_pub()?,
-        &opts.args(&endpoint(host, encap, Iface::Addr, port)),
-    )
+    spawn_pub_on(host, (encap, Iface::Addr), port, opts)
+}
+
+/// [`spawn_pub`] with the endpoint naming the interface as `iface` says (and so its family).
+pub fn spawn_pub_on(
+    host: &Host,
+    (encap, iface): (Encap, Iface),
+    port: u16,
+    opts: &PubOpts,
+) -> io::Result<Proc> {
+    host.spawn(pgm_pub()?, &opts.args(&endpoint(host, encap, iface, port)))
 }
 
 /// Spawns `pgm-sub --verify` on `host` (the endpoint names its address) and waits until it has
 /// joined the group ([`wait_joined`](crate::tools::wait_joined), 10 s at most).
 pub fn spawn_sub_joined(host: &Host, encap: Encap, port: u16, opts: &SubOpts) -> io::Result<Proc> {
-    let args = opts.args(&endpoint(host, encap, Iface::Addr, port));
+    spawn_sub_joined_on(host, (encap, Iface::Addr), port, opts)
+}
+
+/// [`spawn_sub_joined`] with the endpoint naming the interface as `iface` says.
+pub fn spawn_sub_joined_on(
+    host: &Host,
+    (encap, iface): (Encap, Iface),
+    port: u16,
+    opts: &SubOpts,
+) -> io::Result<Proc> {
+    let args = opts.args(&endpoint(host, encap, iface, port));
     spawn_joined(host, pgm_sub()?, &args, encap, port)
 }
 

@@ -18,6 +18,9 @@
 //!   crash (libzmq asserts on a bad join offset).
 //! - `two_libzmq_pubs_with_one_gsi_to_pgm_sub_epgm`: two libzmq PUBs share one GSI (checked
 //!   in a capture); our subscriber keys them by TSI and verifies both.
+//! - `*_ipv6_*`: the first two over IPv6 (unique-local addresses, group `ff18::7067:1`):
+//!   libzmq 4.3.4 takes `epgm://ADDR6;GROUP6:PORT` as it is (no ZMQ_IPV6 needed), and its
+//!   PGM_MSS is 20 bytes smaller than over IPv4, as is ours.
 //!
 //! Runs towards a libzmq SUB are loss-free: libzmq's own receiver stalls at 2 % loss (known,
 //! see the issue), which is not what these tests are about.
@@ -38,8 +41,8 @@ use netns_tests::tools::{
     wait_all, wait_joined, Encap, Finished, Iface,
 };
 use netns_tests::zmq::{
-    data_shapes, expected_topics, odata_sessions, pgm_pub, pgm_sub, spawn_pub, spawn_sub_joined,
-    topic_problems, topics, PubOpts, SubOpts, ZmqPubOpts, ZmqSubOpts,
+    data_shapes, expected_topics, odata_sessions, pgm_pub, pgm_sub, spawn_pub_on, spawn_sub_joined,
+    spawn_sub_joined_on, topic_problems, topics, PubOpts, SubOpts, ZmqPubOpts, ZmqSubOpts,
 };
 use netns_tests::{
     deps::{require, Need},
@@ -55,13 +58,17 @@ const SIZES: (usize, usize) = (12, 100 * 1024);
 const PREFIXES: [&[&str]; 2] = [&["a", "b1"], &[""]];
 
 /// What every test needs: root, libzmq with PGM, the machine to itself, a fresh 3-host LAN.
-fn setup(name: &str) -> Option<(MutexGuard<'static, ()>, Lan, PathBuf)> {
+fn setup(name: &str, iface: Iface) -> Option<(MutexGuard<'static, ()>, Lan, PathBuf)> {
     if !require(name, &[Need::Root, Need::Lan, Need::Zmq]) {
         return None;
     }
     let python = zmq_python().expect("libzmq with PGM");
     let guard = serial();
-    Some((guard, Lan::new(3).expect("building the LAN"), python))
+    let mut lan = Lan::new(3).expect("building the LAN");
+    if iface == Iface::Addr6 {
+        lan.enable_ipv6().expect("IPv6 on the hosts");
+    }
+    Some((guard, lan, python))
 }
 
 fn wants() -> Vec<BTreeMap<String, u64>> {
@@ -75,7 +82,17 @@ fn wants() -> Vec<BTreeMap<String, u64>> {
 /// libzmq PUB on host 1 → our `pgm-sub --verify` on hosts 2 and 3, with `loss_permille`
 /// ingress loss on the subscriber hosts.
 fn libzmq_to_ours(name: &str, encap: Encap, loss_permille: u32) {
-    let Some((_serial, lan, python)) = setup(name) else {
+    libzmq_to_ours_on(name, (encap, Iface::Addr), loss_permille);
+}
+
+/// libzmq 4.3.4 takes IPv6 endpoints as they are (interface address, bare or bracketed group):
+/// [`libzmq_to_ours`] over IPv6.
+fn libzmq_to_ours_v6(name: &str, encap: Encap) {
+    libzmq_to_ours_on(name, (encap, Iface::Addr6), 0);
+}
+
+fn libzmq_to_ours_on(name: &str, (encap, iface): (Encap, Iface), loss_permille: u32) {
+    let Some((_serial, lan, python)) = setup(name, iface) else {
         return;
     };
     pgm_sub().expect("building pgm-sub");
@@ -88,15 +105,13 @@ fn libzmq_to_ours(name: &str, encap: Encap, loss_permille: u32) {
     for (i, (prefixes, want)) in PREFIXES.iter().zip(&wants).enumerate() {
         let mut opts = SubOpts::new(want.values().sum(), prefixes);
         opts.timeout_s = 10.0;
-        subs.push(spawn_sub_joined(lan.host(i + 1), encap, PORT, &opts).expect("starting pgm-sub"));
+        let sub = spawn_sub_joined_on(lan.host(i + 1), (encap, iface), PORT, &opts);
+        subs.push(sub.expect("starting pgm-sub"));
     }
     let host = lan.host(0);
     let zopts = ZmqPubOpts::new(COUNT, &topics(20), SIZES);
     let mut publisher = host
-        .spawn(
-            &python,
-            &zopts.args(&endpoint(host, encap, Iface::Addr, PORT)),
-        )
+        .spawn(&python, &zopts.args(&endpoint(host, encap, iface, PORT)))
         .expect("spawning the libzmq PUB");
     publisher
         .wait_ready(Duration::from_secs(10))
@@ -144,22 +159,29 @@ fn libzmq_to_ours(name: &str, encap: Encap, loss_permille: u32) {
 
 /// Our `pgm-pub` on host 1 → libzmq SUBs on hosts 2 and 3, no loss; checks our data packets.
 fn ours_to_libzmq(name: &str, encap: Encap) {
-    let Some((_serial, lan, python)) = setup(name) else {
+    ours_to_libzmq_on(name, (encap, Iface::Addr));
+}
+
+/// [`ours_to_libzmq`] over IPv6.
+fn ours_to_libzmq_v6(name: &str, encap: Encap) {
+    ours_to_libzmq_on(name, (encap, Iface::Addr6));
+}
+
+fn ours_to_libzmq_on(name: &str, (encap, iface): (Encap, Iface)) {
+    let Some((_serial, lan, python)) = setup(name, iface) else {
         return;
     };
     pgm_pub().expect("building pgm-pub");
     let wants = wants();
-    let mut cap = capture_for_tshark(&lan, name, &format!("ip proto 113 or udp port {PORT}"));
+    let filter = format!("ip proto 113 or ip6 proto 113 or udp port {PORT}");
+    let mut cap = capture_for_tshark(&lan, name, &filter);
     let start = now();
     let mut subs: Vec<Proc> = Vec::new();
     for (i, (prefixes, want)) in PREFIXES.iter().zip(&wants).enumerate() {
         let host = lan.host(i + 1);
         let zopts = ZmqSubOpts::new(want.values().sum(), prefixes);
         let mut p = host
-            .spawn(
-                &python,
-                &zopts.args(&endpoint(host, encap, Iface::Addr, PORT)),
-            )
+            .spawn(&python, &zopts.args(&endpoint(host, encap, iface, PORT)))
             .expect("spawning a libzmq SUB");
         p.wait_ready(Duration::from_secs(10))
             .expect("libzmq SUB ready");
@@ -174,7 +196,8 @@ fn ours_to_libzmq(name: &str, encap: Encap) {
         "100M",
     );
     opts.linger_s = 1.0;
-    let publisher = spawn_pub(lan.host(0), encap, PORT, &opts).expect("spawning pgm-pub");
+    let publisher =
+        spawn_pub_on(lan.host(0), (encap, iface), PORT, &opts).expect("spawning pgm-pub");
     let done = finish_run(publisher, subs, start + LIMIT, Duration::from_secs(3));
     let all = done.all();
     eprintln!(
@@ -191,10 +214,11 @@ fn ours_to_libzmq(name: &str, encap: Encap) {
         }
     }
     problems.extend(publisher.sent_problem("pgm-pub", COUNT));
+    // libzmq's PGM_MSS; over IPv6 the header is 20 bytes longer.
     let mss = match encap {
         Encap::Udp => 1428,
         Encap::Raw => 1436,
-    };
+    } - if iface == Iface::Addr6 { 20 } else { 0 };
     if publisher.get("max_payload") != Some(mss) {
         problems.push(format!(
             "pgm-pub max_payload {:?}, want libzmq's PGM_MSS {mss}",
@@ -228,6 +252,10 @@ named_tests! {
     libzmq_pub_to_pgm_sub_loss_2pct_pgm => libzmq_to_ours(Encap::Raw, 20);
     pgm_pub_to_libzmq_sub_epgm => ours_to_libzmq(Encap::Udp);
     pgm_pub_to_libzmq_sub_pgm => ours_to_libzmq(Encap::Raw);
+    libzmq_pub_to_pgm_sub_ipv6_epgm => libzmq_to_ours_v6(Encap::Udp);
+    libzmq_pub_to_pgm_sub_ipv6_pgm => libzmq_to_ours_v6(Encap::Raw);
+    pgm_pub_to_libzmq_sub_ipv6_epgm => ours_to_libzmq_v6(Encap::Udp);
+    pgm_pub_to_libzmq_sub_ipv6_pgm => ours_to_libzmq_v6(Encap::Raw);
 }
 
 /// Late join both ways, EPGM, no loss: a subscriber started about 1 s into a 3 s stream of
@@ -237,7 +265,7 @@ named_tests! {
 #[test]
 fn late_join_both_ways_epgm() {
     let name = "late_join_both_ways_epgm";
-    let Some((_serial, lan, python)) = setup(name) else {
+    let Some((_serial, lan, python)) = setup(name, Iface::Addr) else {
         return;
     };
     let (pub_bin, sub_bin) = (
@@ -318,7 +346,7 @@ fn late_join_both_ways_epgm() {
 #[test]
 fn two_libzmq_pubs_with_one_gsi_to_pgm_sub_epgm() {
     let name = "two_libzmq_pubs_with_one_gsi_to_pgm_sub_epgm";
-    let Some((_serial, lan, python)) = setup(name) else {
+    let Some((_serial, lan, python)) = setup(name, Iface::Addr) else {
         return;
     };
     pgm_sub().expect("building pgm-sub");
