@@ -307,6 +307,29 @@ pub fn capture_problems(
     lossy: bool,
     run_ok: bool,
 ) -> Vec<String> {
+    checked_capture(c, name, port, lossy, run_ok, false)
+}
+
+/// [`capture_problems`], and `pgm-dump --json` must see the same packets as tshark: as many
+/// of each type, every checksum good, nothing malformed or unsupported.
+pub fn capture_and_dump_problems(
+    c: &mut crate::lan::Capture,
+    name: &str,
+    port: u16,
+    lossy: bool,
+    run_ok: bool,
+) -> Vec<String> {
+    checked_capture(c, name, port, lossy, run_ok, true)
+}
+
+fn checked_capture(
+    c: &mut crate::lan::Capture,
+    name: &str,
+    port: u16,
+    lossy: bool,
+    run_ok: bool,
+    dump: bool,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let stats = c.stop().unwrap_or_else(|e| e.to_string());
     match check_capture(c.path(), port) {
@@ -329,11 +352,58 @@ pub fn capture_problems(
             if lossy && rep.types.get("RDATA").copied().unwrap_or(0) == 0 {
                 problems.push("capture holds no RDATA".to_owned());
             }
+            if dump {
+                problems.extend(dump_problems(c.path(), port, &rep.types));
+            }
         }
         Err(e) => problems.push(format!("tshark: {e}")),
     }
     if run_ok && problems.is_empty() {
         let _ = std::fs::remove_file(c.path());
+    }
+    problems
+}
+
+/// Where `pgm-dump --json` disagrees with tshark's type counts `types` on `pcap`.
+fn dump_problems(pcap: &Path, port: u16, types: &BTreeMap<String, usize>) -> Vec<String> {
+    let out = crate::tools::tools_dir().and_then(|d| {
+        Command::new(d.join("pgm-dump"))
+            .arg("--pcap")
+            .arg(pcap)
+            .args(["--udp-port", &port.to_string(), "--json"])
+            .output()
+    });
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            return vec![format!(
+                "pgm-dump failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            )]
+        }
+        Err(e) => return vec![format!("running pgm-dump: {e}")],
+    };
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            problems.push(format!("pgm-dump printed a line that is not JSON: {line}"));
+            continue;
+        };
+        let ty = v["type"].as_str().unwrap_or("?").to_owned();
+        if matches!(ty.as_str(), "MALFORMED" | "UNSUPPORTED") || v["checksum_ok"] == false {
+            problems.push(format!("pgm-dump: {line}"));
+        }
+        *counts.entry(ty).or_insert(0) += 1;
+    }
+    // tshark's plain type names (its map also has "ODATA (raw)", "NAK+OPT_NAK_LIST", ...).
+    let plain: BTreeMap<String, usize> = types
+        .iter()
+        .filter(|(k, _)| !k.contains(['+', '(', ' ']))
+        .map(|(k, &n)| (k.clone(), n))
+        .collect();
+    if counts != plain {
+        problems.push(format!("pgm-dump counted {counts:?}, tshark {plain:?}"));
     }
     problems
 }

@@ -4,7 +4,8 @@
 //! 20 KiB × 300 (each APDU in 15 fragments): everything delivered, exact, in order. The
 //! interface is named by its IPv6 address with the group in brackets for raw PGM, and by name
 //! with the bare group (libzmq's form) for EPGM. The sender's SPMs and the receivers' NAKs
-//! carry IPv6 NLAs (AFI 2); a bridge capture is checked with tshark when it is installed.
+//! carry IPv6 NLAs (AFI 2). A bridge capture is checked with tshark when it is installed, and
+//! `pgm-dump` must count the same packets of each type in it.
 //!
 //! Needs root (namespaces, raw sockets, nftables); prints SKIPPED and passes otherwise.
 
@@ -16,7 +17,7 @@ use netns_tests::tools::{
     assert_no_problems, begin_test, capture_for_tshark, complete_problems, run_tools_with, Encap,
     Finished, Iface, RecvOpts, SendOpts,
 };
-use netns_tests::tshark::capture_problems;
+use netns_tests::tshark::capture_and_dump_problems;
 
 const PORT: u16 = 7630;
 const LIMIT: Duration = Duration::from_mins(1);
@@ -68,7 +69,7 @@ fn ipv6(name: &str, encap: Encap, iface: Iface) {
     }
     if let Some(c) = cap.as_mut() {
         let ok = problems.is_empty();
-        problems.extend(capture_problems(c, name, PORT, true, ok));
+        problems.extend(capture_and_dump_problems(c, name, PORT, true, ok));
     }
     assert_no_problems(name, &problems, &all.iter().collect::<Vec<_>>());
 }
