@@ -35,6 +35,10 @@ fn bench_smoke_exercises_every_part() {
         (System::OursEpgm, 1400),
         (System::PubSub, 64),
         (System::Zmq, 64),
+        (System::OursRawV6, 64),
+        (System::OursEpgmV6, 64),
+        (System::OursRawV6, 1400),
+        (System::OursEpgmV6, 1400),
     ];
     for (sys, size) in systems {
         let s = res
@@ -77,6 +81,7 @@ fn bench_smoke_exercises_every_part() {
         "## Summary",
         "## Targets",
         "## Latency",
+        "## IPv6 vs IPv4",
         "Slow receiver",
         "Smoke run",
     ] {

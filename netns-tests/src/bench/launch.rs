@@ -196,11 +196,13 @@ pub struct PgmTools {
     pub recv: PathBuf,
     /// Raw PGM or EPGM.
     pub encap: Encap,
+    /// How the endpoint names the interface, and so the family: IPv4 or IPv6.
+    pub iface: Iface,
 }
 
 impl PgmTools {
     fn endpoint(&self, host: &Host, port: u16) -> String {
-        endpoint(host, self.encap, Iface::Addr, port)
+        endpoint(host, self.encap, self.iface, port)
     }
 
     /// A receiver that does not verify and stops after `timeout_s` without data, with a
@@ -228,10 +230,11 @@ impl Launcher for PgmTools {
     }
 
     fn sender(&self, host: &Host, load: &Load) -> Cmd {
+        // The rate limit counts IP headers: 20 bytes more over IPv6.
         let overhead = match self.encap {
             Encap::Raw => RAW_OVERHEAD,
             Encap::Udp => UDP_OVERHEAD,
-        };
+        } + if self.iface == Iface::Addr6 { 20 } else { 0 };
         let bits = load.bits_per_s(overhead).to_string();
         let mut o = SendOpts::new(load.count, load.size, &bits);
         o.linger_s = load.linger_s;

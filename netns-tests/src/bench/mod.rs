@@ -90,6 +90,10 @@ pub enum System {
     OursEpgm,
     /// Our `pgm-pub` / `pgm-sub` over EPGM (batching).
     PubSub,
+    /// Our `pgm-send` / `pgm-recv`, raw PGM over IPv6.
+    OursRawV6,
+    /// Our `pgm-send` / `pgm-recv`, EPGM over UDP/IPv6.
+    OursEpgmV6,
 }
 
 impl System {
@@ -103,6 +107,8 @@ impl System {
             System::OursRaw => "ours-pgm",
             System::OursEpgm => "ours-epgm",
             System::PubSub => "ours-pubsub",
+            System::OursRawV6 => "ours-pgm-ipv6",
+            System::OursEpgmV6 => "ours-epgm-ipv6",
         }
     }
 
@@ -116,6 +122,8 @@ impl System {
             System::OursRaw => "ours, raw PGM",
             System::OursEpgm => "ours, EPGM",
             System::PubSub => "ours, pgm-pub/pgm-sub EPGM",
+            System::OursRawV6 => "ours, raw PGM over IPv6",
+            System::OursEpgmV6 => "ours, EPGM over IPv6",
         }
     }
 }
@@ -173,7 +181,8 @@ pub struct Config {
     pub ping_warmup: u64,
     /// Longest a ping run may take, s.
     pub ping_max_secs: f64,
-    /// Only these parts (`limit`, `pgm`, `pubsub`, `loss`, `latency`, `memory`); all if empty.
+    /// Only these parts (`limit`, `pgm`, `ipv6`, `pubsub`, `loss`, `latency`, `memory`); all
+    /// if empty.
     pub only: Vec<String>,
     /// Messages (1400 B) of the slow-receiver run.
     pub slow_count: u64,
@@ -496,7 +505,10 @@ pub fn run(cfg: &Config) -> io::Result<Results> {
     // The sender's 'NIC' segments UDP GSO runs (as most current NICs do): they cross its veth
     // whole and are cut into datagrams at the bridge ports, so receivers and their loss
     // rules see single datagrams as on a real LAN.
-    let lan = Lan::with_segmentation(3, Segmentation::Switch)?;
+    let mut lan = Lan::with_segmentation(3, Segmentation::Switch)?;
+    if cfg.wants("ipv6") {
+        lan.enable_ipv6()?;
+    }
     let ctx = Ctx::new(&lan, cfg, bins);
     let mut res = Results::default();
     for e in [&ctx.bins.openpgm, &ctx.bins.python]
@@ -607,6 +619,20 @@ fn rate_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) -
         if cfg.wants("limit") {
             let blast = ctx.probe(System::Udp, size, None, cfg.blast_count);
             res.blasts.push((size, blast));
+        }
+    }
+    // Part `ipv6`: ours over IPv6, after the IPv4 searches of the same run.
+    if cfg.wants("ipv6") {
+        for &size in sizes {
+            for sys in [System::OursRawV6, System::OursEpgmV6] {
+                check_interrupted()?;
+                let outcome = capped_search(ctx, cfg, sys, size, cfg.start_rate);
+                res.searches.push(SearchResult {
+                    system: sys,
+                    size,
+                    outcome,
+                });
+            }
         }
     }
     Ok(())

@@ -17,6 +17,8 @@ fn color(sys: System) -> RGBColor {
         System::Zmq => RGBColor(148, 103, 189),
         System::OursRaw => RGBColor(31, 119, 180),
         System::OursEpgm => RGBColor(44, 160, 44),
+        System::OursRawV6 => RGBColor(23, 190, 207),
+        System::OursEpgmV6 => RGBColor(188, 189, 34),
         System::PubSub => RGBColor(255, 127, 14),
     }
 }

@@ -27,7 +27,7 @@ use crate::peer::{openpgm_peer, PeerPingRole};
 use crate::proc::Proc;
 use crate::tools::{
     complete_problems, peak_rss_kib, stop, tools_dir, wait_all, wait_joined, wait_one, Encap,
-    Finished, PingRole,
+    Finished, Iface, PingRole,
 };
 use crate::zmq::{expected_topics, topic_problems, topics, zmq_python};
 
@@ -71,12 +71,13 @@ impl Bins {
         self.tools.join(name)
     }
 
-    /// Our `pgm-send` / `pgm-recv` over `encap`.
-    fn pgm_tools(&self, encap: Encap) -> PgmTools {
+    /// Our `pgm-send` / `pgm-recv` over `encap`, IPv4 or IPv6 as `iface` says.
+    fn pgm_tools(&self, encap: Encap, iface: Iface) -> PgmTools {
         PgmTools {
             send: self.tool("pgm-send"),
             recv: self.tool("pgm-recv"),
             encap,
+            iface,
         }
     }
 
@@ -93,8 +94,10 @@ impl Bins {
                 program: self.tool("udp-perf"),
                 gso: sys == System::UdpGso,
             }),
-            System::OursRaw => Box::new(self.pgm_tools(Encap::Raw)),
-            System::OursEpgm => Box::new(self.pgm_tools(Encap::Udp)),
+            System::OursRaw => Box::new(self.pgm_tools(Encap::Raw, Iface::Addr)),
+            System::OursEpgm => Box::new(self.pgm_tools(Encap::Udp, Iface::Addr)),
+            System::OursRawV6 => Box::new(self.pgm_tools(Encap::Raw, Iface::Addr6)),
+            System::OursEpgmV6 => Box::new(self.pgm_tools(Encap::Udp, Iface::Addr6)),
             System::PubSub => Box::new(PubSubTools {
                 publisher: self.tool("pgm-pub"),
                 subscriber: self.tool("pgm-sub"),
@@ -465,7 +468,7 @@ impl<'a> Ctx<'a> {
         let port = self.next_port();
         let window = self.cfg.slow_window_bytes;
         let send_s = count as f64 / rate;
-        let tools = self.bins.pgm_tools(Encap::Raw);
+        let tools = self.bins.pgm_tools(Encap::Raw, Iface::Addr);
         let slow = self.start_slow(&tools, port, send_s + 20.0, window)?;
         let load = Load {
             port,

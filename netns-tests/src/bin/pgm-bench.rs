@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `--only` runs some parts: `limit` (plain UDP), `pgm` (one message per packet, OpenPGM and
-//! ours), `pubsub`, `loss` (needs `pgm` for the clean rates), `latency`, `memory`.
+//! ours), `ipv6` (ours over IPv6; with `pgm` for the comparison), `pubsub`, `loss` (needs
+//! `pgm` for the clean rates), `latency`, `memory`.
 //!
 //! The full run writes `BENCHMARKS.md` and `BENCHMARKS-rate.svg` into `--out` (default: the
 //! workspace root) and every probe as JSON into `--json` (default:
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use netns_tests::bench::{install_signal_handlers, run, Config};
 
 const USAGE: &str = "usage: pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...]\n\
-                     PARTs: limit, pgm, pubsub, loss (needs pgm), latency, memory";
+                     PARTs: limit, pgm, ipv6, pubsub, loss (needs pgm), latency, memory";
 
 fn main() -> ExitCode {
     let mut smoke = false;
