@@ -290,6 +290,28 @@ mod tests {
 
     use super::*;
 
+    /// An interface address of the other family than the group is refused at open, before
+    /// any socket is made; so is an SSM source of the other family.
+    #[test]
+    fn family_mismatches_are_clear_errors() {
+        let v4 = Endpoint::parse("127.0.0.1;239.192.9.9:7777").unwrap();
+        let mut ep = v4.clone();
+        ep.group = "ff18::7067:9".parse().unwrap();
+        let opts = SocketOptions::default();
+        let err = UdpTransport::open(&opts.transport_config(&ep, Role::Receiver), true)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "interface address 127.0.0.1 and group ff18::7067:9 are of different address families"
+        );
+        let opts = SocketOptions::default().with_sources(vec!["::1".parse().unwrap()]);
+        let err = UdpTransport::open(&opts.transport_config(&v4, Role::Receiver), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("different address families"), "{err}");
+    }
+
     /// A path that refuses GSO (here: UDP checksums off, which GSO needs) turns it off for the
     /// socket and the same packets go out one by one: nothing is lost.
     #[test]

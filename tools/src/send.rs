@@ -26,7 +26,7 @@ use crate::{
                   i (u64 BE), a CRC-32 of bytes 12.. (u32 BE) and filler; pgm-recv --verify \
                   checks them.\nPrints one JSON line on stdout at the end: sent, bytes, \
                   elapsed_s (first to last original send, linger excluded), msgs_per_s, \
-                  naks_received, ncf_sent, rdata_sent, parity_sent."
+                  naks_received, ncf_sent, rdata_sent, parity_sent, gso_refused."
 )]
 pub struct SendArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -77,6 +77,8 @@ pub struct SendReport {
     pub rdata_sent: u64,
     /// FEC parity packets sent, pro-active and on demand.
     pub parity_sent: u64,
+    /// Times the path refused UDP GSO (EPGM; then it is off for the socket).
+    pub gso_refused: u64,
     /// CLOCK_MONOTONIC (ns) when the last message was on the wire (benchmark repair tails).
     pub last_mono_ns: u64,
 }
@@ -91,6 +93,7 @@ impl SendReport {
             [self.naks_received, self.ncf_sent, self.rdata_sent],
         );
         fields.push(("parity_sent", self.parity_sent.into()));
+        fields.push(("gso_refused", self.gso_refused.into()));
         fields.push(("last_mono_ns", self.last_mono_ns.into()));
         json_line(&fields)
     }
@@ -196,6 +199,7 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
     report.ncf_sent = st.engine.ncf_sent;
     report.rdata_sent = st.engine.rdata_sent;
     report.parity_sent = st.engine.parity_sent + st.engine.on_demand_parity_sent;
+    report.gso_refused = st.io.transport.gso_refused;
     if let Some(e) = &st.last_send_error {
         if !args.common.quiet {
             eprintln!("pgm-send: {} send errors, last: {e}", st.io.send_errors);
