@@ -6,7 +6,7 @@
  *                [--timeout SECS] [--txw-sqns N] [--rxw-sqns N] [--nak-ivls BO,RPT,RDATA]
  *                [--nak-retries N] [--spmr-ms MS] [--peer-expiry-s S] [--ambient-s S]
  *                [--hops N] [--loop] [--start-delay-ms MS] [--interval-us US]
- *                [--big-every K --big-size BYTES] [--mtu BYTES] [--quiet]
+ *                [--big-every K --big-size BYTES] [--mtu BYTES] [--fec-ondemand K] [--quiet]
  *
  *   openpgm_peer ping    --network "IF;GROUP1" --port P --network2 "IF;GROUP2" [--port2 P2]
  *                        [--count N] [--warmup N] [--size BYTES] [--spin] [--ping-timeout SECS]
@@ -105,6 +105,8 @@ struct options {
 	uint64_t big_every;
 	size_t big_size;
 	int mtu;
+	/* Sender: on-demand parity for groups of this size (0: no FEC). */
+	int fec_ondemand;
 	bool quiet;
 };
 
@@ -204,7 +206,7 @@ static void usage(void)
 		"       [--txw-sqns N] [--rxw-sqns N] [--nak-ivls BO,RPT,RDATA (ms)] [--nak-retries N]\n"
 		"       [--spmr-ms MS] [--peer-expiry-s S] [--ambient-s S] [--hops N] [--loop]\n"
 		"       [--start-delay-ms MS] [--interval-us US] [--big-every K --big-size BYTES]\n"
-		"       [--mtu BYTES] [--quiet]\n"
+		"       [--mtu BYTES] [--fec-ondemand K] [--quiet]\n"
 		"  ping|reflect: --network2 \"IFADDR;GROUP2\" [--port2 PORT2] [--warmup N] [--spin]\n"
 		"       [--ping-timeout SECS] [--max-secs SECS]\n");
 	exit(2);
@@ -311,6 +313,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		else if (0 == strcmp(a, "--big-every")) { NEED_VALUE(); o->big_every = (uint64_t)parse_long(v, a); }
 		else if (0 == strcmp(a, "--big-size")) { NEED_VALUE(); o->big_size = (size_t)parse_long(v, a); }
 		else if (0 == strcmp(a, "--mtu")) { NEED_VALUE(); o->mtu = (int)parse_long(v, a); }
+		else if (0 == strcmp(a, "--fec-ondemand")) { NEED_VALUE(); o->fec_ondemand = (int)parse_long(v, a); }
 		else if (0 == strcmp(a, "--quiet")) { o->quiet = true; }
 		else if (0 == strcmp(a, "--network2")) { NEED_VALUE(); o->network2 = v; }
 		else if (0 == strcmp(a, "--port2")) { NEED_VALUE(); o->port2 = (int)parse_long(v, a); }
@@ -423,9 +426,34 @@ static pgm_sock_t *open_socket(const struct options *o, const char *network, int
 		for (size_t i = 0; i < sizeof heartbeat / sizeof heartbeat[0]; i++)
 			heartbeat[i] = (int)pgm_msecs(heartbeat_ms[i]);
 		SET(PGM_SEND_ONLY, 1);
-		SET(PGM_TXW_SQNS, o->txw_sqns);
-		if (o->rate > 0)
+		if (o->fec_ondemand > 0) {
+			/* The brief, section 1.1: PGM_TXW_SQNS with FEC aborts at the first parity
+			 * packet; the window is sized in seconds at the rate instead. On-demand only:
+			 * its pro-active mode crashes (openpgm #70). */
+			const struct pgm_fecinfo_t fec = {
+				.block_size = 255,
+				.proactive_packets = 0,
+				.group_size = (uint8_t)o->fec_ondemand,
+				.ondemand_parity_enabled = true,
+				.var_pktlen_enabled = false,
+			};
+			if (o->rate <= 0) {
+				fprintf(stderr, "openpgm_peer: --fec-ondemand needs --rate\n");
+				goto fail;
+			}
+			const long rate_pkts = o->rate / (long)(o->size + 50);
+			long secs = rate_pkts > 0 ? (o->txw_sqns + rate_pkts - 1) / rate_pkts : 1;
+			SET(PGM_TXW_SECS, (int)(secs < 1 ? 1 : secs));
 			SET(PGM_TXW_MAX_RTE, o->rate);
+			if (!pgm_setsockopt(sock, IPPROTO_PGM, PGM_USE_FEC, &fec, sizeof fec)) {
+				fprintf(stderr, "openpgm_peer: setting PGM_USE_FEC failed\n");
+				goto fail;
+			}
+		} else {
+			SET(PGM_TXW_SQNS, o->txw_sqns);
+			if (o->rate > 0)
+				SET(PGM_TXW_MAX_RTE, o->rate);
+		}
 		SET(PGM_AMBIENT_SPM, pgm_secs(o->ambient_s));
 		if (!pgm_setsockopt(sock, IPPROTO_PGM, PGM_HEARTBEAT_SPM, heartbeat, sizeof heartbeat)) {
 			fprintf(stderr, "openpgm_peer: setting PGM_HEARTBEAT_SPM failed\n");

@@ -37,6 +37,9 @@
 //!   2^31 − 1 ahead naming the NLA ::1; an ODATA 2^30 ahead of the lead; an SPM with trail =
 //!   lead = lead + 3 000.
 //! - `parity`: parity RDATA of the session's own TSI for the next sqn (garbage as FEC parity).
+//! - `parity-nak`: parity NAKs (RFC 3208 §11.3.1) to the source for one packet of the whole
+//!   transmission group behind its lead, once its SPMs advertised OPT_PARITY_PRM (what a FEC
+//!   receiver sends; it makes an on-demand source confirm with a parity NCF and send parity).
 //!
 //! NAKs and SPMRs that receivers send to the sprayer (for its forged sessions: it is their IP
 //! source and their SPMs' NLA) are counted as `heard_naks` and `heard_spmrs`.
@@ -97,11 +100,13 @@ pub enum Kind {
     OwnLeaps,
     /// Parity RDATA of the session's own TSI.
     Parity,
+    /// Parity NAKs to the source for the last whole group.
+    ParityNak,
 }
 
 impl Kind {
     /// All kinds, in CLI spelling.
-    pub const ALL: [(&'static str, Kind); 14] = [
+    pub const ALL: [(&'static str, Kind); 15] = [
         ("random", Kind::Random),
         ("truncated", Kind::Truncated),
         ("badsum", Kind::BadChecksum),
@@ -116,6 +121,7 @@ impl Kind {
         ("ncf-pin", Kind::NcfPin),
         ("own-leaps", Kind::OwnLeaps),
         ("parity", Kind::Parity),
+        ("parity-nak", Kind::ParityNak),
     ];
 
     /// The CLI name.
@@ -186,6 +192,8 @@ struct Session {
     trail: u32,
     spm_sqn: u32,
     seen_data: bool,
+    /// Transmission group size from OPT_PARITY_PRM, once an SPM advertised one.
+    tgs: Option<u32>,
 }
 
 /// xorshift64*: deterministic, dependency-free randomness for the garbage.
@@ -455,6 +463,7 @@ impl Sprayer {
             trail: 0,
             spm_sqn: 0,
             seen_data: false,
+            tgs: None,
         });
         if s.tsi != tsi {
             // A new session of the source (restart): follow it.
@@ -464,6 +473,7 @@ impl Sprayer {
                 trail: 0,
                 spm_sqn: 0,
                 seen_data: false,
+                tgs: None,
             };
         }
         let newer = |a: u32, b: u32| a != b && a.wrapping_sub(b) < 0x8000_0000;
@@ -484,6 +494,9 @@ impl Sprayer {
                     s.seen_data = true;
                 }
                 s.trail = spm.trail.0;
+                if let Some(prm) = p.options.parity_prm {
+                    s.tgs = Some(prm.tgs).filter(|k| k.is_power_of_two() && (2..=128).contains(k));
+                }
             }
             _ => {}
         }
@@ -664,6 +677,18 @@ impl Sprayer {
                 .to_vec();
                 self.send_session(&pkt, self.cfg.group, "parity");
             }
+            Kind::ParityNak => {
+                let Some((s, k)) = self.session.and_then(|s| Some((s, s.tgs?))) else {
+                    return;
+                };
+                // The last group the source has sent whole; `tg | (count − 1)` with count 1.
+                let tg = (s.lead.wrapping_add(1) & !(k - 1)).wrapping_sub(k);
+                let mut pkt = self.nak(s.tsi, tg, self.cfg.source, self.cfg.group, &[]);
+                pkt = PacketRepr::parse(&pkt)
+                    .map(|p| PacketRepr { parity: true, ..p }.to_vec())
+                    .unwrap_or(pkt);
+                self.send_session(&pkt, self.cfg.source, "parity-nak");
+            }
         }
     }
 
@@ -782,6 +807,7 @@ impl Sprayer {
             trail: 0,
             spm_sqn: 0,
             seen_data: false,
+            tgs: None,
         })
     }
 

@@ -407,3 +407,21 @@ fn dump_problems(pcap: &Path, port: u16, types: &BTreeMap<String, usize>) -> Vec
     }
     problems
 }
+
+/// Parity packets (OPT_PARITY in the header's options) in a capture, by type, and whether each
+/// passed the checksum: `("NCF", true) => 12`, `("RDATA", false) => 9`, ...
+pub fn parity_counts(pcap: &Path, port: u16) -> Result<BTreeMap<(String, bool), usize>, String> {
+    let mut counts = BTreeMap::new();
+    for f in tshark(
+        pcap,
+        port,
+        "pgm && pgm.hdr.opts.parity == 1",
+        &["pgm.hdr.type", "pgm.hdr.cksum.status"],
+    )? {
+        let get = |i: usize| f.get(i).map_or("", String::as_str);
+        let ty = parse_hex_u8(get(0)).map_or_else(|| get(0).to_owned(), type_name);
+        let good = get(1).rsplit(',').next().unwrap_or("").trim() == "1";
+        *counts.entry((ty, good)).or_insert(0) += 1;
+    }
+    Ok(counts)
+}

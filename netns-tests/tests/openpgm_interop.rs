@@ -55,6 +55,8 @@
 //! Needs root (namespaces, raw sockets, nftables) and `libpgm-dev`; prints SKIPPED and passes
 //! without root.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::MutexGuard;
 use std::time::Duration;
@@ -65,11 +67,12 @@ use netns_tests::tools::{
     assert_no_problems, begin_test, capture_for_tshark, complete_problems, spawn_recv_joined,
     spawn_send, stop, wait_one, Encap, Finished, Iface, RecvOpts, SendOpts,
 };
-use netns_tests::tshark::check_capture;
+use netns_tests::tshark::{check_capture, parity_counts};
 use netns_tests::{
     deps::{require, Need},
     named_tests, now,
 };
+use support::{crash_problems, sent_kind, spawn_spray};
 
 const PORT: u16 = 7700;
 /// Random ingress loss on the receiving host, per mille: 5 %, 10 %, 20 %.
@@ -250,6 +253,100 @@ fn openpgm_to_ours_on(name: &str, (encap, iface): (Encap, Iface), shape: &Shape,
     assert_no_problems(name, &problems, &[&tx, &rx]);
 }
 
+/// Issue 15: an OpenPGM source with on-demand parity (groups of 16; the only FEC mode of it that
+/// does not crash, the brief §1.7–§1.8) → our `pgm-recv --fec-receive`, 5 % loss.
+///
+/// OpenPGM sets only the 0x02 bit of OPT_PARITY_PRM, the RFC's *pro-active* bit, so our
+/// receiver (which reads the bits as the RFC defines them) expects pro-active parity, gets
+/// none, and repairs selectively. Meanwhile `pgm-spray` on host 3 sends parity NAKs to the
+/// source, as a FEC receiver of OpenPGM's reading would: OpenPGM confirms them with parity NCFs
+/// and multicasts parity RDATA with a wrong checksum (and zeroed ports), which our receiver
+/// counts and drops. It still gets everything.
+fn openpgm_on_demand_fec_to_ours(name: &str, encap: Encap) {
+    if !require(name, &[Need::OpenPgm]) {
+        return;
+    }
+    let Some(_serial) = begin_test(name) else {
+        return;
+    };
+    let peer = openpgm_peer().expect("building the OpenPGM peer");
+    let lan = Lan::new(3).expect("building the LAN");
+    lan.set_loss(1, LOSS_5, 0).expect("setting loss");
+    let filter = format!("ip proto 113 or udp port {PORT}");
+    let cap = capture_for_tshark(&lan, name, &filter);
+    let start = now();
+    let mut recv = RecvOpts::new(Some(SMALL.count), 10.0);
+    recv.extra = vec!["--fec-receive".into()];
+    let rx =
+        spawn_recv_joined(lan.host(1), encap, Iface::Addr, PORT, &recv).expect("starting pgm-recv");
+    // A few parity NAKs (≤ 15): OpenPGM's source answers each with a parity NCF and a parity
+    // packet, but aborted (SIGABRT) in one of three runs that sent it ~100.
+    let spray = spawn_spray(
+        &lan,
+        2,
+        0,
+        &[1],
+        (encap, PORT),
+        Duration::from_secs(3),
+        &["--kinds", "parity-nak", "--pps", "5"],
+    );
+    let mut args = peer_args(&lan, 0, (encap, Iface::Addr), &SMALL);
+    args.linger_s = LIMIT.as_secs_f64();
+    args.timeout_s = LIMIT.as_secs_f64();
+    // Slower than SMALL's rate so that the sprayer's parity NAKs meet the run.
+    args.rate = 200_000;
+    args.extra = vec!["--fec-ondemand".into(), "16".into()];
+    let mut tx = lan
+        .host(0)
+        .spawn(&peer, &args.to_args(true))
+        .expect("spawning the OpenPGM sender");
+    tx.wait_ready(Duration::from_secs(10))
+        .expect("OpenPGM sender ready");
+    let rx = wait_one(rx, start + LIMIT);
+    let elapsed = start.elapsed();
+    let tx = stop(tx, Duration::from_secs(5));
+    let spray = stop(spray, Duration::from_secs(5));
+    let (dropped, _) = lan.dropped(1).expect("drop counters");
+    report(name, elapsed, dropped, &tx, &rx);
+
+    let mut problems = complete_problems(&rx, SMALL.count);
+    problems.extend(crash_problems(&rx, 128 * 1024));
+    if sent_kind(&spray, "parity-nak") == 0 {
+        problems.push(format!("pgm-spray sent no parity NAKs: {}", spray.json));
+    }
+    if rx.u("fec_recovered") != 0 {
+        problems.push(format!(
+            "our receiver rebuilt {} packets from OpenPGM's parity, which is never well-formed",
+            rx.u("fec_recovered")
+        ));
+    }
+    if rx.u("checksum_errors") == 0 {
+        problems.push("our receiver saw none of OpenPGM's bad-checksum parity".to_owned());
+    }
+    if let Some(mut c) = cap {
+        let _ = c.stop();
+        match parity_counts(c.path(), PORT) {
+            Ok(counts) => {
+                eprintln!("{name}: parity packets (type, checksum ok) {counts:?}");
+                let n = |ty: &str, good: bool| counts.get(&(ty.to_owned(), good)).copied();
+                if n("NCF", true).is_none() {
+                    problems.push(format!("no parity NCF from OpenPGM: {counts:?}"));
+                }
+                if n("RDATA", false).is_none() || n("RDATA", true).is_some() {
+                    problems.push(format!(
+                        "want OpenPGM's parity RDATA, all with bad checksums: {counts:?}"
+                    ));
+                }
+                if problems.is_empty() {
+                    let _ = std::fs::remove_file(c.path());
+                }
+            }
+            Err(e) => problems.push(format!("tshark: {e}")),
+        }
+    }
+    assert_no_problems(name, &problems, &[&tx, &rx, &spray]);
+}
+
 /// Our `pgm-send` on host 1 → OpenPGM receiver on host 2 (5 % ingress loss).
 fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
     ours_to(name, (encap, Iface::Addr), shape, &[]);
@@ -354,6 +451,8 @@ named_tests! {
     ours_to_openpgm_raw_ipv6_small => ours_to_openpgm_v6(Encap::Raw, &SMALL);
     ours_to_openpgm_epgm_ipv6_small => ours_to_openpgm_v6(Encap::Udp, &SMALL);
     ours_on_demand_fec_to_openpgm_raw_small => ours_on_demand_fec_to_openpgm(Encap::Raw, &SMALL);
+    openpgm_on_demand_fec_to_ours_raw => openpgm_on_demand_fec_to_ours(Encap::Raw);
+    openpgm_on_demand_fec_to_ours_epgm => openpgm_on_demand_fec_to_ours(Encap::Udp);
     ours_on_demand_fec_to_openpgm_epgm_small => ours_on_demand_fec_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_epgm_small => ours_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_raw_fragmented => ours_to_openpgm(Encap::Raw, &FRAGMENTED);

@@ -34,7 +34,7 @@ use crate::{
                   unless --timeout says otherwise; without either it waits forever unless \
                   --timeout is given. --timeout 0 means forever.\n\
                   --verify prints one JSON line at the end: received, gaps, duplicates, corrupt, \
-                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, fec_recovered, first_seq, last_seq, senders, \
+                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, fec_recovered, parity_naks_sent, first_seq, last_seq, senders, \
                   parse_errors, checksum_errors, source_filtered; \
                   it exits 1 when gaps, corrupt or unrecoverable are not 0 or fewer than --count \
                   messages arrived."
@@ -162,6 +162,7 @@ impl Verifier {
             ("msgs_per_s", msgs_per_s(self.received, elapsed_s).into()),
             ("naks_sent", engine.naks_sent.into()),
             ("fec_recovered", engine.fec_recovered.into()),
+            ("parity_naks_sent", engine.parity_naks_sent.into()),
             ("first_seq", self.first_seq.into()),
             ("last_seq", self.last_seq.into()),
             ("senders", senders.into()),
@@ -189,6 +190,8 @@ pub struct EngineCounts {
     pub last_mono_ns: u64,
     /// Packets the transport dropped because their source is outside the `--source` joins.
     pub source_filtered: u64,
+    /// Parity NAK packets sent (FEC on demand).
+    pub parity_naks_sent: u64,
 }
 
 /// How a `pgm-recv` run ended.
@@ -304,6 +307,7 @@ pub fn run_recv(
             parse_errors: stats.engine.parse_errors,
             checksum_errors: stats.engine.checksum_errors,
             source_filtered: stats.io.transport.source_filtered,
+            parity_naks_sent: stats.engine.parity_naks_sent,
             last_mono_ns: activity
                 .first
                 .map_or(0, |_| mono_base + activity.last.as_nanos() as u64),
