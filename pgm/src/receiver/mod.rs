@@ -1241,7 +1241,10 @@ impl Receiver {
     /// leading partial group waits (back in back-off, the round not counted) for its group to
     /// fill, for up to NAK_RPT_IVL + NAK_BO_IVL after its loss was detected; then, or after
     /// [`PARITY_NAK_ROUNDS`] parity NAKs, or at once when its group's parity did not decode,
-    /// it is NAKed selectively.
+    /// it is NAKed selectively. Before its first parity NAK a full group's loss waits once more,
+    /// a back-off draw divided by the count (RFC 3208 §11.5: NAK_BO_IVL biased inversely to
+    /// NAK_PKT_CNT): receivers missing more of a group ask first, and the parity NCF for their
+    /// larger count suppresses the NAKs of those missing less.
     fn parity_entries(&mut self, now: Instant, tsi: Tsi, sqns: &mut Vec<SeqNo>) -> Vec<SeqNo> {
         let timing = self.cfg.nak;
         let rng = &mut self.rng;
@@ -1259,6 +1262,8 @@ impl Receiver {
         let patience = timing.rpt_ivl + timing.bo_ivl;
         let mut entries: Vec<SeqNo> = Vec::new();
         let mut deferred = Vec::new();
+        // Groups held for the biased back-off, and until when.
+        let mut held_groups: Vec<(SeqNo, Instant)> = Vec::new();
         let mut asked = 0u64;
         sqns.retain(|&sqn| {
             let tg = groups.group_of(sqn);
@@ -1280,11 +1285,29 @@ impl Receiver {
             if m.rounds > PARITY_NAK_ROUNDS {
                 return true;
             }
+            let (biased, rounds) = (m.biased, m.rounds);
+            let missing = (0..k)
+                .filter(|&i| w.missing_mut(tg.add(i)).is_some())
+                .count();
+            let count = missing.saturating_sub(held).max(1) as u32;
+            if !biased && rounds <= 1 {
+                let at = match held_groups.iter().find(|g| g.0 == tg) {
+                    Some(&(_, at)) => at,
+                    None => {
+                        let draw = backoff(rng, &timing, now).saturating_duration_since(now);
+                        let at = now + draw / count;
+                        held_groups.push((tg, at));
+                        at
+                    }
+                };
+                if let Some(m) = w.missing_mut(sqn) {
+                    m.biased = true;
+                    m.rounds = m.rounds.saturating_sub(1);
+                }
+                w.reschedule(sqn, Phase::BackOff, at);
+                return false;
+            }
             if !entries.iter().any(|e| e.0 & !(k - 1) == tg.0) {
-                let missing = (0..k)
-                    .filter(|&i| w.missing_mut(tg.add(i)).is_some())
-                    .count();
-                let count = missing.saturating_sub(held).max(1) as u32;
                 asked += u64::from(count);
                 entries.push(tg.add(count - 1));
             }

@@ -31,6 +31,8 @@ pub(crate) struct Missing {
     pub(crate) since: Instant,
     /// NAKs sent for it so far (the repeat waits double with each).
     pub(crate) rounds: u32,
+    /// Its parity NAK was held once for the count-biased back-off ([`super::Receiver`]).
+    pub(crate) biased: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +181,7 @@ impl Window {
                 deadline,
                 since: now,
                 rounds: 0,
+                biased: false,
             }));
             self.timers.insert((deadline, sqn.0));
         }
@@ -194,6 +197,7 @@ impl Window {
                 deadline,
                 since: now,
                 rounds: 0,
+                biased: false,
             }));
             self.timers.insert((deadline, self.trail.0));
         }
