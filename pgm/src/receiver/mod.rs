@@ -1291,14 +1291,13 @@ impl Receiver {
                 .count();
             let count = missing.saturating_sub(held).max(1) as u32;
             if !biased && rounds <= 1 {
-                let at = match held_groups.iter().find(|g| g.0 == tg) {
-                    Some(&(_, at)) => at,
-                    None => {
-                        let draw = backoff(rng, &timing, now).saturating_duration_since(now);
-                        let at = now + draw / count;
-                        held_groups.push((tg, at));
-                        at
-                    }
+                let at = if let Some(&(_, at)) = held_groups.iter().find(|g| g.0 == tg) {
+                    at
+                } else {
+                    let draw = backoff(rng, &timing, now).saturating_duration_since(now);
+                    let at = now + draw / count;
+                    held_groups.push((tg, at));
+                    at
                 };
                 if let Some(m) = w.missing_mut(sqn) {
                     m.biased = true;
