@@ -370,6 +370,28 @@ impl SourceConfig {
             .collect();
         self
     }
+
+    /// Largest TSDU of an unfragmented ODATA: [`Mtu::max_tsdu`], or with FEC the fragment
+    /// size less the length trailer, so that every parity packet fits the MTU (it may carry an
+    /// encoded OPT_FRAGMENT and OPT_VAR_PKTLEN's 2-byte trailer whatever its group holds).
+    pub fn max_tsdu(&self) -> usize {
+        if self.fec.is_some() {
+            self.max_fragment_tsdu()
+        } else {
+            self.mtu.max_tsdu()
+        }
+    }
+
+    /// Largest TSDU of one fragment: [`Mtu::max_fragment_tsdu`], less the length trailer with
+    /// FEC (see [`SourceConfig::max_tsdu`]).
+    pub fn max_fragment_tsdu(&self) -> usize {
+        let f = self.mtu.max_fragment_tsdu();
+        if self.fec.is_some() {
+            f.saturating_sub(crate::fec::TRAILER_LEN)
+        } else {
+            f
+        }
+    }
 }
 
 /// Configuration of a [`crate::Receiver`].

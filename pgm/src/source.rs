@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::{
     config::SourceConfig,
-    fec::{encode_parity, on_demand::OnDemand, ReedSolomon},
+    fec::{encode_fragments, encode_parity, on_demand::OnDemand, ReedSolomon},
     rate::TokenBucket,
     time::Instant,
     wire::{
@@ -73,7 +73,7 @@ pub struct SourceStats {
     /// Parity NAKs (packets) accepted (FEC on demand, docs/fec.md).
     pub parity_naks_received: u64,
     /// Groups named by parity NAKs that are not whole in the transmit window (not sent in
-    /// full yet, gone, or holding fragments): nothing sent.
+    /// full yet, or gone): nothing sent.
     pub parity_nak_groups_refused: u64,
     /// Parity packets asked for that parity sent within the elimination interval (for
     /// another receiver's NAK) already covered.
@@ -113,7 +113,7 @@ pub struct SourceStats {
     pub parity_sent: u64,
     /// Parity payload bytes sent.
     pub parity_bytes: u64,
-    /// Parity packets not sent because their group had fragments or had left the window.
+    /// Parity packets not sent because their group had left the window.
     pub parity_skipped: u64,
 }
 
@@ -302,8 +302,8 @@ impl Source {
             return Err(SendError::Closed);
         }
         let len = apdu.len();
-        let max_tsdu = self.cfg.mtu.max_tsdu().max(1);
-        let frag_tsdu = self.cfg.mtu.max_fragment_tsdu().max(1);
+        let max_tsdu = self.cfg.max_tsdu().max(1);
+        let frag_tsdu = self.cfg.max_fragment_tsdu().max(1);
         let count = if len <= max_tsdu {
             1
         } else {
@@ -491,7 +491,7 @@ impl Source {
         }
     }
 
-    /// The group starting at `tg` is all in the transmit window, sent, and has no fragments.
+    /// The group starting at `tg` is all in the transmit window and sent.
     fn group_whole(&self, tg: SeqNo) -> bool {
         let Some(k) = self.rs.as_ref().map(ReedSolomon::k) else {
             return false;
@@ -500,12 +500,7 @@ impl Source {
             return false;
         };
         let mut group = self.txw.packets.range(start.min(self.txw.packets.len())..);
-        group.len() >= k
-            && (0..k).all(|i| {
-                group
-                    .next()
-                    .is_some_and(|p| p.sqn == tg.add(i as u32) && p.fragment.is_none())
-            })
+        group.len() >= k && (0..k).all(|i| group.next().is_some_and(|p| p.sqn == tg.add(i as u32)))
     }
 
     /// Queues RDATA for `sqn` in `naker`'s repair queue, unless it is there already or was
@@ -836,8 +831,7 @@ impl Source {
     /// RFC 3208 §11.4: parity packet `h` of the group starting at `tg`, with OPT_PARITY
     /// (OPT_VAR_PKTLEN when lengths differ), sqn `tg | h`: pro-active as ODATA, on demand
     /// (`repair`) as RDATA charged like one. `None` (counted) when the group is no longer
-    /// whole in the window or holds fragments (their OPT_FRAGMENT parity is not implemented:
-    /// docs/fec.md).
+    /// whole in the window.
     fn emit_parity(
         &mut self,
         now: Instant,
@@ -854,15 +848,16 @@ impl Source {
             Ok(i) if i < self.txw.packets.len() => self.txw.packets.range(i..).take(k).collect(),
             _ => Vec::new(),
         };
-        let whole = group.len() == k
-            && group.first().is_some_and(|p| p.sqn == tg)
-            && group.iter().all(|p| p.fragment.is_none());
-        if !whole {
+        if group.len() != k || group.first().is_none_or(|p| p.sqn != tg) {
             self.stats.parity_skipped += 1;
             return None;
         }
         let tsdus: Vec<&[u8]> = group.iter().map(|p| &p.payload[..]).collect();
-        let Ok(parity) = encode_parity(rs, &tsdus, usize::from(h)) else {
+        let frags: Vec<Option<Fragment>> = group.iter().map(|p| p.fragment).collect();
+        let (Ok(parity), Ok(fragment_encoded)) = (
+            encode_parity(rs, &tsdus, usize::from(h)),
+            encode_fragments(rs, &frags, usize::from(h)),
+        ) else {
             self.stats.parity_skipped += 1;
             return None;
         };
@@ -875,11 +870,16 @@ impl Source {
         } else {
             Body::Odata(data)
         };
+        // RFC 3208 §11.2: the group's OPT_FRAGMENTs travel encoded with its parity.
+        let options = Options {
+            fragment_encoded,
+            ..Options::default()
+        };
         let repr = PacketRepr {
             parity: true,
             var_pktlen: parity.var_pktlen,
             payload: &parity.bytes,
-            ..self.header(body, &Options::default())
+            ..self.header(body, &options)
         };
         repr.emit(buf);
         if repair {

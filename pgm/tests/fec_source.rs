@@ -115,16 +115,46 @@ fn fec_off_sends_no_parity_and_no_parity_prm() {
 }
 
 #[test]
-fn partial_group_and_fragments_get_no_parity() {
+fn partial_groups_get_no_parity_fragmented_ones_do() {
     // 3 packets of a k = 4 group: no parity (partial groups are not implemented).
     let (_, stats) = run(
         Some(FecConfig::proactive(4, 1).unwrap()),
         &[vec![1; 10], vec![2; 10], vec![3; 10]],
     );
     assert_eq!((stats.parity_sent, stats.parity_skipped), (0, 0));
-    // One APDU in 4 fragments: its group is skipped, counted.
-    let (_, stats) = run(Some(FecConfig::proactive(4, 1).unwrap()), &[vec![7; 5000]]);
-    assert_eq!((stats.parity_sent, stats.parity_skipped), (0, 1));
+    // One APDU in 4 fragments: its parity carries the encoded OPT_FRAGMENTs, and fits the MTU.
+    let fec = FecConfig::proactive(4, 1).unwrap();
+    let (packets, stats) = run(Some(fec), &[vec![7; 5000]]);
+    assert_eq!((stats.parity_sent, stats.parity_skipped), (1, 0));
+    let parity: Vec<_> = packets
+        .iter()
+        .filter(|b| PacketRepr::parse_verified(b).is_ok_and(|p| p.parity))
+        .collect();
+    assert_eq!(parity.len(), 1);
+    let p = PacketRepr::parse_verified(parity[0]).unwrap();
+    assert!(p.options.fragment_encoded.is_some() && p.options.fragment.is_none());
+    let mtu = config(Some(fec)).mtu;
+    assert!(
+        parity[0].len() <= mtu.mtu - mtu.ip_overhead,
+        "parity TPDU {} over the MTU",
+        parity[0].len()
+    );
+    // The worst group: a largest unfragmented packet, a tiny one and fragments (unequal
+    // lengths: the 2-byte trailer, and the encoded OPT_FRAGMENT): its parity still fits.
+    let max = config(Some(fec)).max_tsdu();
+    let (packets, stats) = run(Some(fec), &[vec![1; max], vec![2; 3], vec![3; 3000]]);
+    assert_eq!(stats.parity_sent, 1);
+    for b in &packets {
+        let p = PacketRepr::parse_verified(b).unwrap();
+        assert!(
+            b.len() <= mtu.mtu - mtu.ip_overhead,
+            "{} over the MTU",
+            b.len()
+        );
+        if p.parity {
+            assert!(p.var_pktlen && p.options.fragment_encoded.is_some());
+        }
+    }
     assert!(FecConfig::proactive(3, 1).is_err());
     assert!(FecConfig::proactive(4, 0).is_err());
     assert!(FecConfig::proactive(4, 5).is_err());
@@ -233,8 +263,8 @@ fn drain(s: &mut Source, now: Instant) -> Vec<Vec<u8>> {
 /// RFC 3208 §11.4 on demand: a parity NAK for a full group gets a parity NCF and as many
 /// fresh parity packets (RDATA, OPT_PARITY, indices after the pro-active ones) as it asks; a
 /// second NAK within the elimination interval buys only what the first did not cover; a NAK
-/// for the leading partial group, or for a group holding fragments, buys nothing; and the
-/// parity rebuilds the group's lost data.
+/// for the leading partial group buys nothing; a group holding fragments gets parity with its
+/// OPT_FRAGMENTs encoded; and the parity rebuilds the group's lost data.
 #[test]
 fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     let fec = FecConfig::proactive(4, 1).unwrap().with_on_demand();
@@ -251,14 +281,19 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     let prm = spm.options.parity_prm.unwrap();
     assert!(prm.proactive && prm.on_demand && prm.tgs == 4);
     let proactive = s.stats().parity_sent;
-    assert_eq!(proactive, 2, "groups 0 and 4, one pro-active parity each");
+    assert_eq!(
+        proactive, 3,
+        "groups 0, 4 and 8, one pro-active parity each"
+    );
 
     let src = cfg.nla;
     let t1 = t0 + Duration::from_millis(10);
-    // Group 4 (sqns 4..8): 3 packets missing somewhere; group 8: fragments; group 12: partial.
+    // Group 4 (sqns 4..8): 3 packets missing somewhere; group 8 (holding fragments): 1;
+    // group 12: partial.
     s.handle_packet(t1, src, cfg.nla, &parity_nak(&cfg, &[4 + 2, 8, 12]));
     let out = drain(&mut s, t1);
     let mut parity = Vec::new();
+    let mut fragment_group = Vec::new();
     let mut ncf = None;
     for bytes in &out {
         let p = PacketRepr::parse_verified(bytes).unwrap();
@@ -267,8 +302,12 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
                 assert!(p.parity, "a parity NCF");
                 ncf = Some((n.sqn.0, p.options.nak_list.map(|l| l.as_slice().len())));
             }
+            Body::Rdata(d) if d.sqn.0 & !3 == 8 => {
+                assert!(p.parity && p.options.fragment_encoded.is_some());
+                fragment_group.push(d.sqn.0 & 3);
+            }
             Body::Rdata(d) => {
-                assert!(p.parity);
+                assert!(p.parity && p.options.fragment_encoded.is_none());
                 assert_eq!(d.sqn.0 & !3, 4);
                 parity.push((d.sqn.0 as usize & 3, p.payload.to_vec(), p.var_pktlen));
             }
@@ -278,8 +317,13 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     }
     assert_eq!(
         ncf,
-        Some((6, None)),
-        "the NCF echoes the accepted entry only"
+        Some((6, Some(1))),
+        "the NCF echoes the accepted entries only (6 and 8)"
+    );
+    assert_eq!(
+        fragment_group,
+        [1],
+        "one fresh parity for the group with fragments"
     );
     let indices: Vec<usize> = parity.iter().map(|p| p.0).collect();
     assert_eq!(
@@ -290,9 +334,9 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     let st = s.stats();
     assert_eq!(
         (st.parity_naks_received, st.parity_nak_groups_refused),
-        (1, 2)
+        (1, 1)
     );
-    assert_eq!(st.on_demand_parity_sent, 3);
+    assert_eq!(st.on_demand_parity_sent, 4);
 
     // Another receiver asks for 2 of the same group at once: covered, nothing more.
     s.handle_packet(t1, src, cfg.nla, &parity_nak(&cfg, &[4 + 1]));

@@ -327,6 +327,28 @@ fn generated() -> Vec<Gen> {
         ),
         Carry::Udp(3055),
     );
+    // A parity RDATA of a group holding fragments: OPT_FRAGMENT with OP_ENCODED (RFC 3208
+    // §11.2), OPT_VAR_PKTLEN.
+    let encoded = [0x80, 1, 2, 3, 4, 0, 0, 5, 0x78, 0, 0, 0x0b, 0xb8];
+    push(
+        "parity_rdata_encoded_fragment",
+        PacketRepr {
+            parity: true,
+            var_pktlen: true,
+            ..repr(
+                Body::Rdata(Data {
+                    sqn: SeqNo(8),
+                    trail: SeqNo(0),
+                }),
+                &Options {
+                    fragment_encoded: Some(encoded),
+                    ..Options::default()
+                },
+                &apdu[..1402],
+            )
+        },
+        Carry::Udp(3055),
+    );
     push(
         "nak",
         repr(Body::Nak(nak(10)), &Options::default(), &[]),
@@ -836,13 +858,25 @@ fn tshark_dissects_every_packet_type_we_emit() {
             ),
             None => assert!(list.is_empty(), "{ctx}: tshark shows no NAK list"),
         }
-        let frag = ours.options.fragment.map(|f| {
-            (
-                u64::from(f.first_sqn.0),
-                u64::from(f.offset),
-                u64::from(f.apdu_len),
-            )
-        });
+        // tshark shows an encoded OPT_FRAGMENT's bytes as the plain one's fields.
+        let word = |e: &[u8; 13], i: usize| {
+            u64::from(u32::from_be_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]))
+        };
+        let frag = ours
+            .options
+            .fragment
+            .map(|f| {
+                (
+                    u64::from(f.first_sqn.0),
+                    u64::from(f.offset),
+                    u64::from(f.apdu_len),
+                )
+            })
+            .or_else(|| {
+                ours.options
+                    .fragment_encoded
+                    .map(|e| (word(&e, 1), word(&e, 5), word(&e, 9)))
+            });
         assert_eq!(p.fragment, frag, "{ctx}: fragment");
     }
     eprintln!("not dissected by this Wireshark (no dissector for the type): {not_dissected:?}");

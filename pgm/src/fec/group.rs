@@ -11,6 +11,13 @@
 
 use super::code::{ReedSolomon, Symbol};
 use super::FecError;
+use crate::wire::{
+    options::{ENCODED_FRAGMENT_LEN, MAX_APDU, OP_ENCODED_NULL},
+    Fragment, SeqNo,
+};
+
+/// An encoded OPT_FRAGMENT: option bytes 3..15.
+pub type EncodedFragment = [u8; ENCODED_FRAGMENT_LEN];
 
 /// Bytes of the length trailer.
 pub const TRAILER_LEN: usize = 2;
@@ -153,6 +160,106 @@ pub fn decode_group(
     Ok(out)
 }
 
+/// The symbol a data packet's OPT_FRAGMENT contributes to its group's encoded OPT_FRAGMENT
+/// (RFC 3208 §11.2): option bytes 3..15, or zeros with OP_ENCODED_NULL when it has none.
+pub fn fragment_symbol(f: Option<Fragment>) -> EncodedFragment {
+    let mut s = [0u8; ENCODED_FRAGMENT_LEN];
+    match f {
+        Some(f) => {
+            s[1..5].copy_from_slice(&f.first_sqn.0.to_be_bytes());
+            s[5..9].copy_from_slice(&f.offset.to_be_bytes());
+            s[9..13].copy_from_slice(&f.apdu_len.to_be_bytes());
+        }
+        None => s[0] = OP_ENCODED_NULL,
+    }
+    s
+}
+
+/// The OPT_FRAGMENT a decoded symbol stands for: `Ok(None)` when OP_ENCODED_NULL says the
+/// packet had none; an error when it cannot be a real one.
+fn symbol_fragment(s: &[u8]) -> Result<Option<Fragment>, FecError> {
+    let bad = FecError::Inconsistent("decoded OPT_FRAGMENT is not a fragment");
+    let word = |i: usize| {
+        s.get(i..i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
+    };
+    match (s.first(), word(1), word(5), word(9)) {
+        (Some(&u), ..) if u & OP_ENCODED_NULL != 0 => Ok(None),
+        (Some(_), Some(first), Some(offset), Some(apdu_len)) if apdu_len <= MAX_APDU => {
+            Ok(Some(Fragment {
+                first_sqn: SeqNo(first),
+                offset,
+                apdu_len,
+            }))
+        }
+        _ => Err(bad),
+    }
+}
+
+/// Parity packet `h`'s encoded OPT_FRAGMENT for a group whose packets carry `frags`; `None`
+/// when none of them is a fragment (the parity then carries no OPT_FRAGMENT at all).
+pub fn encode_fragments(
+    rs: &ReedSolomon,
+    frags: &[Option<Fragment>],
+    h: usize,
+) -> Result<Option<EncodedFragment>, FecError> {
+    if frags.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let symbols: Vec<EncodedFragment> = frags.iter().map(|&f| fragment_symbol(f)).collect();
+    let refs: Vec<&[u8]> = symbols.iter().map(|s| &s[..]).collect();
+    let mut out = [0u8; ENCODED_FRAGMENT_LEN];
+    rs.encode(&refs, h, &mut out)?;
+    Ok(Some(out))
+}
+
+/// The OPT_FRAGMENTs of a group's missing packets, rebuilt like their payloads: `data[i]` is
+/// `None` for a missing packet, else the OPT_FRAGMENT it carried; `parity` the parity packets
+/// used to decode the payloads, by index, with their encoded OPT_FRAGMENT. Parity without one
+/// means no packet of the group had one; if it disagrees with the data, or the parity packets
+/// disagree among themselves, the group is inconsistent.
+pub fn decode_fragments(
+    rs: &ReedSolomon,
+    data: &[Option<Option<Fragment>>],
+    parity: &[(usize, Option<EncodedFragment>)],
+) -> Result<Vec<(usize, Option<Fragment>)>, FecError> {
+    let missing = data.iter().enumerate().filter(|(_, d)| d.is_none());
+    let encoded = parity.iter().filter(|p| p.1.is_some()).count();
+    if encoded == 0 {
+        if data.iter().flatten().any(Option::is_some) {
+            return Err(FecError::Inconsistent(
+                "a fragment in the group but no encoded OPT_FRAGMENT in its parity",
+            ));
+        }
+        return Ok(missing.map(|(i, _)| (i, None)).collect());
+    }
+    if encoded != parity.len() {
+        return Err(FecError::Inconsistent(
+            "parity packets of one group disagree on OPT_FRAGMENT",
+        ));
+    }
+    let symbols_of_data: Vec<(usize, EncodedFragment)> = data
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.map(|f| (i, fragment_symbol(f))))
+        .collect();
+    let mut symbols: Vec<Symbol<'_>> = symbols_of_data
+        .iter()
+        .map(|(i, s)| Symbol { row: *i, data: s })
+        .collect();
+    symbols.extend(parity.iter().filter_map(|(h, e)| {
+        e.as_ref().map(|e| Symbol {
+            row: rs.k() + h,
+            data: e,
+        })
+    }));
+    rs.decode(&symbols)?
+        .into_iter()
+        .map(|(i, s)| symbol_fragment(&s).map(|f| (i, f)))
+        .collect()
+}
+
 /// `t`, zeros up to `p` bytes, then `t.len()` as a little-endian u16 (callers keep `p` within
 /// the TSDU length range, so `t.len()` fits).
 fn pad(t: &[u8], p: usize) -> Vec<u8> {
@@ -209,6 +316,42 @@ mod tests {
         )
         .expect("decode");
         assert_eq!(got, vec![(0, a.to_vec())]);
+    }
+
+    #[test]
+    fn fragments_are_rebuilt_with_their_payloads() {
+        let rs = ReedSolomon::new(4).expect("k");
+        let f = |first: u32, offset: u32| Fragment {
+            first_sqn: SeqNo(first),
+            offset,
+            apdu_len: 3000,
+        };
+        // An APDU in packets 1..3 of the group; packet 0 is a message of its own.
+        let frags = [None, Some(f(1, 0)), Some(f(1, 1000)), Some(f(1, 2000))];
+        let p0 = encode_fragments(&rs, &frags, 0)
+            .expect("encode")
+            .expect("some");
+        let p1 = encode_fragments(&rs, &frags, 1)
+            .expect("encode")
+            .expect("some");
+        assert_eq!(encode_fragments(&rs, &[None; 4], 0), Ok(None));
+        // Packets 0 and 2 lost.
+        let data = [None, Some(frags[1]), None, Some(frags[3])];
+        let got = decode_fragments(&rs, &data, &[(0, Some(p0)), (1, Some(p1))]).expect("decode");
+        assert_eq!(got, vec![(0, None), (2, frags[2])]);
+        // Parity without the encoded option, though a fragment arrived: inconsistent.
+        assert!(decode_fragments(&rs, &data, &[(0, None), (1, None)]).is_err());
+        assert!(decode_fragments(&rs, &data, &[(0, Some(p0)), (1, None)]).is_err());
+        // No fragments anywhere: nothing to decode, the rebuilt packets have none.
+        let plain = [None, Some(None), None, Some(None)];
+        assert_eq!(
+            decode_fragments(&rs, &plain, &[(0, None), (1, None)]),
+            Ok(vec![(0, None), (2, None)])
+        );
+        // Corrupt encoded bytes may decode to an APDU length no fragment has: an error.
+        let mut bad = p0;
+        bad[9] ^= 0xff;
+        assert!(decode_fragments(&rs, &data, &[(0, Some(bad)), (1, Some(p1))]).is_err());
     }
 
     #[test]

@@ -16,7 +16,10 @@ mod group;
 pub mod on_demand;
 
 pub use code::{ReedSolomon, Symbol, MAX_BLOCK};
-pub use group::{decode_group, encode_parity, ParityPayload, ParityRef, TRAILER_LEN};
+pub use group::{
+    decode_fragments, decode_group, encode_fragments, encode_parity, fragment_symbol,
+    EncodedFragment, ParityPayload, ParityRef, TRAILER_LEN,
+};
 
 /// Why an encode or decode was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

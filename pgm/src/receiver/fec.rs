@@ -1,16 +1,20 @@
 //! Parity at a receiver (RFC 3208 §11, docs/fec.md): the recent incomplete transmission groups
 //! of one peer, their data and parity, decoded as soon as a group holds k packets and still
-//! misses data. Bounded: at most [`max_groups`] groups per peer, each at most k data and k
-//! parity packets; a group whose data is all there is dropped at once.
+//! misses data, OPT_FRAGMENTs included (RFC 3208 §11.2). Bounded: at most [`max_groups`]
+//! groups per peer, each at most k data and k parity packets; a group whose data is all there
+//! is dropped at once.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 use crate::{
-    fec::{decode_group, ParityRef, ReedSolomon},
-    wire::SeqNo,
+    fec::{decode_fragments, decode_group, EncodedFragment, ParityRef, ReedSolomon},
+    wire::{Fragment, SeqNo},
 };
+
+/// A packet a group rebuilt: its sqn, TSDU and OPT_FRAGMENT.
+pub(crate) type Rebuilt = (SeqNo, Vec<u8>, Option<Fragment>);
 
 /// Incomplete groups kept per peer for pro-active parity (it follows its group at once).
 pub(crate) const MAX_GROUPS: usize = 4;
@@ -31,11 +35,19 @@ pub(crate) fn max_groups(k: usize, on_demand: bool) -> usize {
 #[derive(Debug)]
 struct Group {
     tg: SeqNo,
-    data: Vec<Option<Bytes>>,
-    /// (index, TSDU, OPT_VAR_PKTLEN).
-    parity: Vec<(usize, Bytes, bool)>,
-    /// A packet of it carried OPT_FRAGMENT: not decodable (docs/fec.md).
-    fragmented: bool,
+    /// (TSDU, OPT_FRAGMENT) of each data packet received.
+    data: Vec<Option<(Bytes, Option<Fragment>)>>,
+    parity: Vec<ParityPacket>,
+}
+
+/// A parity packet of a group.
+#[derive(Debug)]
+struct ParityPacket {
+    index: usize,
+    tsdu: Bytes,
+    var_pktlen: bool,
+    /// Its encoded OPT_FRAGMENT (RFC 3208 §11.2), when the group holds fragments.
+    fragment: Option<EncodedFragment>,
 }
 
 /// One peer's groups.
@@ -78,16 +90,17 @@ impl Groups {
     }
 
     /// Parity packets held for group `tg`; `None` when parity cannot help the group: it is
-    /// done (decoded, or its parity did not decode) or holds fragments.
+    /// done (decoded, or its parity did not decode).
     pub(crate) fn parity_held(&self, tg: SeqNo) -> Option<usize> {
         if self.done.contains(&tg) {
             return None;
         }
-        match self.pending.iter().find(|g| g.tg == tg) {
-            Some(g) if g.fragmented => None,
-            Some(g) => Some(g.parity.len()),
-            None => Some(0),
-        }
+        Some(
+            self.pending
+                .iter()
+                .find(|g| g.tg == tg)
+                .map_or(0, |g| g.parity.len()),
+        )
     }
 
     /// Payload bytes held.
@@ -95,8 +108,8 @@ impl Groups {
         self.pending
             .iter()
             .map(|g| {
-                g.data.iter().flatten().map(Bytes::len).sum::<usize>()
-                    + g.parity.iter().map(|p| p.1.len()).sum::<usize>()
+                g.data.iter().flatten().map(|d| d.0.len()).sum::<usize>()
+                    + g.parity.iter().map(|p| p.tsdu.len()).sum::<usize>()
             })
             .sum()
     }
@@ -135,7 +148,6 @@ impl Groups {
             tg,
             data: vec![None; self.k],
             parity: Vec::new(),
-            fragmented: false,
         });
         let last = self.pending.len() - 1;
         &mut self.pending[last]
@@ -147,17 +159,16 @@ impl Groups {
         rs: &ReedSolomon,
         sqn: SeqNo,
         payload: &[u8],
-        fragment: bool,
-    ) -> Vec<(SeqNo, Vec<u8>)> {
+        fragment: Option<Fragment>,
+    ) -> Vec<Rebuilt> {
         let k = self.k;
         if self.is_done(sqn) {
             return Vec::new();
         }
         let g = self.group(sqn);
         let i = (sqn.0 as usize) & (k - 1);
-        g.fragmented |= fragment;
         if g.data[i].is_none() {
-            g.data[i] = Some(Bytes::copy_from_slice(payload));
+            g.data[i] = Some((Bytes::copy_from_slice(payload), fragment));
         }
         self.settle(rs, sqn)
     }
@@ -169,22 +180,27 @@ impl Groups {
         sqn: SeqNo,
         payload: &[u8],
         var_pktlen: bool,
-    ) -> Vec<(SeqNo, Vec<u8>)> {
+        fragment: Option<EncodedFragment>,
+    ) -> Vec<Rebuilt> {
         let k = self.k;
         if self.is_done(sqn) {
             return Vec::new();
         }
         let g = self.group(sqn);
         let index = (sqn.0 as usize) & (k - 1);
-        if g.parity.len() < k && !g.parity.iter().any(|p| p.0 == index) {
-            g.parity
-                .push((index, Bytes::copy_from_slice(payload), var_pktlen));
+        if g.parity.len() < k && !g.parity.iter().any(|p| p.index == index) {
+            g.parity.push(ParityPacket {
+                index,
+                tsdu: Bytes::copy_from_slice(payload),
+                var_pktlen,
+                fragment,
+            });
         }
         self.settle(rs, sqn)
     }
 
     /// Decodes `sqn`'s group if it can; drops it once whole (or rebuilt).
-    fn settle(&mut self, rs: &ReedSolomon, sqn: SeqNo) -> Vec<(SeqNo, Vec<u8>)> {
+    fn settle(&mut self, rs: &ReedSolomon, sqn: SeqNo) -> Vec<Rebuilt> {
         let tg = SeqNo(sqn.0 & !(self.k as u32 - 1));
         let Some(pos) = self.pending.iter().position(|g| g.tg == tg) else {
             return Vec::new();
@@ -195,24 +211,40 @@ impl Groups {
             self.finish(pos);
             return Vec::new();
         }
-        if g.fragmented || g.parity.is_empty() || have + g.parity.len() < self.k {
+        if g.parity.is_empty() || have + g.parity.len() < self.k {
             return Vec::new();
         }
-        let data: Vec<Option<&[u8]>> = g.data.iter().map(|d| d.as_deref()).collect();
+        let data: Vec<Option<&[u8]>> = g
+            .data
+            .iter()
+            .map(|d| d.as_ref().map(|d| &d.0[..]))
+            .collect();
         let parity: Vec<ParityRef<'_>> = g
             .parity
             .iter()
-            .map(|(index, bytes, var)| ParityRef {
-                index: *index,
-                bytes,
-                var_pktlen: *var,
+            .map(|p| ParityRef {
+                index: p.index,
+                bytes: &p.tsdu,
+                var_pktlen: p.var_pktlen,
             })
             .collect();
-        let out = decode_group(rs, &data, &parity);
+        let frags: Vec<Option<Option<Fragment>>> =
+            g.data.iter().map(|d| d.as_ref().map(|d| d.1)).collect();
+        let encoded: Vec<(usize, Option<EncodedFragment>)> =
+            g.parity.iter().map(|p| (p.index, p.fragment)).collect();
+        let out = decode_group(rs, &data, &parity).and_then(|tsdus| {
+            let frags = decode_fragments(rs, &frags, &encoded)?;
+            Ok(tsdus
+                .into_iter()
+                .map(|(i, t)| {
+                    let f = frags.iter().find(|f| f.0 == i).and_then(|f| f.1);
+                    (tg.add(i as u32), t, f)
+                })
+                .collect::<Vec<_>>())
+        });
         // Rebuilt or inconsistent, the group is done: its data goes through the window, and
         // bad parity falls back to selective NAKs.
         self.finish(pos);
-        out.map(|v| v.into_iter().map(|(i, t)| (tg.add(i as u32), t)).collect())
-            .unwrap_or_default()
+        out.unwrap_or_default()
     }
 }

@@ -354,7 +354,7 @@ impl Receiver {
         match repr.body {
             // Parity (RFC 3208 §11) is never data: decoded with FEC on, else counted and dropped.
             Body::Odata(d) | Body::Rdata(d) if repr.parity && self.cfg.fec => {
-                self.on_parity(now, tsi, d, repr.var_pktlen, repr.payload);
+                self.on_parity(now, tsi, d, &repr);
             }
             Body::Ncf(ncf) if repr.parity && self.cfg.fec => {
                 self.on_parity_ncf(now, tsi, &ncf, &repr.options, true);
@@ -390,7 +390,7 @@ impl Receiver {
                     }
                     self.on_data(now, tsi, d, repr.options.fragment, repr.payload);
                     if self.cfg.fec {
-                        self.fec_data(now, tsi, d, repr.options.fragment.is_some(), repr.payload);
+                        self.fec_data(now, tsi, d, repr.options.fragment, repr.payload);
                     }
                 }
             }
@@ -576,7 +576,14 @@ impl Receiver {
     }
 
     /// A data packet of a session with FEC: remembered in its group, which may now decode.
-    fn fec_data(&mut self, now: Instant, tsi: Tsi, d: Data, fragment: bool, payload: &[u8]) {
+    fn fec_data(
+        &mut self,
+        now: Instant,
+        tsi: Tsi,
+        d: Data,
+        fragment: Option<Fragment>,
+        payload: &[u8],
+    ) {
         let Some(k) = self
             .peers
             .get(&tsi)
@@ -594,7 +601,7 @@ impl Receiver {
     }
 
     /// RFC 3208 §11: a parity packet, for a session whose SPM gave its group size.
-    fn on_parity(&mut self, now: Instant, tsi: Tsi, d: Data, var_pktlen: bool, payload: &[u8]) {
+    fn on_parity(&mut self, now: Instant, tsi: Tsi, d: Data, repr: &PacketRepr<'_>) {
         let Some(k) = self
             .peers
             .get(&tsi)
@@ -624,21 +631,25 @@ impl Receiver {
             return;
         };
         self.stats.parity_received += 1;
-        let rebuilt = groups.parity(&self.codes[c], d.sqn, payload, var_pktlen);
+        let rebuilt = groups.parity(
+            &self.codes[c],
+            d.sqn,
+            repr.payload,
+            repr.var_pktlen,
+            repr.options.fragment_encoded,
+        );
         self.fec_deliver(now, tsi, d.trail, rebuilt);
     }
 
     /// Rebuilt data goes the way received data goes.
-    fn fec_deliver(
-        &mut self,
-        now: Instant,
-        tsi: Tsi,
-        trail: SeqNo,
-        rebuilt: Vec<(SeqNo, Vec<u8>)>,
-    ) {
-        for (sqn, tsdu) in rebuilt {
+    fn fec_deliver(&mut self, now: Instant, tsi: Tsi, trail: SeqNo, rebuilt: Vec<fec::Rebuilt>) {
+        for (sqn, tsdu, fragment) in rebuilt {
+            if fragment.is_some_and(|f| f.apdu_len as usize > self.cfg.max_apdu) {
+                self.stats.ignored += 1;
+                continue;
+            }
             self.stats.fec_recovered += 1;
-            self.on_data(now, tsi, Data { sqn, trail }, None, &tsdu);
+            self.on_data(now, tsi, Data { sqn, trail }, fragment, &tsdu);
         }
     }
 

@@ -43,6 +43,16 @@ const OPT_END: u8 = 0x80;
 pub const MAX_OPTIONS: usize = 16;
 /// RFC 3208 §9.3: up to 62 sequence numbers besides the one in the NAK body.
 pub const MAX_NAK_LIST: usize = 62;
+/// OP_ENCODED (the F bit) in an option's third byte (RFC 3208 §9.1).
+pub const OP_ENCODED: u8 = 0x04;
+/// OpenPGM's OP_ENCODED bit (`PGM_OP_ENCODED`, 0x08: the wire brief §1.6), accepted on input.
+const OPENPGM_OP_ENCODED: u8 = 0x08;
+/// OP_ENCODED_NULL (the U bit) in an option's fourth byte: in an encoded option's decoded
+/// bytes, the packet had no such option (RFC 3208 §11.2).
+pub const OP_ENCODED_NULL: u8 = 0x80;
+/// Bytes of an encoded OPT_FRAGMENT: the option without its first three bytes.
+pub const ENCODED_FRAGMENT_LEN: usize = 13;
+
 /// Largest APDU OPT_FRAGMENT can describe in practice (OpenPGM's `PGM_MAX_APDU`).
 pub const MAX_APDU: u32 = 65535;
 
@@ -279,6 +289,10 @@ impl std::fmt::Debug for UnknownOptions {
 pub struct Options {
     /// OPT_FRAGMENT.
     pub fragment: Option<Fragment>,
+    /// OPT_FRAGMENT with OP_ENCODED set, in a parity packet: option bytes 3..15 (the U byte,
+    /// then first sqn, offset and APDU length) FEC-encoded over the group's packets (RFC 3208
+    /// §11.2, "Payload-specific options"). Not a fragment of this packet.
+    pub fragment_encoded: Option<[u8; ENCODED_FRAGMENT_LEN]>,
     /// OPT_NAK_LIST (never empty when parsed).
     pub nak_list: Option<NakList>,
     /// OPT_JOIN: minimum sqn a late joiner may request.
@@ -368,7 +382,10 @@ impl Options {
             (kind::PATH_NLA, self.path_nla.is_some()),
             (kind::CR, self.cr.is_some()),
             (kind::CRQST, self.crqst.is_some()),
-            (kind::FRAGMENT, self.fragment.is_some()),
+            (
+                kind::FRAGMENT,
+                self.fragment.is_some() || self.fragment_encoded.is_some(),
+            ),
             (kind::JOIN, self.join.is_some()),
             (kind::PARITY_GRP, self.parity_grp.is_some()),
             (kind::SYN, self.syn),
@@ -422,7 +439,9 @@ impl Options {
             last = out.len();
             out.put_u8(k);
             out.put_u8(self.option_len(k) as u8);
-            out.put_u8(0); // reserved | F | OPX
+            // reserved | F (OP_ENCODED) | OPX
+            let encoded = k == kind::FRAGMENT && self.fragment.is_none();
+            out.put_u8(if encoded { OP_ENCODED } else { 0 });
             self.emit_value(k, out);
         }
         out[last] |= OPT_END;
@@ -441,6 +460,8 @@ impl Options {
                     out.put_u32(f.first_sqn.0);
                     out.put_u32(f.offset);
                     out.put_u32(f.apdu_len);
+                } else if let Some(e) = self.fragment_encoded {
+                    out.extend_from_slice(&e);
                 }
             }
             kind::NAK_LIST => {
@@ -612,8 +633,21 @@ impl Options {
         };
         match k {
             kind::LENGTH => return Err(Error::BadOption("OPT_LENGTH after the first option")),
+            kind::FRAGMENT if opt[2] & (OP_ENCODED | OPENPGM_OP_ENCODED) != 0 => {
+                // Encoded (in a parity packet): FEC bytes, meaningless until decoded.
+                fixed(16, "OPT_FRAGMENT length is not 16")?;
+                let mut e = [0u8; ENCODED_FRAGMENT_LEN];
+                e.copy_from_slice(&opt[3..16]);
+                if self.fragment.is_some() {
+                    return Err(Error::BadOption("duplicate option"));
+                }
+                set(&mut self.fragment_encoded, e)?;
+            }
             kind::FRAGMENT => {
                 fixed(16, "OPT_FRAGMENT length is not 16")?;
+                if self.fragment_encoded.is_some() {
+                    return Err(Error::BadOption("duplicate option"));
+                }
                 let f = Fragment {
                     first_sqn: SeqNo(r.u32("OPT_FRAGMENT")?),
                     offset: r.u32("OPT_FRAGMENT")?,
