@@ -455,7 +455,7 @@ impl Source {
         for &sqn in std::iter::once(&nak.sqn).chain(list.as_slice()) {
             let tg = SeqNo(sqn.0 & !mask);
             let count = (sqn.0 & mask) as u8 + 1;
-            if !self.group_whole(tg) {
+            if !self.group_answerable(tg) {
                 self.stats.parity_nak_groups_refused += 1;
                 continue;
             }
@@ -489,6 +489,24 @@ impl Source {
                 self.parity_repairs.push(slot, (tg, h));
             }
         }
+    }
+
+    /// Parity can be sent for the group starting at `tg`: it is all in the transmit window
+    /// and sent, or it is the leading group and its first packets are (a partial group: the
+    /// parity covers that prefix, OPT_CURR_TGSIZE).
+    fn group_answerable(&self, tg: SeqNo) -> bool {
+        let lead = self.txw_lead();
+        self.group_whole(tg)
+            || (!self.txw.packets.is_empty()
+                && lead.diff(tg) >= 0
+                && self.group_of(lead) == tg
+                && tg.diff(self.txw_trail()) >= 0)
+    }
+
+    /// The first sqn of `sqn`'s transmission group.
+    fn group_of(&self, sqn: SeqNo) -> SeqNo {
+        let k = self.rs.as_ref().map_or(1, ReedSolomon::k) as u32;
+        SeqNo(sqn.0 & !(k - 1))
     }
 
     /// The group starting at `tg` is all in the transmit window and sent.
@@ -848,12 +866,23 @@ impl Source {
             Ok(i) if i < self.txw.packets.len() => self.txw.packets.range(i..).take(k).collect(),
             _ => Vec::new(),
         };
-        if group.len() != k || group.first().is_none_or(|p| p.sqn != tg) {
+        // The group's packets, contiguous from `tg`: all k, or (on demand) the prefix of the
+        // leading group sent so far.
+        let j = group
+            .iter()
+            .enumerate()
+            .take_while(|(i, p)| p.sqn == tg.add(*i as u32))
+            .count();
+        if j == 0 || (j < k && (!repair || self.group_of(self.txw_lead()) != tg)) {
             self.stats.parity_skipped += 1;
             return None;
         }
-        let tsdus: Vec<&[u8]> = group.iter().map(|p| &p.payload[..]).collect();
-        let frags: Vec<Option<Fragment>> = group.iter().map(|p| p.fragment).collect();
+        // RFC 3208 §11.2: a partial group's parity treats its missing tail as empty packets;
+        // OPT_CURR_TGSIZE says how many it covers.
+        let mut tsdus: Vec<&[u8]> = group[..j].iter().map(|p| &p.payload[..]).collect();
+        let mut frags: Vec<Option<Fragment>> = group[..j].iter().map(|p| p.fragment).collect();
+        tsdus.resize(k, &[]);
+        frags.resize(k, None);
         let (Ok(parity), Ok(fragment_encoded)) = (
             encode_parity(rs, &tsdus, usize::from(h)),
             encode_fragments(rs, &frags, usize::from(h)),
@@ -873,6 +902,7 @@ impl Source {
         // RFC 3208 §11.2: the group's OPT_FRAGMENTs travel encoded with its parity.
         let options = Options {
             fragment_encoded,
+            curr_tgsize: (j < k).then_some(j as u32),
             ..Options::default()
         };
         let repr = PacketRepr {

@@ -263,9 +263,14 @@ fn drain(s: &mut Source, now: Instant) -> Vec<Vec<u8>> {
 /// RFC 3208 §11.4 on demand: a parity NAK for a full group gets a parity NCF and as many
 /// fresh parity packets (RDATA, OPT_PARITY, indices after the pro-active ones) as it asks; a
 /// second NAK within the elimination interval buys only what the first did not cover; a NAK
-/// for the leading partial group buys nothing; a group holding fragments gets parity with its
-/// OPT_FRAGMENTs encoded; and the parity rebuilds the group's lost data.
+/// for the leading partial group buys parity of the prefix sent so far (OPT_CURR_TGSIZE); a
+/// group holding fragments gets parity with its OPT_FRAGMENTs encoded; and the parity rebuilds
+/// the group's lost data.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario, step by step: each request and what it bought"
+)]
 fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     let fec = FecConfig::proactive(4, 1).unwrap().with_on_demand();
     let cfg = config(Some(fec));
@@ -294,6 +299,7 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     let out = drain(&mut s, t1);
     let mut parity = Vec::new();
     let mut fragment_group = Vec::new();
+    let mut partial_group = Vec::new();
     let mut ncf = None;
     for bytes in &out {
         let p = PacketRepr::parse_verified(bytes).unwrap();
@@ -304,7 +310,12 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
             }
             Body::Rdata(d) if d.sqn.0 & !3 == 8 => {
                 assert!(p.parity && p.options.fragment_encoded.is_some());
+                assert_eq!(p.options.curr_tgsize, None);
                 fragment_group.push(d.sqn.0 & 3);
+            }
+            Body::Rdata(d) if d.sqn.0 & !3 == 12 => {
+                assert!(p.parity && p.options.fragment_encoded.is_some());
+                partial_group.push((d.sqn.0 & 3, p.options.curr_tgsize));
             }
             Body::Rdata(d) => {
                 assert!(p.parity && p.options.fragment_encoded.is_none());
@@ -317,8 +328,14 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     }
     assert_eq!(
         ncf,
-        Some((6, Some(1))),
-        "the NCF echoes the accepted entries only (6 and 8)"
+        Some((6, Some(2))),
+        "the NCF echoes the entries (6, 8 and 12)"
+    );
+    assert_eq!(
+        partial_group,
+        [(1, Some(2))],
+        "the leading group's prefix (sqns 12, 13): an on-demand index (after the pro-active \
+         one), OPT_CURR_TGSIZE 2"
     );
     assert_eq!(
         fragment_group,
@@ -334,9 +351,9 @@ fn parity_naks_get_a_parity_ncf_and_fresh_parity() {
     let st = s.stats();
     assert_eq!(
         (st.parity_naks_received, st.parity_nak_groups_refused),
-        (1, 1)
+        (1, 0)
     );
-    assert_eq!(st.on_demand_parity_sent, 4);
+    assert_eq!(st.on_demand_parity_sent, 5);
 
     // Another receiver asks for 2 of the same group at once: covered, nothing more.
     s.handle_packet(t1, src, cfg.nla, &parity_nak(&cfg, &[4 + 1]));

@@ -169,6 +169,71 @@ fn fragmented_apdus_are_rebuilt_from_parity() {
     }
 }
 
+/// A bursty stream (bursts of 5 APDUs every 20 ms: every group of 16 sits partial through
+/// several pauses) to 20 receivers, each losing 5 % of ODATA: the losses of partial groups are
+/// asked for with parity NAKs once the group has not filled for NAK_RPT_IVL + NAK_BO_IVL, and
+/// answered with parity of the prefix sent so far (OPT_CURR_TGSIZE): nearly everything is
+/// rebuilt from parity, hardly any RDATA, every APDU intact.
+#[test]
+fn partial_groups_are_repaired_with_prefix_parity() {
+    let mut lan = Lan::new(
+        43,
+        20,
+        |c| {
+            c.rate = Some(20_000_000);
+            c.fec = Some(FecConfig::on_demand(16).unwrap_or_else(|e| panic!("{e}")));
+        },
+        |c| c.fec = true,
+    );
+    for (k, &r) in lan.rx.clone().iter().enumerate() {
+        let seed = lan.guard.seed() ^ (k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        lan.sim.set_filter(r, Dir::Ingress, drop_odata(5, seed));
+    }
+    let lost = Rc::new(Cell::new(0u64));
+    {
+        let lost = lost.clone();
+        lan.sim.set_tap(move |ev| {
+            if let (TapKind::Dropped(_), Ok(r)) = (ev.kind, PacketRepr::parse(ev.bytes)) {
+                if matches!(r.body, Body::Odata(_)) {
+                    lost.set(lost.get() + 1);
+                }
+            }
+        });
+    }
+    let sizes = |_| 200;
+    let n = 1_000u64;
+    for i in 0..n {
+        let data = support::apdu(i, 200);
+        lan.sim
+            .with_node_mut(lan.src, |s: &mut Source, now| s.send(now, &data))
+            .expect("paced far below the send buffer");
+        let pause = if i % 5 == 4 { 20_000 } else { 50 };
+        lan.sim.run_for(Duration::from_micros(pause)).expect("sim");
+        lan.drain(&sizes);
+    }
+    lan.finish(n, &sizes, Duration::from_secs(10));
+    let src = lan.sim.node::<Source>(lan.src).stats();
+    let mut rebuilt = 0;
+    for (k, c) in lan.checkers.iter().enumerate() {
+        assert!(c.errors.is_empty(), "receiver {k}: {:?}", c.errors);
+        assert_eq!((c.next, c.loss_sqns), (n, 0), "receiver {k}");
+        rebuilt += lan.sim.node::<Receiver>(lan.rx[k]).stats().fec_recovered;
+    }
+    println!(
+        "bursty: {} lost, {rebuilt} rebuilt, {} parity on demand, {} RDATA, {} parity NAKs",
+        lost.get(),
+        src.on_demand_parity_sent,
+        src.rdata_sent,
+        src.parity_naks_received
+    );
+    assert!(
+        rebuilt * 10 >= lost.get() * 9,
+        "only {rebuilt} of {} rebuilt from parity",
+        lost.get()
+    );
+    assert!(src.rdata_sent * 10 < lost.get(), "{} RDATA", src.rdata_sent);
+}
+
 /// What one repair run cost.
 struct RepairCost {
     /// ODATA packets lost, summed over receivers.

@@ -43,6 +43,9 @@ struct Group {
 /// A parity packet of a group.
 #[derive(Debug)]
 struct ParityPacket {
+    /// Packets of the group it covers: k, or with OPT_CURR_TGSIZE the first j (the rest
+    /// count as empty).
+    size: usize,
     index: usize,
     tsdu: Bytes,
     var_pktlen: bool,
@@ -181,15 +184,22 @@ impl Groups {
         payload: &[u8],
         var_pktlen: bool,
         fragment: Option<EncodedFragment>,
+        curr_tgsize: Option<u32>,
     ) -> Vec<Rebuilt> {
         let k = self.k;
         if self.is_done(sqn) {
             return Vec::new();
         }
+        let size = curr_tgsize
+            .and_then(|j| usize::try_from(j).ok())
+            .filter(|j| (1..k).contains(j))
+            .unwrap_or(k);
         let g = self.group(sqn);
         let index = (sqn.0 as usize) & (k - 1);
-        if g.parity.len() < k && !g.parity.iter().any(|p| p.index == index) {
+        let dup = g.parity.iter().any(|p| p.index == index && p.size == size);
+        if g.parity.len() < k && !dup {
             g.parity.push(ParityPacket {
+                size,
                 index,
                 tsdu: Bytes::copy_from_slice(payload),
                 var_pktlen,
@@ -199,52 +209,94 @@ impl Groups {
         self.settle(rs, sqn)
     }
 
-    /// Decodes `sqn`'s group if it can; drops it once whole (or rebuilt).
+    /// Decodes `sqn`'s group if it can; drops it once whole (or rebuilt). Parity of a partial
+    /// group (OPT_CURR_TGSIZE j) rebuilds the first j packets; the group then waits for the
+    /// rest.
     fn settle(&mut self, rs: &ReedSolomon, sqn: SeqNo) -> Vec<Rebuilt> {
-        let tg = SeqNo(sqn.0 & !(self.k as u32 - 1));
+        let k = self.k;
+        let tg = SeqNo(sqn.0 & !(k as u32 - 1));
         let Some(pos) = self.pending.iter().position(|g| g.tg == tg) else {
             return Vec::new();
         };
-        let g = &self.pending[pos];
-        let have = g.data.iter().filter(|d| d.is_some()).count();
-        if have == self.k {
+        let mut sizes: Vec<usize> = self.pending[pos].parity.iter().map(|p| p.size).collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes.dedup();
+        let mut out = Vec::new();
+        for size in sizes {
+            let g = &mut self.pending[pos];
+            let missing = g.data[..size].iter().filter(|d| d.is_none()).count();
+            let parity = g.parity.iter().filter(|p| p.size == size).count();
+            if missing == 0 || missing > parity {
+                continue;
+            }
+            match decode(rs, g, size) {
+                Ok(rebuilt) => {
+                    for (sqn, tsdu, frag) in &rebuilt {
+                        let i = (sqn.0 as usize) & (k - 1);
+                        g.data[i] = Some((Bytes::copy_from_slice(tsdu), *frag));
+                    }
+                    out.extend(rebuilt);
+                }
+                // Bad full-group parity: the group is done, selective NAKs take over.
+                Err(_) if size == k => {
+                    self.finish(pos);
+                    return out;
+                }
+                Err(_) => g.parity.retain(|p| p.size != size),
+            }
+        }
+        if self.pending[pos].data.iter().all(Option::is_some) {
             self.finish(pos);
-            return Vec::new();
         }
-        if g.parity.is_empty() || have + g.parity.len() < self.k {
-            return Vec::new();
-        }
-        let data: Vec<Option<&[u8]>> = g
-            .data
-            .iter()
-            .map(|d| d.as_ref().map(|d| &d.0[..]))
-            .collect();
-        let parity: Vec<ParityRef<'_>> = g
-            .parity
-            .iter()
-            .map(|p| ParityRef {
-                index: p.index,
-                bytes: &p.tsdu,
-                var_pktlen: p.var_pktlen,
-            })
-            .collect();
-        let frags: Vec<Option<Option<Fragment>>> =
-            g.data.iter().map(|d| d.as_ref().map(|d| d.1)).collect();
-        let encoded: Vec<(usize, Option<EncodedFragment>)> =
-            g.parity.iter().map(|p| (p.index, p.fragment)).collect();
-        let out = decode_group(rs, &data, &parity).and_then(|tsdus| {
-            let frags = decode_fragments(rs, &frags, &encoded)?;
-            Ok(tsdus
-                .into_iter()
-                .map(|(i, t)| {
-                    let f = frags.iter().find(|f| f.0 == i).and_then(|f| f.1);
-                    (tg.add(i as u32), t, f)
-                })
-                .collect::<Vec<_>>())
-        });
-        // Rebuilt or inconsistent, the group is done: its data goes through the window, and
-        // bad parity falls back to selective NAKs.
-        self.finish(pos);
-        out.unwrap_or_default()
+        out
     }
+}
+
+/// Rebuilds what group `g` misses among its first `size` packets from its parity covering
+/// them (the packets from `size` on count as empty, as the source encoded them).
+fn decode(rs: &ReedSolomon, g: &Group, size: usize) -> Result<Vec<Rebuilt>, crate::fec::FecError> {
+    let tail = |i: usize| i >= size;
+    let data: Vec<Option<&[u8]>> = g
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if tail(i) {
+                Some(&[][..])
+            } else {
+                d.as_ref().map(|d| &d.0[..])
+            }
+        })
+        .collect();
+    let frags: Vec<Option<Option<Fragment>>> = g
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if tail(i) {
+                Some(None)
+            } else {
+                d.as_ref().map(|d| d.1)
+            }
+        })
+        .collect();
+    let mine = || g.parity.iter().filter(|p| p.size == size);
+    let parity: Vec<ParityRef<'_>> = mine()
+        .map(|p| ParityRef {
+            index: p.index,
+            bytes: &p.tsdu,
+            var_pktlen: p.var_pktlen,
+        })
+        .collect();
+    let encoded: Vec<(usize, Option<EncodedFragment>)> =
+        mine().map(|p| (p.index, p.fragment)).collect();
+    let tsdus = decode_group(rs, &data, &parity)?;
+    let frags = decode_fragments(rs, &frags, &encoded)?;
+    Ok(tsdus
+        .into_iter()
+        .map(|(i, t)| {
+            let f = frags.iter().find(|f| f.0 == i).and_then(|f| f.1);
+            (g.tg.add(i as u32), t, f)
+        })
+        .collect())
 }

@@ -637,6 +637,7 @@ impl Receiver {
             repr.payload,
             repr.var_pktlen,
             repr.options.fragment_encoded,
+            repr.options.curr_tgsize,
         );
         self.fec_deliver(now, tsi, d.trail, rebuilt);
     }
@@ -1250,9 +1251,10 @@ impl Receiver {
     /// group boundaries) and returns one parity NAK entry per such group, `tg | (count − 1)`,
     /// count = the group's missing sqns minus the parity already held for it. A sqn of the
     /// leading partial group waits (back in back-off, the round not counted) for its group to
-    /// fill, for up to NAK_RPT_IVL + NAK_BO_IVL after its loss was detected; then, or after
-    /// [`PARITY_NAK_ROUNDS`] parity NAKs, or at once when its group's parity did not decode,
-    /// it is NAKed selectively. Before its first parity NAK a full group's loss waits once more,
+    /// fill, for up to NAK_RPT_IVL + NAK_BO_IVL after its loss was detected; then it is asked
+    /// for with a parity NAK all the same (the source answers with parity of the group's
+    /// prefix, OPT_CURR_TGSIZE). After [`PARITY_NAK_ROUNDS`] parity NAKs, or at once when its
+    /// group's parity did not decode, it is NAKed selectively. Before its first parity NAK a full group's loss waits once more,
     /// a back-off draw divided by the count (RFC 3208 §11.5: NAK_BO_IVL biased inversely to
     /// NAK_PKT_CNT): receivers missing more of a group ask first, and the parity NCF for their
     /// larger count suppresses the NAKs of those missing less.
@@ -1284,20 +1286,20 @@ impl Receiver {
             let Some(m) = w.missing_mut(sqn) else {
                 return true;
             };
-            let full = tg.add(k - 1).diff(lead) <= 0;
-            if !full {
-                if now.saturating_duration_since(m.since) < patience {
-                    m.rounds = m.rounds.saturating_sub(1);
-                    deferred.push(sqn);
-                    return false;
-                }
-                return true;
+            // The group's packets sent so far, as far as we know.
+            let sent = u32::try_from(lead.diff(tg) + 1).unwrap_or(0).min(k);
+            if sent < k && now.saturating_duration_since(m.since) < patience {
+                m.rounds = m.rounds.saturating_sub(1);
+                deferred.push(sqn);
+                return false;
             }
+            // A group still partial after that: our source answers with parity of the prefix
+            // it has sent (OPT_CURR_TGSIZE), so its losses are asked for with parity too.
             if m.rounds > PARITY_NAK_ROUNDS {
                 return true;
             }
             let (biased, rounds) = (m.biased, m.rounds);
-            let missing = (0..k)
+            let missing = (0..sent)
                 .filter(|&i| w.missing_mut(tg.add(i)).is_some())
                 .count();
             let count = missing.saturating_sub(held).max(1) as u32;
