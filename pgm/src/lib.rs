@@ -15,6 +15,7 @@
 //! - `sim`: the seeded in-process network simulator (module `sim`) the scenario tests, benches
 //!   and fuzz targets drive the engine in.
 
+pub mod cc;
 pub mod config;
 pub mod event;
 pub mod fec;
@@ -35,7 +36,7 @@ pub mod transport;
 pub mod wire;
 
 pub use config::{
-    FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
+    Congestion, FecConfig, PgmccConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
     SourceConfig,
 };
 pub use event::Event;

@@ -140,7 +140,7 @@ impl SendSocket {
     ) -> Result<Self, OpenError> {
         let cfg = opts.source_config(endpoint, transport.local_nla(), transport.ip_overhead())?;
         let tsi = cfg.tsi;
-        let (max_tsdu, max_fragment) = (cfg.mtu.max_tsdu(), cfg.mtu.max_fragment_tsdu());
+        let (max_tsdu, max_fragment) = (cfg.max_tsdu(), cfg.max_fragment_tsdu());
         let max_apdu = cfg.max_apdu.min(usize::from(u16::MAX));
         let max_fragments = cfg.txw_sqns as usize;
         let handle = Arc::new(Handle::spawn(
@@ -514,7 +514,9 @@ impl RecvSocket {
         opts: &SocketOptions,
         transport: Box<dyn Transport>,
     ) -> Result<Self, OpenError> {
-        let cfg = opts.receiver_config(endpoint)?;
+        let mut cfg = opts.receiver_config(endpoint)?;
+        // PGMCC: the address the source names its ACKer by, and the one we report.
+        cfg.nla = Some(transport.local_nla());
         let clock = Clock::new();
         let handle = Arc::new(Handle::spawn(
             "pgm-recv-io",

@@ -36,7 +36,7 @@ pub use self::{
 };
 use crate::{
     config::{
-        FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
+        Congestion, FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
         SourceConfig,
     },
     receiver::{PeerStats, ReceiverStats},
@@ -108,6 +108,9 @@ pub struct EngineOptions {
     /// Receiver: use the parity a source advertises (decode groups, and ask for parity with
     /// parity NAKs when the source offers it on demand); off by default.
     pub fec_receive: bool,
+    /// Sender and receiver: congestion control (docs/congestion.md); off by default. A
+    /// PGMCC receiver names itself by its transport's local address.
+    pub congestion: Congestion,
 }
 
 impl Default for EngineOptions {
@@ -127,6 +130,7 @@ impl Default for EngineOptions {
             sport: None,
             fec: None,
             fec_receive: false,
+            congestion: Congestion::None,
         }
     }
 }
@@ -290,6 +294,12 @@ impl SocketOptions {
         self.engine.fec_receive = on;
         self
     }
+    /// Sets [`EngineOptions::congestion`].
+    #[must_use]
+    pub fn with_congestion(mut self, congestion: Congestion) -> Self {
+        self.engine.congestion = congestion;
+        self
+    }
     /// Sets [`EngineOptions::gsi`].
     #[must_use]
     pub fn with_gsi(mut self, gsi: Gsi) -> Self {
@@ -440,6 +450,7 @@ impl SocketOptions {
         }
         cfg.repair = r;
         cfg.fec = e.fec;
+        cfg.congestion = e.congestion;
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)
     }
@@ -481,6 +492,7 @@ impl SocketOptions {
         cfg.peer_expiry = e.peer_expiry;
         cfg.join = e.join;
         cfg.fec = e.fec_receive;
+        cfg.congestion = e.congestion;
         // Receivers that lose the same packet must not back off in lock-step.
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)
