@@ -238,10 +238,7 @@ impl Source {
                 .map(|f| OnDemand::new(f.group_size(), f.proactive_count())),
             parity_repairs: RepairQueue::default(),
             parity_ncf: Vec::new(),
-            cc: cfg
-                .congestion
-                .pgmcc()
-                .map(|c| Controller::new(*c, cfg.nla)),
+            cc: cfg.congestion.pgmcc().map(|c| Controller::new(*c, cfg.nla)),
             stats: SourceStats::default(),
             cfg,
         }
@@ -398,7 +395,7 @@ impl Source {
             // PGMCC draft §3: ACKs clock the window; ACKs from others only vote.
             Body::Ack(ack) if ours && self.cc.is_some() => {
                 if let Some(cc) = &mut self.cc {
-                    cc.on_ack(now, src, &ack, repr.options.pgmcc_feedback.as_ref());
+                    cc.on_ack(now, src, ack, repr.options.pgmcc_feedback.as_ref());
                 }
             }
             Body::Spmr if ours => {

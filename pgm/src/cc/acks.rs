@@ -91,7 +91,13 @@ mod tests {
     fn counts_new_acks_once() {
         let mut t = AckTracker::new(SeqNo(10));
         let u = t.update(SeqNo(12), 0b111).unwrap();
-        assert_eq!(u, AckUpdate { new: 2, loss: false });
+        assert_eq!(
+            u,
+            AckUpdate {
+                new: 2,
+                loss: false
+            }
+        );
         // A duplicate (or reordered older) ACK acknowledges nothing new.
         assert_eq!(t.update(SeqNo(11), 0b11).unwrap().new, 0);
         assert_eq!(t.update(SeqNo(12), 0b111).unwrap().new, 0);

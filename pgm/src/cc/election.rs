@@ -11,6 +11,14 @@ pub fn inverse_throughput_sq(rtt_ms: f64, p: f64) -> f64 {
     rtt * rtt * p * f * f
 }
 
+/// The loss rate a receiver that reports none counts with. The draft's M is 0 for every
+/// lossless receiver, so the first to answer an election stays ACKer whatever its RTT; a
+/// fast one then clocks the window far above what a slower receiver's bottleneck takes until
+/// that receiver's losses come back through its queue. With this floor lossless receivers
+/// compare by RTT (the slower one wins an election), and any real loss still dominates: one
+/// loss in the filter (p ≈ 0.0076) outweighs an RTT 80 times longer.
+pub const LOSS_FLOOR: f64 = 1e-6;
+
 /// PGMCC draft §2.3: node i replaces the ACKer when T_i < C · T_acker, that is
 /// M_i > M_acker / C, or in squares M_i² · C² > M_acker². With no loss anywhere (M = 0 for
 /// all) nobody replaces the ACKer.
@@ -24,6 +32,10 @@ pub fn loss_fraction(loss_rate: u16) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact in binary floating point"
+)]
 mod tests {
     use super::*;
 
@@ -36,7 +48,10 @@ mod tests {
         let m = 10.0 * 0.1 * (1.0 + 0.09 * (1.0 + 32.0 * 1e-4));
         assert!((base - m * m).abs() < 1e-9);
         assert_eq!(inverse_throughput_sq(10.0, 0.0), 0.0);
-        assert_eq!(inverse_throughput_sq(0.0, 0.01), inverse_throughput_sq(1.0, 0.01));
+        assert_eq!(
+            inverse_throughput_sq(0.0, 0.01),
+            inverse_throughput_sq(1.0, 0.01)
+        );
     }
 
     #[test]
@@ -44,11 +59,27 @@ mod tests {
         let acker = inverse_throughput_sq(10.0, 0.01);
         // Equal or slightly worse receivers do not take over (C = 0.75) ...
         assert!(!replaces_acker(acker, acker, 0.75));
-        assert!(!replaces_acker(inverse_throughput_sq(12.0, 0.01), acker, 0.75));
+        assert!(!replaces_acker(
+            inverse_throughput_sq(12.0, 0.01),
+            acker,
+            0.75
+        ));
         // ... clearly worse ones do: T_i < 0.75 · T_acker means RTT_i > 13.3 ms here.
-        assert!(replaces_acker(inverse_throughput_sq(14.0, 0.01), acker, 0.75));
+        assert!(replaces_acker(
+            inverse_throughput_sq(14.0, 0.01),
+            acker,
+            0.75
+        ));
         assert!(replaces_acker(inverse_throughput_sq(1.0, 0.01), 0.0, 0.75));
         assert!(!replaces_acker(0.0, 0.0, 0.75));
+    }
+
+    #[test]
+    fn lossless_receivers_compare_by_rtt() {
+        let m2 = |rtt: f64, p: f64| inverse_throughput_sq(rtt, p.max(LOSS_FLOOR));
+        assert!(replaces_acker(m2(5.0, 0.0), m2(2.0, 0.0), 0.75));
+        assert!(!replaces_acker(m2(2.5, 0.0), m2(2.0, 0.0), 0.75));
+        assert!(!replaces_acker(m2(100.0, 0.0), m2(1.0, 0.0076), 0.75));
     }
 
     #[test]

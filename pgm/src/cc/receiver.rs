@@ -68,7 +68,8 @@ impl Reporter {
             }
             if odata {
                 // §2.6: p = (1 − w)·p + w·x per sqn; `ahead − 1` losses then one arrival.
-                let keep = (1.0 - w).powi((ahead - 1) as i32);
+                // `ahead` ≤ MAX_GAP, so the exponent fits.
+                let keep = (1.0 - w).powi(i32::try_from(ahead - 1).unwrap_or(i32::MAX));
                 self.loss = self.loss * keep + (1.0 - keep);
                 self.loss *= 1.0 - w;
             }
@@ -80,6 +81,11 @@ impl Reporter {
     }
 
     /// The loss rate in OPT_PGMCC_FEEDBACK's fixed point.
+    #[expect(
+        clippy::cast_sign_loss,
+        clippy::cast_possible_truncation,
+        reason = "clamped to 0..=1 first: the product is within 0..=u16::MAX"
+    )]
     pub(crate) fn loss_rate(&self) -> u16 {
         (self.loss.clamp(0.0, 1.0) * f64::from(u16::MAX)).round() as u16
     }

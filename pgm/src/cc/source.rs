@@ -5,7 +5,7 @@ use std::{net::IpAddr, time::Duration};
 
 use super::{
     acks::AckTracker,
-    election::{inverse_throughput_sq, loss_fraction, replaces_acker},
+    election::{inverse_throughput_sq, loss_fraction, replaces_acker, LOSS_FLOOR},
     tstamp,
     window::Window,
 };
@@ -131,7 +131,7 @@ impl Controller {
         &mut self,
         now: Instant,
         src: IpAddr,
-        ack: &Ack,
+        ack: Ack,
         fb: Option<&PgmccFeedback>,
     ) {
         self.stats.acks_received += 1;
@@ -198,7 +198,8 @@ impl Controller {
             return None;
         }
         let rtt = rtt_ms(now, fb.tstamp)?;
-        let m2 = inverse_throughput_sq(f64::from(rtt), loss_fraction(fb.loss_rate));
+        let p = loss_fraction(fb.loss_rate).max(LOSS_FLOOR);
+        let m2 = inverse_throughput_sq(f64::from(rtt), p);
         match &mut self.acker {
             Some(a) if a.nla == fb.nla => {
                 a.m2 = m2;
@@ -242,9 +243,7 @@ impl Controller {
     /// The ACK timeout (§2.7): SRTT + 4·RTTVAR of the ACKer within the configured bounds.
     fn rto(&self) -> Duration {
         match self.acker.and_then(|a| a.srtt) {
-            Some((srtt, var)) => {
-                (srtt + var * 4).clamp(self.cfg.min_timeout, self.cfg.max_timeout)
-            }
+            Some((srtt, var)) => (srtt + var * 4).clamp(self.cfg.min_timeout, self.cfg.max_timeout),
             None => self.cfg.initial_timeout,
         }
     }
@@ -271,11 +270,19 @@ impl Controller {
         self.timeout_at
     }
 
+    #[expect(
+        clippy::cast_sign_loss,
+        clippy::cast_possible_truncation,
+        reason = "W is within 1..=max_window"
+    )]
     pub(crate) fn stats(&self) -> PgmccStats {
         let mut s = self.stats.clone();
         s.window = self.window.size() as u64;
         s.acker = self.acker.map(|a| a.nla);
-        s.rtt = self.acker.and_then(|a| a.srtt).map_or(Duration::ZERO, |(s, _)| s);
+        s.rtt = self
+            .acker
+            .and_then(|a| a.srtt)
+            .map_or(Duration::ZERO, |(s, _)| s);
         s.loss_rate = self.acker.map_or(0, |a| a.loss_rate);
         s
     }

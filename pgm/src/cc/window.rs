@@ -97,6 +97,10 @@ impl Window {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact in binary floating point"
+)]
 mod tests {
     use super::*;
 

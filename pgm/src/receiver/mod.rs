@@ -41,8 +41,7 @@ use crate::{
     time::Instant,
     wire::{
         options::{PgmccData, MAX_NAK_LIST},
-        Body, Data, Error, Fragment, Nak, NakList, Options, PacketRepr,
-        SeqNo, Spm, Tsi,
+        Body, Data, Error, Fragment, Nak, NakList, Options, PacketRepr, SeqNo, Spm, Tsi,
     },
     Transmit,
 };
@@ -1341,7 +1340,13 @@ impl Receiver {
             return;
         };
         let r = peer.cc.get_or_insert_with(|| Reporter::new(&cc, now));
-        r.on_data(now, sqn, pd.tstamp, odata, f64::from(cc.loss_weight) / 65536.0);
+        r.on_data(
+            now,
+            sqn,
+            pd.tstamp,
+            odata,
+            f64::from(cc.loss_weight) / 65536.0,
+        );
         if pd.acker == me {
             r.report_due = None;
             self.send_ack(now, tsi);

@@ -36,8 +36,8 @@ pub use self::{
 };
 use crate::{
     config::{
-        Congestion, FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
-        SourceConfig,
+        Congestion, FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits,
+        RepairBudget, SourceConfig,
     },
     receiver::{PeerStats, ReceiverStats},
     source::SourceStats,

@@ -240,11 +240,9 @@ pub(crate) const SOURCE: &[Row<SendStats>] = &[
         "PGMCC ACKers elected or replaced.",
         |s| s.engine.pgmcc.acker_switches as f64,
     ),
-    counter(
-        "source_pgmcc_acks_received",
-        "PGMCC ACKs received.",
-        |s| s.engine.pgmcc.acks_received as f64,
-    ),
+    counter("source_pgmcc_acks_received", "PGMCC ACKs received.", |s| {
+        s.engine.pgmcc.acks_received as f64
+    }),
     counter(
         "source_pgmcc_acks_ignored",
         "PGMCC ACKs that did not drive the window (invalid, or not from the ACKer).",
