@@ -1334,8 +1334,6 @@ impl Receiver {
         let (Some(cc), Some(me)) = (self.cfg.congestion.pgmcc().copied(), self.cfg.nla) else {
             return;
         };
-        let wait_us = u64::try_from(cc.election_bo_ivl.as_micros()).unwrap_or(u64::MAX);
-        let wait = Duration::from_micros(self.rng.gen_range(0..=wait_us));
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
@@ -1351,6 +1349,8 @@ impl Receiver {
             r.report_due = None;
             self.send_ack(now, tsi);
         } else if pd.acker.is_unspecified() {
+            let wait_us = u64::try_from(cc.election_bo_ivl.as_micros()).unwrap_or(u64::MAX);
+            let wait = Duration::from_micros(self.rng.gen_range(0..=wait_us));
             r.election(now, cc.election_bo_ivl, wait);
         } else {
             r.report_due = None;

@@ -761,6 +761,20 @@ mod tests {
     }
 
     #[test]
+    fn congestion_reaches_both_engines() {
+        let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
+        let cc = Congestion::Pgmcc(crate::PgmccConfig::default());
+        let o = SocketOptions::default().with_congestion(cc);
+        let s = o.source_config(&e, e.interface.addr, 28).unwrap();
+        assert_eq!(s.congestion, cc);
+        // OPT_LENGTH + OPT_PGMCC_DATA (IPv4): 20 bytes less per packet, as OpenPGM.
+        assert_eq!(s.max_tsdu(), Mtu::UDP_1500.max_tsdu() - 20);
+        assert_eq!(o.receiver_config(&e).unwrap().congestion, cc);
+        let off = SocketOptions::default().source_config(&e, e.interface.addr, 28);
+        assert_eq!(off.unwrap().congestion, Congestion::None);
+    }
+
+    #[test]
     fn receiver_settings_reach_the_engine_and_are_checked() {
         let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
         let d = SocketOptions::default().receiver_config(&e).unwrap();
