@@ -260,6 +260,83 @@ pub struct SourceConfig {
     /// Forward error correction (RFC 3208 §11, docs/fec.md): `None`, the default, sends no
     /// parity and no OPT_PARITY_PRM.
     pub fec: Option<FecConfig>,
+    /// Congestion control (docs/congestion.md): [`Congestion::None`], the default, sends at
+    /// the configured rate; with PGMCC the rate stays a cap.
+    pub congestion: Congestion,
+}
+
+/// Congestion control of a session (docs/congestion.md).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Congestion {
+    /// None: the source sends as fast as its rate limit lets it; receivers send no ACKs.
+    #[default]
+    None,
+    /// PGMCC (draft-ietf-rmt-bb-pgmcc-03): a TCP-like window clocked by ACKs from the
+    /// receiver with the lowest TCP-equivalent throughput, the ACKer.
+    Pgmcc(PgmccConfig),
+}
+
+impl Congestion {
+    /// The PGMCC settings, when PGMCC is on.
+    pub fn pgmcc(&self) -> Option<&PgmccConfig> {
+        match self {
+            Congestion::None => None,
+            Congestion::Pgmcc(c) => Some(c),
+        }
+    }
+}
+
+/// PGMCC settings, source and receiver side (PGMCC draft §2.2, §2.3, §2.6, §2.7).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PgmccConfig {
+    /// Source: window and tokens, in packets, at start and after a timeout (like TCP's IW:
+    /// data goes out at once, before any ACKer is elected).
+    pub initial_window: u32,
+    /// Source: SSTHRESH, fixed as the draft recommends (§2.2: 4 packets).
+    pub ssthresh: u32,
+    /// Source: the largest window, in packets: ACKs (forged ones too) never open it further.
+    pub max_window: u32,
+    /// Source: the ACK timeout before any RTT sample (§2.7).
+    pub initial_timeout: Duration,
+    /// Source: bounds of the ACK timeout, SRTT + 4·RTTVAR of the ACKer.
+    pub min_timeout: Duration,
+    /// Source: see [`PgmccConfig::min_timeout`].
+    pub max_timeout: Duration,
+    /// Source: successive timeouts after which the ACKer is dropped and a new one elected
+    /// (§2.7 recommends 2).
+    pub retry_max: u32,
+    /// Source: C of §2.3: a receiver replaces the ACKer when its throughput is below C times
+    /// the ACKer's (hysteresis against flapping; 0.75).
+    pub switch_factor: f64,
+    /// Receiver: weight of a new sample in the loss-rate filter, in 1/65536 (§2.6: 500).
+    pub loss_weight: u16,
+    /// Receiver: while the source elects an ACKer, a receiver reports after a random wait in
+    /// `[0, election_bo_ivl]` (§2.3.1), at most once per interval.
+    pub election_bo_ivl: Duration,
+    /// Receiver: ACKs per second one session may make it send (a forged session naming it
+    /// ACKer gets no more), in bursts of [`PgmccConfig::ack_burst`].
+    pub ack_rate: u32,
+    /// Receiver: see [`PgmccConfig::ack_rate`].
+    pub ack_burst: u32,
+}
+
+impl Default for PgmccConfig {
+    fn default() -> Self {
+        PgmccConfig {
+            initial_window: 4,
+            ssthresh: 4,
+            max_window: 1024,
+            initial_timeout: Duration::from_millis(100),
+            min_timeout: Duration::from_millis(20),
+            max_timeout: Duration::from_secs(1),
+            retry_max: 2,
+            switch_factor: 0.75,
+            loss_weight: 500,
+            election_bo_ivl: Duration::from_millis(2),
+            ack_rate: 100_000,
+            ack_burst: 1024,
+        }
+    }
 }
 
 /// FEC at the source (RFC 3208 §11, docs/fec.md): transmission groups of `group_size` ODATA;
@@ -357,7 +434,36 @@ impl SourceConfig {
             nak_elimination_ivl: Duration::from_millis(1),
             rng_seed: 0,
             fec: None,
+            congestion: Congestion::None,
         }
+    }
+
+    /// Bytes OPT_PGMCC_DATA adds to a data packet with PGMCC on (OPT_LENGTH included when it
+    /// is the only option): 20 over IPv4, 32 over IPv6, as OpenPGM reserves.
+    fn congestion_overhead(&self, fragment: bool) -> usize {
+        if self.congestion.pgmcc().is_none() {
+            return 0;
+        }
+        let option = if self.nla.is_ipv4() { 16 } else { 28 };
+        if fragment {
+            option
+        } else {
+            option + 4
+        }
+    }
+
+    /// Largest TSDU of an unfragmented ODATA, room for the congestion option taken.
+    pub fn max_tsdu(&self) -> usize {
+        self.mtu
+            .max_tsdu()
+            .saturating_sub(self.congestion_overhead(false))
+    }
+
+    /// Largest TSDU of one fragment, room for the congestion option taken.
+    pub fn max_fragment_tsdu(&self) -> usize {
+        self.mtu
+            .max_fragment_tsdu()
+            .saturating_sub(self.congestion_overhead(true))
     }
 
     /// Heartbeat and ambient SPMs as OpenPGM/libzmq send them (docs/wire-compatibility.md §9).
@@ -421,6 +527,13 @@ pub struct ReceiverConfig {
     pub rng_seed: u64,
     /// Decode pro-active FEC parity (docs/fec.md): off, the default, counts parity and drops it.
     pub fec: bool,
+    /// Congestion control: with PGMCC the receiver reports its loss rate in NAKs and ACKs
+    /// the data that names it ACKer (docs/congestion.md). Off by default.
+    pub congestion: Congestion,
+    /// Our unicast NLA: how a PGMCC receiver recognises itself as the ACKer named in data,
+    /// and what it reports in OPT_PGMCC_FEEDBACK. Without it a receiver takes no part in
+    /// PGMCC.
+    pub nla: Option<IpAddr>,
 }
 
 impl ReceiverConfig {
@@ -439,6 +552,8 @@ impl ReceiverConfig {
             join: JoinPolicy::FirstSeen,
             rng_seed: 0,
             fec: false,
+            congestion: Congestion::None,
+            nla: None,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - `sim`: the seeded in-process network simulator (module `sim`) the scenario tests, benches
 //!   and fuzz targets drive the engine in.
 
+pub mod cc;
 pub mod config;
 pub mod event;
 pub mod fec;
@@ -35,8 +36,8 @@ pub mod transport;
 pub mod wire;
 
 pub use config::{
-    FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
-    SourceConfig,
+    Congestion, FecConfig, JoinPolicy, Mtu, NakTiming, PgmccConfig, ReceiverConfig, ReceiverLimits,
+    RepairBudget, SourceConfig,
 };
 pub use event::Event;
 pub use node::Node;

@@ -9,6 +9,7 @@ use std::{collections::VecDeque, net::IpAddr};
 use bytes::Bytes;
 
 use crate::{
+    cc::{source::Controller, PgmccStats},
     config::SourceConfig,
     fec::{encode_fragments, encode_parity, on_demand::OnDemand, ReedSolomon},
     rate::TokenBucket,
@@ -115,6 +116,8 @@ pub struct SourceStats {
     pub parity_bytes: u64,
     /// Parity packets not sent because their group had left the window.
     pub parity_skipped: u64,
+    /// Congestion control (PGMCC, docs/congestion.md): all zero when it is off.
+    pub pgmcc: PgmccStats,
 }
 
 /// One TPDU the source has built: kept in the send queue, then in the transmit window.
@@ -194,6 +197,8 @@ pub struct Source {
     parity_repairs: RepairQueue<(SeqNo, u8)>,
     /// Parity NCFs to send: `tg | (count − 1)` as the parity NAKs asked.
     parity_ncf: Vec<SeqNo>,
+    /// PGMCC (`SourceConfig::congestion`): the window ODATA waits for.
+    cc: Option<Controller>,
     stats: SourceStats,
 }
 
@@ -233,6 +238,7 @@ impl Source {
                 .map(|f| OnDemand::new(f.group_size(), f.proactive_count())),
             parity_repairs: RepairQueue::default(),
             parity_ncf: Vec::new(),
+            cc: cfg.congestion.pgmcc().map(|c| Controller::new(*c, cfg.nla)),
             stats: SourceStats::default(),
             cfg,
         }
@@ -254,6 +260,7 @@ impl Source {
         s.txw_trail = self.txw_trail();
         s.queued_packets = self.queue.len() as u64;
         s.queued_bytes = self.queue_bytes as u64;
+        s.pgmcc = self.cc.as_ref().map(Controller::stats).unwrap_or_default();
         s
     }
 
@@ -360,7 +367,8 @@ impl Source {
         }
     }
 
-    /// Feeds a packet received on the session's port: NAKs, NNAKs and SPMRs for this TSI.
+    /// Feeds a packet received on the session's port: NAKs, NNAKs, SPMRs and (PGMCC) ACKs
+    /// for this TSI.
     pub fn handle_packet(&mut self, now: Instant, src: IpAddr, _dst: IpAddr, packet: &[u8]) {
         let repr = match PacketRepr::parse_verified(packet) {
             Ok(r) => r,
@@ -384,6 +392,12 @@ impl Source {
             Body::Nak(_) if ours && repr.parity => self.stats.parity_naks_ignored += 1,
             Body::Nak(nak) if ours => self.on_nak(now, src, &nak, &repr.options),
             Body::Nnak(_) if ours => self.stats.nnaks_received += 1,
+            // PGMCC draft §3: ACKs clock the window; ACKs from others only vote.
+            Body::Ack(ack) if ours && self.cc.is_some() => {
+                if let Some(cc) = &mut self.cc {
+                    cc.on_ack(now, src, ack, repr.options.pgmcc_feedback.as_ref());
+                }
+            }
             Body::Spmr if ours => {
                 self.stats.spmrs_received += 1;
                 // RFC 3208 §13.3.1: answer with an SPM, at most once per spmr_min_ivl.
@@ -407,6 +421,10 @@ impl Source {
             return;
         }
         self.stats.naks_received += 1;
+        // PGMCC draft §2.3: NAKs carry receivers' reports for the ACKer election.
+        if let (Some(cc), Some(fb)) = (&mut self.cc, &options.pgmcc_feedback) {
+            cc.on_nak_feedback(now, src, fb);
+        }
         let list = options.nak_list.unwrap_or_default();
         let asked = 1 + list.as_slice().len() as u64;
         self.stats.nak_sqns_received += asked;
@@ -550,8 +568,11 @@ impl Source {
         }
     }
 
-    /// Advances SPM timers. Calling it early or late is harmless.
+    /// Advances SPM timers (and the PGMCC ACK timeout). Calling it early or late is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(cc) = &mut self.cc {
+            cc.handle_timeout(now);
+        }
         let ambient = *self.next_ambient.get_or_insert(now + self.cfg.spm_ambient);
         if ambient <= now {
             self.spms_owed = self.spms_owed.max(1);
@@ -597,14 +618,22 @@ impl Source {
                 .map_or(Instant::ZERO, TokenBucket::ready_at);
             at(bucket_ready.max(repair_ready));
         }
-        if !self.queue.is_empty() || !self.parity_owed.is_empty() {
+        // New data waits for the congestion window too; ACKs (a packet) or the ACK timeout
+        // open it.
+        let window_open = self.cc.as_ref().is_none_or(Controller::may_send);
+        if window_open && (!self.queue.is_empty() || !self.parity_owed.is_empty()) {
             at(bucket_ready);
+        }
+        if let Some(deadline) = self.cc.as_ref().and_then(Controller::poll_timeout) {
+            at(deadline);
         }
         t
     }
 
     /// Writes the next packet into `buf` (cleared first), or returns `None` when nothing may go
-    /// now. Order: SPMs, NCFs, RDATA (within its cap), ODATA, FIN SPMs.
+    /// now. Order: SPMs, NCFs, RDATA (within its cap), ODATA, FIN SPMs. With PGMCC, parity
+    /// and ODATA also wait for the congestion window; repairs do not (they go first, within
+    /// the repair budget: PGMCC must not starve them, docs/congestion.md).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         buf.clear();
         self.handle_timeout(now);
@@ -647,7 +676,7 @@ impl Source {
             }
         }
         while let Some(&(tg, h)) = self.parity_owed.front() {
-            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) {
+            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) || !self.window_open() {
                 return None;
             }
             self.parity_owed.pop_front();
@@ -656,7 +685,7 @@ impl Source {
             }
         }
         if !self.queue.is_empty() {
-            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) {
+            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) || !self.window_open() {
                 return None;
             }
             return Some(self.emit_odata(now, buf));
@@ -666,6 +695,11 @@ impl Source {
             return Some(self.emit_spm(now, buf, true));
         }
         None
+    }
+
+    /// PGMCC lets new data go (always true without congestion control).
+    fn window_open(&self) -> bool {
+        self.cc.as_ref().is_none_or(Controller::may_send)
     }
 
     /// Whether an NCF or RDATA may go now: the rate limit and the repair cap allow it, and
@@ -801,7 +835,7 @@ impl Source {
             p.last_rdata = Some(now);
             let p = p.clone();
             // RFC 3208 §5.3: RDATA carries the current trail (docs/wire-compatibility.md §6).
-            self.emit_data(buf, Body::Rdata(Data { sqn, trail }), &p);
+            self.emit_data(now, buf, Body::Rdata(Data { sqn, trail }), &p);
             self.stats.rdata_sent += 1;
             self.stats.rdata_bytes += p.payload.len() as u64;
             self.charge(now, buf.len(), true);
@@ -826,7 +860,10 @@ impl Source {
             }
         }
         let trail = self.txw.packets.front().map_or(p.sqn, |q| q.sqn);
-        self.emit_data(buf, Body::Odata(Data { sqn: p.sqn, trail }), &p);
+        self.emit_data(now, buf, Body::Odata(Data { sqn: p.sqn, trail }), &p);
+        if let Some(cc) = &mut self.cc {
+            cc.on_odata_sent(now, Some(p.sqn));
+        }
         self.stats.odata_sent += 1;
         self.stats.odata_bytes += p.payload.len() as u64;
         self.txw.bytes += p.payload.len();
@@ -912,6 +949,10 @@ impl Source {
             ..self.header(body, &options)
         };
         repr.emit(buf);
+        if let (Some(cc), false) = (&mut self.cc, repair) {
+            // Parity sqns repeat the group's: a token, no new sqn sent.
+            cc.on_odata_sent(now, None);
+        }
         if repair {
             self.stats.on_demand_parity_sent += 1;
         } else {
@@ -922,9 +963,12 @@ impl Source {
         Some(Transmit::new(self.cfg.group, buf.len()))
     }
 
-    fn emit_data(&self, buf: &mut Vec<u8>, body: Body, p: &TxPacket) {
+    /// ODATA or RDATA of `p`; with PGMCC, OPT_PGMCC_DATA with the time of sending (a repair
+    /// too: its RTT sample is fresh, unlike OpenPGM's stored option) and the ACKer.
+    fn emit_data(&self, now: Instant, buf: &mut Vec<u8>, body: Body, p: &TxPacket) {
         let options = Options {
             fragment: p.fragment,
+            pgmcc_data: self.cc.as_ref().map(|cc| cc.data_option(now)),
             ..Options::default()
         };
         let repr = PacketRepr {

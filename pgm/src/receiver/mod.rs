@@ -34,13 +34,14 @@ use self::{
     window::{Delivered, Insert, Phase, Window},
 };
 use crate::{
+    cc::receiver::Reporter,
     config::{JoinPolicy, NakTiming, ReceiverConfig},
     event::Event,
     rate::TokenBucket,
     time::Instant,
     wire::{
-        options::MAX_NAK_LIST, Body, Data, Error, Fragment, Nak, NakList, Options, PacketRepr,
-        SeqNo, Spm, Tsi,
+        options::{PgmccData, MAX_NAK_LIST},
+        Body, Data, Error, Fragment, Nak, NakList, Options, PacketRepr, SeqNo, Spm, Tsi,
     },
     Transmit,
 };
@@ -114,6 +115,10 @@ pub struct ReceiverStats {
     pub peer_naks_seen: u64,
     /// SPMRs sent.
     pub spmrs_sent: u64,
+    /// PGMCC ACKs sent: for data that named us ACKer, and election reports.
+    pub pgmcc_acks_sent: u64,
+    /// PGMCC ACKs not sent: their session's ACK budget or the out-queue was full.
+    pub pgmcc_acks_over_budget: u64,
     /// Packets not queued because the out-queue was full.
     pub out_queue_drops: u64,
     /// APDUs delivered.
@@ -391,6 +396,9 @@ impl Receiver {
                     self.on_data(now, tsi, d, repr.options.fragment, repr.payload);
                     if self.cfg.fec {
                         self.fec_data(now, tsi, d, repr.options.fragment, repr.payload);
+                    }
+                    if let Some(pd) = repr.options.pgmcc_data {
+                        self.on_pgmcc_data(now, tsi, d.sqn, !rdata, pd);
                     }
                 }
             }
@@ -1090,6 +1098,15 @@ impl Receiver {
         if peer.spmr_due.is_some_and(|t| t <= now) {
             self.send_spmr(tsi);
         }
+        let report = self
+            .peers
+            .get_mut(&tsi)
+            .and_then(|p| p.cc.as_mut())
+            .filter(|c| c.report_due.is_some_and(|t| t <= now));
+        if let Some(c) = report {
+            c.report_due = None;
+            self.send_ack(now, tsi);
+        }
         self.expire_recovery(now, tsi);
         self.run_nak_timers(now, tsi);
         if let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) {
@@ -1205,12 +1222,21 @@ impl Receiver {
             return;
         };
         let target = peer.nla.unwrap_or(peer.ip_src);
+        // PGMCC draft §2.1.2: NAKs carry our report for the ACKer election.
+        let feedback = self
+            .cfg
+            .nla
+            .filter(|_| self.cfg.congestion.pgmcc().is_some())
+            .and_then(|me| peer.cc.as_ref()?.feedback(now, me));
         let trail = peer.window.as_ref().map_or(SeqNo(0), |w| w.trail);
         sqns.sort_by_key(|s| s.distance_from(trail));
         let mut packets = 0u32;
         for (entries, is_parity) in [(&parity, true), (&*sqns, false)] {
             for chunk in entries.chunks(MAX_NAK_LIST + 1) {
-                let mut options = Options::default();
+                let mut options = Options {
+                    pgmcc_feedback: feedback,
+                    ..Options::default()
+                };
                 if chunk.len() > 1 {
                     options.nak_list = Some(NakList::from_slice(&chunk[1..]));
                 }
@@ -1333,6 +1359,75 @@ impl Receiver {
         }
         self.stats.parity_nak_sqns_sent += asked;
         entries
+    }
+
+    /// PGMCC draft §4 "on DATA packet reception": the loss rate and the timestamp follow
+    /// every data packet with OPT_PGMCC_DATA; data that names us ACKer is ACKed at once, data
+    /// that names nobody (the source elects) gets one report after a random wait (§2.3.1),
+    /// cancelled by data that names an ACKer. Without PGMCC or our NLA: ignored.
+    fn on_pgmcc_data(&mut self, now: Instant, tsi: Tsi, sqn: SeqNo, odata: bool, pd: PgmccData) {
+        let (Some(cc), Some(me)) = (self.cfg.congestion.pgmcc().copied(), self.cfg.nla) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        let r = peer.cc.get_or_insert_with(|| Reporter::new(&cc, now));
+        r.on_data(
+            now,
+            sqn,
+            pd.tstamp,
+            odata,
+            f64::from(cc.loss_weight) / 65536.0,
+        );
+        if pd.acker == me {
+            r.report_due = None;
+            self.send_ack(now, tsi);
+        } else if pd.acker.is_unspecified() {
+            let wait_us = u64::try_from(cc.election_bo_ivl.as_micros()).unwrap_or(u64::MAX);
+            let wait = Duration::from_micros(self.rng.gen_range(0..=wait_us));
+            r.election(now, cc.election_bo_ivl, wait);
+        } else {
+            r.report_due = None;
+        }
+    }
+
+    /// PGMCC ACK (type 0x0d; docs/congestion.md, OpenPGM's layout): RX_MAX, the bitmap and
+    /// OPT_PGMCC_FEEDBACK, unicast to the source NLA like a NAK. Within the session's ACK
+    /// budget and the out-queue: a forged session that names us ACKer buys no more.
+    fn send_ack(&mut self, now: Instant, tsi: Tsi) {
+        let Some(me) = self.cfg.nla else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        let Some(r) = peer.cc.as_mut() else {
+            return;
+        };
+        let (Some(ack), Some(fb)) = (r.ack(), r.feedback(now, me)) else {
+            return;
+        };
+        if self.out.len() >= self.cfg.limits.out_queue || !r.take_ack(now) {
+            self.stats.pgmcc_acks_over_budget += 1;
+            return;
+        }
+        let target = peer.nla.unwrap_or(peer.ip_src);
+        let repr = PacketRepr {
+            sport: self.cfg.dport,
+            dport: tsi.sport,
+            gsi: tsi.gsi,
+            parity: false,
+            var_pktlen: false,
+            body: Body::Ack(ack),
+            options: Options {
+                pgmcc_feedback: Some(fb),
+                ..Options::default()
+            },
+            payload: &[],
+        };
+        self.out.push_back((target, repr.to_vec(), None));
+        self.stats.pgmcc_acks_sent += 1;
     }
 
     /// SPMR multicast (for suppression) and unicast to the data's sender

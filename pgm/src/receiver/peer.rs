@@ -112,6 +112,8 @@ pub struct PeerStats {
     pub window_trail: Option<SeqNo>,
     /// NAK packets the session's traffic has paid for and that were not sent yet.
     pub nak_credit: u32,
+    /// The loss rate we report to its source with PGMCC (0xffff = 100 %).
+    pub pgmcc_loss_rate: u16,
     /// When a packet was last heard from the session (engine time).
     pub last_heard: Instant,
 }
@@ -187,6 +189,8 @@ pub(crate) struct Peer {
     pub(crate) leap: Option<Leap>,
     /// Its FEC transmission groups, once an SPM gave a usable OPT_PARITY_PRM (FEC on).
     pub(crate) fec: Option<super::fec::Groups>,
+    /// PGMCC state, once its data carried OPT_PGMCC_DATA (PGMCC on).
+    pub(crate) cc: Option<crate::cc::receiver::Reporter>,
     pub(crate) stats: PeerStats,
 }
 
@@ -213,6 +217,7 @@ impl Peer {
             advertised_trail: None,
             leap: None,
             fec: None,
+            cc: None,
             stats: PeerStats::default(),
         }
     }
@@ -289,6 +294,9 @@ impl Peer {
         if let Some(s) = self.spmr_due {
             t = t.min(s);
         }
+        if let Some(r) = self.cc.as_ref().and_then(|c| c.report_due) {
+            t = t.min(r);
+        }
         if let Some(w) = &self.window {
             if let Some(nak) = w.next_deadline() {
                 t = t.min(self.naks_blocked.map_or(nak, |b| nak.max(b)));
@@ -312,6 +320,10 @@ impl Peer {
             PeerState::Active
         };
         s.nak_credit = self.credit;
+        s.pgmcc_loss_rate = self
+            .cc
+            .as_ref()
+            .map_or(0, crate::cc::receiver::Reporter::loss_rate);
         s.last_heard = self.heard;
         if let Some(w) = &self.window {
             s.missing_now = w.missing_count() as u64;

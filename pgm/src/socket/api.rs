@@ -514,7 +514,9 @@ impl RecvSocket {
         opts: &SocketOptions,
         transport: Box<dyn Transport>,
     ) -> Result<Self, OpenError> {
-        let cfg = opts.receiver_config(endpoint)?;
+        let mut cfg = opts.receiver_config(endpoint)?;
+        // PGMCC: the address the source names its ACKer by, and the one we report.
+        cfg.nla = Some(transport.local_nla());
         let clock = Clock::new();
         let handle = Arc::new(Handle::spawn(
             "pgm-recv-io",

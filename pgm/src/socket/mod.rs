@@ -36,8 +36,8 @@ pub use self::{
 };
 use crate::{
     config::{
-        FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits, RepairBudget,
-        SourceConfig,
+        Congestion, FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits,
+        RepairBudget, SourceConfig,
     },
     receiver::{PeerStats, ReceiverStats},
     source::SourceStats,
@@ -108,6 +108,9 @@ pub struct EngineOptions {
     /// Receiver: use the parity a source advertises (decode groups, and ask for parity with
     /// parity NAKs when the source offers it on demand); off by default.
     pub fec_receive: bool,
+    /// Sender and receiver: congestion control (docs/congestion.md); off by default. A
+    /// PGMCC receiver names itself by its transport's local address.
+    pub congestion: Congestion,
 }
 
 impl Default for EngineOptions {
@@ -127,6 +130,7 @@ impl Default for EngineOptions {
             sport: None,
             fec: None,
             fec_receive: false,
+            congestion: Congestion::None,
         }
     }
 }
@@ -290,6 +294,12 @@ impl SocketOptions {
         self.engine.fec_receive = on;
         self
     }
+    /// Sets [`EngineOptions::congestion`].
+    #[must_use]
+    pub fn with_congestion(mut self, congestion: Congestion) -> Self {
+        self.engine.congestion = congestion;
+        self
+    }
     /// Sets [`EngineOptions::gsi`].
     #[must_use]
     pub fn with_gsi(mut self, gsi: Gsi) -> Self {
@@ -440,6 +450,7 @@ impl SocketOptions {
         }
         cfg.repair = r;
         cfg.fec = e.fec;
+        cfg.congestion = e.congestion;
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)
     }
@@ -481,6 +492,7 @@ impl SocketOptions {
         cfg.peer_expiry = e.peer_expiry;
         cfg.join = e.join;
         cfg.fec = e.fec_receive;
+        cfg.congestion = e.congestion;
         // Receivers that lose the same packet must not back off in lock-step.
         cfg.rng_seed = OsRng.next_u64();
         Ok(cfg)
@@ -746,6 +758,20 @@ mod tests {
         ));
         let slow = SocketOptions::default().with_rate(Some(1000));
         assert!(slow.source_config(&e, e.interface.addr, 28).is_err());
+    }
+
+    #[test]
+    fn congestion_reaches_both_engines() {
+        let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
+        let cc = Congestion::Pgmcc(crate::PgmccConfig::default());
+        let o = SocketOptions::default().with_congestion(cc);
+        let s = o.source_config(&e, e.interface.addr, 28).unwrap();
+        assert_eq!(s.congestion, cc);
+        // OPT_LENGTH + OPT_PGMCC_DATA (IPv4): 20 bytes less per packet, as OpenPGM.
+        assert_eq!(s.max_tsdu(), Mtu::UDP_1500.max_tsdu() - 20);
+        assert_eq!(o.receiver_config(&e).unwrap().congestion, cc);
+        let off = SocketOptions::default().source_config(&e, e.interface.addr, 28);
+        assert_eq!(off.unwrap().congestion, Congestion::None);
     }
 
     #[test]

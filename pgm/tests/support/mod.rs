@@ -134,6 +134,8 @@ impl Lan {
             .map(|i| {
                 let mut c = ReceiverConfig::new(DPORT);
                 c.rng_seed = guard.seed().wrapping_add(i as u64 + 1);
+                // What a PGMCC receiver names itself by (unused with congestion control off).
+                c.nla = Some(rx_addr(i));
                 rx_cfg(&mut c);
                 let id = sim.add_node(rx_addr(i), Receiver::new(c));
                 sim.join(id, GROUP);

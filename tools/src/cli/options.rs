@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use pgm::{
     socket::{NakProfile, SocketOptions},
-    FecConfig, JoinPolicy, NakTiming, ReceiverLimits, RepairBudget,
+    Congestion, FecConfig, JoinPolicy, NakTiming, PgmccConfig, ReceiverLimits, RepairBudget,
 };
 
 /// Parses a rate in bits/s: a number with an optional k, M or G suffix (decimal: 100M = 10^8),
@@ -192,6 +192,26 @@ impl From<JoinArg> for JoinPolicy {
     }
 }
 
+/// `--congestion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CongestionArg {
+    /// No congestion control: the sender sends at its rate limit (default).
+    None,
+    /// PGMCC (docs/congestion.md): the sender's rate follows the slowest receiver's ACKs
+    /// (the rate limit stays a cap); receivers report loss and ACK when elected. Ours-only
+    /// for now: not tested against OpenPGM.
+    Pgmcc,
+}
+
+impl From<CongestionArg> for Congestion {
+    fn from(c: CongestionArg) -> Self {
+        match c {
+            CongestionArg::None => Congestion::None,
+            CongestionArg::Pgmcc => Congestion::Pgmcc(PgmccConfig::default()),
+        }
+    }
+}
+
 /// `--nak-profile`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NakProfileArg {
@@ -247,6 +267,11 @@ pub struct CommonArgs {
     /// Sender: also answer parity NAKs with fresh parity (with --fec K,H).
     #[arg(long, requires = "fec")]
     pub fec_ondemand: bool,
+    /// Sender and receiver: congestion control (docs/congestion.md). Senders and receivers
+    /// of a session should agree: PGMCC receivers report loss and ACK, a PGMCC sender waits
+    /// for their ACKs.
+    #[arg(long, value_enum, default_value_t = CongestionArg::None)]
+    pub congestion: CongestionArg,
     /// Receiver: source-specific multicast: join (ADDR, GROUP) instead of (*, GROUP); packets
     /// from any other source are dropped (repeatable: one join per source). ADDR is the
     /// sender's IPv4 address.
@@ -344,6 +369,7 @@ impl CommonArgs {
         let mut o = SocketOptions::default()
             .with_fec(fec)
             .with_fec_receive(self.fec_receive)
+            .with_congestion(self.congestion.into())
             .with_sources(self.sources.clone())
             .with_tpdu(self.tpdu)
             .with_nak(self.nak_profile())
@@ -456,6 +482,17 @@ mod tests {
             assert!(e.contains("--fec"), "{bad}: {e}");
         }
         assert!(options(&["--fec-ondemand"]).is_err(), "needs --fec");
+    }
+
+    #[test]
+    fn congestion_flag() {
+        assert_eq!(options(&[]).unwrap().engine.congestion, Congestion::None);
+        let o = options(&["--congestion", "pgmcc"]).unwrap();
+        assert_eq!(
+            o.engine.congestion,
+            Congestion::Pgmcc(PgmccConfig::default())
+        );
+        assert!(options(&["--congestion", "tcp"]).is_err());
     }
 
     #[test]

@@ -215,6 +215,49 @@ pub(crate) const SOURCE: &[Row<SendStats>] = &[
     counter("source_spmrs_received", "SPMRs received.", |s| {
         s.engine.spmrs_received as f64
     }),
+    gauge(
+        "source_pgmcc_window",
+        "PGMCC window now, packets (0 with congestion control off).",
+        |s| s.engine.pgmcc.window as f64,
+    ),
+    gauge(
+        "source_pgmcc_acker_elected",
+        "1 while PGMCC has an ACKer, 0 while it elects one (or is off).",
+        |s| f64::from(u8::from(s.engine.pgmcc.acker.is_some())),
+    ),
+    gauge(
+        "source_pgmcc_rtt_seconds",
+        "Smoothed RTT to the PGMCC ACKer now.",
+        |s| s.engine.pgmcc.rtt.as_secs_f64(),
+    ),
+    gauge(
+        "source_pgmcc_loss_rate",
+        "Loss rate the PGMCC ACKer reports now, 0..1.",
+        |s| f64::from(s.engine.pgmcc.loss_rate) / 65535.0,
+    ),
+    counter(
+        "source_pgmcc_acker_switches",
+        "PGMCC ACKers elected or replaced.",
+        |s| s.engine.pgmcc.acker_switches as f64,
+    ),
+    counter("source_pgmcc_acks_received", "PGMCC ACKs received.", |s| {
+        s.engine.pgmcc.acks_received as f64
+    }),
+    counter(
+        "source_pgmcc_acks_ignored",
+        "PGMCC ACKs that did not drive the window (invalid, or not from the ACKer).",
+        |s| s.engine.pgmcc.acks_ignored as f64,
+    ),
+    counter(
+        "source_pgmcc_loss_events",
+        "Losses the ACKer's ACKs showed (each halved the window).",
+        |s| s.engine.pgmcc.loss_events as f64,
+    ),
+    counter(
+        "source_pgmcc_timeouts",
+        "PGMCC ACK timeouts (each reset the window).",
+        |s| s.engine.pgmcc.timeouts as f64,
+    ),
     counter(
         "source_checksum_errors",
         "Packets that failed the checksum.",
@@ -361,6 +404,16 @@ pub(crate) const RECEIVER: &[Row<RecvStats>] = &[
     counter("receiver_spmrs_sent", "SPMRs sent.", |s| {
         s.engine.spmrs_sent as f64
     }),
+    counter(
+        "receiver_pgmcc_acks_sent",
+        "PGMCC ACKs sent (as ACKer, and election reports).",
+        |s| s.engine.pgmcc_acks_sent as f64,
+    ),
+    counter(
+        "receiver_pgmcc_acks_over_budget",
+        "PGMCC ACKs not sent: the session's ACK budget or the out-queue was full.",
+        |s| s.engine.pgmcc_acks_over_budget as f64,
+    ),
     counter(
         "receiver_out_queue_drops",
         "NAKs/SPMRs dropped: the out-queue was full.",
@@ -544,6 +597,11 @@ pub(crate) const PEER: &[Row<PeerReport>] = &[
         "peer_nak_credit",
         "NAK packets the sender's traffic has paid for, unsent.",
         |p| f64::from(p.stats.nak_credit),
+    ),
+    gauge(
+        "peer_pgmcc_loss_rate",
+        "Loss rate reported to the sender with PGMCC, 0..1.",
+        |p| f64::from(p.stats.pgmcc_loss_rate) / 65535.0,
     ),
     gauge(
         "peer_idle_seconds",

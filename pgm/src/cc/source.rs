@@ -1,0 +1,295 @@
+//! The source's side of PGMCC (PGMCC draft §3): who the ACKer is, the window its ACKs clock,
+//! and the timeout that keeps a silent ACKer from stalling the session.
+
+use std::{net::IpAddr, time::Duration};
+
+use super::{
+    acks::AckTracker,
+    election::{inverse_throughput_sq, loss_fraction, replaces_acker, LOSS_FLOOR},
+    tstamp,
+    window::Window,
+};
+use crate::{
+    config::PgmccConfig,
+    time::Instant,
+    wire::{options::PgmccData, options::PgmccFeedback, Ack, SeqNo},
+};
+
+/// An echoed timestamp older than this is forged or from another epoch: no RTT sample.
+const MAX_RTT_MS: u32 = 60_000;
+
+/// PGMCC counters and state of a source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgmccStats {
+    /// W now, whole packets.
+    pub window: u64,
+    /// The ACKer now (`None` while electing one).
+    pub acker: Option<IpAddr>,
+    /// The ACKer's smoothed RTT now (zero before a sample).
+    pub rtt: Duration,
+    /// The ACKer's loss rate now, as it reported it (0xffff = 100 %).
+    pub loss_rate: u16,
+    /// ACKers elected or replaced (the first election counts).
+    pub acker_switches: u64,
+    /// ACK packets for this session received.
+    pub acks_received: u64,
+    /// ACKs that did not drive the window: invalid (no feedback, RX_MAX not a sqn sent, the
+    /// reporter not their sender) or not from the ACKer (their feedback still counts for the
+    /// election).
+    pub acks_ignored: u64,
+    /// Losses the ACKer's ACKs showed (each halved the window).
+    pub loss_events: u64,
+    /// ACK timeouts (each reset the window).
+    pub timeouts: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Acker {
+    nla: IpAddr,
+    /// M² of its last report (see [`inverse_throughput_sq`]).
+    m2: f64,
+    loss_rate: u16,
+    /// SRTT and RTTVAR (RFC 6298 style) from its ACKs; restarted with each ACKer (§2.7).
+    srtt: Option<(Duration, Duration)>,
+}
+
+/// The PGMCC state of a source.
+#[derive(Debug)]
+pub(crate) struct Controller {
+    cfg: PgmccConfig,
+    window: Window,
+    acker: Option<Acker>,
+    /// The current ACKer's ACK state, from its first ACK.
+    tracker: Option<AckTracker>,
+    /// After a loss the window is frozen until an ACK reaches this sqn (§2.2: one RTT).
+    recover: Option<SeqNo>,
+    /// Successive timeouts (§2.7: RETRY).
+    retries: u32,
+    timeout_at: Option<Instant>,
+    /// The first and last sqn sent: an ACK's RX_MAX must lie between them.
+    sent: Option<(SeqNo, SeqNo)>,
+    /// "No ACKer" in OPT_PGMCC_DATA: the unspecified address of our family.
+    nobody: IpAddr,
+    stats: PgmccStats,
+}
+
+impl Controller {
+    pub(crate) fn new(cfg: PgmccConfig, nla: IpAddr) -> Self {
+        Controller {
+            window: Window::new(cfg.initial_window, cfg.ssthresh, cfg.max_window),
+            cfg,
+            acker: None,
+            tracker: None,
+            recover: None,
+            retries: 0,
+            timeout_at: None,
+            sent: None,
+            nobody: match nla {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            },
+            stats: PgmccStats::default(),
+        }
+    }
+
+    /// OPT_PGMCC_DATA for a data packet sent now: our timestamp and the ACKer, or "nobody",
+    /// which asks receivers to elect one (§2.1.1).
+    pub(crate) fn data_option(&self, now: Instant) -> PgmccData {
+        PgmccData {
+            tstamp: tstamp(now),
+            acker: self.acker.map_or(self.nobody, |a| a.nla),
+        }
+    }
+
+    /// New data may go: T ≥ 1. Repairs never ask (they are bounded by the repair budget).
+    pub(crate) fn may_send(&self) -> bool {
+        self.window.can_send()
+    }
+
+    /// ODATA `sqn` (or pro-active parity: `None`) went out: it takes a token and starts the
+    /// ACK timeout (§2.7).
+    pub(crate) fn on_odata_sent(&mut self, now: Instant, sqn: Option<SeqNo>) {
+        self.window.on_send();
+        if let Some(sqn) = sqn {
+            self.sent = Some(self.sent.map_or((sqn, sqn), |(first, _)| (first, sqn)));
+        }
+        if self.timeout_at.is_none() {
+            self.timeout_at = Some(now + self.rto());
+        }
+    }
+
+    /// OPT_PGMCC_FEEDBACK on a NAK (already checked to be for this session): for the
+    /// election only (§2.3).
+    pub(crate) fn on_nak_feedback(&mut self, now: Instant, src: IpAddr, fb: &PgmccFeedback) {
+        self.feedback(now, src, fb);
+    }
+
+    /// An ACK for this session (§3 "on ACK/NAK reception"). Validated before it changes
+    /// anything: feedback present and naming its sender, RX_MAX a sqn we sent.
+    pub(crate) fn on_ack(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        ack: Ack,
+        fb: Option<&PgmccFeedback>,
+    ) {
+        self.stats.acks_received += 1;
+        let in_range = self
+            .sent
+            .is_some_and(|(first, last)| ack.rx_max.diff(first) >= 0 && ack.rx_max.diff(last) <= 0);
+        let (Some(fb), true) = (fb, in_range) else {
+            self.stats.acks_ignored += 1;
+            return;
+        };
+        if self.feedback(now, src, fb) != Some(true) {
+            self.stats.acks_ignored += 1;
+            return;
+        }
+        self.retries = 0;
+        if let Some(rtt) = rtt_ms(now, fb.tstamp) {
+            self.rtt_sample(Duration::from_millis(u64::from(rtt)));
+        }
+        let Some(tracker) = self.tracker.as_mut() else {
+            self.tracker = Some(AckTracker::new(ack.rx_max));
+            self.rearm(now, ack.rx_max);
+            return;
+        };
+        let Some(u) = tracker.update(ack.rx_max, ack.bitmap) else {
+            return;
+        };
+        let lead = tracker.lead();
+        let frozen = self.recover.is_some_and(|r| lead.diff(r) < 0);
+        if !frozen {
+            self.recover = None;
+        }
+        if frozen {
+            self.window.grant(u.new);
+        } else if u.loss {
+            self.window.grant(u.new);
+            self.window.on_loss();
+            self.stats.loss_events += 1;
+            // Frozen until the ACKs reach what is sent from now on.
+            self.recover = self.sent.map(|(_, last)| last.next());
+        } else {
+            self.window.on_acked(u.new);
+        }
+        self.rearm(now, lead);
+    }
+
+    /// After an ACK from the ACKer up to `lead`: the timeout runs while packets are in
+    /// flight; with none, one packet may go whatever T says.
+    fn rearm(&mut self, now: Instant, lead: SeqNo) {
+        let in_flight = self.sent.is_some_and(|(_, last)| last.diff(lead) > 0);
+        if in_flight {
+            self.timeout_at = Some(now + self.rto());
+        } else {
+            self.timeout_at = None;
+            self.window.pipe_empty();
+        }
+    }
+
+    /// A receiver's report (from an ACK or a NAK): elects, updates or replaces the ACKer
+    /// (§2.3, §3). `Some(true)` when it comes from the ACKer (as it stands after the
+    /// report), `Some(false)` from another receiver, `None` when it is not believed.
+    fn feedback(&mut self, now: Instant, src: IpAddr, fb: &PgmccFeedback) -> Option<bool> {
+        // The reporter must be who sent it, and an address one can send ACKs from.
+        if fb.nla != src || fb.nla.is_unspecified() || fb.nla.is_multicast() {
+            return None;
+        }
+        let rtt = rtt_ms(now, fb.tstamp)?;
+        let p = loss_fraction(fb.loss_rate).max(LOSS_FLOOR);
+        let m2 = inverse_throughput_sq(f64::from(rtt), p);
+        match &mut self.acker {
+            Some(a) if a.nla == fb.nla => {
+                a.m2 = m2;
+                a.loss_rate = fb.loss_rate;
+                Some(true)
+            }
+            Some(a) if !replaces_acker(m2, a.m2, self.cfg.switch_factor) => Some(false),
+            acker => {
+                // §3: with no ACKer the first reporter is elected and earns a token.
+                if acker.is_none() {
+                    self.window.grant(1);
+                }
+                *acker = Some(Acker {
+                    nla: fb.nla,
+                    m2,
+                    loss_rate: fb.loss_rate,
+                    srtt: None,
+                });
+                self.tracker = None;
+                self.recover = None;
+                self.retries = 0;
+                self.stats.acker_switches += 1;
+                Some(true)
+            }
+        }
+    }
+
+    fn rtt_sample(&mut self, rtt: Duration) {
+        let Some(a) = self.acker.as_mut() else {
+            return;
+        };
+        a.srtt = Some(match a.srtt {
+            None => (rtt, rtt / 2),
+            Some((srtt, var)) => {
+                let delta = srtt.abs_diff(rtt);
+                (srtt * 7 / 8 + rtt / 8, var * 3 / 4 + delta / 4)
+            }
+        });
+    }
+
+    /// The ACK timeout (§2.7): SRTT + 4·RTTVAR of the ACKer within the configured bounds.
+    fn rto(&self) -> Duration {
+        match self.acker.and_then(|a| a.srtt) {
+            Some((srtt, var)) => (srtt + var * 4).clamp(self.cfg.min_timeout, self.cfg.max_timeout),
+            None => self.cfg.initial_timeout,
+        }
+    }
+
+    /// §3 "on timeout expiration": W = T = IW; after `retry_max` in a row the ACKer is
+    /// dropped and the next data asks for a new one.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.timeout_at.is_none_or(|t| t > now) {
+            return;
+        }
+        self.timeout_at = None;
+        self.stats.timeouts += 1;
+        self.window.reset(self.cfg.initial_window);
+        self.recover = None;
+        self.retries += 1;
+        if self.retries >= self.cfg.retry_max && self.acker.is_some() {
+            self.acker = None;
+            self.tracker = None;
+            self.retries = 0;
+        }
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.timeout_at
+    }
+
+    #[expect(
+        clippy::cast_sign_loss,
+        clippy::cast_possible_truncation,
+        reason = "W is within 1..=max_window"
+    )]
+    pub(crate) fn stats(&self) -> PgmccStats {
+        let mut s = self.stats.clone();
+        s.window = self.window.size() as u64;
+        s.acker = self.acker.map(|a| a.nla);
+        s.rtt = self
+            .acker
+            .and_then(|a| a.srtt)
+            .map_or(Duration::ZERO, |(s, _)| s);
+        s.loss_rate = self.acker.map_or(0, |a| a.loss_rate);
+        s
+    }
+}
+
+/// The RTT an echoed timestamp gives (§2.5.1), if it is believable.
+fn rtt_ms(now: Instant, echoed: u32) -> Option<u32> {
+    let rtt = tstamp(now).wrapping_sub(echoed);
+    (rtt <= MAX_RTT_MS).then_some(rtt)
+}

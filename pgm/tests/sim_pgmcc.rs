@@ -1,0 +1,515 @@
+//! PGMCC (docs/congestion.md) in the simulator: the source follows the slowest receiver's
+//! bottleneck, switches ACKer when a slower one joins and back when it leaves, starts at once,
+//! and stays bounded under forged ACKs, feedback and ACKer designations.
+
+mod support;
+
+use std::{cell::RefCell, net::IpAddr, rc::Rc, time::Duration};
+
+use pgm::{
+    sim::{Dir, DropReason, LinkConfig, TapKind},
+    source::SendError,
+    time::Instant,
+    wire::{
+        options::{PgmccData, PgmccFeedback},
+        Ack, Body, Data, Gsi, Nak, Options, PacketRepr, SeqNo, Tsi,
+    },
+    Congestion, PgmccConfig, Receiver, ReceiverConfig, Source, SourceConfig,
+};
+use support::{rx_addr, Lan, DPORT, GROUP, SRC_ADDR, TSI};
+
+const APDU: usize = 1000;
+/// 10 Mbit/s.
+const BOTTLENECK: u64 = 1_250_000;
+/// ODATA of one APDU on the simulated wire (PGM bytes: the sim counts what nodes send).
+const ODATA_BYTES: usize = APDU + 24 + 20;
+/// A source cap far above every bottleneck: 100 Mbit/s.
+const CAP: u64 = 12_500_000;
+
+/// What the tap saw, per 100 ms slot where it matters.
+#[derive(Default)]
+struct Tap {
+    /// ODATA the source sent.
+    odata_sent: u64,
+    /// Time of the first ODATA sent.
+    first_odata: Option<Instant>,
+    /// ODATA tail-dropped on the way to each node (by node index).
+    odata_dropped: Vec<u64>,
+    /// Bytes from the source delivered to each node, per 100 ms slot.
+    delivered: Vec<Vec<u64>>,
+}
+
+impl Tap {
+    /// Bytes/s delivered to node `n` over `from..to`.
+    fn rate(&self, n: usize, from: Instant, to: Instant) -> f64 {
+        let (a, b) = (
+            (from.as_micros() / 100_000) as usize,
+            (to.as_micros() / 100_000) as usize,
+        );
+        let v = &self.delivered[n];
+        let sum: u64 = v.iter().take(b).skip(a).sum();
+        sum as f64 / ((b - a) as f64 / 10.0)
+    }
+}
+
+#[expect(
+    clippy::cast_sign_loss,
+    clippy::cast_possible_truncation,
+    reason = "test times are small and positive"
+)]
+fn secs(s: f64) -> Instant {
+    Instant::from_millis((s * 1000.0) as u64)
+}
+
+fn pgmcc() -> Congestion {
+    Congestion::Pgmcc(PgmccConfig::default())
+}
+
+/// `receivers` receivers on 1 ms links, PGMCC on or off, the source capped at 100 Mbit/s.
+fn lan(seed: u64, receivers: usize, congestion: Congestion) -> (Lan, Rc<RefCell<Tap>>) {
+    let mut lan = Lan::new(
+        seed,
+        receivers,
+        |c| {
+            c.rate = Some(CAP);
+            c.congestion = congestion;
+        },
+        |c| c.congestion = congestion,
+    );
+    let link = LinkConfig {
+        delay: Duration::from_millis(1),
+        ..LinkConfig::default()
+    };
+    lan.receiver_links(&link, &link);
+    let nodes = receivers + 1;
+    let tap = Rc::new(RefCell::new(Tap {
+        odata_dropped: vec![0; nodes],
+        delivered: vec![Vec::new(); nodes],
+        ..Tap::default()
+    }));
+    let t = tap.clone();
+    let src = lan.src;
+    lan.sim.set_tap(move |ev| {
+        if ev.from != src {
+            return;
+        }
+        let odata = PacketRepr::parse(ev.bytes).is_ok_and(|r| matches!(r.body, Body::Odata(_)));
+        let mut t = t.borrow_mut();
+        match (ev.kind, ev.to_node) {
+            (TapKind::Sent, _) if odata => {
+                t.odata_sent += 1;
+                t.first_odata.get_or_insert(ev.time);
+            }
+            (TapKind::Dropped(DropReason::Queue), Some(n)) if odata => {
+                t.odata_dropped[n.index()] += 1;
+            }
+            (TapKind::Delivered, Some(n)) => {
+                let slot = (ev.time.as_micros() / 100_000) as usize;
+                let v = &mut t.delivered[n.index()];
+                if v.len() <= slot {
+                    v.resize(slot + 1, 0);
+                }
+                v[slot] += ev.bytes.len() as u64;
+            }
+            _ => {}
+        }
+    });
+    (lan, tap)
+}
+
+/// A `rate` bytes/s link with a 50-packet tail-drop queue and 2 ms of delay.
+fn bottleneck(rate: u64) -> LinkConfig {
+    LinkConfig {
+        rate: Some(rate),
+        queue_limit: Some(50 * ODATA_BYTES),
+        delay: Duration::from_millis(2),
+        ..LinkConfig::default()
+    }
+}
+
+/// Keeps the source's send queue full until `until`, draining receivers every millisecond
+/// and calling `each` after each millisecond. Returns the APDUs sent.
+fn saturate(lan: &mut Lan, from: u64, until: Instant, mut each: impl FnMut(&mut Lan)) -> u64 {
+    let sizes = |_| APDU;
+    let src = lan.src;
+    let mut i = from;
+    while lan.sim.now() < until {
+        loop {
+            let data = support::apdu(i, APDU);
+            match lan
+                .sim
+                .with_node_mut(src, |s: &mut Source, now| s.send(now, &data))
+            {
+                Ok(()) => i += 1,
+                Err(SendError::WouldBlock) => break,
+                Err(e) => panic!("send {i}: {e}"),
+            }
+        }
+        lan.sim.run_for(Duration::from_millis(1)).expect("sim");
+        lan.drain(&sizes);
+        each(lan);
+    }
+    i
+}
+
+fn acker(lan: &Lan) -> Option<IpAddr> {
+    lan.sim.node::<Source>(lan.src).stats().pgmcc.acker
+}
+
+#[test]
+fn follows_the_bottleneck_without_loss() {
+    let (mut lan, tap) = lan(0x9cc1, 3, pgmcc());
+    let slow = lan.rx[2];
+    lan.sim
+        .set_links(slow, LinkConfig::default(), bottleneck(BOTTLENECK));
+    lan.sim.link_mut(slow, Dir::Egress).delay = Duration::from_millis(2);
+    lan.sim.run_for(Duration::from_millis(5)).expect("sim");
+    let end = secs(8.0);
+    let count = saturate(&mut lan, 0, end, |_| {});
+    lan.finish(count, &|_| APDU, Duration::from_secs(5));
+
+    let t = tap.borrow();
+    let rate = t.rate(slow.index(), secs(2.0), end);
+    let loss = t.odata_dropped[slow.index()] as f64 / t.odata_sent as f64;
+    let s = lan.sim.node::<Source>(lan.src).stats();
+    println!(
+        "PGMCC at a 10 Mbit/s bottleneck: {:.1} Mbit/s delivered (2..8 s) = {:.1} % of it; \
+         {} of {} ODATA tail-dropped ({:.3} %); window {}, RTT {:?}, ACKer {:?}, {} switches, \
+         {} ACKs ({} ignored), {} loss events, {} timeouts",
+        rate * 8e-6,
+        100.0 * rate / BOTTLENECK as f64,
+        t.odata_dropped[slow.index()],
+        t.odata_sent,
+        100.0 * loss,
+        s.pgmcc.window,
+        s.pgmcc.rtt,
+        s.pgmcc.acker,
+        s.pgmcc.acker_switches,
+        s.pgmcc.acks_received,
+        s.pgmcc.acks_ignored,
+        s.pgmcc.loss_events,
+        s.pgmcc.timeouts,
+    );
+    assert!(rate >= 0.8 * BOTTLENECK as f64, "converged to {rate} B/s");
+    assert!(loss < 0.01, "bottlenecked receiver lost {loss} of ODATA");
+    assert_eq!(
+        s.pgmcc.acker,
+        Some(rx_addr(2)),
+        "the bottlenecked receiver is ACKer"
+    );
+    for (k, c) in lan.checkers.iter().enumerate() {
+        assert_eq!(c.next, count, "receiver {k} got everything");
+        assert_eq!(c.loss_sqns, 0, "receiver {k}: no unrecoverable loss");
+        assert!(c.errors.is_empty(), "receiver {k}: {:?}", c.errors);
+    }
+}
+
+#[test]
+fn without_pgmcc_the_bottleneck_drops() {
+    let (mut lan, tap) = lan(0x9cc2, 3, Congestion::None);
+    let slow = lan.rx[2];
+    lan.sim
+        .set_links(slow, LinkConfig::default(), bottleneck(BOTTLENECK));
+    lan.sim.run_for(Duration::from_millis(5)).expect("sim");
+    saturate(&mut lan, 0, secs(1.0), |_| {});
+    let t = tap.borrow();
+    let loss = t.odata_dropped[slow.index()] as f64 / t.odata_sent as f64;
+    println!(
+        "no congestion control, 100 Mbit/s cap, 10 Mbit/s bottleneck: {} of {} ODATA \
+         tail-dropped ({:.1} %)",
+        t.odata_dropped[slow.index()],
+        t.odata_sent,
+        100.0 * loss
+    );
+    assert!(loss > 0.5, "expected heavy loss without PGMCC, got {loss}");
+}
+
+#[test]
+fn no_startup_stall() {
+    let (mut lan, tap) = lan(0x9cc3, 3, pgmcc());
+    lan.sim.run_for(Duration::from_millis(5)).expect("sim");
+    let start = lan.sim.now();
+    let end = start + Duration::from_millis(100);
+    saturate(&mut lan, 0, end, |_| {});
+    let t = tap.borrow();
+    let first = t.first_odata.expect("ODATA sent");
+    let got = lan.checkers[0].next;
+    println!(
+        "first ODATA {:?} after the first send; {got} APDUs delivered in the first 100 ms",
+        first.saturating_duration_since(start)
+    );
+    assert!(first.saturating_duration_since(start) < Duration::from_millis(2));
+    assert!(got >= 100, "only {got} APDUs in the first 100 ms");
+    assert!(acker(&lan).is_some(), "an ACKer was elected");
+}
+
+#[test]
+fn slower_receiver_becomes_acker_and_leaves() {
+    let (mut lan, tap) = lan(0x9cc4, 4, pgmcc());
+    let (mid, slow) = (lan.rx[2], lan.rx[3]);
+    lan.sim
+        .set_links(mid, LinkConfig::default(), bottleneck(BOTTLENECK));
+    lan.sim.link_mut(mid, Dir::Egress).delay = Duration::from_millis(2);
+    lan.sim
+        .set_links(slow, LinkConfig::default(), bottleneck(BOTTLENECK / 2));
+    lan.sim.link_mut(slow, Dir::Egress).delay = Duration::from_millis(2);
+    let (join, leave, end) = (3.0, 7.0, 11.0);
+    let at = secs;
+    for dir in [Dir::Ingress, Dir::Egress] {
+        lan.sim.link_down(slow, dir, Instant::ZERO..at(join));
+        lan.sim.link_down(slow, dir, at(leave)..at(1000.0));
+    }
+    lan.sim.run_for(Duration::from_millis(5)).expect("sim");
+    let (mut elected, mut reelected) = (None, None);
+    let slow_addr = rx_addr(3);
+    let count = saturate(&mut lan, 0, at(end), |lan| {
+        let now = lan.sim.now();
+        let a = acker(lan);
+        if elected.is_none() && now >= at(join) && a == Some(slow_addr) {
+            elected = Some(now);
+        }
+        if reelected.is_none() && now >= at(leave) && a.is_some() && a != Some(slow_addr) {
+            reelected = Some(now);
+        }
+    });
+    // The slow receiver's checker saw the stream from the middle: only the others finish.
+    lan.checkers.truncate(3);
+    lan.finish(count, &|_| APDU, Duration::from_secs(10));
+
+    let t = tap.borrow();
+    let before = t.rate(mid.index(), at(1.5), at(join));
+    let during = t.rate(mid.index(), at(join + 1.5), at(leave));
+    let after = t.rate(mid.index(), at(leave + 2.0), at(end));
+    let s = lan.sim.node::<Source>(lan.src).stats();
+    println!(
+        "switch to the 5 Mbit/s receiver {:?} after it joined, back {:?} after it left; \
+         delivered to the 10 Mbit/s receiver: {:.1} Mbit/s before, {:.1} during, {:.1} after; \
+         {} switches, {} timeouts",
+        elected.map(|t| t.saturating_duration_since(at(join))),
+        reelected.map(|t| t.saturating_duration_since(at(leave))),
+        before * 8e-6,
+        during * 8e-6,
+        after * 8e-6,
+        s.pgmcc.acker_switches,
+        s.pgmcc.timeouts,
+    );
+    let elected = elected.expect("the slow receiver became ACKer");
+    assert!(elected.saturating_duration_since(at(join)) < Duration::from_millis(500));
+    assert!(
+        during <= 0.6 * BOTTLENECK as f64,
+        "rate followed the slow receiver: {during}"
+    );
+    let reelected = reelected.expect("a new ACKer after the slow one left");
+    assert!(reelected.saturating_duration_since(at(leave)) < Duration::from_secs(1));
+    assert!(after >= 0.8 * BOTTLENECK as f64, "rate recovered: {after}");
+    for (k, c) in lan.checkers.iter().enumerate() {
+        assert_eq!(c.next, count, "receiver {k} got everything");
+        assert_eq!(c.loss_sqns, 0, "receiver {k}: no unrecoverable loss");
+    }
+}
+
+/// An ACK (or, `nak`, a NAK) for our session from `from`, carrying `fb`.
+fn upstream(tsi: Tsi, body: Body, fb: Option<PgmccFeedback>) -> Vec<u8> {
+    PacketRepr {
+        sport: DPORT,
+        dport: tsi.sport,
+        gsi: tsi.gsi,
+        parity: false,
+        var_pktlen: false,
+        body,
+        options: Options {
+            pgmcc_feedback: fb,
+            ..Options::default()
+        },
+        payload: &[],
+    }
+    .to_vec()
+}
+
+/// xorshift64: forged fields, reproducible from the printed seed.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// A forged ACK or NAK (drawn from `r`) for a source whose last ODATA is `lead`: the sender
+/// to claim, the packet, and whether the source must ignore it.
+fn forge(r: u64, lead: SeqNo, now: Instant) -> (IpAddr, Vec<u8>, bool) {
+    let (acker, other) = (rx_addr(0), rx_addr(1));
+    let ts = (now.as_micros() / 1000) as u32;
+    let fb = |nla, loss| PgmccFeedback {
+        tstamp: ts,
+        loss_rate: loss,
+        nla,
+    };
+    let ack = |rx_max, bitmap| Body::Ack(Ack { rx_max, bitmap });
+    match r % 7 {
+        // The ACKer (or who claims its address) acknowledging everything: the window
+        // opens, never past its cap.
+        0 => (
+            acker,
+            upstream(TSI, ack(lead, u32::MAX), Some(fb(acker, 0))),
+            false,
+        ),
+        1 => {
+            let tsi = Tsi {
+                gsi: Gsi([9; 6]),
+                sport: TSI.sport,
+            };
+            (
+                acker,
+                upstream(tsi, ack(lead, u32::MAX), Some(fb(acker, 0))),
+                true,
+            )
+        }
+        2 => {
+            let beyond = lead.add(1 + (r >> 8) as u32 % 1_000_000);
+            (
+                acker,
+                upstream(TSI, ack(beyond, u32::MAX), Some(fb(acker, 0))),
+                true,
+            )
+        }
+        // Feedback naming someone else than its sender, or no feedback at all.
+        3 => (
+            other,
+            upstream(TSI, ack(lead, u32::MAX), Some(fb(acker, 0))),
+            true,
+        ),
+        4 => (acker, upstream(TSI, ack(lead, u32::MAX), None), true),
+        // Forged reports: random timestamps and loss rates, in ACKs and NAKs.
+        5 => {
+            let f = PgmccFeedback {
+                tstamp: (r >> 16) as u32,
+                loss_rate: (r >> 48) as u16,
+                nla: other,
+            };
+            (
+                other,
+                upstream(TSI, ack(lead, (r >> 3) as u32), Some(f)),
+                false,
+            )
+        }
+        _ => {
+            let nak = Body::Nak(Nak {
+                sqn: lead,
+                src_nla: SRC_ADDR,
+                grp_nla: GROUP,
+            });
+            let f = PgmccFeedback {
+                tstamp: (r >> 16) as u32,
+                loss_rate: (r >> 48) as u16,
+                nla: other,
+            };
+            (other, upstream(TSI, nak, Some(f)), false)
+        }
+    }
+}
+
+#[test]
+fn forged_acks_and_feedback_stay_bounded() {
+    let guard = pgm::sim::SeedGuard::from_env(0x9cc5);
+    let mut rng = guard.seed() | 1;
+    let cap = 64;
+    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
+    cfg.congestion = Congestion::Pgmcc(PgmccConfig {
+        max_window: cap,
+        ..PgmccConfig::default()
+    });
+    let mut src = Source::new(cfg);
+    let mut buf = Vec::new();
+    let mut lead = None;
+    for round in 0..20_000u64 {
+        let now = Instant::from_micros(round * 100);
+        let _ = src.send(now, &[7; 100]);
+        while src.poll_transmit(now, &mut buf).is_some() {
+            if let Ok(Body::Odata(d)) = PacketRepr::parse(&buf).map(|r| r.body) {
+                lead = Some(d.sqn);
+            }
+        }
+        let Some(lead) = lead else { continue };
+        let r = next(&mut rng);
+        let dropped = |s: &pgm::SourceStats| s.pgmcc.acks_ignored + s.ignored;
+        let before = src.stats();
+        let (from, pkt, must_be_ignored) = forge(r, lead, now);
+        src.handle_packet(now, from, SRC_ADDR, &pkt);
+        let after = src.stats();
+        let window = after.pgmcc.window;
+        assert!(window <= u64::from(cap), "window {window} past its cap");
+        if must_be_ignored {
+            // Another session's ACK is not ours at all; ours that fail validation are
+            // counted as ignored. Neither moves the window.
+            assert_eq!(dropped(&after), dropped(&before) + 1, "round {round}");
+            assert_eq!(window, before.pgmcc.window, "round {round}");
+        }
+    }
+    let s = src.stats().pgmcc;
+    println!(
+        "forged ACKs: {} received, {} ignored; window {} (cap {cap}); {} ACKer switches",
+        s.acks_received, s.acks_ignored, s.window, s.acker_switches
+    );
+    assert!(s.acks_ignored > s.acks_received / 3);
+}
+
+#[test]
+fn forged_acker_designation_is_budgeted() {
+    let me = rx_addr(0);
+    let (rate, burst) = (1000, 50);
+    let mut cfg = ReceiverConfig::new(DPORT);
+    cfg.congestion = Congestion::Pgmcc(PgmccConfig {
+        ack_rate: rate,
+        ack_burst: burst,
+        ..PgmccConfig::default()
+    });
+    cfg.nla = Some(me);
+    let mut rx = Receiver::new(cfg);
+    let forged = Tsi {
+        gsi: Gsi([6; 6]),
+        sport: 999,
+    };
+    let forger: IpAddr = "10.9.9.9".parse().unwrap();
+    let mut buf = Vec::new();
+    let mut acks = 0u64;
+    // One second of forged ODATA, 100 000 packets, each naming us ACKer.
+    for i in 0..100_000u32 {
+        let now = Instant::from_micros(u64::from(i) * 10);
+        let odata = PacketRepr {
+            sport: forged.sport,
+            dport: DPORT,
+            gsi: forged.gsi,
+            parity: false,
+            var_pktlen: false,
+            body: Body::Odata(Data {
+                sqn: SeqNo(i),
+                trail: SeqNo(0),
+            }),
+            options: Options {
+                pgmcc_data: Some(PgmccData {
+                    tstamp: i,
+                    acker: me,
+                }),
+                ..Options::default()
+            },
+            payload: b"forged",
+        }
+        .to_vec();
+        rx.handle_packet(now, forger, GROUP, &odata);
+        rx.handle_timeout(now);
+        while rx.poll_transmit(now, &mut buf).is_some() {
+            if PacketRepr::parse(&buf).is_ok_and(|r| matches!(r.body, Body::Ack(_))) {
+                acks += 1;
+            }
+        }
+        while rx.poll_event().is_some() {}
+    }
+    let s = rx.stats();
+    println!(
+        "forged ACKer designation: {acks} ACKs sent for 100000 ODATA in 1 s ({} over budget)",
+        s.pgmcc_acks_over_budget
+    );
+    assert_eq!(acks, s.pgmcc_acks_sent);
+    assert!(acks <= u64::from(burst + rate) + 1, "{acks} ACKs");
+    assert!(s.pgmcc_acks_over_budget > 90_000);
+}
