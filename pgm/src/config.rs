@@ -452,20 +452,6 @@ impl SourceConfig {
         }
     }
 
-    /// Largest TSDU of an unfragmented ODATA, room for the congestion option taken.
-    pub fn max_tsdu(&self) -> usize {
-        self.mtu
-            .max_tsdu()
-            .saturating_sub(self.congestion_overhead(false))
-    }
-
-    /// Largest TSDU of one fragment, room for the congestion option taken.
-    pub fn max_fragment_tsdu(&self) -> usize {
-        self.mtu
-            .max_fragment_tsdu()
-            .saturating_sub(self.congestion_overhead(true))
-    }
-
     /// Heartbeat and ambient SPMs as OpenPGM/libzmq send them (docs/wire-compatibility.md §9).
     #[must_use]
     pub fn with_openpgm_spm(mut self) -> Self {
@@ -477,26 +463,31 @@ impl SourceConfig {
         self
     }
 
-    /// Largest TSDU of an unfragmented ODATA: [`Mtu::max_tsdu`], or with FEC the fragment
-    /// size less the length trailer, so that every parity packet fits the MTU (it may carry an
-    /// encoded OPT_FRAGMENT and OPT_VAR_PKTLEN's 2-byte trailer whatever its group holds).
+    /// Largest TSDU of an unfragmented ODATA: [`Mtu::max_tsdu`] less room for the congestion
+    /// option; with FEC the fragment size ([`SourceConfig::max_fragment_tsdu`]), so that every
+    /// parity packet fits the MTU (it may carry an encoded OPT_FRAGMENT and OPT_VAR_PKTLEN's
+    /// 2-byte trailer whatever its group holds).
     pub fn max_tsdu(&self) -> usize {
         if self.fec.is_some() {
             self.max_fragment_tsdu()
         } else {
-            self.mtu.max_tsdu()
+            self.mtu
+                .max_tsdu()
+                .saturating_sub(self.congestion_overhead(false))
         }
     }
 
-    /// Largest TSDU of one fragment: [`Mtu::max_fragment_tsdu`], less the length trailer with
-    /// FEC (see [`SourceConfig::max_tsdu`]).
+    /// Largest TSDU of one fragment: [`Mtu::max_fragment_tsdu`] less room for the congestion
+    /// option, and less the length trailer with FEC (see [`SourceConfig::max_tsdu`]).
     pub fn max_fragment_tsdu(&self) -> usize {
-        let f = self.mtu.max_fragment_tsdu();
-        if self.fec.is_some() {
-            f.saturating_sub(crate::fec::TRAILER_LEN)
+        let trailer = if self.fec.is_some() {
+            crate::fec::TRAILER_LEN
         } else {
-            f
-        }
+            0
+        };
+        self.mtu
+            .max_fragment_tsdu()
+            .saturating_sub(self.congestion_overhead(true) + trailer)
     }
 }
 
