@@ -647,6 +647,55 @@ impl Lan {
         .map(drop)
     }
 
+    /// Limits what the bridge forwards *to* host `host` (tbf on its bridge port: a slow link
+    /// to that receiver, with a queue of `queue_bytes`, tail drop).
+    pub fn set_port_rate(
+        &self,
+        host: usize,
+        bits_per_sec: u64,
+        queue_bytes: usize,
+    ) -> io::Result<()> {
+        let port = format!("vh{}", host + 1);
+        let burst = (bits_per_sec / 8 / 250).max(4 * 1514);
+        ns_run(
+            &self.bridge_ns,
+            "tc",
+            &[
+                "qdisc",
+                "replace",
+                "dev",
+                &port,
+                "root",
+                "tbf",
+                "rate",
+                &format!("{bits_per_sec}bit"),
+                "burst",
+                &burst.to_string(),
+                "limit",
+                &queue_bytes.to_string(),
+            ],
+            None,
+        )
+        .map(drop)
+    }
+
+    /// Packets the tbf of [`Lan::set_port_rate`] dropped so far towards host `host`.
+    pub fn port_drops(&self, host: usize) -> io::Result<u64> {
+        let port = format!("vh{}", host + 1);
+        let out = ns_run(
+            &self.bridge_ns,
+            "tc",
+            &["-s", "qdisc", "show", "dev", &port],
+            None,
+        )?;
+        // "Sent N bytes M pkt (dropped D, overlimits O requeues R)"
+        out.split("dropped ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|d| d.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no drop count in: {out}")))
+    }
+
     /// Removes a rate limit set with [`Lan::set_rate`].
     pub fn clear_rate(&self, host: usize) -> io::Result<()> {
         self.hosts[host]

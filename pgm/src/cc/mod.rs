@@ -3,10 +3,10 @@
 //! (docs/congestion.md).
 //!
 //! - [`window`]: the token window W/T (PGMCC draft §2.2).
-//! - [`acks`]: what an ACK's RX_MAX and bitmap acknowledge, and the losses they show.
+//! - `acks`: what an ACK's RX_MAX and bitmap acknowledge, and the losses they show.
 //! - [`election`]: the throughput equation and the switch rule (§2.3, §2.4).
-//! - [`source`]: the source's controller: ACKer, window, timeouts.
-//! - [`receiver`]: a receiver's side: loss rate, timestamp echo, ACK bitmap.
+//! - `source`: the source's controller: ACKer, window, timeouts.
+//! - `receiver`: a receiver's side: loss rate, timestamp echo, ACK bitmap.
 //!
 //! Sans-IO like the engine: time comes in as [`crate::time::Instant`] arguments.
 

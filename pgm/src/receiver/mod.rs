@@ -358,7 +358,14 @@ impl Receiver {
         let tsi = repr.tsi();
         match repr.body {
             // Parity (RFC 3208 §11) is never data: decoded with FEC on, else counted and dropped.
-            Body::Odata(d) | Body::Rdata(d) if repr.parity && self.cfg.fec => {
+            // Parity of a second parity group (OPT_PARITY_GRP ≠ 0, index ≥ k) comes from no
+            // source we know (ours stays below k, OpenPGM never sends the option): dropped
+            // rather than mistaken for the first group's index.
+            Body::Odata(d) | Body::Rdata(d)
+                if repr.parity
+                    && self.cfg.fec
+                    && repr.options.parity_grp.is_none_or(|g| g == 0) =>
+            {
                 self.on_parity(now, tsi, d, &repr);
             }
             Body::Ncf(ncf) if repr.parity && self.cfg.fec => {
