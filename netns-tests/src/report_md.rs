@@ -15,8 +15,12 @@ pub const ASYNC_HEADING: &str = "## Async vs blocking subscriber";
 /// namespace tests, docs/fec.md).
 pub const FEC_HEADING: &str = "## FEC (forward error correction)";
 
+/// The section of `BENCHMARKS.md` kept by hand (PGMCC figures from the simulator and the
+/// namespace tests, docs/congestion.md).
+pub const PGMCC_HEADING: &str = "## Congestion control (PGMCC)";
+
 /// The sections of `BENCHMARKS.md` that `scripts/bench` keeps as they are.
-pub const FOREIGN_SECTIONS: [&str; 3] = [SOAK_HEADING, ASYNC_HEADING, FEC_HEADING];
+pub const FOREIGN_SECTIONS: [&str; 4] = [SOAK_HEADING, ASYNC_HEADING, FEC_HEADING, PGMCC_HEADING];
 
 /// `existing` with its section `heading` (up to the next `## ` heading or the end) replaced by
 /// `section`, or with `section` appended when there is none.

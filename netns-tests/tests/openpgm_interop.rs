@@ -254,14 +254,16 @@ fn openpgm_to_ours_on(name: &str, (encap, iface): (Encap, Iface), shape: &Shape,
 }
 
 /// Issue 15: an OpenPGM source with on-demand parity (groups of 16; the only FEC mode of it that
-/// does not crash, the brief §1.7–§1.8) → our `pgm-recv --fec-receive`, 5 % loss.
+/// does not crash at once, the brief §1.7–§1.8) → our `pgm-recv --fec-receive`, 5 % loss.
 ///
 /// OpenPGM sets only the 0x02 bit of OPT_PARITY_PRM, the RFC's *pro-active* bit, so our
 /// receiver (which reads the bits as the RFC defines them) expects pro-active parity, gets
-/// none, and repairs selectively. Meanwhile `pgm-spray` on host 3 sends parity NAKs to the
-/// source, as a FEC receiver of OpenPGM's reading would: OpenPGM confirms them with parity NCFs
-/// and multicasts parity RDATA with a wrong checksum (and zeroed ports), which our receiver
-/// counts and drops. It still gets everything.
+/// none, and repairs selectively: phase 1, complete. Phase 2, a second OpenPGM run: `pgm-spray`
+/// on host 3 sends the parity NAKs a receiver of OpenPGM's reading would: OpenPGM confirms them
+/// with parity NCFs and multicasts parity RDATA with a wrong checksum (and zeroed ports), which
+/// our receiver counts and drops, rebuilding nothing. OpenPGM's source sometimes aborts
+/// (SIGABRT) on parity NAKs — after 14 in one run, after ~100 in others — so phase 2 does not
+/// ask for completeness, only that ours stays sound.
 fn openpgm_on_demand_fec_to_ours(name: &str, encap: Encap) {
     if !require(name, &[Need::OpenPgm]) {
         return;
@@ -272,15 +274,43 @@ fn openpgm_on_demand_fec_to_ours(name: &str, encap: Encap) {
     let peer = openpgm_peer().expect("building the OpenPGM peer");
     let lan = Lan::new(3).expect("building the LAN");
     lan.set_loss(1, LOSS_5, 0).expect("setting loss");
-    let filter = format!("ip proto 113 or udp port {PORT}");
-    let cap = capture_for_tshark(&lan, name, &filter);
-    let start = now();
+    let openpgm = |lan: &Lan| {
+        let mut args = peer_args(lan, 0, (encap, Iface::Addr), &SMALL);
+        args.linger_s = LIMIT.as_secs_f64();
+        args.timeout_s = LIMIT.as_secs_f64();
+        // Slower than SMALL's rate so that the sprayer's parity NAKs meet the run.
+        args.rate = 200_000;
+        args.extra = vec!["--fec-ondemand".into(), "16".into()];
+        let mut tx = lan
+            .host(0)
+            .spawn(&peer, &args.to_args(true))
+            .expect("spawning the OpenPGM sender");
+        tx.wait_ready(Duration::from_secs(10))
+            .expect("OpenPGM sender ready");
+        tx
+    };
     let mut recv = RecvOpts::new(Some(SMALL.count), 10.0);
     recv.extra = vec!["--fec-receive".into()];
+
+    // Phase 1: selective repair, complete.
+    let start = now();
     let rx =
         spawn_recv_joined(lan.host(1), encap, Iface::Addr, PORT, &recv).expect("starting pgm-recv");
-    // A few parity NAKs (≤ 15): OpenPGM's source answers each with a parity NCF and a parity
-    // packet, but aborted (SIGABRT) in one of three runs that sent it ~100.
+    let tx = openpgm(&lan);
+    let rx = wait_one(rx, start + LIMIT);
+    let tx = stop(tx, Duration::from_secs(5));
+    let (dropped, _) = lan.dropped(1).expect("drop counters");
+    report(name, start.elapsed(), dropped, &tx, &rx);
+    let mut problems = complete_problems(&rx, SMALL.count);
+    if rx.u("parity_naks_sent") != 0 || rx.u("naks_sent") == 0 {
+        problems.push("want selective NAKs only towards an OpenPGM source".to_owned());
+    }
+
+    // Phase 2: parity NAKs from a third host; OpenPGM's answers dropped by ours.
+    let filter = format!("ip proto 113 or udp port {PORT}");
+    let cap = capture_for_tshark(&lan, name, &filter);
+    let rx2 =
+        spawn_recv_joined(lan.host(1), encap, Iface::Addr, PORT, &recv).expect("starting pgm-recv");
     let spray = spawn_spray(
         &lan,
         2,
@@ -290,38 +320,23 @@ fn openpgm_on_demand_fec_to_ours(name: &str, encap: Encap) {
         Duration::from_secs(3),
         &["--kinds", "parity-nak", "--pps", "5"],
     );
-    let mut args = peer_args(&lan, 0, (encap, Iface::Addr), &SMALL);
-    args.linger_s = LIMIT.as_secs_f64();
-    args.timeout_s = LIMIT.as_secs_f64();
-    // Slower than SMALL's rate so that the sprayer's parity NAKs meet the run.
-    args.rate = 200_000;
-    args.extra = vec!["--fec-ondemand".into(), "16".into()];
-    let mut tx = lan
-        .host(0)
-        .spawn(&peer, &args.to_args(true))
-        .expect("spawning the OpenPGM sender");
-    tx.wait_ready(Duration::from_secs(10))
-        .expect("OpenPGM sender ready");
-    let rx = wait_one(rx, start + LIMIT);
-    let elapsed = start.elapsed();
-    let tx = stop(tx, Duration::from_secs(5));
+    let tx2 = openpgm(&lan);
+    let rx2 = wait_one(rx2, now() + LIMIT);
+    let tx2 = stop(tx2, Duration::from_secs(5));
     let spray = stop(spray, Duration::from_secs(5));
-    let (dropped, _) = lan.dropped(1).expect("drop counters");
-    report(name, elapsed, dropped, &tx, &rx);
-
-    let mut problems = complete_problems(&rx, SMALL.count);
-    problems.extend(crash_problems(&rx, 128 * 1024));
+    if let Some(sig) = tx2.crash_signal() {
+        eprintln!("{name}: OpenPGM's source died of signal {sig} on parity NAKs (its bug)");
+    } else {
+        problems.extend(complete_problems(&rx2, SMALL.count));
+    }
+    problems.extend(crash_problems(&rx2, 128 * 1024));
+    for k in ["corrupt", "duplicates", "fec_recovered"] {
+        if rx2.get(k) != Some(0) {
+            problems.push(format!("phase 2: {k} = {:?}", rx2.get(k)));
+        }
+    }
     if sent_kind(&spray, "parity-nak") == 0 {
         problems.push(format!("pgm-spray sent no parity NAKs: {}", spray.json));
-    }
-    if rx.u("fec_recovered") != 0 {
-        problems.push(format!(
-            "our receiver rebuilt {} packets from OpenPGM's parity, which is never well-formed",
-            rx.u("fec_recovered")
-        ));
-    }
-    if rx.u("checksum_errors") == 0 {
-        problems.push("our receiver saw none of OpenPGM's bad-checksum parity".to_owned());
     }
     if let Some(mut c) = cap {
         let _ = c.stop();
@@ -332,10 +347,12 @@ fn openpgm_on_demand_fec_to_ours(name: &str, encap: Encap) {
                 if n("NCF", true).is_none() {
                     problems.push(format!("no parity NCF from OpenPGM: {counts:?}"));
                 }
-                if n("RDATA", false).is_none() || n("RDATA", true).is_some() {
-                    problems.push(format!(
-                        "want OpenPGM's parity RDATA, all with bad checksums: {counts:?}"
-                    ));
+                if n("RDATA", true).is_some() {
+                    problems.push(format!("OpenPGM parity with a good checksum: {counts:?}"));
+                }
+                // What OpenPGM multicast as parity reached ours and failed the checksum.
+                if n("RDATA", false).is_some() && rx2.u("checksum_errors") == 0 {
+                    problems.push("our receiver saw none of OpenPGM's bad parity".to_owned());
                 }
                 if problems.is_empty() {
                     let _ = std::fs::remove_file(c.path());
@@ -344,7 +361,7 @@ fn openpgm_on_demand_fec_to_ours(name: &str, encap: Encap) {
             Err(e) => problems.push(format!("tshark: {e}")),
         }
     }
-    assert_no_problems(name, &problems, &[&tx, &rx, &spray]);
+    assert_no_problems(name, &problems, &[&tx, &rx, &tx2, &rx2, &spray]);
 }
 
 /// Our `pgm-send` on host 1 → OpenPGM receiver on host 2 (5 % ingress loss).

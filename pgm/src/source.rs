@@ -837,6 +837,9 @@ impl Source {
             // RFC 3208 §5.3: RDATA carries the current trail (docs/wire-compatibility.md §6).
             self.emit_data(now, buf, Body::Rdata(Data { sqn, trail }), &p);
             self.stats.rdata_sent += 1;
+            if let Some(cc) = self.cc.as_mut() {
+                cc.on_repair_sent();
+            }
             self.stats.rdata_bytes += p.payload.len() as u64;
             self.charge(now, buf.len(), true);
             self.reset_heartbeat(now);
@@ -955,6 +958,9 @@ impl Source {
         }
         if repair {
             self.stats.on_demand_parity_sent += 1;
+            if let Some(cc) = self.cc.as_mut() {
+                cc.on_repair_sent();
+            }
         } else {
             self.stats.parity_sent += 1;
         }

@@ -79,11 +79,28 @@ pub struct SendReport {
     pub parity_sent: u64,
     /// Times the path refused UDP GSO (EPGM; then it is off for the socket).
     pub gso_refused: u64,
+    /// PGMCC (`--congestion pgmcc`): ACKer switches, loss events and ACK timeouts.
+    pub pgmcc: Option<(u64, u64, u64)>,
     /// CLOCK_MONOTONIC (ns) when the last message was on the wire (benchmark repair tails).
     pub last_mono_ns: u64,
 }
 
 impl SendReport {
+    /// The socket's counters that go into the report.
+    fn add_counters(&mut self, st: &pgm::socket::SendStats) {
+        self.naks_received = st.engine.naks_received;
+        self.ncf_sent = st.engine.ncf_sent;
+        self.rdata_sent = st.engine.rdata_sent;
+        self.parity_sent = st.engine.parity_sent + st.engine.on_demand_parity_sent;
+        self.gso_refused = st.io.transport.gso_refused;
+        let cc = &st.engine.pgmcc;
+        self.pgmcc = (cc.acks_received + cc.acker_switches > 0).then_some((
+            cc.acker_switches,
+            cc.loss_events,
+            cc.timeouts,
+        ));
+    }
+
     /// The one JSON line.
     pub fn to_json(&self) -> String {
         let mut fields = sender_fields(
@@ -94,6 +111,11 @@ impl SendReport {
         );
         fields.push(("parity_sent", self.parity_sent.into()));
         fields.push(("gso_refused", self.gso_refused.into()));
+        if let Some((switches, losses, timeouts)) = self.pgmcc {
+            fields.push(("pgmcc_acker_switches", switches.into()));
+            fields.push(("pgmcc_loss_events", losses.into()));
+            fields.push(("pgmcc_timeouts", timeouts.into()));
+        }
         fields.push(("last_mono_ns", self.last_mono_ns.into()));
         json_line(&fields)
     }
@@ -195,11 +217,7 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
     sock.close()?;
     let st = sock.stats();
-    report.naks_received = st.engine.naks_received;
-    report.ncf_sent = st.engine.ncf_sent;
-    report.rdata_sent = st.engine.rdata_sent;
-    report.parity_sent = st.engine.parity_sent + st.engine.on_demand_parity_sent;
-    report.gso_refused = st.io.transport.gso_refused;
+    report.add_counters(&st);
     if let Some(e) = &st.last_send_error {
         if !args.common.quiet {
             eprintln!("pgm-send: {} send errors, last: {e}", st.io.send_errors);

@@ -107,6 +107,14 @@ impl Controller {
         self.window.can_send()
     }
 
+    /// A repair (RDATA, on-demand parity) went out. Never held back by the window (the repair
+    /// budget bounds repairs, and they must not starve: OpenPGM's trap), but it takes a token
+    /// all the same, T going below zero if need be: what the ACKer's path carries stays within
+    /// the window, and repairs are paid for with new data, as TCP's retransmissions are.
+    pub(crate) fn on_repair_sent(&mut self) {
+        self.window.on_send();
+    }
+
     /// ODATA `sqn` (or pro-active parity: `None`) went out: it takes a token and starts the
     /// ACK timeout (§2.7).
     pub(crate) fn on_odata_sent(&mut self, now: Instant, sqn: Option<SeqNo>) {
@@ -209,8 +217,14 @@ impl Controller {
             Some(a) if !replaces_acker(m2, a.m2, self.cfg.switch_factor) => Some(false),
             acker => {
                 // §3: with no ACKer the first reporter is elected and earns a token.
-                if acker.is_none() {
-                    self.window.grant(1);
+                match acker {
+                    None => self.window.grant(1),
+                    // A worse receiver takes over: the window shrinks with the throughput
+                    // ratio (M ∝ 1 / throughput), or a window opened by a fast ACKer's ACKs
+                    // floods the slow path for several of its RTTs.
+                    Some(old) => self
+                        .window
+                        .scale((old.m2 / m2).sqrt(), self.cfg.initial_window),
                 }
                 *acker = Some(Acker {
                     nla: fb.nla,

@@ -83,6 +83,18 @@ impl Window {
         self.clamp();
     }
 
+    /// A new ACKer whose path carries `factor` (< 1) times the old one's throughput: the
+    /// window shrinks with it, to no less than `initial` (unused tokens too), so that the
+    /// window a fast ACKer opened does not flood the slow one's path.
+    pub fn scale(&mut self, factor: f64, initial: u32) {
+        let w = (self.w * factor.clamp(0.0, 1.0)).max(f64::from(initial.max(1)));
+        if w < self.w {
+            self.w = w;
+            self.t = self.t.min(w);
+            self.clamp();
+        }
+    }
+
     /// PGMCC draft §2.7 / §3 "on timeout expiration": W = T = `initial`.
     pub fn reset(&mut self, initial: u32) {
         self.w = f64::from(initial.max(1));
@@ -122,6 +134,21 @@ mod tests {
         }
         assert!((w.size() - 4.9).abs() < 0.1, "{}", w.size());
         assert!(w.tokens() <= w.size());
+    }
+
+    #[test]
+    fn a_slower_acker_scales_the_window_down() {
+        let mut w = Window::new(4, 4, 1024);
+        for _ in 0..4000 {
+            w.on_acked(1);
+        }
+        let big = w.size();
+        w.scale(0.5, 4);
+        assert!((w.size() - big / 2.0).abs() < 1e-9 && w.tokens() <= w.size());
+        w.scale(1e-6, 4);
+        assert_eq!(w.size(), 4.0);
+        w.scale(2.0, 4);
+        assert_eq!(w.size(), 4.0, "never grows");
     }
 
     #[test]
