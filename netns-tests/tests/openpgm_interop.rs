@@ -109,6 +109,12 @@ const LONG_WIDE: Shape = Shape {
     openpgm_window: 30_000,
     ..LONG
 };
+/// PGMCC runs, both ways: OpenPGM's PGMCC source gets at most one window per ACK, so fewer
+/// messages than [`SMALL`].
+const PGMCC: Shape = Shape {
+    count: 1000,
+    ..SMALL
+};
 const FRAGMENTED: Shape = Shape {
     count: 100,
     size: 20 * 1024,
@@ -203,20 +209,43 @@ fn openpgm_to_ours_v6(name: &str, encap: Encap, shape: &Shape, loss_permille: u3
 }
 
 fn openpgm_to_ours_on(name: &str, (encap, iface): (Encap, Iface), shape: &Shape, loss: u32) {
+    openpgm_to_ours_with(name, (encap, iface), shape, loss, &[], &[]);
+}
+
+/// Issue 16: an OpenPGM PGMCC source → our `pgm-recv --congestion pgmcc`, the only receiver and
+/// so the ACKer, at 5 % loss. OpenPGM stalls 3 s at the start (its first ACK grants no token,
+/// docs/congestion.md) and takes RDATA from the window's tokens; our ACKs must keep it going.
+fn openpgm_pgmcc_to_ours(name: &str, encap: Encap) {
+    openpgm_to_ours_with(
+        name,
+        (encap, Iface::Addr),
+        &PGMCC,
+        LOSS_5,
+        &["--pgmcc"],
+        &["--congestion", "pgmcc"],
+    );
+}
+
+/// OpenPGM sender (with `peer_extra` flags) → our `pgm-recv --verify` (with `recv_extra`).
+fn openpgm_to_ours_with(
+    name: &str,
+    (encap, iface): (Encap, Iface),
+    shape: &Shape,
+    loss: u32,
+    peer_extra: &[&str],
+    recv_extra: &[&str],
+) {
+    let pgmcc = !recv_extra.is_empty();
     let Some((_serial, peer, lan, cap)) = setup(name, loss, iface) else {
         return;
     };
     let start = now();
 
-    let rx = spawn_recv_joined(
-        lan.host(1),
-        encap,
-        iface,
-        PORT,
-        &RecvOpts::new(Some(shape.count), 10.0),
-    )
-    .expect("starting pgm-recv");
+    let mut recv = RecvOpts::new(Some(shape.count), 10.0);
+    recv.extra = recv_extra.iter().map(|&a| a.to_owned()).collect();
+    let rx = spawn_recv_joined(lan.host(1), encap, iface, PORT, &recv).expect("starting pgm-recv");
     let mut args = peer_args(&lan, 0, (encap, iface), shape);
+    args.extra = peer_extra.iter().map(|&a| a.to_owned()).collect();
     // Linger until stopped (after our receiver finished), never past the limit.
     args.linger_s = LIMIT.as_secs_f64();
     args.timeout_s = LIMIT.as_secs_f64();
@@ -236,6 +265,9 @@ fn openpgm_to_ours_on(name: &str, (encap, iface): (Encap, Iface), shape: &Shape,
     let mut problems = complete_problems(&rx, shape.count);
     if rx.u("naks_sent") == 0 {
         problems.push("our receiver sent no NAKs".to_owned());
+    }
+    if pgmcc && rx.u("pgmcc_acks_sent") == 0 {
+        problems.push("our receiver sent no PGMCC ACKs".to_owned());
     }
     if tx.get("sent") != Some(shape.count) {
         problems.push(format!("OpenPGM sender sent {:?}", tx.get("sent")));
@@ -366,12 +398,24 @@ fn openpgm_on_demand_fec_to_ours(name: &str, encap: Encap) {
 
 /// Our `pgm-send` on host 1 → OpenPGM receiver on host 2 (5 % ingress loss).
 fn ours_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
-    ours_to(name, (encap, Iface::Addr), shape, &[]);
+    ours_to(name, (encap, Iface::Addr), shape, (&[], &[]));
 }
 
 /// [`ours_to_openpgm`] over IPv6.
 fn ours_to_openpgm_v6(name: &str, encap: Encap, shape: &Shape) {
-    ours_to(name, (encap, Iface::Addr6), shape, &[]);
+    ours_to(name, (encap, Iface::Addr6), shape, (&[], &[]));
+}
+
+/// Issue 16: our PGMCC source (`--congestion pgmcc`, capped at the shape's rate) → an OpenPGM
+/// PGMCC receiver, which is elected ACKer by its first ACK: its ACKs (`loss_rate` always 0)
+/// must drive our window to the end of the run.
+fn ours_pgmcc_to_openpgm(name: &str, encap: Encap) {
+    ours_to(
+        name,
+        (encap, Iface::Addr),
+        &PGMCC,
+        (&["--congestion", "pgmcc"], &["--pgmcc"]),
+    );
 }
 
 /// Issue 15: our source with parity on demand (`--fec 16`) serving OpenPGM receivers, which
@@ -379,17 +423,24 @@ fn ours_to_openpgm_v6(name: &str, encap: Encap, shape: &Shape) {
 /// OPT_PARITY_PRM's 0x01 bit (the RFC's O, OpenPGM's "pro-active") turning on their FEC
 /// handling does them no harm without parity.
 fn ours_on_demand_fec_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
-    ours_to(name, (encap, Iface::Addr), shape, &["--fec", "16"]);
+    ours_to(name, (encap, Iface::Addr), shape, (&["--fec", "16"], &[]));
 }
 
-/// Our `pgm-send` (with `extra` flags) → the OpenPGM receiver, 5 % loss.
-fn ours_to(name: &str, (encap, iface): (Encap, Iface), shape: &Shape, extra: &[&str]) {
+/// Our `pgm-send` (with `extra` flags) → the OpenPGM receiver (with `peer_extra`), 5 % loss.
+fn ours_to(
+    name: &str,
+    (encap, iface): (Encap, Iface),
+    shape: &Shape,
+    (extra, peer_extra): (&[&str], &[&str]),
+) {
+    let pgmcc = !peer_extra.is_empty();
     let Some((_serial, peer, lan, cap)) = setup(name, LOSS_5, iface) else {
         return;
     };
     let start = now();
 
-    let args = peer_args(&lan, 1, (encap, iface), shape);
+    let mut args = peer_args(&lan, 1, (encap, iface), shape);
+    args.extra = peer_extra.iter().map(|&a| a.to_owned()).collect();
     let mut rx = lan
         .host(1)
         .spawn(&peer, &args.to_args(false))
@@ -420,6 +471,9 @@ fn ours_to(name: &str, (encap, iface): (Encap, Iface), shape: &Shape, extra: &[&
     }
     if dropped == 0 {
         problems.push("the loss rule dropped nothing".to_owned());
+    }
+    if pgmcc && tx.u("pgmcc_acks_received") == 0 {
+        problems.push("pgm-send got no PGMCC ACKs from OpenPGM".to_owned());
     }
     if tx.get("parity_sent").is_some_and(|n| n > 0) {
         problems.push(format!(
@@ -474,4 +528,8 @@ named_tests! {
     ours_to_openpgm_epgm_small => ours_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_raw_fragmented => ours_to_openpgm(Encap::Raw, &FRAGMENTED);
     ours_to_openpgm_epgm_fragmented => ours_to_openpgm(Encap::Udp, &FRAGMENTED);
+    ours_pgmcc_to_openpgm_raw => ours_pgmcc_to_openpgm(Encap::Raw);
+    ours_pgmcc_to_openpgm_epgm => ours_pgmcc_to_openpgm(Encap::Udp);
+    openpgm_pgmcc_to_ours_raw => openpgm_pgmcc_to_ours(Encap::Raw);
+    openpgm_pgmcc_to_ours_epgm => openpgm_pgmcc_to_ours(Encap::Udp);
 }

@@ -34,8 +34,8 @@ use crate::{
                   unless --timeout says otherwise; without either it waits forever unless \
                   --timeout is given. --timeout 0 means forever.\n\
                   --verify prints one JSON line at the end: received, gaps, duplicates, corrupt, \
-                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, fec_recovered, parity_naks_sent, first_seq, last_seq, senders, \
-                  parse_errors, checksum_errors, source_filtered; \
+                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, fec_recovered, parity_naks_sent, pgmcc_acks_sent, first_seq, last_seq, \
+                  senders, parse_errors, checksum_errors, source_filtered; \
                   it exits 1 when gaps, corrupt or unrecoverable are not 0 or fewer than --count \
                   messages arrived."
 )]
@@ -163,6 +163,7 @@ impl Verifier {
             ("naks_sent", engine.naks_sent.into()),
             ("fec_recovered", engine.fec_recovered.into()),
             ("parity_naks_sent", engine.parity_naks_sent.into()),
+            ("pgmcc_acks_sent", engine.pgmcc_acks_sent.into()),
             ("first_seq", self.first_seq.into()),
             ("last_seq", self.last_seq.into()),
             ("senders", senders.into()),
@@ -192,6 +193,8 @@ pub struct EngineCounts {
     pub source_filtered: u64,
     /// Parity NAK packets sent (FEC on demand).
     pub parity_naks_sent: u64,
+    /// PGMCC ACKs sent (as the source's ACKer, or in its elections).
+    pub pgmcc_acks_sent: u64,
 }
 
 /// How a `pgm-recv` run ended.
@@ -308,6 +311,7 @@ pub fn run_recv(
             checksum_errors: stats.engine.checksum_errors,
             source_filtered: stats.io.transport.source_filtered,
             parity_naks_sent: stats.engine.parity_naks_sent,
+            pgmcc_acks_sent: stats.engine.pgmcc_acks_sent,
             last_mono_ns: activity
                 .first
                 .map_or(0, |_| mono_base + activity.last.as_nanos() as u64),

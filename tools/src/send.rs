@@ -79,10 +79,23 @@ pub struct SendReport {
     pub parity_sent: u64,
     /// Times the path refused UDP GSO (EPGM; then it is off for the socket).
     pub gso_refused: u64,
-    /// PGMCC (`--congestion pgmcc`): ACKer switches, loss events and ACK timeouts.
-    pub pgmcc: Option<(u64, u64, u64)>,
+    /// PGMCC (`--congestion pgmcc`), once an ACK arrived.
+    pub pgmcc: Option<PgmccReport>,
     /// CLOCK_MONOTONIC (ns) when the last message was on the wire (benchmark repair tails).
     pub last_mono_ns: u64,
+}
+
+/// PGMCC counters of a [`SendReport`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgmccReport {
+    /// ACKs that reached the congestion controller.
+    pub acks_received: u64,
+    /// ACKer changes (the first election included).
+    pub acker_switches: u64,
+    /// Losses the ACKs reported (window halvings).
+    pub loss_events: u64,
+    /// ACK timeouts (window reset).
+    pub timeouts: u64,
 }
 
 impl SendReport {
@@ -94,11 +107,12 @@ impl SendReport {
         self.parity_sent = st.engine.parity_sent + st.engine.on_demand_parity_sent;
         self.gso_refused = st.io.transport.gso_refused;
         let cc = &st.engine.pgmcc;
-        self.pgmcc = (cc.acks_received + cc.acker_switches > 0).then_some((
-            cc.acker_switches,
-            cc.loss_events,
-            cc.timeouts,
-        ));
+        self.pgmcc = (cc.acks_received + cc.acker_switches > 0).then_some(PgmccReport {
+            acks_received: cc.acks_received,
+            acker_switches: cc.acker_switches,
+            loss_events: cc.loss_events,
+            timeouts: cc.timeouts,
+        });
     }
 
     /// The one JSON line.
@@ -111,10 +125,11 @@ impl SendReport {
         );
         fields.push(("parity_sent", self.parity_sent.into()));
         fields.push(("gso_refused", self.gso_refused.into()));
-        if let Some((switches, losses, timeouts)) = self.pgmcc {
-            fields.push(("pgmcc_acker_switches", switches.into()));
-            fields.push(("pgmcc_loss_events", losses.into()));
-            fields.push(("pgmcc_timeouts", timeouts.into()));
+        if let Some(cc) = &self.pgmcc {
+            fields.push(("pgmcc_acks_received", cc.acks_received.into()));
+            fields.push(("pgmcc_acker_switches", cc.acker_switches.into()));
+            fields.push(("pgmcc_loss_events", cc.loss_events.into()));
+            fields.push(("pgmcc_timeouts", cc.timeouts.into()));
         }
         fields.push(("last_mono_ns", self.last_mono_ns.into()));
         json_line(&fields)

@@ -25,6 +25,9 @@ pub(crate) struct Reporter {
     bitmap: u32,
     /// The latest OPT_PGMCC_DATA timestamp and when it arrived (§2.5.1).
     tstamp: Option<(u32, Instant)>,
+    /// The ACKer the latest ODATA named (unspecified: an election). RDATA is judged by it:
+    /// OpenPGM's RDATA repeats the option of the original ODATA, ACKer included.
+    pub(crate) acker: Option<IpAddr>,
     /// An election report is due then (§2.3.1).
     pub(crate) report_due: Option<Instant>,
     /// When the last election report was scheduled: one per election back-off interval.
@@ -39,6 +42,7 @@ impl Reporter {
             rx_max: None,
             bitmap: 0,
             tstamp: None,
+            acker: None,
             report_due: None,
             last_report: None,
             acks: TokenBucket::new(

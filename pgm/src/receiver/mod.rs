@@ -1387,10 +1387,19 @@ impl Receiver {
             odata,
             f64::from(cc.loss_weight) / 65536.0,
         );
-        if pd.acker == me {
+        // The ACKer is who the latest ODATA names; a repair repeats what its original said
+        // (OpenPGM), which is stale: the ACKer ACKs repairs too, so that the source gets
+        // its tokens back for them.
+        let acker = if odata {
+            r.acker = Some(pd.acker);
+            pd.acker
+        } else {
+            r.acker.unwrap_or(pd.acker)
+        };
+        if acker == me {
             r.report_due = None;
             self.send_ack(now, tsi);
-        } else if pd.acker.is_unspecified() {
+        } else if acker.is_unspecified() {
             let wait_us = u64::try_from(cc.election_bo_ivl.as_micros()).unwrap_or(u64::MAX);
             let wait = Duration::from_micros(self.rng.gen_range(0..=wait_us));
             r.election(now, cc.election_bo_ivl, wait);
