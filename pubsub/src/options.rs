@@ -7,7 +7,11 @@ use pgm::{
     Mtu,
 };
 
-use crate::{decoder::DEFAULT_MAX_MESSAGE_SIZE, encoder::DEFAULT_LINGER};
+use crate::{
+    decoder::DEFAULT_MAX_MESSAGE_SIZE,
+    encoder::DEFAULT_LINGER,
+    shard::{Shard, ShardError},
+};
 
 /// Options of both sides; each side reads the fields it needs. Build with
 /// [`Options::default`] and the `with_*` methods.
@@ -26,6 +30,10 @@ pub struct Options {
     pub max_payload: Option<usize>,
     /// Subscriber: largest message (all frames) delivered; longer ones are decode errors.
     pub max_message_size: usize,
+    /// Topic prefix → multicast group (docs/sharding.md), read by
+    /// [`crate::ShardedPublisher`] and [`crate::ShardedSubscriber`]; a plain
+    /// [`crate::Publisher`] or [`crate::Subscriber`] refuses a non-empty list.
+    pub shards: Vec<Shard>,
 }
 
 impl Default for Options {
@@ -35,6 +43,7 @@ impl Default for Options {
             batch_linger: DEFAULT_LINGER,
             max_payload: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            shards: Vec::new(),
         }
     }
 }
@@ -75,6 +84,23 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::shards`].
+    #[must_use]
+    pub fn with_shards(mut self, shards: Vec<Shard>) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Fails when [`Options::shards`] is set: a one-group publisher or subscriber would
+    /// silently ignore it.
+    pub(crate) fn check_unsharded(&self) -> Result<(), ConnectError> {
+        if self.shards.is_empty() {
+            Ok(())
+        } else {
+            Err(ConnectError::Sharded)
+        }
+    }
+
     /// The APDU size a publisher uses over a transport with `ip_overhead` header bytes.
     pub(crate) fn payload_for(&self, ip_overhead: usize) -> Result<usize, ConnectError> {
         let mtu = Mtu {
@@ -108,6 +134,12 @@ pub enum ConnectError {
         /// The transport's largest unfragmented TSDU.
         limit: usize,
     },
+    /// [`Options::shards`] does not fit the endpoint.
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    /// [`Options::shards`] given to a one-group publisher or subscriber.
+    #[error("options name shards: open a ShardedPublisher or ShardedSubscriber")]
+    Sharded,
 }
 
 #[cfg(test)]
