@@ -120,7 +120,8 @@ fn send_error(e: pubsub::SendError) -> ToolError {
                   Prints one JSON line on stdout at the end: sent, bytes (topic + payload), \
                   elapsed_s (first send until the last APDU was on the wire), msgs_per_s, \
                   naks_received, ncf_sent, rdata_sent, apdus, max_payload; with --shard also \
-                  shards: [{group, prefixes, tsi, sent, apdus, naks_received, rdata_sent}], \
+                  shards: [{group, prefixes, tsi, sent, apdus, naks_received, rdata_sent, \
+                  spm_sent, wire_bytes (IP headers included)}], \
                   the endpoint's group first.\n\
                   --shard PREFIX=GROUP sends topics starting with PREFIX to GROUP (same \
                   interface and port; longest prefix wins; other topics go to the endpoint's \
@@ -359,6 +360,25 @@ impl Pub {
         }
     }
 
+    /// Says on stderr where it publishes, and as which session(s).
+    fn announce(&self, endpoint: &str) {
+        eprintln!(
+            "pgm-pub: publishing on {endpoint} as {} (APDUs of at most {} bytes)",
+            self.tsi(),
+            self.max_payload()
+        );
+        if let Pub::Sharded(p) = self {
+            for s in p.shard_stats().iter().skip(1) {
+                let prefixes: Vec<_> = s
+                    .prefixes
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p))
+                    .collect();
+                eprintln!("pgm-pub: shard {} as {}: {prefixes:?}", s.group, s.tsi);
+            }
+        }
+    }
+
     /// With `--shard`: each group's JSON entry.
     fn shard_report(&self) -> Vec<serde_json::Value> {
         let Pub::Sharded(p) = self else {
@@ -377,6 +397,8 @@ impl Pub {
                         ("apdus", s.stats.encoder.apdus.into()),
                         ("naks_received", e.naks_received.into()),
                         ("rdata_sent", e.rdata_sent.into()),
+                        ("spm_sent", e.spm_sent.into()),
+                        ("wire_bytes", e.wire_bytes.into()),
                     ],
                 )
             })
@@ -394,21 +416,7 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
     let max_payload = publisher.max_payload();
     let quiet = args.common.quiet;
     if !quiet {
-        eprintln!(
-            "pgm-pub: publishing on {} as {} (APDUs of at most {max_payload} bytes)",
-            args.endpoint,
-            publisher.tsi()
-        );
-        if let Pub::Sharded(p) = &publisher {
-            for s in p.shard_stats().iter().skip(1) {
-                let prefixes: Vec<_> = s
-                    .prefixes
-                    .iter()
-                    .map(|p| String::from_utf8_lossy(p))
-                    .collect();
-                eprintln!("pgm-pub: shard {} as {}: {prefixes:?}", s.group, s.tsi);
-            }
-        }
+        publisher.announce(&args.endpoint);
     }
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !quiet);

@@ -181,7 +181,7 @@ fn print_message(out: &mut dyn Write, m: &Message) -> io::Result<()> {
 enum Sub {
     Blocking(Subscriber),
     Tokio(Runtime, AsyncSubscriber),
-    Sharded(ShardedSubscriber),
+    Sharded(Box<ShardedSubscriber>),
 }
 
 /// The counters `pgm-sub` reports, over all sessions.
@@ -311,7 +311,7 @@ fn open_sub(args: &SubArgs) -> Result<Sub, ToolError> {
                 sub.joined_groups()
             );
         }
-        return Ok(Sub::Sharded(sub));
+        return Ok(Sub::Sharded(Box::new(sub)));
     }
     let mut sub = Subscriber::connect(&args.endpoint, &opts).map_err(connect_error)?;
     for p in &args.subscribe {

@@ -160,12 +160,11 @@ impl ShardMap {
                     endpoint: group,
                 });
             }
-            let g = match map.groups.iter().position(|&g| g == s.group) {
-                Some(g) => g,
-                None => {
-                    map.groups.push(s.group);
-                    map.groups.len() - 1
-                }
+            let g = if let Some(g) = map.groups.iter().position(|&g| g == s.group) {
+                g
+            } else {
+                map.groups.push(s.group);
+                map.groups.len() - 1
             };
             if map.prefixes.insert(s.prefix.clone(), g).is_some() {
                 return Err(ShardError::Duplicate(s.clone()));

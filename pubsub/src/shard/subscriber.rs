@@ -205,10 +205,10 @@ impl ShardedSubscriber {
                 Wait::For(t) => {
                     let now = self.clock.elapsed();
                     let d = *deadline.get_or_insert(now + t);
-                    if now >= d {
-                        return Err(RecvError::Timeout);
+                    match d.checked_sub(now) {
+                        Some(left) if !left.is_zero() => Some(left),
+                        _ => return Err(RecvError::Timeout),
                     }
-                    Some(d - now)
                 }
             };
             match self.joined.as_mut_slice() {
@@ -222,7 +222,7 @@ impl ShardedSubscriber {
                 // Nothing joined, nothing to come: wait out the time.
                 [] => match left {
                     Some(left) => std::thread::sleep(left),
-                    None => std::thread::sleep(Duration::from_secs(3600)),
+                    None => std::thread::sleep(Duration::from_hours(1)),
                 },
                 subs => {
                     let fds: Vec<_> = subs.iter().map(|(_, s)| s.as_raw_fd()).collect();
