@@ -18,7 +18,7 @@ use std::{
     str::FromStr,
 };
 
-pub use publisher::{ShardStats, ShardedPublisher};
+pub use publisher::{PublisherShardStats, ShardedPublisher};
 pub use subscriber::{ShardedSubscriber, SubscriberShardStats};
 
 /// Most groups a map may name, the endpoint's included: one session (sockets and an IO
@@ -166,12 +166,12 @@ impl ShardMap {
                 map.groups.push(s.group);
                 map.groups.len() - 1
             };
+            if map.groups.len() > MAX_GROUPS {
+                return Err(ShardError::TooManyGroups(map.groups.len()));
+            }
             if map.prefixes.insert(s.prefix.clone(), g).is_some() {
                 return Err(ShardError::Duplicate(s.clone()));
             }
-        }
-        if map.groups.len() > MAX_GROUPS {
-            return Err(ShardError::TooManyGroups(map.groups.len()));
         }
         map.lens = map.prefixes.keys().map(Vec::len).collect();
         map.lens.sort_unstable_by(|a, b| b.cmp(a));

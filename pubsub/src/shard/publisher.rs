@@ -15,7 +15,7 @@ use crate::{
 /// The counters of one group's session.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct ShardStats {
+pub struct PublisherShardStats {
     /// The session's group.
     pub group: IpAddr,
     /// The shard prefixes routed to it (none for the endpoint's group unless a shard names it).
@@ -84,6 +84,13 @@ impl ShardedPublisher {
         self.session(topic).try_send(topic, payload)
     }
 
+    /// Like [`ShardedPublisher::send_multipart`], but fails with [`SendError::WouldBlock`]
+    /// instead of waiting.
+    pub fn try_send_multipart<B: AsRef<[u8]>>(&self, frames: &[B]) -> Result<(), SendError> {
+        let topic = frames.first().ok_or(SendError::EmptyMessage)?;
+        self.session(topic.as_ref()).try_send_multipart(frames)
+    }
+
     /// The session of `topic`'s group.
     fn session(&self, topic: &[u8]) -> &Publisher {
         &self.sessions[self.map.route(topic)]
@@ -129,12 +136,12 @@ impl ShardedPublisher {
     }
 
     /// Each group's counters, in [`ShardMap::groups`] order.
-    pub fn shard_stats(&self) -> Vec<ShardStats> {
+    pub fn shard_stats(&self) -> Vec<PublisherShardStats> {
         self.sessions
             .iter()
             .zip(self.map.groups())
             .enumerate()
-            .map(|(i, (p, &group))| ShardStats {
+            .map(|(i, (p, &group))| PublisherShardStats {
                 group,
                 prefixes: self.map.prefixes_of(i).map(<[u8]>::to_vec).collect(),
                 tsi: p.tsi(),
