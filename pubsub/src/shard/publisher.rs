@@ -34,7 +34,8 @@ pub struct PublisherShardStats {
 /// connected to any one group reads that group's topics.
 ///
 /// Messages of one topic keep their order (one topic, one session); messages of different
-/// groups are not ordered against each other.
+/// groups are not ordered against each other. Dropping it closes it like
+/// [`ShardedPublisher::close`].
 #[derive(Debug)]
 pub struct ShardedPublisher {
     map: ShardMap,
@@ -157,4 +158,12 @@ pub(super) fn url_for(url: &Url, group: IpAddr) -> String {
     let mut u = url.clone();
     u.endpoint.group = group;
     u.to_string()
+}
+
+/// Closes every session at once, like [`ShardedPublisher::close`] (dropping the sessions one
+/// by one would linger once per group).
+impl Drop for ShardedPublisher {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
 }
