@@ -34,6 +34,10 @@ pub struct Options {
     /// [`crate::ShardedPublisher`] and [`crate::ShardedSubscriber`]; a plain
     /// [`crate::Publisher`] or [`crate::Subscriber`] refuses a non-empty list.
     pub shards: Vec<Shard>,
+    /// Sharded publisher: announce the map on the endpoint's group at once and then every
+    /// this often (at least 10 ms), for subscribers that discover it
+    /// ([`crate::ShardedSubscriber::discover`]). `None` (default): no announcement.
+    pub announce_shards: Option<Duration>,
 }
 
 impl Default for Options {
@@ -44,6 +48,7 @@ impl Default for Options {
             max_payload: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             shards: Vec::new(),
+            announce_shards: None,
         }
     }
 }
@@ -91,10 +96,17 @@ impl Options {
         self
     }
 
-    /// Fails when [`Options::shards`] is set: a one-group publisher or subscriber would
-    /// silently ignore it.
+    /// Sets [`Options::announce_shards`].
+    #[must_use]
+    pub fn with_announce_shards(mut self, every: Duration) -> Self {
+        self.announce_shards = Some(every);
+        self
+    }
+
+    /// Fails when [`Options::shards`] or [`Options::announce_shards`] is set: a one-group
+    /// publisher or subscriber would silently ignore them.
     pub(crate) fn check_unsharded(&self) -> Result<(), ConnectError> {
-        if self.shards.is_empty() {
+        if self.shards.is_empty() && self.announce_shards.is_none() {
             Ok(())
         } else {
             Err(ConnectError::Sharded)
@@ -138,7 +150,9 @@ pub enum ConnectError {
     #[error(transparent)]
     Shard(#[from] ShardError),
     /// [`Options::shards`] given to a one-group publisher or subscriber.
-    #[error("options name shards: open a ShardedPublisher or ShardedSubscriber")]
+    #[error(
+        "options name shards or their announcement: open a ShardedPublisher or ShardedSubscriber"
+    )]
     Sharded,
 }
 

@@ -186,3 +186,36 @@ fn shards_are_checked_at_connect() {
         Err(ConnectError::Sharded)
     ));
 }
+
+#[test]
+fn a_subscriber_discovers_the_announced_map() {
+    let (ep, g) = groups(4);
+    let announcing = opts(&g).with_announce_shards(Duration::from_millis(50));
+    let publisher = ShardedPublisher::connect(&ep, &announcing).unwrap();
+    // No --shard on this side: the map comes from the endpoint's group.
+    let plain = Options::default();
+    let mut sub = ShardedSubscriber::discover(&ep, &plain, Duration::from_secs(3)).unwrap();
+    assert_eq!(sub.map(), publisher.map());
+    sub.subscribe("b").unwrap();
+    assert_eq!(sub.joined_groups(), [g[2]]);
+    // Everything: the announcements keep coming on the endpoint's group but are never
+    // delivered.
+    sub.subscribe("").unwrap();
+    wait_kernel(g[0], true);
+    publish_round(&publisher, 20);
+    let got = take(&mut sub, 60);
+    assert_eq!(got.values().copied().collect::<Vec<_>>(), [20, 20, 20], "{got:?}");
+    assert_eq!(
+        sub.recv_timeout(Duration::from_millis(300)),
+        Err(RecvError::Timeout)
+    );
+    assert!(sub.shard_stats()[0].stats.decoder.received >= 2, "announcements arrived");
+    publisher.close().unwrap();
+
+    // Without an announcement, discovery gives up with a clear error.
+    let (ep, g) = groups(5);
+    let silent = ShardedPublisher::connect(&ep, &opts(&g)).unwrap();
+    let e = ShardedSubscriber::discover(&ep, &plain, Duration::from_millis(300)).unwrap_err();
+    assert!(e.to_string().contains("no shard map announced"), "{e}");
+    silent.close().unwrap();
+}

@@ -8,6 +8,7 @@
 //! ([`ShardMap::groups_for`]). [`ShardedPublisher`] and [`ShardedSubscriber`] are the thin
 //! wrappers that open one [`crate::Publisher`] / [`crate::Subscriber`] per group.
 
+pub mod announce;
 mod publisher;
 mod subscriber;
 
@@ -19,7 +20,7 @@ use std::{
 };
 
 pub use publisher::{PublisherShardStats, ShardedPublisher};
-pub use subscriber::{ShardedSubscriber, SubscriberShardStats};
+pub use subscriber::{DiscoverError, ShardedSubscriber, SubscriberShardStats};
 
 /// Most groups a map may name, the endpoint's included: one session (sockets and an IO
 /// thread) each, and at most this many readiness descriptors a subscriber waits on
@@ -192,6 +193,16 @@ impl ShardMap {
             .map(|(p, _)| p.as_slice())
     }
 
+    /// Every shard, by group (in [`ShardMap::groups`] order), then prefix: listed in this
+    /// order, they make the same map again.
+    pub fn shards(&self) -> Vec<Shard> {
+        let mut v: Vec<(usize, &Vec<u8>)> = self.prefixes.iter().map(|(p, &g)| (g, p)).collect();
+        v.sort();
+        v.into_iter()
+            .map(|(g, p)| Shard::new(p.clone(), self.groups[g]))
+            .collect()
+    }
+
     /// True when there are no shards: one group, one session.
     pub fn is_single(&self) -> bool {
         self.prefixes.is_empty()
@@ -311,6 +322,7 @@ mod tests {
     #[test]
     fn groups_are_numbered_in_order_and_shared() {
         let m = map(&[("b", 3), ("a", 2), ("c", 3), ("d", 1)]);
+        assert_eq!(ShardMap::new(g(1), &m.shards()).unwrap(), m);
         assert_eq!(m.groups(), [g(1), g(3), g(2)]);
         assert_eq!(m.prefixes_of(1).collect::<Vec<_>>(), [b"b", b"c"]);
         assert_eq!(m.prefixes_of(0).collect::<Vec<_>>(), [b"d"]);

@@ -1,12 +1,20 @@
 //! [`ShardedPublisher`]: one [`Publisher`] per group of a [`ShardMap`], each message sent on
 //! its topic's group.
 
-use std::{net::IpAddr, thread};
+use std::{
+    net::IpAddr,
+    sync::{Arc, Condvar, Mutex, PoisonError},
+    thread::{self, JoinHandle},
+    time::Duration,
+};
 
 use epgm::Url;
 use pgm::{socket, wire::Tsi};
 
-use super::ShardMap;
+use super::{
+    announce::{self, MAP_TOPIC, MIN_ANNOUNCE_INTERVAL},
+    ShardMap,
+};
 use crate::{
     options::{ConnectError, Options},
     publisher::{Publisher, PublisherStats, SendError},
@@ -30,7 +38,8 @@ pub struct PublisherShardStats {
 /// [`Options::shards`](crate::Options::shards): one PGM session per group, each a
 /// [`Publisher`] (own TSI, own transmit window, own flusher), every message on the group of
 /// its topic's longest shard prefix, topics no prefix matches on the endpoint's group
-/// (docs/sharding.md). Each group's wire is that of a plain publisher, so a libzmq SUB
+/// (docs/sharding.md). With [`Options::announce_shards`](crate::Options::announce_shards) it
+/// also announces the map on the endpoint's group ([`super::announce`]). Each group's wire is that of a plain publisher, so a libzmq SUB
 /// connected to any one group reads that group's topics.
 ///
 /// Messages of one topic keep their order (one topic, one session); messages of different
@@ -40,7 +49,52 @@ pub struct PublisherShardStats {
 pub struct ShardedPublisher {
     map: ShardMap,
     /// `sessions[i]` sends to `map.groups()[i]`.
-    sessions: Vec<Publisher>,
+    sessions: Vec<Arc<Publisher>>,
+    /// With [`Options::announce_shards`]: the thread that announces the map; taken by the
+    /// first close.
+    announcer: Mutex<Option<Announcer>>,
+}
+
+/// Sends the map on the endpoint's session at once and then every interval, until stopped
+/// (docs/sharding.md). A queue too full to take it skips that round rather than wait.
+#[derive(Debug)]
+struct Announcer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+impl Announcer {
+    fn start(session: Arc<Publisher>, frame: Vec<u8>, every: Duration) -> std::io::Result<Self> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let flag = Arc::clone(&stop);
+        let every = every.max(MIN_ANNOUNCE_INTERVAL);
+        let thread = thread::Builder::new()
+            .name("pubsub-announce".into())
+            .spawn(move || {
+                let (lock, cond) = &*flag;
+                loop {
+                    match session.try_send(MAP_TOPIC, &frame) {
+                        Ok(()) | Err(SendError::WouldBlock) => {}
+                        Err(_) => return,
+                    }
+                    let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (stopped, _) = cond
+                        .wait_timeout_while(stopped, every, |s| !*s)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if *stopped {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Announcer { stop, thread })
+    }
+
+    fn stop(self) {
+        let (lock, cond) = &*self.stop;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cond.notify_one();
+        let _ = self.thread.join();
+    }
 }
 
 impl ShardedPublisher {
@@ -52,14 +106,28 @@ impl ShardedPublisher {
         let map = ShardMap::new(url.endpoint.group, &options.shards)?;
         let single = Options {
             shards: Vec::new(),
+            announce_shards: None,
             ..options.clone()
         };
-        let sessions = map
+        let sessions: Vec<Arc<Publisher>> = map
             .groups()
             .iter()
-            .map(|&g| Publisher::connect(&url_for(&url, g), &single))
+            .map(|&g| Publisher::connect(&url_for(&url, g), &single).map(Arc::new))
             .collect::<Result<_, _>>()?;
-        Ok(ShardedPublisher { map, sessions })
+        let announcer = match options.announce_shards {
+            Some(every) => {
+                let frame = announce::encode(&map);
+                let a = Announcer::start(Arc::clone(&sessions[0]), frame, every)
+                    .map_err(socket::OpenError::from)?;
+                Some(a)
+            }
+            None => None,
+        };
+        Ok(ShardedPublisher {
+            map,
+            sessions,
+            announcer: Mutex::new(announcer),
+        })
     }
 
     /// The map in use.
@@ -99,12 +167,20 @@ impl ShardedPublisher {
 
     /// Sends every session's open batch now and waits until all of it is on the wire.
     pub fn flush(&self) -> Result<(), SendError> {
-        self.sessions.iter().try_for_each(Publisher::flush)
+        self.sessions.iter().try_for_each(|p| p.flush())
     }
 
     /// Closes every session at once (each lingers for NAKs, then sends FIN), so closing
     /// takes one linger time, not one per group. The first error is returned.
     pub fn close(&self) -> Result<(), SendError> {
+        let announcer = self
+            .announcer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(a) = announcer {
+            a.stop();
+        }
         thread::scope(|s| {
             let closing: Vec<_> = self
                 .sessions
@@ -132,7 +208,7 @@ impl ShardedPublisher {
     }
 
     /// The sessions: the endpoint group's first, then in [`ShardMap::groups`] order.
-    pub fn sessions(&self) -> &[Publisher] {
+    pub fn sessions(&self) -> &[Arc<Publisher>] {
         &self.sessions
     }
 

@@ -18,7 +18,11 @@ use pgm::{
     sys::event::poll_readable,
 };
 
-use super::{publisher::url_for, ShardMap};
+use super::{
+    announce::{self, AnnounceError, MAP_TOPIC},
+    publisher::url_for,
+    ShardMap,
+};
 use crate::{
     decoder::RecvEvent,
     filter::Filter,
@@ -59,6 +63,27 @@ pub struct ShardedSubscriber {
     clock: Clock,
 }
 
+/// Why [`ShardedSubscriber::discover`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoverError {
+    /// The endpoint or the options were refused, or a socket could not be opened.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// No valid announcement arrived in time.
+    #[error("no shard map announced on the endpoint's group within {waited:?}{}",
+        .refused.as_ref().map(|e| format!(" (last one refused: {e})")).unwrap_or_default())]
+    NoMap {
+        /// How long it waited.
+        waited: Duration,
+        /// Why the last announcement heard was refused, if one was.
+        refused: Option<AnnounceError>,
+    },
+    /// The endpoint's transport failed while waiting.
+    #[error("waiting for the shard map: {0}")]
+    Recv(RecvError),
+}
+
 /// How long a receive may wait.
 #[derive(Clone, Copy)]
 enum Wait {
@@ -74,18 +99,74 @@ impl ShardedSubscriber {
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
         let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
         let map = ShardMap::new(url.endpoint.group, &options.shards)?;
-        Ok(ShardedSubscriber {
+        Ok(Self::with_map(url, map, options))
+    }
+
+    /// Learns the map from the publisher's announcement on the endpoint's group
+    /// ([`Options::announce_shards`](crate::Options::announce_shards); [`Options::shards`](
+    /// crate::Options::shards) is ignored), waiting at most `timeout` for one that is valid
+    /// for this endpoint ([`announce::decode`]). The first valid one counts; later ones are
+    /// not followed. Joins nothing until the first [`ShardedSubscriber::subscribe`].
+    pub fn discover(
+        endpoint: &str,
+        options: &Options,
+        timeout: Duration,
+    ) -> Result<Self, DiscoverError> {
+        let url =
+            Url::parse(endpoint).map_err(|e| ConnectError::from(socket::OpenError::from(e)))?;
+        let mut probe = Subscriber::connect(endpoint, &Self::single(options))?;
+        probe.subscribe(MAP_TOPIC);
+        let clock = Clock::new();
+        let mut refused = None;
+        let map = loop {
+            let left = timeout.saturating_sub(clock.elapsed());
+            let no_map = |refused| DiscoverError::NoMap {
+                waited: timeout,
+                refused,
+            };
+            if left.is_zero() {
+                return Err(no_map(refused));
+            }
+            match probe.recv_timeout(left) {
+                Ok(RecvEvent::Message(m)) if m.topic()[..] == *MAP_TOPIC => {
+                    match m
+                        .body()
+                        .first()
+                        .map(|f| announce::decode(f, url.endpoint.group))
+                    {
+                        Some(Ok(map)) if m.body().len() == 1 => break map,
+                        Some(Err(e)) => refused = Some(e),
+                        _ => refused = Some(AnnounceError::Malformed("not two frames")),
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Timeout) => return Err(no_map(refused)),
+                Err(e) => return Err(DiscoverError::Recv(e)),
+            }
+        };
+        probe.close();
+        Ok(Self::with_map(url, map, options))
+    }
+
+    /// `options` for the one-group subscribers.
+    fn single(options: &Options) -> Options {
+        Options {
+            shards: Vec::new(),
+            announce_shards: None,
+            ..options.clone()
+        }
+    }
+
+    fn with_map(url: Url, map: ShardMap, options: &Options) -> Self {
+        ShardedSubscriber {
             url,
-            options: Options {
-                shards: Vec::new(),
-                ..options.clone()
-            },
+            options: Self::single(options),
             map,
             filter: Filter::new(),
             joined: Vec::new(),
             next: 0,
             clock: Clock::new(),
-        })
+        }
     }
 
     /// The map in use.
@@ -185,8 +266,25 @@ impl ShardedSubscriber {
         self.next_event(Wait::No)
     }
 
+    /// The next event but the map's announcements (they are for [`ShardedSubscriber::discover`],
+    /// not for the application).
     fn next_event(&mut self, wait: Wait) -> Result<RecvEvent, RecvError> {
         let mut deadline = None;
+        loop {
+            match self.next_any(wait, &mut deadline) {
+                Ok(RecvEvent::Message(m)) if m.topic()[..] == *MAP_TOPIC => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// The next event of any joined group; `deadline` is set by the first call of a receive
+    /// that has to wait.
+    fn next_any(
+        &mut self,
+        wait: Wait,
+        deadline: &mut Option<Duration>,
+    ) -> Result<RecvEvent, RecvError> {
         loop {
             let n = self.joined.len();
             for k in 0..n {
