@@ -204,12 +204,19 @@ fn a_subscriber_discovers_the_announced_map() {
     wait_kernel(g[0], true);
     publish_round(&publisher, 20);
     let got = take(&mut sub, 60);
-    assert_eq!(got.values().copied().collect::<Vec<_>>(), [20, 20, 20], "{got:?}");
+    assert_eq!(
+        got.values().copied().collect::<Vec<_>>(),
+        [20, 20, 20],
+        "{got:?}"
+    );
     assert_eq!(
         sub.recv_timeout(Duration::from_millis(300)),
         Err(RecvError::Timeout)
     );
-    assert!(sub.shard_stats()[0].stats.decoder.received >= 2, "announcements arrived");
+    assert!(
+        sub.shard_stats()[0].stats.decoder.received >= 2,
+        "announcements arrived"
+    );
     publisher.close().unwrap();
 
     // Without an announcement, discovery gives up with a clear error.

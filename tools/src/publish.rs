@@ -12,9 +12,9 @@ use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
-        connect_error, fill_test_message, json_line, parse_rate_arg, parse_shard, read_line,
-        report_error, sender_fields, sender_main, shard_json, CommonArgs, Progress, ToolError,
-        TEST_HEADER,
+        connect_error, fill_test_message, json_line, parse_rate_arg, parse_secs, parse_shard,
+        read_line, report_error, sender_fields, sender_main, shard_json, CommonArgs, Progress,
+        ToolError, TEST_HEADER,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -127,7 +127,8 @@ fn send_error(e: pubsub::SendError) -> ToolError {
                   interface and port; longest prefix wins; other topics go to the endpoint's \
                   group): one PGM session per group, so that switches with IGMP snooping \
                   deliver each group only where it is joined. Subscribers need the same \
-                  --shard flags (docs/sharding.md)."
+                  --shard flags, or --announce-shards SECS on the publisher and \
+                  --discover-shards on the subscribers (docs/sharding.md)."
 )]
 pub struct PubArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -165,6 +166,10 @@ pub struct PubArgs {
     /// wins; other topics stay on the endpoint's group).
     #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP")]
     pub shards: Vec<Shard>,
+    /// Announce the shard map on the endpoint's group every SECS (at least 0.01), for
+    /// `pgm-sub --discover-shards`.
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub announce_shards: Option<Duration>,
     /// Transport options shared with pgm-send and pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -238,6 +243,7 @@ impl PubArgs {
             .with_transport(transport)
             .with_batch_linger(Duration::from_micros(self.batch_linger_us))
             .with_shards(self.shards.clone());
+        o.announce_shards = self.announce_shards;
         if let Some(p) = self.max_payload {
             o = o.with_max_payload(p);
         }
@@ -260,7 +266,15 @@ impl PubArgs {
                 )));
             }
         }
-        if self.tokio && !self.shards.is_empty() {
+        if self
+            .announce_shards
+            .is_some_and(|a| a < pubsub::shard::announce::MIN_ANNOUNCE_INTERVAL)
+        {
+            return Err(ToolError::Usage(
+                "--announce-shards is at least 0.01 s".into(),
+            ));
+        }
+        if self.tokio && (!self.shards.is_empty() || self.announce_shards.is_some()) {
             return Err(ToolError::Usage(
                 "--tokio does not take --shard (a sharded publisher is blocking only)".into(),
             ));
@@ -284,7 +298,7 @@ enum Pub {
 
 impl Pub {
     fn open(args: &PubArgs, opts: &Options) -> Result<Pub, ToolError> {
-        if !args.shards.is_empty() {
+        if !args.shards.is_empty() || args.announce_shards.is_some() {
             let p = ShardedPublisher::connect(&args.endpoint, opts).map_err(connect_error)?;
             return Ok(Pub::Sharded(p));
         }

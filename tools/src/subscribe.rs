@@ -14,16 +14,16 @@ use std::{
 use clap::Parser;
 use pgm::socket::{Clock, RecvError, RecvMonitor};
 use pubsub::{
-    tokio::AsyncSubscriber, Message, Options, RecvEvent, Shard, ShardedSubscriber, Subscriber,
-    SubscriberStats,
+    shard::DiscoverError, tokio::AsyncSubscriber, Message, Options, RecvEvent, Shard,
+    ShardedSubscriber, Subscriber, SubscriberStats,
 };
 use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
-        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, parse_shard,
-        receiver_main, report_error, round3, shard_json, Activity, CommonArgs, Progress, RunEnd,
-        ToolError,
+        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, parse_secs,
+        parse_shard, receiver_main, report_error, round3, shard_json, Activity, CommonArgs,
+        Progress, RunEnd, ToolError,
     },
     metrics::{Metrics, MetricsArgs, Role},
     topic_verifier::TopicVerifier,
@@ -62,7 +62,8 @@ pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
                   flags): pgm-sub joins only the groups its --subscribe prefixes can match, \
                   one session each, and the JSON line gets shards: [{group, prefixes, \
                   received, filtered_out, naks_sent, repaired}] of the joined groups \
-                  (docs/sharding.md)."
+                  (docs/sharding.md). --discover-shards SECS learns the map from the \
+                  publisher's announcement (pgm-pub --announce-shards) instead."
 )]
 pub struct SubArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -90,6 +91,10 @@ pub struct SubArgs {
     /// (repeatable; the same flags as pgm-pub's).
     #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP")]
     pub shards: Vec<Shard>,
+    /// Learn the shard map from the publisher's announcement (pgm-pub --announce-shards),
+    /// waiting at most SECS for it, instead of --shard flags.
+    #[arg(long, value_parser = parse_secs, value_name = "SECS", conflicts_with = "shards")]
+    pub discover_shards: Option<Duration>,
     /// Transport options shared with pgm-send and pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -293,13 +298,22 @@ fn open_sub(args: &SubArgs) -> Result<Sub, ToolError> {
         .with_transport(args.common.transport_options())
         .with_max_message_size(args.max_message_size)
         .with_shards(args.shards.clone());
-    if !args.shards.is_empty() {
+    if !args.shards.is_empty() || args.discover_shards.is_some() {
         if args.tokio {
             return Err(ToolError::Usage(
-                "--tokio does not take --shard (a sharded subscriber is blocking only)".into(),
+                "--tokio does not take --shard or --discover-shards (a sharded subscriber is \
+                 blocking only)"
+                    .into(),
             ));
         }
-        let mut sub = ShardedSubscriber::connect(&args.endpoint, &opts).map_err(connect_error)?;
+        let mut sub = match args.discover_shards {
+            None => ShardedSubscriber::connect(&args.endpoint, &opts).map_err(connect_error)?,
+            Some(wait) => match ShardedSubscriber::discover(&args.endpoint, &opts, wait) {
+                Ok(s) => s,
+                Err(DiscoverError::Connect(e)) => return Err(connect_error(e)),
+                Err(e) => return Err(ToolError::Io(io::Error::other(e))),
+            },
+        };
         for p in &args.subscribe {
             sub.subscribe(p.as_bytes()).map_err(connect_error)?;
         }

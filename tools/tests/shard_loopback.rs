@@ -223,3 +223,68 @@ fn bad_shard_flags_are_usage_errors() {
         assert!(err.contains(needle), "{args:?}: {needle:?} not in {err:?}");
     }
 }
+
+/// `pgm-sub --discover-shards` learns the map from `pgm-pub --announce-shards`: it joins the b
+/// shard's group alone and verifies what it gets. It joins about a millisecond after the
+/// first announcement, by when each session has sent its first burst (about 64 KiB, before
+/// the rate limit bites): those messages it misses, as any late joiner (not a gap). The b
+/// shard is 1.3 MB here, so at least 80 % must arrive, a gap-free tail of each topic.
+#[test]
+fn a_subscriber_discovers_the_announced_map() {
+    let (g, port) = groups();
+    // Groups of their own, apart from the other test's.
+    let g: [String; 4] = g.map(|a| a.replace("239.195.", "239.196."));
+    let ep = endpoint(&g[0], port + 1);
+    let topics = topics();
+    let count = 48_000;
+    let want = expected(&topics, count, &["b"]);
+    let mut args: Vec<String> = ["--discover-shards", "5", "--verify", "--timeout", "2"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(["--subscribe".to_owned(), "b".to_owned(), ep.clone()]);
+    let s = Proc::spawn("pgm-sub --discover-shards", Command::new(SUB).args(&args));
+    // It says nothing until it has the map: give it time to listen for the first one.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let mut args = shard_args(&g);
+    args.extend(
+        [
+            "--announce-shards",
+            "0.05",
+            "--count",
+            &count.to_string(),
+            "--size",
+            "100",
+            "--rate",
+            "10M",
+            "--linger",
+            "1",
+        ]
+        .map(str::to_owned),
+    );
+    for t in &topics {
+        args.extend(["--topic".to_owned(), t.clone()]);
+    }
+    args.push(ep);
+    let (status, out, err) = Proc::spawn("pgm-pub", Command::new(PUB).args(&args)).finish();
+    assert!(status.success(), "pgm-pub failed: {status}\n{err}");
+    assert_eq!(json(&out)["sent"], count, "{out}");
+
+    let (status, out, err) = s.finish();
+    assert!(status.success(), "pgm-sub failed: {status}\n{out}\n{err}");
+    let v = json(&out);
+    assert_eq!(per_group(&v, "received").len(), 1, "{v}");
+    assert_eq!(v["shards"][0]["group"], g[2], "{v}");
+    for (t, n) in v["topics"].as_object().unwrap() {
+        let n = n.as_u64().unwrap();
+        assert!(
+            n <= want[t] && n * 10 >= want[t] * 8,
+            "{t}: {n} of {}: {v}",
+            want[t]
+        );
+    }
+    assert_eq!(v["topics"].as_object().unwrap().len(), want.len(), "{v}");
+    for k in ["gaps", "duplicates", "corrupt", "unrecoverable"] {
+        assert_eq!(v[k], 0, "{k}: {v}");
+    }
+}

@@ -55,8 +55,10 @@ pub struct ShardedPublisher {
     announcer: Mutex<Option<Announcer>>,
 }
 
-/// Sends the map on the endpoint's session at once and then every interval, until stopped
-/// (docs/sharding.md). A queue too full to take it skips that round rather than wait.
+/// Sends the map on the endpoint's session every interval until stopped (the first one is
+/// sent by `connect`, ahead of any data; docs/sharding.md). It waits for queue room like
+/// any send: skipping a round when the queue is full would starve it while the application
+/// keeps the session saturated.
 #[derive(Debug)]
 struct Announcer {
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -73,15 +75,15 @@ impl Announcer {
             .spawn(move || {
                 let (lock, cond) = &*flag;
                 loop {
-                    match session.try_send(MAP_TOPIC, &frame) {
-                        Ok(()) | Err(SendError::WouldBlock) => {}
-                        Err(_) => return,
-                    }
                     let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
                     let (stopped, _) = cond
                         .wait_timeout_while(stopped, every, |s| !*s)
                         .unwrap_or_else(PoisonError::into_inner);
                     if *stopped {
+                        return;
+                    }
+                    drop(stopped);
+                    if session.send(MAP_TOPIC, &frame).is_err() {
                         return;
                     }
                 }
@@ -117,6 +119,9 @@ impl ShardedPublisher {
         let announcer = match options.announce_shards {
             Some(every) => {
                 let frame = announce::encode(&map);
+                sessions[0]
+                    .send(MAP_TOPIC, &frame)
+                    .map_err(|e| socket::OpenError::from(std::io::Error::other(e)))?;
                 let a = Announcer::start(Arc::clone(&sessions[0]), frame, every)
                     .map_err(socket::OpenError::from)?;
                 Some(a)
