@@ -5,7 +5,8 @@
 //! This module is the pure part: [`Shard`] (`PREFIX=GROUP`), and [`ShardMap`], which checks a
 //! set of shards against the endpoint's group, routes a topic to its group (longest prefix
 //! wins; no match → the endpoint's group) and says which groups a subscription can need
-//! ([`ShardMap::groups_for`]). [`ShardedPublisher`] and [`ShardedSubscriber`] are the thin
+//! ([`ShardMap::groups_for`]). [`announce`] encodes and checks the map a publisher may announce
+//! on the endpoint's group. [`ShardedPublisher`] and [`ShardedSubscriber`] are the thin
 //! wrappers that open one [`crate::Publisher`] / [`crate::Subscriber`] per group.
 
 pub mod announce;
