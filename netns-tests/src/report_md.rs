@@ -19,8 +19,18 @@ pub const FEC_HEADING: &str = "## FEC (forward error correction)";
 /// namespace tests, docs/congestion.md).
 pub const PGMCC_HEADING: &str = "## Congestion control (PGMCC)";
 
+/// The section of `BENCHMARKS.md` kept by hand (the link-byte ratio of the sharding test on
+/// the namespace LAN, docs/sharding.md).
+pub const SHARDING_HEADING: &str = "## Topic→group sharding";
+
 /// The sections of `BENCHMARKS.md` that `scripts/bench` keeps as they are.
-pub const FOREIGN_SECTIONS: [&str; 4] = [SOAK_HEADING, ASYNC_HEADING, FEC_HEADING, PGMCC_HEADING];
+pub const FOREIGN_SECTIONS: [&str; 5] = [
+    SOAK_HEADING,
+    ASYNC_HEADING,
+    FEC_HEADING,
+    PGMCC_HEADING,
+    SHARDING_HEADING,
+];
 
 /// `existing` with its section `heading` (up to the next `## ` heading or the end) replaced by
 /// `section`, or with `section` appended when there is none.

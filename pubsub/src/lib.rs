@@ -29,6 +29,8 @@
 //! - [`filter`]: reference-counted topic prefixes (pure).
 //! - [`Publisher`] and [`Subscriber`]: thin wrappers that move APDUs between those and the
 //!   transport sockets of the `pgm`/`epgm` crates.
+//! - [`shard`]: topic prefixes → multicast groups, one session each ([`ShardedPublisher`],
+//!   [`ShardedSubscriber`]; docs/sharding.md).
 //! - With the `tokio` feature, `tokio::AsyncPublisher` and `tokio::AsyncSubscriber`:
 //!   the same over tokio's reactor (docs/async.md).
 
@@ -38,6 +40,7 @@ pub mod filter;
 pub mod frame;
 mod options;
 mod publisher;
+pub mod shard;
 mod subscriber;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -48,4 +51,5 @@ pub use filter::Filter;
 pub use options::{ConnectError, Options};
 pub use pgm::{socket::SocketOptions, wire::Tsi};
 pub use publisher::{Publisher, PublisherStats, SendError};
+pub use shard::{Shard, ShardMap, ShardedPublisher, ShardedSubscriber};
 pub use subscriber::{RecvError, Subscriber, SubscriberStats};

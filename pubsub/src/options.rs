@@ -7,7 +7,11 @@ use pgm::{
     Mtu,
 };
 
-use crate::{decoder::DEFAULT_MAX_MESSAGE_SIZE, encoder::DEFAULT_LINGER};
+use crate::{
+    decoder::DEFAULT_MAX_MESSAGE_SIZE,
+    encoder::DEFAULT_LINGER,
+    shard::{Shard, ShardError},
+};
 
 /// Options of both sides; each side reads the fields it needs. Build with
 /// [`Options::default`] and the `with_*` methods.
@@ -26,6 +30,14 @@ pub struct Options {
     pub max_payload: Option<usize>,
     /// Subscriber: largest message (all frames) delivered; longer ones are decode errors.
     pub max_message_size: usize,
+    /// Topic prefix → multicast group (docs/sharding.md), read by
+    /// [`crate::ShardedPublisher`] and [`crate::ShardedSubscriber`]; a plain
+    /// [`crate::Publisher`] or [`crate::Subscriber`] refuses a non-empty list.
+    pub shards: Vec<Shard>,
+    /// Sharded publisher: announce the map on the endpoint's group at once and then every
+    /// this often (at least 10 ms), for subscribers that discover it
+    /// ([`crate::ShardedSubscriber::discover`]). `None` (default): no announcement.
+    pub announce_shards: Option<Duration>,
 }
 
 impl Default for Options {
@@ -35,6 +47,8 @@ impl Default for Options {
             batch_linger: DEFAULT_LINGER,
             max_payload: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            shards: Vec::new(),
+            announce_shards: None,
         }
     }
 }
@@ -75,6 +89,30 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::shards`].
+    #[must_use]
+    pub fn with_shards(mut self, shards: Vec<Shard>) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Sets [`Options::announce_shards`].
+    #[must_use]
+    pub fn with_announce_shards(mut self, every: Duration) -> Self {
+        self.announce_shards = Some(every);
+        self
+    }
+
+    /// Fails when [`Options::shards`] or [`Options::announce_shards`] is set: a one-group
+    /// publisher or subscriber would silently ignore them.
+    pub(crate) fn check_unsharded(&self) -> Result<(), ConnectError> {
+        if self.shards.is_empty() && self.announce_shards.is_none() {
+            Ok(())
+        } else {
+            Err(ConnectError::Sharded)
+        }
+    }
+
     /// The APDU size a publisher uses over a transport with `ip_overhead` header bytes.
     pub(crate) fn payload_for(&self, ip_overhead: usize) -> Result<usize, ConnectError> {
         let mtu = Mtu {
@@ -108,6 +146,14 @@ pub enum ConnectError {
         /// The transport's largest unfragmented TSDU.
         limit: usize,
     },
+    /// [`Options::shards`] does not fit the endpoint.
+    #[error(transparent)]
+    Shard(#[from] ShardError),
+    /// [`Options::shards`] given to a one-group publisher or subscriber.
+    #[error(
+        "options name shards or their announcement: open a ShardedPublisher or ShardedSubscriber"
+    )]
+    Sharded,
 }
 
 #[cfg(test)]

@@ -265,6 +265,7 @@ impl Publisher {
     /// Opens a publisher on `endpoint`: `pgm://IFACE;GROUP:PORT` (raw IP, needs CAP_NET_RAW) or
     /// `epgm://IFACE;GROUP:PORT` (UDP).
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
+        options.check_unsharded()?;
         let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
         let transport = epgm::open_transport(&url, &options.transport, Role::Sender)?;
         let max_payload = options.payload_for(transport.ip_overhead())?;

@@ -56,6 +56,7 @@ impl Subscriber {
     /// Opens a subscriber on `endpoint`: `pgm://IFACE;GROUP:PORT` (raw IP, needs CAP_NET_RAW)
     /// or `epgm://IFACE;GROUP:PORT` (UDP).
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
+        options.check_unsharded()?;
         let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
         let transport = epgm::open_transport(&url, &options.transport, Role::Receiver)?;
         let sock = RecvSocket::open(&url.endpoint, &options.transport.socket, transport)?;

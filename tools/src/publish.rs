@@ -7,13 +7,14 @@ use std::{collections::HashMap, io, process::ExitCode, time::Duration};
 use clap::Parser;
 use pgm::socket::{Clock, SendError as SockSendError};
 use pgm::{socket::SendMonitor, wire::Tsi};
-use pubsub::{tokio::AsyncPublisher, Options, Publisher, PublisherStats};
+use pubsub::{tokio::AsyncPublisher, Options, Publisher, PublisherStats, Shard, ShardedPublisher};
 use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
-        connect_error, fill_test_message, json_line, parse_rate_arg, read_line, report_error,
-        sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
+        connect_error, fill_test_message, json_line, parse_rate_arg, parse_secs, parse_shard,
+        read_line, report_error, sender_fields, sender_main, shard_json, CommonArgs, Progress,
+        ToolError, TEST_HEADER,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -118,7 +119,16 @@ fn send_error(e: pubsub::SendError) -> ToolError {
                   APDUs are never fragmented and hold at least 3 bytes (what libzmq accepts).\n\
                   Prints one JSON line on stdout at the end: sent, bytes (topic + payload), \
                   elapsed_s (first send until the last APDU was on the wire), msgs_per_s, \
-                  naks_received, ncf_sent, rdata_sent, apdus, max_payload."
+                  naks_received, ncf_sent, rdata_sent, apdus, max_payload; with --shard also \
+                  shards: [{group, prefixes, tsi, sent, apdus, naks_received, rdata_sent, \
+                  spm_sent, wire_bytes (IP headers included)}], \
+                  the endpoint's group first.\n\
+                  --shard PREFIX=GROUP sends topics starting with PREFIX to GROUP (same \
+                  interface and port; longest prefix wins; other topics go to the endpoint's \
+                  group): one PGM session per group, so that switches with IGMP snooping \
+                  deliver each group only where it is joined. Subscribers need the same \
+                  --shard flags, or --announce-shards SECS on the publisher and \
+                  --discover-shards on the subscribers (docs/sharding.md)."
 )]
 pub struct PubArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -152,6 +162,14 @@ pub struct PubArgs {
     /// (1428 epgm, 1436 pgm at 1500).
     #[arg(long, value_name = "BYTES")]
     pub max_payload: Option<usize>,
+    /// Send topics starting with PREFIX on multicast group GROUP (repeatable; longest prefix
+    /// wins; other topics stay on the endpoint's group).
+    #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP")]
+    pub shards: Vec<Shard>,
+    /// Announce the shard map on the endpoint's group every SECS (at least 0.01), for
+    /// `pgm-sub --discover-shards`.
+    #[arg(long, value_parser = parse_secs, value_name = "SECS")]
+    pub announce_shards: Option<Duration>,
     /// Transport options shared with pgm-send and pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -179,6 +197,8 @@ pub struct PubReport {
     pub apdus: u64,
     /// The APDU size limit in use.
     pub max_payload: usize,
+    /// With `--shard`: one entry per group (the endpoint's first).
+    pub shards: Vec<serde_json::Value>,
 }
 
 impl PubReport {
@@ -192,6 +212,9 @@ impl PubReport {
         );
         fields.push(("apdus", self.apdus.into()));
         fields.push(("max_payload", self.max_payload.into()));
+        if !self.shards.is_empty() {
+            fields.push(("shards", self.shards.clone().into()));
+        }
         json_line(&fields)
     }
 }
@@ -218,7 +241,9 @@ impl PubArgs {
             .with_linger(Duration::from_secs_f64(self.linger));
         let mut o = Options::default()
             .with_transport(transport)
-            .with_batch_linger(Duration::from_micros(self.batch_linger_us));
+            .with_batch_linger(Duration::from_micros(self.batch_linger_us))
+            .with_shards(self.shards.clone());
+        o.announce_shards = self.announce_shards;
         if let Some(p) = self.max_payload {
             o = o.with_max_payload(p);
         }
@@ -240,7 +265,21 @@ impl PubArgs {
                     self.size.max
                 )));
             }
-        } else if !self.topics.is_empty() {
+        }
+        if self
+            .announce_shards
+            .is_some_and(|a| a < pubsub::shard::announce::MIN_ANNOUNCE_INTERVAL)
+        {
+            return Err(ToolError::Usage(
+                "--announce-shards is at least 0.01 s".into(),
+            ));
+        }
+        if self.tokio && (!self.shards.is_empty() || self.announce_shards.is_some()) {
+            return Err(ToolError::Usage(
+                "--tokio does not take --shard (a sharded publisher is blocking only)".into(),
+            ));
+        }
+        if self.count.is_none() && !self.topics.is_empty() {
             return Err(ToolError::Usage(
                 "--topic needs --count (stdin lines carry their own topic)".into(),
             ));
@@ -249,14 +288,20 @@ impl PubArgs {
     }
 }
 
-/// `pgm-pub`'s publisher: blocking calls, or the tokio API (`--tokio`).
+/// `pgm-pub`'s publisher: blocking calls, the tokio API (`--tokio`), or one session per
+/// group (`--shard`).
 enum Pub {
     Blocking(Publisher),
     Tokio(Runtime, AsyncPublisher),
+    Sharded(ShardedPublisher),
 }
 
 impl Pub {
     fn open(args: &PubArgs, opts: &Options) -> Result<Pub, ToolError> {
+        if !args.shards.is_empty() || args.announce_shards.is_some() {
+            let p = ShardedPublisher::connect(&args.endpoint, opts).map_err(connect_error)?;
+            return Ok(Pub::Sharded(p));
+        }
         let publisher = Publisher::connect(&args.endpoint, opts).map_err(connect_error)?;
         if !args.tokio {
             return Ok(Pub::Blocking(publisher));
@@ -275,6 +320,7 @@ impl Pub {
         match self {
             Pub::Blocking(p) => p.send(topic, payload),
             Pub::Tokio(rt, p) => rt.block_on(p.send(topic, payload)),
+            Pub::Sharded(p) => p.send(topic, payload),
         }
     }
 
@@ -282,6 +328,7 @@ impl Pub {
         match self {
             Pub::Blocking(p) => p.flush(),
             Pub::Tokio(rt, p) => rt.block_on(p.flush()),
+            Pub::Sharded(p) => p.flush(),
         }
     }
 
@@ -289,20 +336,25 @@ impl Pub {
         match self {
             Pub::Blocking(p) => p.close(),
             Pub::Tokio(rt, p) => rt.block_on(p.close()),
+            Pub::Sharded(p) => p.close(),
         }
     }
 
-    fn stats(&self) -> PublisherStats {
+    /// The counters of each session (one unless sharded).
+    fn stats(&self) -> Vec<PublisherStats> {
         match self {
-            Pub::Blocking(p) => p.stats(),
-            Pub::Tokio(_, p) => p.stats(),
+            Pub::Blocking(p) => vec![p.stats()],
+            Pub::Tokio(_, p) => vec![p.stats()],
+            Pub::Sharded(p) => p.shard_stats().into_iter().map(|s| s.stats).collect(),
         }
     }
 
+    /// The transport counters metrics report: the endpoint group's session when sharded.
     fn monitor(&self) -> SendMonitor {
         match self {
             Pub::Blocking(p) => p.monitor(),
             Pub::Tokio(_, p) => p.monitor(),
+            Pub::Sharded(p) => p.sessions()[0].monitor(),
         }
     }
 
@@ -310,6 +362,7 @@ impl Pub {
         match self {
             Pub::Blocking(p) => p.tsi(),
             Pub::Tokio(_, p) => p.tsi(),
+            Pub::Sharded(p) => p.tsi(),
         }
     }
 
@@ -317,7 +370,53 @@ impl Pub {
         match self {
             Pub::Blocking(p) => p.max_payload(),
             Pub::Tokio(_, p) => p.max_payload(),
+            Pub::Sharded(p) => p.max_payload(),
         }
+    }
+
+    /// Says on stderr where it publishes, and as which session(s).
+    fn announce(&self, endpoint: &str) {
+        eprintln!(
+            "pgm-pub: publishing on {endpoint} as {} (APDUs of at most {} bytes)",
+            self.tsi(),
+            self.max_payload()
+        );
+        if let Pub::Sharded(p) = self {
+            for s in p.shard_stats().iter().skip(1) {
+                let prefixes: Vec<_> = s
+                    .prefixes
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(p))
+                    .collect();
+                eprintln!("pgm-pub: shard {} as {}: {prefixes:?}", s.group, s.tsi);
+            }
+        }
+    }
+
+    /// With `--shard`: each group's JSON entry.
+    fn shard_report(&self) -> Vec<serde_json::Value> {
+        let Pub::Sharded(p) = self else {
+            return Vec::new();
+        };
+        p.shard_stats()
+            .iter()
+            .map(|s| {
+                let e = &s.stats.transport.engine;
+                shard_json(
+                    s.group,
+                    &s.prefixes,
+                    &[
+                        ("tsi", s.tsi.to_string().into()),
+                        ("sent", s.stats.encoder.messages.into()),
+                        ("apdus", s.stats.encoder.apdus.into()),
+                        ("naks_received", e.naks_received.into()),
+                        ("rdata_sent", e.rdata_sent.into()),
+                        ("spm_sent", e.spm_sent.into()),
+                        ("wire_bytes", e.wire_bytes.into()),
+                    ],
+                )
+            })
+            .collect()
     }
 }
 
@@ -331,11 +430,7 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
     let max_payload = publisher.max_payload();
     let quiet = args.common.quiet;
     if !quiet {
-        eprintln!(
-            "pgm-pub: publishing on {} as {} (APDUs of at most {max_payload} bytes)",
-            args.endpoint,
-            publisher.tsi()
-        );
+        publisher.announce(&args.endpoint);
     }
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !quiet);
@@ -344,11 +439,8 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
         ..PubReport::default()
     };
     let extra = |p: &Pub| {
-        let st = p.stats();
-        format!(
-            "apdus {}, naks {}, rdata {}",
-            st.encoder.apdus, st.transport.engine.naks_received, st.transport.engine.rdata_sent
-        )
+        let [apdus, naks, _, rdata] = totals(&p.stats());
+        format!("apdus {apdus}, naks {naks}, rdata {rdata}")
     };
     let mut started = None;
     if let Some(count) = args.count {
@@ -405,20 +497,38 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
     metrics.app().set(report.sent, report.bytes);
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
     publisher.close().map_err(send_error)?;
-    let st = publisher.stats();
-    report.apdus = st.encoder.apdus;
-    report.naks_received = st.transport.engine.naks_received;
-    report.ncf_sent = st.transport.engine.ncf_sent;
-    report.rdata_sent = st.transport.engine.rdata_sent;
-    if let Some(e) = &st.transport.last_send_error {
-        if !quiet {
-            eprintln!(
-                "pgm-pub: {} send errors, last: {e}",
-                st.transport.io.send_errors
-            );
+    let stats = publisher.stats();
+    [
+        report.apdus,
+        report.naks_received,
+        report.ncf_sent,
+        report.rdata_sent,
+    ] = totals(&stats);
+    report.shards = publisher.shard_report();
+    for st in &stats {
+        if let Some(e) = &st.transport.last_send_error {
+            if !quiet {
+                eprintln!(
+                    "pgm-pub: {} send errors, last: {e}",
+                    st.transport.io.send_errors
+                );
+            }
         }
     }
     Ok(report)
+}
+
+/// APDUs, NAKs received, NCFs and RDATA sent, over all sessions.
+fn totals(stats: &[PublisherStats]) -> [u64; 4] {
+    stats.iter().fold([0; 4], |[a, n, c, r], s| {
+        let e = &s.transport.engine;
+        [
+            a + s.encoder.apdus,
+            n + e.naks_received,
+            c + e.ncf_sent,
+            r + e.rdata_sent,
+        ]
+    })
 }
 
 /// `pgm-pub`'s main: runs, prints the JSON line, maps errors to exit codes.
@@ -487,5 +597,17 @@ mod tests {
         assert!(a.check().is_err());
         let a = PubArgs::parse_from(["pgm-pub", "--topic", "a", "x"]);
         assert!(a.check().is_err());
+        let a = PubArgs::parse_from(["pgm-pub", "--tokio", "--shard", "a=239.1.1.1", "x"]);
+        assert!(a.check().is_err());
+        assert!(PubArgs::try_parse_from(["pgm-pub", "--shard", "a", "x"]).is_err());
+        let a = PubArgs::parse_from([
+            "pgm-pub",
+            "--shard",
+            "a=239.1.1.2",
+            "--shard",
+            "b=239.1.1.3",
+            "x",
+        ]);
+        assert_eq!(a.options().unwrap().shards.len(), 2);
     }
 }

@@ -13,13 +13,17 @@ use std::{
 
 use clap::Parser;
 use pgm::socket::{Clock, RecvError, RecvMonitor};
-use pubsub::{tokio::AsyncSubscriber, Message, Options, RecvEvent, Subscriber, SubscriberStats};
+use pubsub::{
+    shard::DiscoverError, tokio::AsyncSubscriber, Message, Options, RecvEvent, Shard,
+    ShardedSubscriber, Subscriber, SubscriberStats,
+};
 use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
-        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, receiver_main,
-        report_error, round3, Activity, CommonArgs, Progress, RunEnd, ToolError,
+        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, parse_secs,
+        parse_shard, receiver_main, report_error, round3, shard_json, Activity, CommonArgs,
+        Progress, RunEnd, ToolError,
     },
     metrics::{Metrics, MetricsArgs, Role},
     topic_verifier::TopicVerifier,
@@ -53,7 +57,13 @@ pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
                   (sequence numbers the transport reported lost), filtered_out, elapsed_s, \
                   msgs_per_s, gap_events, naks_sent, repaired, cpu_s (CPU seconds, all threads), senders, decode_errors; it exits 1 when \
                   gaps, corrupt or unrecoverable are not 0. Any mode exits 1 with fewer than \
-                  --count messages."
+                  --count messages.\n\
+                  --shard PREFIX=GROUP: the publisher's shard map (pgm-pub --shard, the same \
+                  flags): pgm-sub joins only the groups its --subscribe prefixes can match, \
+                  one session each, and the JSON line gets shards: [{group, prefixes, \
+                  received, filtered_out, naks_sent, repaired}] of the joined groups \
+                  (docs/sharding.md). --discover-shards SECS learns the map from the \
+                  publisher's announcement (pgm-pub --announce-shards) instead."
 )]
 pub struct SubArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -77,6 +87,14 @@ pub struct SubArgs {
     /// Largest message (all frames) accepted; longer ones are decode errors.
     #[arg(long, default_value_t = pubsub::decoder::DEFAULT_MAX_MESSAGE_SIZE, value_name = "BYTES")]
     pub max_message_size: usize,
+    /// The publisher's shards: topics starting with PREFIX are on multicast group GROUP
+    /// (repeatable; the same flags as pgm-pub's).
+    #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP")]
+    pub shards: Vec<Shard>,
+    /// Learn the shard map from the publisher's announcement (pgm-pub --announce-shards),
+    /// waiting at most SECS for it, instead of --shard flags.
+    #[arg(long, value_parser = parse_secs, value_name = "SECS", conflicts_with = "shards")]
+    pub discover_shards: Option<Duration>,
     /// Transport options shared with pgm-send and pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -111,6 +129,8 @@ pub struct SubOutcome {
     pub cpu_s: f64,
     /// `--count` was given and not reached.
     pub short: bool,
+    /// With `--shard`: one entry per joined group.
+    pub shards: Vec<serde_json::Value>,
 }
 
 impl SubOutcome {
@@ -125,7 +145,7 @@ impl SubOutcome {
         let v = &self.verifier;
         let (ok, senders) = v.senders.verified();
         let (o, others) = v.senders.others();
-        json_line(&[
+        let mut fields = vec![
             ("received", v.received.into()),
             ("topics", v.topics_json()),
             ("gaps", v.gaps.into()),
@@ -142,7 +162,11 @@ impl SubOutcome {
             ("senders", senders.into()),
             ("others", o.to_json(others)),
             ("decode_errors", self.decode_errors.into()),
-        ])
+        ];
+        if !self.shards.is_empty() {
+            fields.push(("shards", self.shards.clone().into()));
+        }
+        json_line(&fields)
     }
 }
 
@@ -157,10 +181,39 @@ fn print_message(out: &mut dyn Write, m: &Message) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// `pgm-sub`'s subscriber: blocking calls, or the tokio API (`--tokio`).
+/// `pgm-sub`'s subscriber: blocking calls, the tokio API (`--tokio`), or one session per
+/// joined group (`--shard`).
 enum Sub {
     Blocking(Subscriber),
     Tokio(Runtime, AsyncSubscriber),
+    Sharded(Box<ShardedSubscriber>),
+}
+
+/// The counters `pgm-sub` reports, over all sessions.
+#[derive(Debug, Default)]
+struct Counts {
+    apdus: u64,
+    filtered_out: u64,
+    naks_sent: u64,
+    repaired: u64,
+    lost: u64,
+    decode_errors: u64,
+}
+
+impl Counts {
+    fn of(stats: &[SubscriberStats]) -> Counts {
+        let mut c = Counts::default();
+        for s in stats {
+            let e = &s.transport.engine;
+            c.apdus += s.decoder.apdus;
+            c.filtered_out += s.decoder.filtered_out;
+            c.naks_sent += e.naks_sent;
+            c.repaired += e.repaired;
+            c.lost += e.lost_sqns;
+            c.decode_errors += s.decoder.decode_errors;
+        }
+        c
+    }
 }
 
 impl Sub {
@@ -168,6 +221,7 @@ impl Sub {
         match self {
             Sub::Blocking(s) => s.try_recv(),
             Sub::Tokio(_, s) => s.try_recv(),
+            Sub::Sharded(s) => s.try_recv(),
         }
     }
 
@@ -179,27 +233,61 @@ impl Sub {
             Sub::Tokio(rt, sub) => rt
                 .block_on(async { tokio::time::timeout(wait, sub.recv()).await })
                 .unwrap_or(Err(RecvError::Timeout)),
+            Sub::Sharded(s) => s.recv_timeout(wait),
         }
     }
 
-    fn stats(&self) -> SubscriberStats {
+    fn counts(&self) -> Counts {
         match self {
-            Sub::Blocking(s) => s.stats(),
-            Sub::Tokio(_, s) => s.stats(),
+            Sub::Blocking(s) => Counts::of(&[s.stats()]),
+            Sub::Tokio(_, s) => Counts::of(&[s.stats()]),
+            Sub::Sharded(s) => Counts::of(
+                &s.shard_stats()
+                    .into_iter()
+                    .map(|s| s.stats)
+                    .collect::<Vec<_>>(),
+            ),
         }
     }
 
-    fn monitor(&self) -> RecvMonitor {
+    /// The transport counters metrics report: the first joined group's when sharded (none
+    /// when nothing is subscribed).
+    fn monitor(&self) -> Option<RecvMonitor> {
         match self {
-            Sub::Blocking(s) => s.monitor(),
-            Sub::Tokio(_, s) => s.monitor(),
+            Sub::Blocking(s) => Some(s.monitor()),
+            Sub::Tokio(_, s) => Some(s.monitor()),
+            Sub::Sharded(s) => s.subscribers().next().map(|(_, s)| s.monitor()),
         }
+    }
+
+    /// With `--shard`: each joined group's JSON entry.
+    fn shard_report(&self) -> Vec<serde_json::Value> {
+        let Sub::Sharded(s) = self else {
+            return Vec::new();
+        };
+        s.shard_stats()
+            .iter()
+            .map(|g| {
+                let e = &g.stats.transport.engine;
+                shard_json(
+                    g.group,
+                    &g.prefixes,
+                    &[
+                        ("received", g.stats.decoder.received.into()),
+                        ("filtered_out", g.stats.decoder.filtered_out.into()),
+                        ("naks_sent", e.naks_sent.into()),
+                        ("repaired", e.repaired.into()),
+                    ],
+                )
+            })
+            .collect()
     }
 
     fn close(&mut self) {
         match self {
             Sub::Blocking(s) => s.close(),
             Sub::Tokio(_, s) => s.close(),
+            Sub::Sharded(s) => s.close(),
         }
     }
 }
@@ -208,7 +296,37 @@ impl Sub {
 fn open_sub(args: &SubArgs) -> Result<Sub, ToolError> {
     let opts = Options::default()
         .with_transport(args.common.transport_options())
-        .with_max_message_size(args.max_message_size);
+        .with_max_message_size(args.max_message_size)
+        .with_shards(args.shards.clone());
+    if !args.shards.is_empty() || args.discover_shards.is_some() {
+        if args.tokio {
+            return Err(ToolError::Usage(
+                "--tokio does not take --shard or --discover-shards (a sharded subscriber is \
+                 blocking only)"
+                    .into(),
+            ));
+        }
+        let mut sub = match args.discover_shards {
+            None => ShardedSubscriber::connect(&args.endpoint, &opts).map_err(connect_error)?,
+            Some(wait) => match ShardedSubscriber::discover(&args.endpoint, &opts, wait) {
+                Ok(s) => s,
+                Err(DiscoverError::Connect(e)) => return Err(connect_error(e)),
+                Err(e) => return Err(ToolError::Io(io::Error::other(e))),
+            },
+        };
+        for p in &args.subscribe {
+            sub.subscribe(p.as_bytes()).map_err(connect_error)?;
+        }
+        if !args.common.quiet {
+            eprintln!(
+                "pgm-sub: listening on {}, subscribed to {:?}, joined {:?}",
+                args.endpoint,
+                args.subscribe,
+                sub.joined_groups()
+            );
+        }
+        return Ok(Sub::Sharded(Box::new(sub)));
+    }
     let mut sub = Subscriber::connect(&args.endpoint, &opts).map_err(connect_error)?;
     for p in &args.subscribe {
         sub.subscribe(p.as_bytes());
@@ -243,13 +361,10 @@ fn open_sub(args: &SubArgs) -> Result<Sub, ToolError> {
 /// The progress line of `pgm-sub`, if one is due.
 fn sub_tick(progress: &mut Progress, sub: &Sub, v: &TopicVerifier, bytes: u64) {
     progress.tick("pgm-sub", v.received, bytes, || {
-        let s = sub.stats();
+        let c = sub.counts();
         format!(
             "filtered {}, naks {}, repaired {}, lost {}",
-            s.decoder.filtered_out,
-            s.transport.engine.naks_sent,
-            s.transport.engine.repaired,
-            s.transport.engine.lost_sqns
+            c.filtered_out, c.naks_sent, c.repaired, c.lost
         )
     });
 }
@@ -263,7 +378,9 @@ pub fn run_sub(
 ) -> Result<SubOutcome, ToolError> {
     let idle = args.idle_timeout()?;
     let mut sub = open_sub(args)?;
-    metrics.attach_receiver(sub.monitor());
+    if let Some(m) = sub.monitor() {
+        metrics.attach_receiver(m);
+    }
     let quiet = args.common.quiet;
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !quiet);
@@ -280,7 +397,7 @@ pub fn run_sub(
                 let now = clock.elapsed();
                 activity.settle(now);
                 // Data that the filter skipped is activity too.
-                let apdus = sub.stats().decoder.apdus;
+                let apdus = sub.counts().apdus;
                 if apdus != apdus_seen {
                     apdus_seen = apdus;
                     activity.idle_since = now;
@@ -332,16 +449,17 @@ pub fn run_sub(
     out.flush()?;
     // Closed first: the counters are then final, the same as a later scrape reads.
     sub.close();
-    let stats = sub.stats();
+    let c = sub.counts();
     metrics.app().set(v.received, bytes);
     Ok(SubOutcome {
         short: args.count.is_some_and(|c| v.received < c),
         elapsed_s: activity.elapsed_s(),
-        filtered_out: stats.decoder.filtered_out,
-        naks_sent: stats.transport.engine.naks_sent,
-        repaired: stats.transport.engine.repaired,
-        decode_errors: stats.decoder.decode_errors,
+        filtered_out: c.filtered_out,
+        naks_sent: c.naks_sent,
+        repaired: c.repaired,
+        decode_errors: c.decode_errors,
         cpu_s: cli::cpu_s(),
+        shards: sub.shard_report(),
         verifier: v,
     })
 }
@@ -385,6 +503,7 @@ mod tests {
             decode_errors: 0,
             cpu_s: 0.25,
             short: false,
+            shards: Vec::new(),
         };
         let j: serde_json::Value = serde_json::from_str(&o.to_json()).unwrap();
         assert_eq!(j["received"], 3);
@@ -403,6 +522,25 @@ mod tests {
             assert!(j.get(k).is_some(), "{k}");
         }
         assert_eq!(o.exit_code(true), 0);
+        assert!(j.get("shards").is_none());
+    }
+
+    #[test]
+    fn shard_flags() {
+        assert!(SubArgs::try_parse_from(["pgm-sub", "--shard", "a", "x"]).is_err());
+        let s = SubArgs::parse_from(["pgm-sub", "--tokio", "--shard", "a=239.1.1.2", "x"]);
+        assert!(matches!(open_sub(&s), Err(ToolError::Usage(_))));
+        // Checked against the endpoint when opening: a unicast group is a usage error.
+        let s = SubArgs::parse_from([
+            "pgm-sub",
+            "--shard",
+            "a=10.1.1.2",
+            "epgm://lo;239.1.1.1:7500",
+        ]);
+        let Err(ToolError::Usage(e)) = open_sub(&s) else {
+            panic!("a unicast shard group was accepted");
+        };
+        assert!(e.contains("not a multicast group"), "{e}");
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::{
     time::Duration,
 };
 
-/// Most descriptors one [`poll_readable`] call watches.
-pub const MAX_POLL_FDS: usize = 8;
+/// Most descriptors one [`poll_readable`] call watches: the width of its bit mask.
+pub const MAX_POLL_FDS: usize = 32;
 
 /// An eventfd: a counter another thread bumps to wake whoever polls it.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! What several tools share: the test message format, option value parsers and the transport
 //! options ([`CommonArgs`]), the error type with its exit codes, the reports, the mains of the
-//! sending and of the receiving tools, per-sender counts and the plain UDP endpoint.
+//! sending and of the receiving tools, per-sender counts, the
+//! `--shard` flag and the plain UDP endpoint.
 
 mod error;
 mod options;
@@ -8,6 +9,7 @@ mod receiver;
 mod report;
 mod sender;
 mod senders;
+mod shard;
 mod test_message;
 mod udp;
 
@@ -21,6 +23,7 @@ pub use self::{
     report::{cpu_s, json_line, max_rss_kb, mono_ns, msgs_per_s, round3, sender_fields, Progress},
     sender::{read_line, sender_main},
     senders::{SenderCounts, Senders},
+    shard::{parse_shard, shard_json},
     test_message::{check_test_message, fill_test_message, TestMessageError, TEST_HEADER},
     udp::{UdpEndpoint, SOCKET_BUFFER},
 };

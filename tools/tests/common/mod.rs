@@ -18,6 +18,7 @@ pub(crate) const STEP_LIMIT: Duration = Duration::from_mins(1);
 
 /// A random loopback endpoint: group 239.192.x.y, port 28000..32000 (below the kernel's ephemeral
 /// range, so no socket bound to port 0 can be holding it).
+#[allow(dead_code, reason = "not every test binary uses this port window")]
 pub(crate) fn endpoint() -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
