@@ -27,17 +27,21 @@
 //! - [`decoder`]: APDUs per publisher → complete, filtered messages; join, resync and gap
 //!   reporting (pure).
 //! - [`filter`]: reference-counted topic prefixes (pure).
+//! - [`slow_consumer`]: the bounded buffer of the drop-oldest and conflate policies (pure),
+//!   which a drain thread of the [`Subscriber`] fills (docs/slow-consumers.md).
 //! - [`Publisher`] and [`Subscriber`]: thin wrappers that move APDUs between those and the
 //!   transport sockets of the `pgm`/`epgm` crates.
 //! - With the `tokio` feature, `tokio::AsyncPublisher` and `tokio::AsyncSubscriber`:
 //!   the same over tokio's reactor (docs/async.md).
 
 pub mod decoder;
+mod drain;
 pub mod encoder;
 pub mod filter;
 pub mod frame;
 mod options;
 mod publisher;
+pub mod slow_consumer;
 mod subscriber;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -48,4 +52,5 @@ pub use filter::Filter;
 pub use options::{ConnectError, Options};
 pub use pgm::{socket::SocketOptions, wire::Tsi};
 pub use publisher::{Publisher, PublisherStats, SendError};
+pub use slow_consumer::{Bound, PolicyStats, SlowConsumer};
 pub use subscriber::{RecvError, Subscriber, SubscriberStats};

@@ -7,7 +7,9 @@ use pgm::{
     Mtu,
 };
 
-use crate::{decoder::DEFAULT_MAX_MESSAGE_SIZE, encoder::DEFAULT_LINGER};
+use crate::{
+    decoder::DEFAULT_MAX_MESSAGE_SIZE, encoder::DEFAULT_LINGER, slow_consumer::SlowConsumer,
+};
 
 /// Options of both sides; each side reads the fields it needs. Build with
 /// [`Options::default`] and the `with_*` methods.
@@ -26,6 +28,9 @@ pub struct Options {
     pub max_payload: Option<usize>,
     /// Subscriber: largest message (all frames) delivered; longer ones are decode errors.
     pub max_message_size: usize,
+    /// Subscriber: what happens when the application reads slower than the feed
+    /// (docs/slow-consumers.md).
+    pub slow_consumer: SlowConsumer,
 }
 
 impl Default for Options {
@@ -35,6 +40,7 @@ impl Default for Options {
             batch_linger: DEFAULT_LINGER,
             max_payload: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            slow_consumer: SlowConsumer::Block,
         }
     }
 }
@@ -72,6 +78,13 @@ impl Options {
     #[must_use]
     pub fn with_max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`Options::slow_consumer`].
+    #[must_use]
+    pub fn with_slow_consumer(mut self, policy: SlowConsumer) -> Self {
+        self.slow_consumer = policy;
         self
     }
 
