@@ -634,7 +634,7 @@ mod tests {
             let mut x = 12345u32;
             for _ in 0..20_000 {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                if x % 3 == 0 {
+                if x.is_multiple_of(3) {
                     match b.pop() {
                         Some(RecvEvent::Message(_)) => delivered += 1,
                         Some(RecvEvent::Dropped { messages, .. }) => announced += messages,

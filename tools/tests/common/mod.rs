@@ -18,6 +18,7 @@ pub(crate) const STEP_LIMIT: Duration = Duration::from_mins(1);
 
 /// A random loopback endpoint: group 239.192.x.y, port 28000..32000 (below the kernel's ephemeral
 /// range, so no socket bound to port 0 can be holding it).
+#[allow(dead_code, reason = "not every test binary uses it")]
 pub(crate) fn endpoint() -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
@@ -59,6 +60,15 @@ impl Proc {
             stderr: rx,
             stderr_seen: Vec::new(),
         }
+    }
+
+    /// The child's process id.
+    #[allow(
+        dead_code,
+        reason = "not every test binary looks at its children's memory"
+    )]
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Spawns a receiving tool ([`Proc::spawn`]) and waits until it says it is listening.
@@ -195,6 +205,7 @@ pub(crate) fn run_with_stdin(
 }
 
 /// Runs a tool that should fail at once (stdin closed); returns exit code and stderr.
+#[allow(dead_code, reason = "not every test binary uses it")]
 pub(crate) fn fails(bin: &str, args: &[&str]) -> (Option<i32>, String) {
     let p = Proc::spawn("tool", Command::new(bin).args(args).stdin(Stdio::null()));
     let (status, _, err) = p.finish();
