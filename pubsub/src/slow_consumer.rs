@@ -38,7 +38,7 @@ pub const MAX_DROP_NOTICES: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
     /// Most entries (messages, and loss or end notices of the transport); with
-    /// [`SlowConsumer::Conflate`] also the most topics held.
+    /// [`SlowConsumer::Conflate`] also the most topics held. At least 1 (0 counts as 1).
     pub messages: usize,
     /// Most bytes: frame bytes plus [`ENTRY_OVERHEAD`] and the frame list per entry. A message
     /// larger than this alone is dropped on arrival.
