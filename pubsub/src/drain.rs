@@ -4,8 +4,9 @@
 //!
 //! The thread receives through the transport's ordinary `recv`, so it runs the transport's
 //! turns itself and the transport's IO thread stands by, as for any receiving thread: one
-//! thread reads the sockets either way. Its hand-off with the application is one lock per
-//! batch of transport events on its side and one per event on the application's side. The
+//! thread reads the sockets either way. It decodes and compacts a batch of transport events
+//! outside the lock, then pushes them at most [`PUSH_CHUNK`] per hold of the lock; the
+//! application takes one event per hold. The
 //! readiness descriptor is one end of a socket pair that holds one byte while there is
 //! something to take (or the drain has ended).
 
@@ -24,7 +25,7 @@ use pgm::socket::{Clock, RecvError, RecvSocket};
 
 use crate::{
     decoder::{Decoder, DecoderStats, RecvEvent},
-    slow_consumer::{PolicyBuffer, PolicyStats},
+    slow_consumer::{Held, PolicyBuffer, PolicyStats},
     subscriber::feed,
 };
 
@@ -60,6 +61,10 @@ struct Shared {
     /// The writing end of the readiness pair.
     ready_tx: UnixStream,
 }
+
+/// Most events the drain pushes under one hold of the lock, so that an application thread
+/// waiting for it never waits for a whole batch of the transport's.
+const PUSH_CHUNK: usize = 64;
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -228,18 +233,22 @@ fn run(sock: &RecvSocket, mut dec: Decoder, sh: &Shared) {
                 }
             }
         }
+        // Decoded and compacted outside the lock.
         for ev in batch.drain(..) {
             feed(&mut dec, ev);
-            out.extend(std::iter::from_fn(|| dec.poll_event()));
+            out.extend(std::iter::from_fn(|| dec.poll_event()).map(Held::from));
         }
-        let mut st = lock(&sh.state);
-        for ev in out.drain(..) {
-            st.buf.push(ev);
-        }
-        st.decoder = dec.stats();
-        sh.settle_ready(&mut st, None);
-        if st.waiting > 0 {
-            sh.cond.notify_all();
+        let mut held = out.drain(..).peekable();
+        while held.peek().is_some() {
+            let mut st = lock(&sh.state);
+            for h in held.by_ref().take(PUSH_CHUNK) {
+                st.buf.push(h);
+            }
+            st.decoder = dec.stats();
+            sh.settle_ready(&mut st, None);
+            if st.waiting > 0 {
+                sh.cond.notify_all();
+            }
         }
     }
 }

@@ -118,6 +118,23 @@ enum Entry {
     Notice(RecvEvent),
 }
 
+/// A decoder event made ready for a [`PolicyBuffer`]: a message compacted (see [`compact`]),
+/// which its filler does before it takes the buffer's lock.
+#[derive(Debug)]
+pub struct Held(Entry);
+
+impl From<RecvEvent> for Held {
+    fn from(ev: RecvEvent) -> Self {
+        Held(match ev {
+            RecvEvent::Message(m) => {
+                let (m, size) = compact(m);
+                Entry::Message(m, size)
+            }
+            ev => Entry::Notice(ev),
+        })
+    }
+}
+
 /// What was evicted from one publisher since the application last read.
 #[derive(Debug, Default, Clone, Copy)]
 struct Evicted {
@@ -190,18 +207,17 @@ impl PolicyBuffer {
     }
 
     /// Takes one event from the decoder, evicting per the policy to stay within the bound.
-    pub fn push(&mut self, ev: RecvEvent) {
-        match ev {
-            RecvEvent::Message(m) => self.push_message(m),
-            ev => self.push_entry(Entry::Notice(ev), ENTRY_OVERHEAD),
+    pub fn push(&mut self, ev: impl Into<Held>) {
+        match ev.into().0 {
+            Entry::Message(m, size) => self.push_message(m, size),
+            e @ Entry::Notice(_) => self.push_entry(e, ENTRY_OVERHEAD),
         }
         self.stats.max_held = self.stats.max_held.max(self.entries.len() as u64);
         self.stats.max_held_bytes = self.stats.max_held_bytes.max(self.stats.held_bytes);
         self.stats.held = self.entries.len() as u64;
     }
 
-    fn push_message(&mut self, m: Message) {
-        let (m, size) = compact(m);
+    fn push_message(&mut self, m: Message, size: usize) {
         if size > self.bound.bytes {
             self.note_dropped(m.tsi);
             return;

@@ -367,11 +367,14 @@ fn sub_tick(progress: &mut Progress, sub: &Sub, v: &TopicVerifier, bytes: u64) {
     });
 }
 
-/// Copies the subscriber's counts into the metrics.
+/// Copies the subscriber's counts into the metrics (the policy's only with a policy: the
+/// transport's snapshot that comes with them is not free).
 fn set_app_metrics(metrics: &Metrics, sub: &Sub, v: &TopicVerifier, bytes: u64) {
     metrics.app().set(v.received, bytes);
-    let p = sub.stats().policy;
-    metrics.app().set_policy(p.dropped, p.conflated);
+    if v.allows_skips() {
+        let p = sub.stats().policy;
+        metrics.app().set_policy(p.dropped, p.conflated);
+    }
 }
 
 /// Runs `pgm-sub`, printing messages to `out` (unless verifying). The transport's counters,

@@ -65,6 +65,11 @@ impl TopicVerifier {
         }
     }
 
+    /// A slow-consumer policy is in force: some skips are expected.
+    pub fn allows_skips(&self) -> bool {
+        self.allow != Allow::Nothing
+    }
+
     /// Counts the slow-consumer policy's notice of `messages` dropped from `tsi` (`None`:
     /// from publishers beyond the notice bound).
     pub fn on_dropped(&mut self, tsi: Option<Tsi>, messages: u64) {
@@ -121,7 +126,7 @@ impl TopicVerifier {
             self.policy_skipped += expected;
             self.gaps += skip - expected;
         }
-        if self.allow != Allow::Nothing {
+        if self.allows_skips() {
             match self.last_seq.get_mut(topic) {
                 Some(l) => *l = (*l).max(seq),
                 None => {
