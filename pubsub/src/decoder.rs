@@ -97,6 +97,17 @@ pub enum RecvEvent {
         /// Sequence numbers lost.
         lost: u32,
     },
+    /// The subscriber's slow-consumer policy ([`crate::SlowConsumer`]) evicted `messages`
+    /// complete messages of publisher `tsi` that the application had not read: they were
+    /// received, not lost by the transport. Comes before anything newer from that publisher;
+    /// `tsi` is `None` for the drops of publishers beyond
+    /// [`MAX_DROP_NOTICES`](crate::slow_consumer::MAX_DROP_NOTICES) with drops pending at once.
+    Dropped {
+        /// The publisher.
+        tsi: Option<Tsi>,
+        /// Messages dropped.
+        messages: u64,
+    },
     /// Publisher `tsi`'s session is over: it ended (OPT_FIN) or went silent for the peer
     /// expiry. Its state is freed; should the same TSI send again, it starts a new stream
     /// (joined at its next message start). Only publishers that sent data are reported.

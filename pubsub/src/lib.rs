@@ -27,6 +27,8 @@
 //! - [`decoder`]: APDUs per publisher → complete, filtered messages; join, resync and gap
 //!   reporting (pure).
 //! - [`filter`]: reference-counted topic prefixes (pure).
+//! - [`slow_consumer`]: the bounded buffer of the drop-oldest and conflate policies (pure),
+//!   which a drain thread of the [`Subscriber`] fills (docs/slow-consumers.md).
 //! - [`Publisher`] and [`Subscriber`]: thin wrappers that move APDUs between those and the
 //!   transport sockets of the `pgm`/`epgm` crates.
 //! - [`shard`]: topic prefixes → multicast groups, one session each ([`ShardedPublisher`],
@@ -35,12 +37,14 @@
 //!   the same over tokio's reactor (docs/async.md).
 
 pub mod decoder;
+mod drain;
 pub mod encoder;
 pub mod filter;
 pub mod frame;
 mod options;
 mod publisher;
 pub mod shard;
+pub mod slow_consumer;
 mod subscriber;
 #[cfg(feature = "tokio")]
 pub mod tokio;
@@ -52,4 +56,5 @@ pub use options::{ConnectError, Options};
 pub use pgm::{socket::SocketOptions, wire::Tsi};
 pub use publisher::{Publisher, PublisherStats, SendError};
 pub use shard::{Shard, ShardMap, ShardedPublisher, ShardedSubscriber};
+pub use slow_consumer::{Bound, PolicyStats, SlowConsumer};
 pub use subscriber::{RecvError, Subscriber, SubscriberStats};

@@ -11,6 +11,7 @@ use crate::{
     decoder::DEFAULT_MAX_MESSAGE_SIZE,
     encoder::DEFAULT_LINGER,
     shard::{Shard, ShardError},
+    slow_consumer::SlowConsumer,
 };
 
 /// Options of both sides; each side reads the fields it needs. Build with
@@ -38,6 +39,9 @@ pub struct Options {
     /// this often (at least 10 ms), for subscribers that discover it
     /// ([`crate::ShardedSubscriber::discover`]). `None` (default): no announcement.
     pub announce_shards: Option<Duration>,
+    /// Subscriber: what happens when the application reads slower than the feed
+    /// (docs/slow-consumers.md).
+    pub slow_consumer: SlowConsumer,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             shards: Vec::new(),
             announce_shards: None,
+            slow_consumer: SlowConsumer::Block,
         }
     }
 }
@@ -113,6 +118,13 @@ impl Options {
         }
     }
 
+    /// Sets [`Options::slow_consumer`].
+    #[must_use]
+    pub fn with_slow_consumer(mut self, policy: SlowConsumer) -> Self {
+        self.slow_consumer = policy;
+        self
+    }
+
     /// The APDU size a publisher uses over a transport with `ip_overhead` header bytes.
     pub(crate) fn payload_for(&self, ip_overhead: usize) -> Result<usize, ConnectError> {
         let mtu = Mtu {
@@ -154,6 +166,12 @@ pub enum ConnectError {
         "options name shards or their announcement: open a ShardedPublisher or ShardedSubscriber"
     )]
     Sharded,
+    /// [`Options::slow_consumer`] other than `Block` given to a [`crate::ShardedSubscriber`].
+    #[error(
+        "a ShardedSubscriber takes only SlowConsumer::Block (the drop-oldest and conflate \
+         buffers drain one session)"
+    )]
+    ShardedSlowConsumer,
 }
 
 #[cfg(test)]

@@ -2,10 +2,13 @@
 //!
 //! Decoding and filtering run on the application's thread, inside `recv`: the transport hands
 //! over whole APDUs as [`bytes::Bytes`], the decoder slices messages out of them without copying
-//! and skips the ones the filter rejects.
+//! and skips the ones the filter rejects. With a buffering [`SlowConsumer`](crate::SlowConsumer) policy they run
+//! on a drain thread instead, and `recv` takes from its bounded buffer (`drain.rs`,
+//! docs/slow-consumers.md).
 
 use std::{
     os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+    sync::Arc,
     time::Duration,
 };
 
@@ -14,7 +17,9 @@ use pgm::socket::{self, Clock, RecvMonitor, RecvSocket, RecvStats, Role};
 
 use crate::{
     decoder::{Decoder, DecoderConfig, DecoderStats, RecvEvent},
+    drain::{Drain, FilterOp},
     options::{ConnectError, Options},
+    slow_consumer::{PolicyBuffer, PolicyStats},
 };
 
 pub use pgm::socket::RecvError;
@@ -27,6 +32,8 @@ pub struct SubscriberStats {
     pub decoder: DecoderStats,
     /// The transport (engine and IO).
     pub transport: RecvStats,
+    /// The slow-consumer policy's buffer (all zero with [`SlowConsumer::Block`](crate::SlowConsumer::Block)).
+    pub policy: PolicyStats,
 }
 
 /// How long a receive may wait.
@@ -47,9 +54,12 @@ enum Wait {
 /// prefix subscribes to everything). Subscriptions stay local: nothing is sent upstream.
 #[derive(Debug)]
 pub struct Subscriber {
-    sock: RecvSocket,
+    sock: Arc<RecvSocket>,
+    /// With a drain, only its filter is used: a copy of the drain's, for `unsubscribe`'s answer.
     dec: Decoder,
     clock: Clock,
+    /// Set for the buffering slow-consumer policies.
+    drain: Option<Drain>,
 }
 
 impl Subscriber {
@@ -59,13 +69,26 @@ impl Subscriber {
         options.check_unsharded()?;
         let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
         let transport = epgm::open_transport(&url, &options.transport, Role::Receiver)?;
-        let sock = RecvSocket::open(&url.endpoint, &options.transport.socket, transport)?;
+        let sock = Arc::new(RecvSocket::open(
+            &url.endpoint,
+            &options.transport.socket,
+            transport,
+        )?);
+        let config = DecoderConfig {
+            max_message_size: options.max_message_size,
+        };
+        let drain = match PolicyBuffer::new(options.slow_consumer) {
+            None => None,
+            Some(buf) => Some(
+                Drain::spawn(Arc::clone(&sock), Decoder::new(config), buf)
+                    .map_err(socket::OpenError::from)?,
+            ),
+        };
         Ok(Subscriber {
             sock,
-            dec: Decoder::new(DecoderConfig {
-                max_message_size: options.max_message_size,
-            }),
+            dec: Decoder::new(config),
             clock: Clock::new(),
+            drain,
         })
     }
 
@@ -77,12 +100,19 @@ impl Subscriber {
     /// Adds a subscription: messages whose first frame starts with `prefix` are delivered.
     /// Subscribing twice needs two unsubscribes. Applies from the next message start.
     pub fn subscribe(&mut self, prefix: impl AsRef<[u8]>) {
+        if let Some(d) = &self.drain {
+            d.filter(FilterOp::Subscribe(prefix.as_ref().to_vec()));
+        }
         self.dec.filter_mut().subscribe(prefix);
     }
 
     /// Drops one reference to a subscription; false when it was not subscribed.
     pub fn unsubscribe(&mut self, prefix: impl AsRef<[u8]>) -> bool {
-        self.dec.filter_mut().unsubscribe(prefix)
+        let was = self.dec.filter_mut().unsubscribe(prefix.as_ref());
+        if let (true, Some(d)) = (was, &self.drain) {
+            d.filter(FilterOp::Unsubscribe(prefix.as_ref().to_vec()));
+        }
+        was
     }
 
     /// The next message or gap, waiting as long as it takes.
@@ -101,6 +131,16 @@ impl Subscriber {
     }
 
     fn next(&mut self, mut wait: Wait) -> Result<RecvEvent, RecvError> {
+        if let Some(d) = &self.drain {
+            return match wait {
+                Wait::Forever => d.recv(None),
+                Wait::For(t) => d.recv(Some(t)),
+                Wait::Until(_) | Wait::No => d.recv(Some(Duration::ZERO)).map_err(|e| match e {
+                    RecvError::Timeout => RecvError::Empty,
+                    e => e,
+                }),
+            };
+        }
         loop {
             if let Some(ev) = self.dec.poll_event() {
                 return Ok(ev);
@@ -124,21 +164,20 @@ impl Subscriber {
                     self.sock.recv_timeout(left)?
                 }
             };
-            match ev {
-                pgm::Event::Data { tsi, apdu } => self.dec.handle_data(tsi, &apdu),
-                pgm::Event::Loss { tsi, count, .. } => self.dec.handle_loss(tsi, count),
-                pgm::Event::PeerExpired { tsi } => self.dec.handle_peer_gone(tsi),
-                // A new peer starts unjoined on its first data; nothing to do before that.
-                _ => {}
-            }
+            feed(&mut self.dec, ev);
         }
     }
 
     /// Counters.
     pub fn stats(&self) -> SubscriberStats {
+        let (decoder, policy) = match &self.drain {
+            Some(d) => d.stats(),
+            None => (self.dec.stats(), PolicyStats::default()),
+        };
         SubscriberStats {
-            decoder: self.dec.stats(),
+            decoder,
             transport: self.sock.stats(),
+            policy,
         }
     }
 
@@ -149,28 +188,50 @@ impl Subscriber {
     }
 
     /// The transport's sockets, for an event loop that watches them as well as the
-    /// readiness descriptor (see [`RecvSocket::socket_fds`]).
+    /// readiness descriptor (see [`RecvSocket::socket_fds`]). None with a buffering
+    /// [`SlowConsumer`](crate::SlowConsumer) policy: its drain thread reads them.
     pub fn socket_fds(&self) -> Vec<RawFd> {
+        if self.drain.is_some() {
+            return Vec::new();
+        }
         self.sock.socket_fds()
     }
 
     /// Stops the transport. Queued data is dropped. Calling it again does nothing.
     pub fn close(&mut self) {
         self.sock.close();
+        if let Some(d) = &mut self.drain {
+            d.close();
+        }
     }
 }
 
 /// The transport's readiness descriptor: readable while the transport has events queued,
 /// level-triggered (see [`RecvSocket`]'s `AsFd`). Messages already decoded are not counted:
-/// after a wake-up, call [`Subscriber::try_recv`] until [`RecvError::Empty`].
+/// after a wake-up, call [`Subscriber::try_recv`] until [`RecvError::Empty`]. With a
+/// buffering [`SlowConsumer`](crate::SlowConsumer) policy: readable while the policy buffer holds something.
 impl AsFd for Subscriber {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
+        match &self.drain {
+            Some(d) => d.ready_fd(),
+            None => self.sock.as_fd(),
+        }
     }
 }
 
 impl AsRawFd for Subscriber {
     fn as_raw_fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
+        self.as_fd().as_raw_fd()
+    }
+}
+
+/// Hands one transport event to the decoder.
+pub(crate) fn feed(dec: &mut Decoder, ev: pgm::Event) {
+    match ev {
+        pgm::Event::Data { tsi, apdu } => dec.handle_data(tsi, &apdu),
+        pgm::Event::Loss { tsi, count, .. } => dec.handle_loss(tsi, count),
+        pgm::Event::PeerExpired { tsi } => dec.handle_peer_gone(tsi),
+        // A new peer starts unjoined on its first data; nothing to do before that.
+        _ => {}
     }
 }

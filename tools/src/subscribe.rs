@@ -11,11 +11,11 @@ use std::{
     time::Duration,
 };
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use pgm::socket::{Clock, RecvError, RecvMonitor};
 use pubsub::{
-    shard::DiscoverError, tokio::AsyncSubscriber, Message, Options, RecvEvent, Shard,
-    ShardedSubscriber, Subscriber, SubscriberStats,
+    shard::DiscoverError, tokio::AsyncSubscriber, Bound, Message, Options, PolicyStats, RecvEvent,
+    Shard, ShardedSubscriber, SlowConsumer, Subscriber, SubscriberStats,
 };
 use tokio::runtime::Runtime;
 
@@ -26,7 +26,7 @@ use crate::{
         Progress, RunEnd, ToolError,
     },
     metrics::{Metrics, MetricsArgs, Role},
-    topic_verifier::TopicVerifier,
+    topic_verifier::{Allow, TopicVerifier},
 };
 
 /// Idle timeout of `pgm-sub` when `--count` or `--verify` is given and `--timeout` is not
@@ -55,7 +55,10 @@ pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
                   it prints one JSON line at the end: received, topics {topic: count}, gaps, \
                   duplicates, corrupt (bad CRC, short, or not 2 frames), unrecoverable \
                   (sequence numbers the transport reported lost), filtered_out, elapsed_s, \
-                  msgs_per_s, gap_events, naks_sent, repaired, cpu_s (CPU seconds, all threads), senders, decode_errors; it exits 1 when \
+                  msgs_per_s, gap_events, naks_sent, repaired, cpu_s (CPU seconds, all threads), senders, decode_errors, \
+                  policy_dropped, conflated, drop_events, policy_skipped, held_max, \
+                  held_max_bytes (and last_seq {topic: highest sequence delivered} under \
+                  drop-oldest or conflate); it exits 1 when \
                   gaps, corrupt or unrecoverable are not 0. Any mode exits 1 with fewer than \
                   --count messages.\n\
                   --shard PREFIX=GROUP: the publisher's shard map (pgm-pub --shard, the same \
@@ -63,7 +66,11 @@ pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
                   one session each, and the JSON line gets shards: [{group, prefixes, \
                   received, filtered_out, naks_sent, repaired}] of the joined groups \
                   (docs/sharding.md). --discover-shards SECS learns the map from the \
-                  publisher's announcement (pgm-pub --announce-shards) instead."
+                  publisher's announcement (pgm-pub --announce-shards) instead.\n\
+                  Slow consumers (docs/slow-consumers.md): --slow-consumer drop-oldest keeps \
+                  the newest --recv-bound messages and announces the dropped ones (--verify \
+                  accepts exactly the announced skips); conflate keeps the newest message per \
+                  publisher and topic (--verify accepts forward skips)."
 )]
 pub struct SubArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -95,6 +102,19 @@ pub struct SubArgs {
     /// waiting at most SECS for it, instead of --shard flags.
     #[arg(long, value_parser = parse_secs, value_name = "SECS", conflicts_with = "shards")]
     pub discover_shards: Option<Duration>,
+    /// What happens when this subscriber reads slower than the feed: block (the transport
+    /// stops reading, the kernel drops, NAKs repair), drop-oldest or conflate (a thread keeps
+    /// the transport drained into a buffer bounded by --recv-bound).
+    #[arg(long, value_enum, default_value_t = PolicyArg::Block, value_name = "POLICY")]
+    pub slow_consumer: PolicyArg,
+    /// Bound of the drop-oldest/conflate buffer: messages (like 10000) or bytes with a unit
+    /// (like 16MiB); give it twice to set both [default: 10000 and 16MiB].
+    #[arg(long, value_name = "N|SIZE", value_parser = parse_recv_bound)]
+    pub recv_bound: Vec<RecvBound>,
+    /// Testing and demos only: sleep this many microseconds after each delivered message, to
+    /// play a slow consumer.
+    #[arg(long, value_name = "MICROS", default_value_t = 0)]
+    pub read_delay_us: u64,
     /// Transport options shared with pgm-send and pgm-recv.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -103,7 +123,71 @@ pub struct SubArgs {
     pub metrics: MetricsArgs,
 }
 
+/// `--slow-consumer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// The transport's back-pressure (today's behaviour).
+    Block,
+    /// Keep the newest messages, announce the dropped ones.
+    DropOldest,
+    /// Keep the newest message per publisher and topic.
+    Conflate,
+}
+
+/// One `--recv-bound`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvBound {
+    /// Messages held.
+    Messages(usize),
+    /// Bytes held.
+    Bytes(usize),
+}
+
+/// Parses `--recv-bound`: a plain number is messages, a number with a byte unit is bytes.
+fn parse_recv_bound(s: &str) -> Result<RecvBound, String> {
+    let bound = match cli::parse_window(s) {
+        Ok(cli::Window::Sqns(n)) => RecvBound::Messages(n as usize),
+        Ok(cli::Window::Bytes(b)) => RecvBound::Bytes(b),
+        Err(_) => {
+            return Err(format!(
+                "bad --recv-bound {s:?}: expected messages (like 10000) or bytes (like 16MiB)"
+            ))
+        }
+    };
+    Ok(bound)
+}
+
 impl SubArgs {
+    /// The slow-consumer policy of `--slow-consumer` and `--recv-bound`.
+    pub fn slow_consumer(&self) -> Result<SlowConsumer, ToolError> {
+        let mut bound = Bound::default();
+        for b in &self.recv_bound {
+            match *b {
+                RecvBound::Messages(n) => bound.messages = n,
+                RecvBound::Bytes(n) => bound.bytes = n,
+            }
+        }
+        Ok(match self.slow_consumer {
+            PolicyArg::Block if !self.recv_bound.is_empty() => {
+                return Err(ToolError::Usage(
+                    "--recv-bound needs --slow-consumer drop-oldest or conflate".into(),
+                ))
+            }
+            PolicyArg::Block => SlowConsumer::Block,
+            PolicyArg::DropOldest => SlowConsumer::DropOldest(bound),
+            PolicyArg::Conflate => SlowConsumer::Conflate(bound),
+        })
+    }
+
+    /// The skips `--verify` expects under the policy.
+    fn allow(&self) -> Allow {
+        match self.slow_consumer {
+            PolicyArg::Block => Allow::Nothing,
+            PolicyArg::DropOldest => Allow::Announced,
+            PolicyArg::Conflate => Allow::Conflated,
+        }
+    }
+
     /// The idle timeout in force; `None` waits forever.
     pub fn idle_timeout(&self) -> Result<Option<Duration>, ToolError> {
         idle_timeout(self.timeout, self.count.is_some() || self.verify)
@@ -127,6 +211,8 @@ pub struct SubOutcome {
     pub decode_errors: u64,
     /// CPU seconds the process used (all threads), up to the end of the run.
     pub cpu_s: f64,
+    /// The slow-consumer policy's counters; `None` with `block`.
+    pub policy: Option<PolicyStats>,
     /// `--count` was given and not reached.
     pub short: bool,
     /// With `--shard`: one entry per joined group.
@@ -162,9 +248,29 @@ impl SubOutcome {
             ("senders", senders.into()),
             ("others", o.to_json(others)),
             ("decode_errors", self.decode_errors.into()),
+            ("policy_dropped", v.policy_dropped.into()),
+            ("conflated", self.policy.map_or(0, |p| p.conflated).into()),
+            (
+                "drop_events",
+                self.policy.map_or(0, |p| p.drop_events).into(),
+            ),
+            ("policy_skipped", v.policy_skipped.into()),
+            ("held_max", self.policy.map_or(0, |p| p.max_held).into()),
+            (
+                "held_max_bytes",
+                self.policy.map_or(0, |p| p.max_held_bytes).into(),
+            ),
         ];
         if !self.shards.is_empty() {
             fields.push(("shards", self.shards.clone().into()));
+        }
+        if self.policy.is_some() {
+            let last: serde_json::Map<_, _> = v
+                .last_seq
+                .iter()
+                .map(|(t, n)| (String::from_utf8_lossy(t).into_owned(), (*n).into()))
+                .collect();
+            fields.push(("last_seq", last.into()));
         }
         json_line(&fields)
     }
@@ -198,6 +304,8 @@ struct Counts {
     repaired: u64,
     lost: u64,
     decode_errors: u64,
+    /// The slow-consumer policy's counters (zero when sharded: blocking only).
+    policy: PolicyStats,
 }
 
 impl Counts {
@@ -211,6 +319,7 @@ impl Counts {
             c.repaired += e.repaired;
             c.lost += e.lost_sqns;
             c.decode_errors += s.decoder.decode_errors;
+            c.policy = s.policy;
         }
         c
     }
@@ -297,12 +406,13 @@ fn open_sub(args: &SubArgs) -> Result<Sub, ToolError> {
     let opts = Options::default()
         .with_transport(args.common.transport_options())
         .with_max_message_size(args.max_message_size)
-        .with_shards(args.shards.clone());
+        .with_shards(args.shards.clone())
+        .with_slow_consumer(args.slow_consumer()?);
     if !args.shards.is_empty() || args.discover_shards.is_some() {
-        if args.tokio {
+        if args.tokio || args.slow_consumer != PolicyArg::Block {
             return Err(ToolError::Usage(
-                "--tokio does not take --shard or --discover-shards (a sharded subscriber is \
-                 blocking only)"
+                "--tokio and --slow-consumer drop-oldest|conflate do not take --shard or \
+                 --discover-shards (a sharded subscriber is blocking only)"
                     .into(),
             ));
         }
@@ -363,10 +473,20 @@ fn sub_tick(progress: &mut Progress, sub: &Sub, v: &TopicVerifier, bytes: u64) {
     progress.tick("pgm-sub", v.received, bytes, || {
         let c = sub.counts();
         format!(
-            "filtered {}, naks {}, repaired {}, lost {}",
-            c.filtered_out, c.naks_sent, c.repaired, c.lost
+            "filtered {}, naks {}, repaired {}, lost {}, policy dropped {}, conflated {}",
+            c.filtered_out, c.naks_sent, c.repaired, c.lost, c.policy.dropped, c.policy.conflated
         )
     });
+}
+
+/// Copies the subscriber's counts into the metrics (the policy's only with a policy: the
+/// transport's snapshot that comes with them is not free).
+fn set_app_metrics(metrics: &Metrics, sub: &Sub, v: &TopicVerifier, bytes: u64) {
+    metrics.app().set(v.received, bytes);
+    if v.allows_skips() {
+        let p = sub.counts().policy;
+        metrics.app().set_policy(p.dropped, p.conflated);
+    }
 }
 
 /// Runs `pgm-sub`, printing messages to `out` (unless verifying). The transport's counters,
@@ -384,8 +504,9 @@ pub fn run_sub(
     let quiet = args.common.quiet;
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !quiet);
-    let mut v = TopicVerifier::new();
+    let mut v = TopicVerifier::allowing(args.allow());
     let mut bytes = 0u64;
+    let read_delay = Duration::from_micros(args.read_delay_us);
     let mut activity = Activity::new(clock.elapsed());
     let mut apdus_seen = 0u64;
     let wanted = args.count.unwrap_or(u64::MAX);
@@ -411,7 +532,7 @@ pub fn run_sub(
                 {
                     Ok(ev) => ev,
                     Err(RecvError::Timeout) => {
-                        metrics.app().set(v.received, bytes);
+                        set_app_metrics(metrics, &sub, &v, bytes);
                         sub_tick(&mut progress, &sub, &v, bytes);
                         continue;
                     }
@@ -430,6 +551,16 @@ pub fn run_sub(
                     v.count_unchecked(m.topic());
                     print_message(out, &m)?;
                 }
+                if !read_delay.is_zero() {
+                    std::thread::sleep(read_delay);
+                }
+            }
+            RecvEvent::Dropped { tsi, messages } => {
+                v.on_dropped(tsi, messages);
+                if !quiet && !args.verify {
+                    let from = tsi.map_or_else(|| "other publishers".to_owned(), |t| t.to_string());
+                    eprintln!("pgm-sub: {from}: {messages} messages dropped (slow consumer)");
+                }
             }
             RecvEvent::PublisherGone { tsi } => v.on_publisher_gone(tsi),
             RecvEvent::Gap { tsi, lost } => {
@@ -441,7 +572,7 @@ pub fn run_sub(
             _ => {}
         }
         if v.received.is_multiple_of(256) {
-            metrics.app().set(v.received, bytes);
+            set_app_metrics(metrics, &sub, &v, bytes);
             sub_tick(&mut progress, &sub, &v, bytes);
         }
     }
@@ -450,7 +581,7 @@ pub fn run_sub(
     // Closed first: the counters are then final, the same as a later scrape reads.
     sub.close();
     let c = sub.counts();
-    metrics.app().set(v.received, bytes);
+    set_app_metrics(metrics, &sub, &v, bytes);
     Ok(SubOutcome {
         short: args.count.is_some_and(|c| v.received < c),
         elapsed_s: activity.elapsed_s(),
@@ -460,6 +591,7 @@ pub fn run_sub(
         decode_errors: c.decode_errors,
         cpu_s: cli::cpu_s(),
         shards: sub.shard_report(),
+        policy: (args.slow_consumer != PolicyArg::Block).then_some(c.policy),
         verifier: v,
     })
 }
@@ -502,6 +634,7 @@ mod tests {
             repaired: 0,
             decode_errors: 0,
             cpu_s: 0.25,
+            policy: None,
             short: false,
             shards: Vec::new(),
         };
@@ -541,6 +674,37 @@ mod tests {
             panic!("a unicast shard group was accepted");
         };
         assert!(e.contains("not a multicast group"), "{e}");
+    }
+
+    #[test]
+    fn slow_consumer_flags() {
+        let s = SubArgs::parse_from([
+            "pgm-sub",
+            "--slow-consumer",
+            "drop-oldest",
+            "--recv-bound",
+            "500",
+            "--recv-bound",
+            "1MiB",
+            "x",
+        ]);
+        assert_eq!(
+            s.slow_consumer().unwrap(),
+            SlowConsumer::DropOldest(Bound {
+                messages: 500,
+                bytes: 1 << 20
+            })
+        );
+        let s = SubArgs::parse_from(["pgm-sub", "--slow-consumer", "conflate", "x"]);
+        assert_eq!(
+            s.slow_consumer().unwrap(),
+            SlowConsumer::Conflate(Bound::default())
+        );
+        let s = SubArgs::parse_from(["pgm-sub", "--recv-bound", "5", "x"]);
+        assert!(s.slow_consumer().is_err());
+        assert!(SubArgs::try_parse_from(["pgm-sub", "--recv-bound", "0", "x"]).is_err());
+        assert!(SubArgs::try_parse_from(["pgm-sub", "--recv-bound", "lots", "x"]).is_err());
+        assert!(SubArgs::try_parse_from(["pgm-sub", "--slow-consumer", "nap", "x"]).is_err());
     }
 
     #[test]

@@ -14,10 +14,24 @@ use crate::cli::{check_test_message, Senders};
 /// gap); a restarted publisher has a new TSI and starts over at 0. Publishers none of whose
 /// messages passed the check (forged sessions, garbage) are counted apart ([`Senders`]) and do
 /// not fail verification.
+///
+/// Under a slow-consumer policy ([`Allow`]) some skips are expected: with drop-oldest, skips
+/// covered by the publisher's announced drops ([`TopicVerifier::on_dropped`]); with conflate,
+/// any forward skip (the sequence per stream must still go up).
 #[derive(Debug, Default, Clone)]
 pub struct TopicVerifier {
+    /// What skips are expected.
+    allow: Allow,
     /// The next expected sequence number per publisher and topic.
     next: HashMap<Tsi, HashMap<Vec<u8>, u64>>,
+    /// Drop-oldest: announced drops not yet matched by a skip, per publisher.
+    announced: HashMap<Option<Tsi>, u64>,
+    /// Under a policy: the highest sequence number delivered per topic (all publishers).
+    pub last_seq: BTreeMap<Vec<u8>, u64>,
+    /// Messages announced dropped by the slow-consumer policy.
+    pub policy_dropped: u64,
+    /// Sequence numbers skipped as announced (drop-oldest) or conflated (conflate).
+    pub policy_skipped: u64,
     /// Per-publisher counts: verified publishers and the others.
     pub senders: Senders,
     /// Messages delivered per topic (valid messages when verifying, all when printing).
@@ -43,6 +57,46 @@ impl TopicVerifier {
         TopicVerifier::default()
     }
 
+    /// A verifier that expects the skips `allow` says.
+    pub fn allowing(allow: Allow) -> Self {
+        TopicVerifier {
+            allow,
+            ..TopicVerifier::default()
+        }
+    }
+
+    /// A slow-consumer policy is in force: some skips are expected.
+    pub fn allows_skips(&self) -> bool {
+        self.allow != Allow::Nothing
+    }
+
+    /// Counts the slow-consumer policy's notice of `messages` dropped from `tsi` (`None`:
+    /// from publishers beyond the notice bound).
+    pub fn on_dropped(&mut self, tsi: Option<Tsi>, messages: u64) {
+        self.policy_dropped += messages;
+        *self.announced.entry(tsi).or_default() += messages;
+    }
+
+    /// How much of a skip of `skip` in `tsi`'s stream is expected; takes it from the
+    /// announcements.
+    fn expected_skip(&mut self, tsi: Tsi, skip: u64) -> u64 {
+        match self.allow {
+            Allow::Nothing => 0,
+            Allow::Conflated => skip,
+            Allow::Announced => {
+                let mut left = skip;
+                for key in [Some(tsi), None] {
+                    if let Some(a) = self.announced.get_mut(&key) {
+                        let take = left.min(*a);
+                        *a -= take;
+                        left -= take;
+                    }
+                }
+                skip - left
+            }
+        }
+    }
+
     /// Checks one delivered message.
     pub fn on_message(&mut self, m: &Message) {
         let topic: &[u8] = m.topic();
@@ -65,8 +119,21 @@ impl TopicVerifier {
             self.duplicates += 1;
             return;
         }
-        self.gaps += seq - *next;
+        let skip = seq - *next;
         *next = seq + 1;
+        if skip > 0 {
+            let expected = self.expected_skip(m.tsi, skip);
+            self.policy_skipped += expected;
+            self.gaps += skip - expected;
+        }
+        if self.allows_skips() {
+            match self.last_seq.get_mut(topic) {
+                Some(l) => *l = (*l).max(seq),
+                None => {
+                    self.last_seq.insert(topic.to_vec(), seq);
+                }
+            }
+        }
     }
 
     /// `tsi`'s session is over: its per-topic sequence state goes (its counts stay), so a
@@ -99,6 +166,18 @@ impl TopicVerifier {
         }
         serde_json::Value::Object(map)
     }
+}
+
+/// Which sequence skips a [`TopicVerifier`] expects.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// None: every skip is a gap.
+    #[default]
+    Nothing,
+    /// Drop-oldest: skips covered by announced drops of the publisher.
+    Announced,
+    /// Conflate: any forward skip.
+    Conflated,
 }
 
 /// Adds one to `topic`'s count, allocating only for a new topic.
@@ -176,6 +255,40 @@ pub(crate) mod tests {
         let (o, others) = v.senders.others();
         assert_eq!((others, o.messages, o.unrecoverable), (1, 1, 1 << 30));
         assert_eq!(v.senders.verified().0.unrecoverable, 5);
+    }
+
+    #[test]
+    fn announced_drops_cover_skips_exactly() {
+        let mut v = TopicVerifier::allowing(Allow::Announced);
+        v.on_message(&msg(tsi(1), "a", 0, 20));
+        v.on_message(&msg(tsi(1), "b", 0, 20));
+        v.on_dropped(Some(tsi(1)), 3);
+        // Two skipped in "a", one in "b": announced.
+        v.on_message(&msg(tsi(1), "a", 3, 20));
+        v.on_message(&msg(tsi(1), "b", 2, 20));
+        assert!(v.is_clean(), "{v:?}");
+        assert_eq!((v.policy_dropped, v.policy_skipped), (3, 3));
+        // Announcements are per publisher: another one's do not cover tsi 1's skip.
+        v.on_dropped(Some(tsi(2)), 5);
+        v.on_message(&msg(tsi(1), "a", 5, 20));
+        assert_eq!(v.gaps, 1);
+        assert_eq!(v.last_seq[&b"a".to_vec()], 5);
+        // The notice of publishers beyond the bound covers anyone's.
+        v.on_dropped(None, 1);
+        v.on_message(&msg(tsi(1), "b", 4, 20));
+        assert_eq!((v.gaps, v.policy_skipped), (1, 4));
+    }
+
+    #[test]
+    fn conflation_allows_forward_skips_only() {
+        let mut v = TopicVerifier::allowing(Allow::Conflated);
+        v.on_message(&msg(tsi(1), "a", 0, 20));
+        v.on_message(&msg(tsi(1), "a", 9, 20));
+        assert!(v.is_clean(), "{v:?}");
+        assert_eq!(v.policy_skipped, 8);
+        v.on_message(&msg(tsi(1), "a", 4, 20));
+        assert_eq!(v.duplicates, 1);
+        assert_eq!(v.last_seq[&b"a".to_vec()], 9);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::{
     decoder::RecvEvent,
     filter::Filter,
     options::{ConnectError, Options},
+    slow_consumer::SlowConsumer,
     subscriber::{Subscriber, SubscriberStats},
 };
 
@@ -97,6 +98,7 @@ impl ShardedSubscriber {
     /// (`pgm://` or `epgm://IFACE;GROUP:PORT`); joins nothing until the first
     /// [`ShardedSubscriber::subscribe`].
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
+        Self::check_policy(options)?;
         let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
         let map = ShardMap::new(url.endpoint.group, &options.shards)?;
         Ok(Self::with_map(url, map, options))
@@ -112,6 +114,7 @@ impl ShardedSubscriber {
         options: &Options,
         timeout: Duration,
     ) -> Result<Self, DiscoverError> {
+        Self::check_policy(options)?;
         let url =
             Url::parse(endpoint).map_err(|e| ConnectError::from(socket::OpenError::from(e)))?;
         let mut probe = Subscriber::connect(endpoint, &Self::single(options))?;
@@ -149,6 +152,14 @@ impl ShardedSubscriber {
     }
 
     /// `options` for the one-group subscribers.
+    /// Only [`SlowConsumer::Block`]: the drain thread of the other policies serves one session.
+    fn check_policy(options: &Options) -> Result<(), ConnectError> {
+        match options.slow_consumer {
+            SlowConsumer::Block => Ok(()),
+            _ => Err(ConnectError::ShardedSlowConsumer),
+        }
+    }
+
     fn single(options: &Options) -> Options {
         Options {
             shards: Vec::new(),

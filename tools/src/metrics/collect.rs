@@ -624,6 +624,16 @@ pub(crate) const APP: &[Row<AppCounts>] = &[
         |a| a.messages as f64,
     ),
     counter("app_bytes", "Bytes of those messages.", |a| a.bytes as f64),
+    counter(
+        "app_policy_dropped",
+        "Messages the slow-consumer policy dropped, announced to the application (pgm-sub).",
+        |a| a.policy_dropped as f64,
+    ),
+    counter(
+        "app_conflated",
+        "Messages the conflate policy replaced by a newer one of the same topic (pgm-sub).",
+        |a| a.conflated as f64,
+    ),
     gauge(
         "app_finished",
         "1 once the run is over and every number here is final (see --metrics-linger).",
@@ -636,6 +646,8 @@ pub(crate) const APP: &[Row<AppCounts>] = &[
 pub(crate) struct AppCounts {
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
+    pub(crate) policy_dropped: u64,
+    pub(crate) conflated: u64,
     pub(crate) finished: bool,
 }
 
@@ -644,6 +656,8 @@ pub(crate) struct AppCounts {
 pub struct AppCounters {
     messages: AtomicU64,
     bytes: AtomicU64,
+    policy_dropped: AtomicU64,
+    conflated: AtomicU64,
     finished: AtomicBool,
 }
 
@@ -652,6 +666,12 @@ impl AppCounters {
     pub fn set(&self, messages: u64, bytes: u64) {
         self.messages.store(messages, Ordering::Relaxed);
         self.bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Sets the slow-consumer policy's totals so far.
+    pub fn set_policy(&self, dropped: u64, conflated: u64) {
+        self.policy_dropped.store(dropped, Ordering::Relaxed);
+        self.conflated.store(conflated, Ordering::Relaxed);
     }
 
     /// The run is over: the numbers are final.
@@ -664,6 +684,8 @@ impl AppCounters {
             finished: self.finished.load(Ordering::Acquire),
             messages: self.messages.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            policy_dropped: self.policy_dropped.load(Ordering::Relaxed),
+            conflated: self.conflated.load(Ordering::Relaxed),
         }
     }
 }

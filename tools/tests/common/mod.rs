@@ -62,6 +62,15 @@ impl Proc {
         }
     }
 
+    /// The child's process id.
+    #[allow(
+        dead_code,
+        reason = "not every test binary looks at its children's memory"
+    )]
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Spawns a receiving tool ([`Proc::spawn`]) and waits until it says it is listening.
     #[allow(dead_code, reason = "not every test binary starts a receiver this way")]
     pub(crate) fn spawn_listening(name: &str, cmd: &mut Command) -> Proc {
@@ -196,6 +205,7 @@ pub(crate) fn run_with_stdin(
 }
 
 /// Runs a tool that should fail at once (stdin closed); returns exit code and stderr.
+#[allow(dead_code, reason = "not every test binary uses it")]
 pub(crate) fn fails(bin: &str, args: &[&str]) -> (Option<i32>, String) {
     let p = Proc::spawn("tool", Command::new(bin).args(args).stdin(Stdio::null()));
     let (status, _, err) = p.finish();
