@@ -513,3 +513,65 @@ fn forged_acker_designation_is_budgeted() {
     assert!(acks <= u64::from(burst + rate) + 1, "{acks} ACKs");
     assert!(s.pgmcc_acks_over_budget > 90_000);
 }
+
+/// The ACKer ACKs repairs too, judged by the ACKer the latest ODATA named: OpenPGM's RDATA
+/// repeats the original ODATA's option, whose ACKer may be stale either way.
+#[test]
+fn acker_of_the_latest_odata_acks_repairs() {
+    let me = rx_addr(0);
+    let other: IpAddr = "10.9.9.8".parse().unwrap();
+    let unspecified: IpAddr = "0.0.0.0".parse().unwrap();
+    let mut cfg = ReceiverConfig::new(DPORT);
+    cfg.congestion = pgmcc();
+    cfg.nla = Some(me);
+    let mut rx = Receiver::new(cfg);
+    let tsi = Tsi {
+        gsi: Gsi([7; 6]),
+        sport: 1000,
+    };
+    let source: IpAddr = "10.9.9.1".parse().unwrap();
+    let mut buf = Vec::new();
+    let mut t = 0u64;
+    // Feeds one data packet (ODATA, or RDATA when `repair`) naming `acker`; returns the ACKs.
+    let mut feed = |sqn: u32, repair: bool, acker: IpAddr| -> usize {
+        t += 1_000;
+        let now = Instant::from_micros(t);
+        let data = Data {
+            sqn: SeqNo(sqn),
+            trail: SeqNo(0),
+        };
+        let packet = PacketRepr {
+            sport: tsi.sport,
+            dport: DPORT,
+            gsi: tsi.gsi,
+            parity: false,
+            var_pktlen: false,
+            body: if repair {
+                Body::Rdata(data)
+            } else {
+                Body::Odata(data)
+            },
+            options: Options {
+                pgmcc_data: Some(PgmccData { tstamp: sqn, acker }),
+                ..Options::default()
+            },
+            payload: b"data",
+        }
+        .to_vec();
+        rx.handle_packet(now, source, GROUP, &packet);
+        let mut acks = 0;
+        while rx.poll_transmit(now, &mut buf).is_some() {
+            if PacketRepr::parse(&buf).is_ok_and(|r| matches!(r.body, Body::Ack(_))) {
+                acks += 1;
+            }
+        }
+        while rx.poll_event().is_some() {}
+        acks
+    };
+    assert_eq!(feed(0, false, me), 1, "ODATA naming us");
+    assert_eq!(feed(2, false, me), 1, "ODATA naming us, sqn 1 missing");
+    // The repair of sqn 1 repeats an option from before we were ACKer.
+    assert_eq!(feed(1, true, unspecified), 1, "RDATA while we are ACKer");
+    assert_eq!(feed(4, false, other), 0, "ODATA naming another receiver");
+    assert_eq!(feed(3, true, me), 0, "RDATA with a stale option naming us");
+}
