@@ -185,6 +185,13 @@ fn shards_are_checked_at_connect() {
         Subscriber::connect(&ep, &opts(&g)),
         Err(ConnectError::Sharded)
     ));
+    // The drop-oldest and conflate buffers drain one session: refused, not ignored.
+    let slow =
+        opts(&g).with_slow_consumer(pubsub::SlowConsumer::Conflate(pubsub::Bound::default()));
+    assert!(matches!(
+        ShardedSubscriber::connect(&ep, &slow),
+        Err(ConnectError::ShardedSlowConsumer)
+    ));
 }
 
 #[test]

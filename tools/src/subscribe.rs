@@ -663,6 +663,15 @@ mod tests {
         assert!(SubArgs::try_parse_from(["pgm-sub", "--shard", "a", "x"]).is_err());
         let s = SubArgs::parse_from(["pgm-sub", "--tokio", "--shard", "a=239.1.1.2", "x"]);
         assert!(matches!(open_sub(&s), Err(ToolError::Usage(_))));
+        let s = SubArgs::parse_from([
+            "pgm-sub",
+            "--slow-consumer",
+            "drop-oldest",
+            "--shard",
+            "a=239.1.1.2",
+            "x",
+        ]);
+        assert!(matches!(open_sub(&s), Err(ToolError::Usage(_))));
         // Checked against the endpoint when opening: a unicast group is a usage error.
         let s = SubArgs::parse_from([
             "pgm-sub",
