@@ -24,7 +24,9 @@
 //! at the sending host's `eth0` (default: a NIC without UDP segmentation offload; every
 //! capture, loss rule and receiver sees single datagrams), or at the bridge's ports (a NIC
 //! with offload: the sender's IP stack and veth run once per run of packets, receivers and
-//! their loss rules still see single datagrams, but a capture on `br0` sees super-packets).
+//! their loss rules still see single datagrams, but a capture on `br0` sees super-packets),
+//! or nowhere (`Plain`: a bridge and veths on the kernel's defaults, as a user would build
+//! it; the receiving hosts' UDP stacks cut super-packets in software).
 //!
 //! **Rate** (`set_rate`) puts a `tbf` qdisc on the host's `eth0` (egress). There is no netem in
 //! this kernel, so no delay or reordering.
@@ -67,6 +69,9 @@ pub enum Segmentation {
     Host,
     /// At the bridge ports (`gso_max_segs 1` on `vhN`): the sending host offloads it.
     Switch,
+    /// Nowhere on the LAN (no device limits GSO, the kernel's defaults): super-packets reach
+    /// the receiving hosts whole and their UDP stacks cut them in software, per receiver.
+    Plain,
 }
 
 /// A packet-loss pattern for one direction of a host's interface (PGM and UDP only).
@@ -427,20 +432,23 @@ impl Lan {
             ])?;
             ip(&["-n", &br, "link", "set", &port, "master", "br0"])?;
             ip(&["-n", &br, "link", "set", &port, "up"])?;
-            let (seg_ns, seg_dev) = match seg {
-                Segmentation::Host => (&ns, "eth0"),
-                Segmentation::Switch => (&br, port.as_str()),
+            let cut_at = match seg {
+                Segmentation::Host => Some((&ns, "eth0")),
+                Segmentation::Switch => Some((&br, port.as_str())),
+                Segmentation::Plain => None,
             };
-            ip(&[
-                "-n",
-                seg_ns,
-                "link",
-                "set",
-                "dev",
-                seg_dev,
-                "gso_max_segs",
-                "1",
-            ])?;
+            if let Some((seg_ns, seg_dev)) = cut_at {
+                ip(&[
+                    "-n",
+                    seg_ns,
+                    "link",
+                    "set",
+                    "dev",
+                    seg_dev,
+                    "gso_max_segs",
+                    "1",
+                ])?;
+            }
             let addr = Ipv4Addr::new(10, a, b, num as u8);
             ip(&[
                 "-n",

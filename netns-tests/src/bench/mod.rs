@@ -184,6 +184,8 @@ pub struct Config {
     /// Only these parts (`limit`, `pgm`, `ipv6`, `pubsub`, `loss`, `latency`, `memory`); all
     /// if empty.
     pub only: Vec<String>,
+    /// Where the LAN cuts UDP GSO runs into datagrams.
+    pub lan: Segmentation,
     /// Messages (1400 B) of the slow-receiver run.
     pub slow_count: u64,
     /// Offered rate of the slow-receiver run, msgs/s.
@@ -222,6 +224,7 @@ impl Config {
             ping_warmup: 500,
             ping_max_secs: 20.0,
             only: Vec::new(),
+            lan: Segmentation::Switch,
             slow_count: 150_000,
             slow_rate: 50_000.0,
             slow_window_bytes: 16 << 20,
@@ -505,7 +508,7 @@ pub fn run(cfg: &Config) -> io::Result<Results> {
     // The sender's 'NIC' segments UDP GSO runs (as most current NICs do): they cross its veth
     // whole and are cut into datagrams at the bridge ports, so receivers and their loss
     // rules see single datagrams as on a real LAN.
-    let mut lan = Lan::with_segmentation(3, Segmentation::Switch)?;
+    let mut lan = Lan::with_segmentation(3, cfg.lan)?;
     if cfg.wants("ipv6") {
         lan.enable_ipv6()?;
     }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::search::Probe;
 use super::{Config, Results, System};
+use crate::lan::Segmentation;
 use crate::report_md::{section_of, splice_section};
 
 const SIZES: [usize; 2] = [64, 1400];
@@ -234,6 +235,25 @@ fn dash() -> String {
     "—".to_owned()
 }
 
+/// Where the LAN cuts UDP GSO runs (`--lan`).
+fn lan_text(lan: Segmentation) -> &'static str {
+    match lan {
+        Segmentation::Switch => {
+            "UDP GSO runs cross the sender's veth whole and are cut into datagrams at the \
+             bridge ports (`gso_max_segs 1`), as a NIC with UDP segmentation offload cuts them: \
+             receivers, and their loss rules, see single datagrams."
+        }
+        Segmentation::Plain => {
+            "Plain LAN (`--lan plain`): no device limits GSO, so UDP GSO runs reach the \
+             receiving hosts whole and their UDP stacks cut them into datagrams in software."
+        }
+        Segmentation::Host => {
+            "UDP GSO runs are cut into datagrams at the sender's `eth0` (`gso_max_segs 1`), \
+             as a NIC without segmentation offload does."
+        }
+    }
+}
+
 /// Title, smoke notice, where and how it was measured, the load.
 fn header(m: &mut String, cfg: &Config, res: &Results) {
     let _ = writeln!(m, "# Benchmarks\n");
@@ -247,14 +267,13 @@ fn header(m: &mut String, cfg: &Config, res: &Results) {
         m,
         "Measured {} on {} — one run of `{}` (wall time {:.1} min), as root, on a LAN of network \
          namespaces built by the harness: host 1 sends, hosts 2 and 3 receive, one Linux bridge \
-         (veth, `mcast_snooping 0`). UDP GSO runs cross the sender's veth whole and are cut \
-         into datagrams at the bridge ports (`gso_max_segs 1`), as a NIC with UDP segmentation \
-         offload cuts them: receivers, and their loss rules, see single datagrams. Every rate \
-         is measured in this same run. Plot: [{}]({}).\n",
+         (veth, `mcast_snooping 0`). {} Every rate is measured in this same run. Plot: \
+         [{}]({}).\n",
         date(),
         machine(),
         cfg.command,
         res.wall_s / 60.0,
+        lan_text(cfg.lan),
         cfg.plot_name,
         cfg.plot_name
     );
@@ -871,6 +890,7 @@ pub fn to_json(cfg: &Config, res: &Results) -> Value {
         "machine": machine(),
         "command": cfg.command,
         "smoke": cfg.smoke,
+        "lan": format!("{:?}", cfg.lan).to_lowercase(),
         "wall_s": res.wall_s,
         "loadavg": [res.load.0, res.load.1],
         "foreign_netns": res.foreign_netns,

@@ -2,12 +2,14 @@
 //! `scripts/bench`, as root.
 //!
 //! ```text
-//! pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...]
+//! pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...] [--lan switch|plain]
 //! ```
 //!
 //! `--only` runs some parts: `limit` (plain UDP), `pgm` (one message per packet, OpenPGM and
 //! ours), `ipv6` (ours over IPv6; with `pgm` for the comparison), `pubsub`, `loss` (needs
-//! `pgm` for the clean rates), `latency`, `memory`.
+//! `pgm` for the clean rates), `latency`, `memory`. `--lan plain` measures on a LAN where no
+//! device limits GSO (the receiving hosts cut UDP GSO runs in software) instead of one whose
+//! bridge ports cut them (`switch`, the default; see `netns_tests::lan::Segmentation`).
 //!
 //! The full run writes `BENCHMARKS.md` and `BENCHMARKS-rate.svg` into `--out` (default: the
 //! workspace root) and every probe as JSON into `--json` (default:
@@ -19,21 +21,34 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use netns_tests::bench::{install_signal_handlers, run, Config};
+use netns_tests::lan::Segmentation;
 
-const USAGE: &str = "usage: pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...]\n\
-                     PARTs: limit, pgm, ipv6, pubsub, loss (needs pgm), latency, memory";
+const USAGE: &str = "usage: pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...] \
+                     [--lan switch|plain]\n\
+                     PARTs: limit, pgm, ipv6, pubsub, loss (needs pgm), latency, memory\n\
+                     --lan: where UDP GSO runs are cut into datagrams: at the bridge ports \
+                     (switch, the default) or by the receiving hosts (plain)";
 
 fn main() -> ExitCode {
     let mut smoke = false;
     let mut out: Option<PathBuf> = None;
     let mut json: Option<PathBuf> = None;
     let mut only: Vec<String> = Vec::new();
+    let mut lan = Segmentation::Switch;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--smoke" => smoke = true,
             "--out" => out = args.next().map(PathBuf::from),
             "--json" => json = args.next().map(PathBuf::from),
+            "--lan" => match args.next().as_deref() {
+                Some("switch") => lan = Segmentation::Switch,
+                Some("plain") => lan = Segmentation::Plain,
+                other => {
+                    eprintln!("pgm-bench: --lan takes switch or plain, not {other:?}\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--only" => {
                 only.extend(
                     args.next()
@@ -77,6 +92,7 @@ fn main() -> ExitCode {
         cfg.json = json;
     }
     cfg.only = only;
+    cfg.lan = lan;
     cfg.command = std::env::var("PGM_BENCH_COMMAND").unwrap_or_else(|_| {
         let args: Vec<String> = std::env::args().skip(1).collect();
         format!(
