@@ -5,9 +5,9 @@
 //! (its drops and NAKs), to show what PGMCC saves.
 //!
 //! One receiver, not two: with a second receiver on a fast path, whichever reports first is
-//! the first ACKer, and a fast one opens a window that floods the slow path for a slow-path
-//! round trip before the slow receiver's NAK takes over (docs/congestion.md, "Known
-//! weakness"); at LAN speed a 5 000-message run is over by then in about one run of five.
+//! the first ACKer. Pacing (`PgmccConfig::pace_floor`) keeps a fast first ACKer from flooding
+//! the slow path in the simulator, but on this LAN the slow receiver still does not always
+//! take over (docs/congestion.md, "Known weakness").
 //!
 //! TCP-friendliness: one bulk TCP flow (`peers/tcp_flow.py`) and one PGMCC session through the
 //! same 20 Mbit/s bottleneck to one receiver; over the PGMCC transfer each gets at least a

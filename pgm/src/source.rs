@@ -620,9 +620,14 @@ impl Source {
         }
         // New data waits for the congestion window too; ACKs (a packet) or the ACK timeout
         // open it.
-        let window_open = self.cc.as_ref().is_none_or(Controller::may_send);
-        if window_open && (!self.queue.is_empty() || !self.parity_owed.is_empty()) {
-            at(bucket_ready);
+        let window_at = self
+            .cc
+            .as_ref()
+            .map_or(Some(Instant::ZERO), Controller::send_at);
+        if let Some(window_at) = window_at {
+            if !self.queue.is_empty() || !self.parity_owed.is_empty() {
+                at(bucket_ready.max(window_at));
+            }
         }
         if let Some(deadline) = self.cc.as_ref().and_then(Controller::poll_timeout) {
             at(deadline);
@@ -676,7 +681,7 @@ impl Source {
             }
         }
         while let Some(&(tg, h)) = self.parity_owed.front() {
-            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) || !self.window_open() {
+            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) || !self.window_open(now) {
                 return None;
             }
             self.parity_owed.pop_front();
@@ -685,7 +690,7 @@ impl Source {
             }
         }
         if !self.queue.is_empty() {
-            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) || !self.window_open() {
+            if !self.bucket.as_mut().is_none_or(|b| b.can_send(now)) || !self.window_open(now) {
                 return None;
             }
             return Some(self.emit_odata(now, buf));
@@ -697,9 +702,9 @@ impl Source {
         None
     }
 
-    /// PGMCC lets new data go (always true without congestion control).
-    fn window_open(&self) -> bool {
-        self.cc.as_ref().is_none_or(Controller::may_send)
+    /// PGMCC lets new data go now (always true without congestion control).
+    fn window_open(&self, now: Instant) -> bool {
+        self.cc.as_ref().is_none_or(|cc| cc.may_send(now))
     }
 
     /// Whether an NCF or RDATA may go now: the rate limit and the repair cap allow it, and

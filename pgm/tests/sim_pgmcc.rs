@@ -575,3 +575,46 @@ fn acker_of_the_latest_odata_acks_repairs() {
     assert_eq!(feed(4, false, other), 0, "ODATA naming another receiver");
     assert_eq!(feed(3, true, me), 0, "RDATA with a stale option naming us");
 }
+
+/// The first ACKer on a fast path (docs/congestion.md): a receiver 0.05 ms away answers the
+/// election long before one behind a 10 Mbit/s bottleneck and 5 ms of delay. Pacing keeps its
+/// window from flooding the slow path until the slow receiver's loss report takes over.
+#[test]
+fn a_fast_first_acker_does_not_flood_the_slow_path() {
+    let (mut lan, tap) = lan(0x9cc7, 2, pgmcc());
+    let (fast, slow) = (lan.rx[0], lan.rx[1]);
+    let lan_link = LinkConfig {
+        delay: Duration::from_micros(50),
+        ..LinkConfig::default()
+    };
+    lan.sim.set_links(fast, lan_link.clone(), lan_link);
+    let mut path = bottleneck(BOTTLENECK);
+    path.delay = Duration::from_millis(5);
+    lan.sim.set_links(slow, LinkConfig::default(), path);
+    lan.sim.link_mut(slow, Dir::Egress).delay = Duration::from_millis(5);
+    let end = secs(4.0);
+    let count = saturate(&mut lan, 0, end, |_| {});
+    lan.finish(count, &|_| APDU, Duration::from_secs(5));
+    let t = tap.borrow();
+    let dropped = t.odata_dropped[slow.index()];
+    let s = lan.sim.node::<Source>(lan.src).stats();
+    println!(
+        "fast first ACKer: {dropped} of {} ODATA tail-dropped at the slow path; ACKer {:?}, \
+         {} switches, {} timeouts",
+        t.odata_sent, s.pgmcc.acker, s.pgmcc.acker_switches, s.pgmcc.timeouts
+    );
+    assert_eq!(
+        s.pgmcc.acker,
+        Some(rx_addr(1)),
+        "the slow receiver is ACKer"
+    );
+    assert!(
+        (dropped as f64) < 0.01 * t.odata_sent as f64,
+        "{dropped} of {} dropped",
+        t.odata_sent
+    );
+    for (k, c) in lan.checkers.iter().enumerate() {
+        assert_eq!(c.next, count, "receiver {k} got everything");
+        assert_eq!(c.loss_sqns, 0, "receiver {k}: no unrecoverable loss");
+    }
+}

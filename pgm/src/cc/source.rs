@@ -18,6 +18,13 @@ use crate::{
 /// An echoed timestamp older than this is forged or from another epoch: no RTT sample.
 const MAX_RTT_MS: u32 = 60_000;
 
+/// Pacing sends at this many windows per paced round trip: ACKs, not the pacer, clock a
+/// session whose real round trip is longer than the floor.
+const PACE_GAIN: f64 = 2.0;
+
+/// A driver that wakes late may catch up this much of the pace at once.
+const PACE_SLACK: Duration = Duration::from_millis(1);
+
 /// PGMCC counters and state of a source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -69,6 +76,8 @@ pub(crate) struct Controller {
     timeout_at: Option<Instant>,
     /// The first and last sqn sent: an ACK's RX_MAX must lie between them.
     sent: Option<(SeqNo, SeqNo)>,
+    /// New data may not go before this (pacing, [`PgmccConfig::pace_floor`]).
+    pace_at: Instant,
     /// "No ACKer" in OPT_PGMCC_DATA: the unspecified address of our family.
     nobody: IpAddr,
     stats: PgmccStats,
@@ -85,6 +94,7 @@ impl Controller {
             retries: 0,
             timeout_at: None,
             sent: None,
+            pace_at: Instant::ZERO,
             nobody: match nla {
                 IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
@@ -103,8 +113,14 @@ impl Controller {
     }
 
     /// New data may go: T ≥ 1. Repairs never ask (they are bounded by the repair budget).
-    pub(crate) fn may_send(&self) -> bool {
-        self.window.can_send()
+    /// When new data may go: `None` while the window is closed (an ACK or the timeout opens
+    /// it), else the pacer's time.
+    pub(crate) fn send_at(&self) -> Option<Instant> {
+        self.window.can_send().then_some(self.pace_at)
+    }
+
+    pub(crate) fn may_send(&self, now: Instant) -> bool {
+        self.send_at().is_some_and(|t| t <= now)
     }
 
     /// A repair (RDATA, on-demand parity) went out. Never held back by the window (the repair
@@ -119,6 +135,7 @@ impl Controller {
     /// ACK timeout (§2.7).
     pub(crate) fn on_odata_sent(&mut self, now: Instant, sqn: Option<SeqNo>) {
         self.window.on_send();
+        self.pace_at = self.pace_at.max(now - PACE_SLACK) + self.pace_interval();
         if let Some(sqn) = sqn {
             self.sent = Some(self.sent.map_or((sqn, sqn), |(first, _)| (first, sqn)));
         }
@@ -255,6 +272,16 @@ impl Controller {
     }
 
     /// The ACK timeout (§2.7): SRTT + 4·RTTVAR of the ACKer within the configured bounds.
+    /// The pacer's gap between packets of new data: max(SRTT, floor) / (gain × W).
+    fn pace_interval(&self) -> Duration {
+        let srtt = self
+            .acker
+            .and_then(|a| a.srtt)
+            .map_or(Duration::ZERO, |(s, _)| s);
+        srtt.max(self.cfg.pace_floor)
+            .div_f64(PACE_GAIN * self.window.size())
+    }
+
     fn rto(&self) -> Duration {
         match self.acker.and_then(|a| a.srtt) {
             Some((srtt, var)) => (srtt + var * 4).clamp(self.cfg.min_timeout, self.cfg.max_timeout),
