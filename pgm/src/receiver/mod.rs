@@ -759,29 +759,42 @@ impl Receiver {
         if catch_up && self.peers.get(&tsi).is_some_and(|p| p.reaching_back) {
             self.reach_back(now, tsi);
         }
+        self.deliver(tsi);
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
-        let hold = catch_up && (!peer.confirmed || peer.reaching_back);
         let Some(w) = peer.window.as_mut() else {
             return;
         };
-        if !hold {
-            w.deliver(&mut self.delivered);
-        }
         w.shed(&mut self.delivered, |w| w.bytes > max_bytes);
-        if let Some(lead) = peer.catch_up_lead.filter(|_| !hold) {
-            if w.trail.diff(lead) > 0 {
-                peer.catch_up_lead = None;
-                self.delivered.push(Delivered::CaughtUp);
-            }
-        }
         let in_order = w.delivered_sqns + w.leading_data();
         let agreed = peer.spm_agreements >= 1 && in_order >= 1;
         if !peer.confirmed && (in_order >= 2 || agreed) {
             self.confirm(tsi);
             if catch_up {
                 self.settle(now, tsi);
+            }
+        }
+    }
+
+    /// Delivers what `tsi`'s window can, unless it is held (see [`Receiver::settle`]); reports
+    /// `CaughtUp` once a catching-up session delivered up to the sqn it joined at.
+    fn deliver(&mut self, tsi: Tsi) {
+        let catch_up = self.cfg.join == JoinPolicy::AdvertisedTrail;
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        if catch_up && (!peer.confirmed || peer.reaching_back) {
+            return;
+        }
+        let Some(w) = peer.window.as_mut() else {
+            return;
+        };
+        w.deliver(&mut self.delivered);
+        if let Some(lead) = peer.catch_up_lead {
+            if w.trail.diff(lead) > 0 {
+                peer.catch_up_lead = None;
+                self.delivered.push(Delivered::CaughtUp);
             }
         }
     }
@@ -1164,9 +1177,7 @@ impl Receiver {
         }
         self.expire_recovery(now, tsi);
         self.run_nak_timers(now, tsi);
-        if let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) {
-            w.deliver(&mut self.delivered);
-        }
+        self.deliver(tsi);
     }
 
     /// Gives up sqns that have been in recovery for `max_recovery` (the application's
