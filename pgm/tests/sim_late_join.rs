@@ -330,3 +330,44 @@ fn a_forged_history_buys_only_what_the_packets_heard_pay_for() {
         p.window_sqns, s.naks_sent, s.nak_sqns_sent
     );
 }
+
+#[test]
+fn the_history_ages_out_without_new_data_and_spms_offer_what_is_left() {
+    let mut cfg = pgm::SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
+    cfg.txw_secs = Some(Duration::from_secs(1));
+    cfg.offer_join = true;
+    let mut s = Source::new(cfg);
+    let mut buf = Vec::new();
+    let t0 = Instant::from_micros(1_000);
+    for i in 0..10u64 {
+        s.send(t0 + Duration::from_millis(i * 100), &apdu(i, SIZE))
+            .expect("send");
+        while s
+            .poll_transmit(t0 + Duration::from_millis(i * 100), &mut buf)
+            .is_some()
+        {}
+    }
+    assert_eq!(s.stats().txw_packets, 10);
+    // The source wakes up for the oldest packet's expiry, with no data to send.
+    let wake = s.poll_timeout().expect("a deadline");
+    assert!(wake <= t0 + Duration::from_millis(1_002), "{wake:?}");
+    // 1.45 s on, the packets sent at 0..=400 ms are gone; the SPMs say so, OPT_JOIN too.
+    let now = t0 + Duration::from_millis(1_450);
+    s.handle_timeout(now);
+    assert_eq!(s.stats().txw_packets, 5);
+    assert_eq!(s.txw_trail(), SeqNo(5));
+    let mut spm = None;
+    for k in 0..20 {
+        let at = now + Duration::from_secs(k);
+        while s.poll_transmit(at, &mut buf).is_some() {
+            let repr = PacketRepr::parse(&buf).expect("our packet");
+            if let Body::Spm(sp) = repr.body {
+                spm = Some((sp.trail, repr.options.join));
+            }
+        }
+        if spm.is_some() {
+            break;
+        }
+    }
+    assert_eq!(spm, Some((SeqNo(5), Some(SeqNo(5)))));
+}
