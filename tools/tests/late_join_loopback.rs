@@ -132,6 +132,13 @@ fn a_current_state_join_gets_the_last_values_then_everything() {
     }
     assert_eq!(late["caught_up"], 1, "{late}");
     let per_topic = COUNT / TOPICS;
+    // Round-robin publishing: at any cut, the newest values of the topics are consecutive
+    // messages, so their sequence numbers differ by at most one.
+    let firsts: Vec<u64> = (0..TOPICS)
+        .map(|t| late["first_seq"][format!("t{t}")].as_u64().unwrap())
+        .collect();
+    let (lo, hi) = (firsts.iter().min().unwrap(), firsts.iter().max().unwrap());
+    assert!(hi - lo <= 1, "not one cut's newest values: {firsts:?}");
     for t in 0..TOPICS {
         let topic = format!("t{t}");
         // Joined 2 s into the feed: the topic's first message is its newest value then
