@@ -797,6 +797,45 @@ mod tests {
     }
 
     #[test]
+    fn a_history_bounds_the_window_and_is_offered() {
+        let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
+        let plain = SocketOptions::default()
+            .source_config(&e, e.interface.addr, 28)
+            .unwrap();
+        assert_eq!((plain.txw_secs, plain.offer_join), (None, false));
+        let h = History {
+            age: Some(Duration::from_secs(5)),
+            bytes: Some(16 << 20),
+        };
+        let s = SocketOptions::default()
+            .with_history(Some(h))
+            .source_config(&e, e.interface.addr, 28)
+            .unwrap();
+        assert_eq!(s.txw_secs, Some(Duration::from_secs(5)));
+        assert_eq!((s.txw_max_bytes, s.offer_join), (16 << 20, true));
+        for bad in [
+            History::default(),
+            History {
+                age: Some(Duration::ZERO),
+                bytes: None,
+            },
+            History {
+                age: Some(Duration::from_hours(25)),
+                bytes: None,
+            },
+            History {
+                age: None,
+                bytes: Some(100),
+            },
+        ] {
+            let r = SocketOptions::default()
+                .with_history(Some(bad))
+                .source_config(&e, e.interface.addr, 28);
+            assert!(matches!(r, Err(OpenError::Option(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn congestion_reaches_both_engines() {
         let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
         let cc = Congestion::Pgmcc(crate::PgmccConfig::default());
