@@ -525,6 +525,17 @@ fn ours_on_demand_fec_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
     ours_to(name, (encap, Iface::Addr), shape, (&["--fec", "16"], &[]));
 }
 
+/// Issue 17 §3: our source keeping a history (`--history 5s`) puts OPT_JOIN in its SPMs
+/// (docs/late-join.md); OpenPGM receivers must take them as usual.
+fn ours_with_history_to_openpgm(name: &str, encap: Encap, shape: &Shape) {
+    ours_to(
+        name,
+        (encap, Iface::Addr),
+        shape,
+        (&["--history", "5s"], &[]),
+    );
+}
+
 /// Our `pgm-send` (with `extra` flags) → the OpenPGM receiver (with `peer_extra`), 5 % loss.
 fn ours_to(
     name: &str,
@@ -628,6 +639,8 @@ named_tests! {
     openpgm_on_demand_fec_to_ours_epgm => openpgm_on_demand_fec_to_ours(Encap::Udp);
     ours_on_demand_fec_to_openpgm_epgm_small => ours_on_demand_fec_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_epgm_small => ours_to_openpgm(Encap::Udp, &SMALL);
+    ours_with_history_to_openpgm_raw_small => ours_with_history_to_openpgm(Encap::Raw, &SMALL);
+    ours_with_history_to_openpgm_epgm_small => ours_with_history_to_openpgm(Encap::Udp, &SMALL);
     ours_to_openpgm_raw_fragmented => ours_to_openpgm(Encap::Raw, &FRAGMENTED);
     ours_to_openpgm_epgm_fragmented => ours_to_openpgm(Encap::Udp, &FRAGMENTED);
     ours_pgmcc_to_openpgm_raw => ours_pgmcc_to_openpgm(Encap::Raw);

@@ -113,6 +113,16 @@ pub enum JoinPolicy {
     AdvertisedTrail,
 }
 
+/// The history a source keeps for late joiners (docs/late-join.md): its transmit window,
+/// bounded by age and/or bytes, and offered with OPT_JOIN (RFC 3208 §9.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct History {
+    /// Keep what was sent within this long (TXW_SECS).
+    pub age: Option<Duration>,
+    /// Keep at most this many payload bytes (the window's byte bound).
+    pub bytes: Option<usize>,
+}
+
 /// The repair budget of a source: what NAKs can make it send.
 ///
 /// NAKs are cheap to forge (anyone who sees one multicast packet can), so what they buy is
@@ -237,6 +247,12 @@ pub struct SourceConfig {
     pub txw_sqns: u32,
     /// Most payload bytes kept for repair.
     pub txw_max_bytes: usize,
+    /// TXW_SECS (RFC 3208 Appendix F): packets sent longer ago than this leave the window
+    /// (besides the sqn and byte bounds); `None`: no time bound.
+    pub txw_secs: Option<Duration>,
+    /// Offer the window to late joiners as history: every SPM carries OPT_JOIN (RFC 3208
+    /// §9.4) with TXW_TRAIL as its minimum sqn (docs/late-join.md).
+    pub offer_join: bool,
     /// Total rate in bytes/s over ODATA, RDATA, NCF and SPM, IP headers included; `None` for
     /// unpaced.
     pub rate: Option<u64>,
@@ -427,6 +443,8 @@ impl SourceConfig {
             max_apdu: MAX_APDU as usize,
             txw_sqns: 64 * 1024,
             txw_max_bytes: 32 << 20,
+            txw_secs: None,
+            offer_join: false,
             rate: None,
             repair: RepairBudget::default(),
             rate_burst: 64 * 1024,

@@ -30,6 +30,13 @@ pub enum Event {
         /// The session.
         tsi: Tsi,
     },
+    /// A session joined with [`crate::JoinPolicy::AdvertisedTrail`] delivered everything up
+    /// to the data it found on joining: the history it caught up on (docs/late-join.md).
+    /// What follows is live.
+    CaughtUp {
+        /// The session.
+        tsi: Tsi,
+    },
     /// A session went silent for the peer expiry time (or finished) and was forgotten.
     PeerExpired {
         /// The session.

@@ -36,8 +36,8 @@ pub mod transport;
 pub mod wire;
 
 pub use config::{
-    Congestion, FecConfig, JoinPolicy, Mtu, NakTiming, PgmccConfig, ReceiverConfig, ReceiverLimits,
-    RepairBudget, SourceConfig,
+    Congestion, FecConfig, History, JoinPolicy, Mtu, NakTiming, PgmccConfig, ReceiverConfig,
+    ReceiverLimits, RepairBudget, SourceConfig,
 };
 pub use event::Event;
 pub use node::Node;

@@ -4,7 +4,7 @@
 //! SPMRs, [`Source::poll_transmit`] hands out the next packet the rate allows, and
 //! [`Source::poll_timeout`] says when to call again.
 
-use std::{collections::VecDeque, net::IpAddr};
+use std::{collections::VecDeque, net::IpAddr, time::Duration};
 
 use bytes::Bytes;
 
@@ -134,6 +134,8 @@ struct TxPacket {
     /// In the list of the next NCF.
     ncf_pending: bool,
     last_rdata: Option<Instant>,
+    /// When its ODATA went out (TXW_SECS counts from then).
+    sent_at: Instant,
 }
 
 /// Sent packets retained for repair, oldest (the trail) first. Bounded by sqns and bytes.
@@ -144,6 +146,13 @@ struct TxWindow {
 }
 
 impl TxWindow {
+    /// Drops the trail packet.
+    fn pop_trail(&mut self) {
+        if let Some(old) = self.packets.pop_front() {
+            self.bytes -= old.payload.len();
+        }
+    }
+
     fn get_mut(&mut self, sqn: SeqNo) -> Option<&mut TxPacket> {
         let trail = self.packets.front()?.sqn;
         let i = sqn.distance_from(trail) as usize;
@@ -354,6 +363,7 @@ impl Source {
             queued_for: 0,
             ncf_pending: false,
             last_rdata: None,
+            sent_at: Instant::ZERO,
         });
         self.next_sqn = self.next_sqn.next();
     }
@@ -573,6 +583,7 @@ impl Source {
         if let Some(cc) = &mut self.cc {
             cc.handle_timeout(now);
         }
+        self.expire_by_age(now);
         let ambient = *self.next_ambient.get_or_insert(now + self.cfg.spm_ambient);
         if ambient <= now {
             self.spms_owed = self.spms_owed.max(1);
@@ -587,6 +598,22 @@ impl Source {
                     due: now + ivl,
                 });
             }
+        }
+    }
+
+    /// RFC 3208 Appendix F: with TXW_SECS, the trail advances past what was sent longer ago
+    /// than that, with or without new data (a late joiner is offered no older history).
+    fn expire_by_age(&mut self, now: Instant) {
+        let Some(age) = self.cfg.txw_secs else {
+            return;
+        };
+        while self
+            .txw
+            .packets
+            .front()
+            .is_some_and(|p| now.saturating_duration_since(p.sent_at) > age)
+        {
+            self.txw.pop_trail();
         }
     }
 
@@ -631,6 +658,11 @@ impl Source {
         }
         if let Some(deadline) = self.cc.as_ref().and_then(Controller::poll_timeout) {
             at(deadline);
+        }
+        // The trail's expiry, so that the window (and the trail SPMs advertise) keeps to
+        // TXW_SECS while no data is sent.
+        if let (Some(age), Some(p)) = (self.cfg.txw_secs, self.txw.packets.front()) {
+            at(p.sent_at + age + Duration::from_millis(1));
         }
         t
     }
@@ -768,6 +800,8 @@ impl Source {
         };
         let options = Options {
             fin,
+            // RFC 3208 §9.4: late joiners may ask for repairs back to the trail.
+            join: self.cfg.offer_join.then(|| self.txw_trail()),
             // RFC 3208 §11.8.1 bits (P = 0x02): docs/fec.md.
             parity_prm: self.cfg.fec.map(|f| ParityPrm {
                 proactive: f.proactive_count() > 0,
@@ -863,10 +897,11 @@ impl Source {
             && (self.txw.packets.len() >= self.cfg.txw_sqns as usize
                 || self.txw.bytes + p.payload.len() > self.cfg.txw_max_bytes)
         {
-            if let Some(old) = self.txw.packets.pop_front() {
-                self.txw.bytes -= old.payload.len();
-            }
+            self.txw.pop_trail();
         }
+        self.expire_by_age(now);
+        let mut p = p;
+        p.sent_at = now;
         let trail = self.txw.packets.front().map_or(p.sqn, |q| q.sqn);
         self.emit_data(now, buf, Body::Odata(Data { sqn: p.sqn, trail }), &p);
         if let Some(cc) = &mut self.cc {

@@ -30,6 +30,8 @@ use crate::{
     encoder::{NO_OFFSET, OFFSET_LEN},
     filter::Filter,
     frame::{FrameError, FrameHeader, LONG_HEADER_LEN},
+    join::Join,
+    slow_consumer::{Bound, PolicyBuffer},
 };
 
 /// Default [`DecoderConfig::max_message_size`]: 16 MiB.
@@ -115,6 +117,14 @@ pub enum RecvEvent {
         /// The publisher.
         tsi: Tsi,
     },
+    /// The history of publisher `tsi` that a late joiner asked for
+    /// ([`Join::History`](crate::Join::History) or
+    /// [`Join::CurrentState`](crate::Join::CurrentState), docs/late-join.md) is delivered:
+    /// what follows is live.
+    CaughtUp {
+        /// The publisher.
+        tsi: Tsi,
+    },
 }
 
 /// Why decoding a stream failed; the stream unjoins.
@@ -180,6 +190,10 @@ struct Body {
 
 /// The decoding state of one publisher's stream; see the [module docs](self).
 #[derive(Debug, Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent states of one stream, one field each"
+)]
 pub struct StreamDecoder {
     joined: bool,
     /// A frame header cut by the end of an APDU: its bytes so far.
@@ -195,6 +209,9 @@ pub struct StreamDecoder {
     continuing: bool,
     /// The message in progress was rejected by the filter.
     skipping: bool,
+    /// Under [`Join::CurrentState`], the transport reported the history delivered: messages
+    /// go out as they come instead of into the snapshot.
+    live: bool,
 }
 
 /// Where one APDU's bytes go.
@@ -439,6 +456,12 @@ pub struct Decoder {
     streams: HashMap<Tsi, StreamDecoder>,
     events: VecDeque<RecvEvent>,
     stats: DecoderStats,
+    /// [`Join::CurrentState`]'s bound per publisher.
+    snapshot: Option<Bound>,
+    /// Under [`Join::CurrentState`], each publisher still catching up: its messages
+    /// conflated to the newest per topic, and its loss notices, until
+    /// [`Decoder::handle_caught_up`]. One per stream at most, so bounded like the streams.
+    catching_up: HashMap<Tsi, PolicyBuffer>,
 }
 
 impl Decoder {
@@ -449,6 +472,18 @@ impl Decoder {
             config,
             ..Decoder::default()
         }
+    }
+
+    /// This decoder under a late-join mode: with [`Join::CurrentState`] each publisher's
+    /// messages are conflated to the newest per topic until the transport reports its
+    /// history delivered ([`Decoder::handle_caught_up`]), then handed out (docs/late-join.md).
+    #[must_use]
+    pub fn with_join(mut self, join: Join) -> Self {
+        self.snapshot = match join {
+            Join::CurrentState(b) => Some(b),
+            _ => None,
+        };
+        self
     }
 
     /// The subscriptions.
@@ -464,6 +499,7 @@ impl Decoder {
     /// Handles one APDU (an ODATA/RDATA payload, offset field included) from `tsi`.
     pub fn handle_data(&mut self, tsi: Tsi, apdu: &Bytes) {
         self.stats.apdus += 1;
+        let before = self.events.len();
         let stream = self.streams.entry(tsi).or_default();
         let mut sink = Sink {
             tsi,
@@ -473,6 +509,44 @@ impl Decoder {
             events: &mut self.events,
         };
         stream.handle_apdu(apdu, &mut sink);
+        if !stream.live {
+            self.hold_back(tsi, before);
+        }
+    }
+
+    /// Under [`Join::CurrentState`], moves `tsi`'s events from `from` on into its snapshot.
+    fn hold_back(&mut self, tsi: Tsi, from: usize) {
+        let Some(bound) = self.snapshot else {
+            return;
+        };
+        if from >= self.events.len() {
+            return;
+        }
+        let buf = self
+            .catching_up
+            .entry(tsi)
+            .or_insert_with(|| PolicyBuffer::conflating(bound));
+        for ev in self.events.drain(from..) {
+            buf.push(ev);
+        }
+    }
+
+    /// Handles the transport's notice that `tsi`'s history is delivered
+    /// (`pgm::Event::CaughtUp`): under [`Join::CurrentState`] its snapshot goes out, and its
+    /// messages from now on as they come; then [`RecvEvent::CaughtUp`].
+    pub fn handle_caught_up(&mut self, tsi: Tsi) {
+        self.streams.entry(tsi).or_default().live = true;
+        self.release(tsi);
+        self.events.push_back(RecvEvent::CaughtUp { tsi });
+    }
+
+    /// Hands out what `tsi`'s snapshot holds.
+    fn release(&mut self, tsi: Tsi) {
+        if let Some(mut buf) = self.catching_up.remove(&tsi) {
+            while let Some(ev) = buf.pop() {
+                self.events.push_back(ev);
+            }
+        }
     }
 
     /// Handles the transport's notice that `lost` sequence numbers from `tsi` will never
@@ -483,11 +557,16 @@ impl Decoder {
         }
         self.stats.gaps += 1;
         self.stats.lost_sqns += u64::from(lost);
+        let before = self.events.len();
         self.events.push_back(RecvEvent::Gap { tsi, lost });
+        if self.streams.get(&tsi).is_none_or(|s| !s.live) {
+            self.hold_back(tsi, before);
+        }
     }
 
     /// Forgets a publisher that went away (its partial message, if any, is dropped).
     pub fn handle_peer_gone(&mut self, tsi: Tsi) {
+        self.release(tsi);
         if self.streams.remove(&tsi).is_some() {
             self.events.push_back(RecvEvent::PublisherGone { tsi });
         }
@@ -583,6 +662,40 @@ mod tests {
         for f in &m.frames {
             assert!(range.contains(&(f.as_ptr() as usize)));
         }
+    }
+
+    #[test]
+    fn current_state_conflates_the_history_until_caught_up() {
+        let mut d = all().with_join(Join::CurrentState(Bound::default()));
+        // topic A body 1, B 1, A 2, C 1, B 2: the history.
+        for m in [b"A1", b"B1", b"A2", b"C1", b"B2"] {
+            let mut a = b"\x00\x00\x02\x01".to_vec();
+            a.push(m[0]);
+            a.extend_from_slice(b"\x02\x00");
+            a.push(m[1]);
+            d.handle_data(TSI, &apdu(&a));
+        }
+        d.handle_loss(TSI, 3);
+        assert!(
+            events(&mut d).is_empty(),
+            "nothing before the history is in"
+        );
+        d.handle_caught_up(TSI);
+        d.handle_data(TSI, &apdu(b"\x00\x00\x02\x01A\x02\x003"));
+        let got: Vec<String> = events(&mut d)
+            .into_iter()
+            .map(|e| match e {
+                RecvEvent::Message(m) => {
+                    String::from_utf8_lossy(&[&m.frames[0][..], &m.frames[1][..]].concat())
+                        .into_owned()
+                }
+                RecvEvent::Gap { lost, .. } => format!("gap {lost}"),
+                RecvEvent::CaughtUp { .. } => "caught up".into(),
+                e => panic!("unexpected {e:?}"),
+            })
+            .collect();
+        // The newest per topic in first-arrival order, the loss notice in place, then live.
+        assert_eq!(got, ["A2", "B2", "C1", "gap 3", "caught up", "A3"]);
     }
 
     #[test]

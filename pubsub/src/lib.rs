@@ -31,6 +31,8 @@
 //!   which a drain thread of the [`Subscriber`] fills (docs/slow-consumers.md).
 //! - [`Publisher`] and [`Subscriber`]: thin wrappers that move APDUs between those and the
 //!   transport sockets of the `pgm`/`epgm` crates.
+//! - [`join`]: late join, with the publisher's history or its current state
+//!   (docs/late-join.md).
 //! - [`shard`]: topic prefixes → multicast groups, one session each ([`ShardedPublisher`],
 //!   [`ShardedSubscriber`]; docs/sharding.md).
 //! - With the `tokio` feature, `tokio::AsyncPublisher` and `tokio::AsyncSubscriber`:
@@ -41,6 +43,7 @@ mod drain;
 pub mod encoder;
 pub mod filter;
 pub mod frame;
+pub mod join;
 mod options;
 mod publisher;
 pub mod shard;
@@ -52,6 +55,7 @@ pub mod tokio;
 pub use decoder::{Decoder, DecoderConfig, DecoderStats, Message, RecvEvent};
 pub use encoder::{Encoder, EncoderConfig, EncoderStats};
 pub use filter::Filter;
+pub use join::Join;
 pub use options::{ConnectError, Options};
 pub use pgm::{socket::SocketOptions, wire::Tsi};
 pub use publisher::{Publisher, PublisherStats, SendError};

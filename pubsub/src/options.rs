@@ -10,6 +10,7 @@ use pgm::{
 use crate::{
     decoder::DEFAULT_MAX_MESSAGE_SIZE,
     encoder::DEFAULT_LINGER,
+    join::Join,
     shard::{Shard, ShardError},
     slow_consumer::SlowConsumer,
 };
@@ -42,6 +43,9 @@ pub struct Options {
     /// Subscriber: what happens when the application reads slower than the feed
     /// (docs/slow-consumers.md).
     pub slow_consumer: SlowConsumer,
+    /// Subscriber: what it gets of what was published before it joined (docs/late-join.md).
+    /// Other than [`Join::Live`] it overrides the transport's join policy.
+    pub join: Join,
 }
 
 impl Default for Options {
@@ -54,6 +58,7 @@ impl Default for Options {
             shards: Vec::new(),
             announce_shards: None,
             slow_consumer: SlowConsumer::Block,
+            join: Join::Live,
         }
     }
 }
@@ -123,6 +128,23 @@ impl Options {
     pub fn with_slow_consumer(mut self, policy: SlowConsumer) -> Self {
         self.slow_consumer = policy;
         self
+    }
+
+    /// Sets [`Options::join`].
+    #[must_use]
+    pub fn with_join(mut self, join: Join) -> Self {
+        self.join = join;
+        self
+    }
+
+    /// The transport options of a subscriber: [`Options::transport`] with the join policy
+    /// [`Options::join`] needs.
+    pub(crate) fn subscriber_transport(&self) -> epgm::Options {
+        let mut t = self.transport.clone();
+        if self.join != Join::Live {
+            t.socket.engine.join = self.join.policy();
+        }
+        t
     }
 
     /// The APDU size a publisher uses over a transport with `ip_overhead` header bytes.

@@ -144,6 +144,8 @@ struct Evicted {
     lost: u32,
     /// An evicted [`RecvEvent::PublisherGone`].
     gone: bool,
+    /// An evicted [`RecvEvent::CaughtUp`].
+    caught_up: bool,
 }
 
 /// A bounded queue of decoded messages under a [`SlowConsumer`] policy (see the
@@ -171,12 +173,20 @@ pub struct PolicyBuffer {
 impl PolicyBuffer {
     /// A buffer for `policy`; `None` for [`SlowConsumer::Block`], which buffers nothing.
     pub fn new(policy: SlowConsumer) -> Option<Self> {
-        let (mode, bound) = match policy {
+        Some(match policy {
             SlowConsumer::Block => return None,
-            SlowConsumer::DropOldest(b) => (Mode::DropOldest, b),
-            SlowConsumer::Conflate(b) => (Mode::Conflate, b),
-        };
-        Some(PolicyBuffer {
+            SlowConsumer::DropOldest(b) => Self::with_mode(Mode::DropOldest, b),
+            SlowConsumer::Conflate(b) => Self::with_mode(Mode::Conflate, b),
+        })
+    }
+
+    /// A conflating buffer (the snapshot of a current-state join, docs/late-join.md).
+    pub(crate) fn conflating(bound: Bound) -> Self {
+        Self::with_mode(Mode::Conflate, bound)
+    }
+
+    fn with_mode(mode: Mode, bound: Bound) -> Self {
+        PolicyBuffer {
             mode,
             bound: Bound {
                 messages: bound.messages.max(1),
@@ -190,7 +200,7 @@ impl PolicyBuffer {
             evicted_others: 0,
             ready: VecDeque::new(),
             stats: PolicyStats::default(),
-        })
+        }
     }
 
     /// Nothing to hand out.
@@ -287,6 +297,11 @@ impl PolicyBuffer {
                             n.gone = true;
                         }
                     }
+                    RecvEvent::CaughtUp { tsi } => {
+                        if let Some(n) = self.evicted_for(tsi) {
+                            n.caught_up = true;
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -362,6 +377,9 @@ impl PolicyBuffer {
                     tsi: Some(tsi),
                     messages: n.messages,
                 });
+            }
+            if n.caught_up {
+                self.ready.push_back(RecvEvent::CaughtUp { tsi });
             }
             if n.gone {
                 self.ready.push_back(RecvEvent::PublisherGone { tsi });

@@ -68,25 +68,26 @@ impl Subscriber {
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
         options.check_unsharded()?;
         let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
-        let transport = epgm::open_transport(&url, &options.transport, Role::Receiver)?;
+        let transport_options = options.subscriber_transport();
+        let transport = epgm::open_transport(&url, &transport_options, Role::Receiver)?;
         let sock = Arc::new(RecvSocket::open(
             &url.endpoint,
-            &options.transport.socket,
+            &transport_options.socket,
             transport,
         )?);
         let config = DecoderConfig {
             max_message_size: options.max_message_size,
         };
+        let decoder = || Decoder::new(config).with_join(options.join);
         let drain = match PolicyBuffer::new(options.slow_consumer) {
             None => None,
             Some(buf) => Some(
-                Drain::spawn(Arc::clone(&sock), Decoder::new(config), buf)
-                    .map_err(socket::OpenError::from)?,
+                Drain::spawn(Arc::clone(&sock), decoder(), buf).map_err(socket::OpenError::from)?,
             ),
         };
         Ok(Subscriber {
             sock,
-            dec: Decoder::new(config),
+            dec: decoder(),
             clock: Clock::new(),
             drain,
         })
@@ -231,6 +232,7 @@ pub(crate) fn feed(dec: &mut Decoder, ev: pgm::Event) {
         pgm::Event::Data { tsi, apdu } => dec.handle_data(tsi, &apdu),
         pgm::Event::Loss { tsi, count, .. } => dec.handle_loss(tsi, count),
         pgm::Event::PeerExpired { tsi } => dec.handle_peer_gone(tsi),
+        pgm::Event::CaughtUp { tsi } => dec.handle_caught_up(tsi),
         // A new peer starts unjoined on its first data; nothing to do before that.
         _ => {}
     }

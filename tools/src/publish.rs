@@ -12,9 +12,9 @@ use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
-        connect_error, fill_test_message, json_line, parse_rate_arg, parse_secs, parse_shard,
-        read_line, report_error, sender_fields, sender_main, shard_json, CommonArgs, Progress,
-        ToolError, TEST_HEADER,
+        connect_error, fill_test_message, json_line, mono_ns, parse_msg_rate, parse_rate_arg,
+        parse_secs, parse_shard, read_line, report_error, sender_fields, sender_main, shard_json,
+        CommonArgs, Progress, ToolError, TEST_HEADER,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -147,6 +147,10 @@ pub struct PubArgs {
     /// unlimited by default.
     #[arg(long, value_parser = parse_rate_arg, default_value = "unlimited", value_name = "BITS")]
     pub rate: u64,
+    /// Pace --count messages at this many per second (k/M suffixes), independently of the
+    /// PGM rate limit; as fast as the publisher takes them by default.
+    #[arg(long, value_parser = parse_msg_rate, value_name = "MSGS", requires = "count")]
+    pub msg_rate: Option<f64>,
     /// Seconds to keep answering NAKs after the last message.
     #[arg(long, default_value_t = 2.0, value_name = "SECS")]
     pub linger: f64,
@@ -199,6 +203,8 @@ pub struct PubReport {
     pub max_payload: usize,
     /// With `--shard`: one entry per group (the endpoint's first).
     pub shards: Vec<serde_json::Value>,
+    /// CLOCK_MONOTONIC (ns) when the last APDU was on the wire (repair tails).
+    pub last_mono_ns: u64,
 }
 
 impl PubReport {
@@ -212,6 +218,7 @@ impl PubReport {
         );
         fields.push(("apdus", self.apdus.into()));
         fields.push(("max_payload", self.max_payload.into()));
+        fields.push(("last_mono_ns", self.last_mono_ns.into()));
         if !self.shards.is_empty() {
             fields.push(("shards", self.shards.clone().into()));
         }
@@ -460,8 +467,13 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
             .collect();
         let mut seqs = vec![0u64; unique.len()];
         let mut buf = vec![0u8; args.size.max];
-        started = Some(clock.elapsed());
+        let start = clock.elapsed();
+        started = Some(start);
         for i in 0..count {
+            if let Some(r) = args.msg_rate {
+                let due = start + Duration::from_secs_f64(i as f64 / r);
+                std::thread::sleep(due.saturating_sub(clock.elapsed()));
+            }
             let k = (i % topics.len() as u64) as usize;
             let topic = topics[k].as_bytes();
             let len = args.size.size_of(i);
@@ -496,6 +508,7 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
     publisher.flush().map_err(send_error)?;
     metrics.app().set(report.sent, report.bytes);
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
+    report.last_mono_ns = mono_ns();
     publisher.close().map_err(send_error)?;
     let stats = publisher.stats();
     [

@@ -283,6 +283,9 @@ pub fn run_recv(
             Event::PeerJoined { tsi } if !args.common.quiet => {
                 eprintln!("pgm-recv: sender {tsi} joined");
             }
+            Event::CaughtUp { tsi } if !args.common.quiet => {
+                eprintln!("pgm-recv: sender {tsi}: caught up on its history, now live");
+            }
             Event::PeerExpired { tsi } if !args.common.quiet => {
                 eprintln!("pgm-recv: sender {tsi} left");
             }

@@ -14,8 +14,8 @@ use std::{
 use clap::{Parser, ValueEnum};
 use pgm::socket::{Clock, RecvError, RecvMonitor};
 use pubsub::{
-    shard::DiscoverError, tokio::AsyncSubscriber, Bound, Message, Options, PolicyStats, RecvEvent,
-    Shard, ShardedSubscriber, SlowConsumer, Subscriber, SubscriberStats,
+    shard::DiscoverError, tokio::AsyncSubscriber, Bound, Join, Message, Options, PolicyStats,
+    RecvEvent, Shard, ShardedSubscriber, SlowConsumer, Subscriber, SubscriberStats,
 };
 use tokio::runtime::Runtime;
 
@@ -111,6 +111,12 @@ pub struct SubArgs {
     /// (like 16MiB); give it twice to set both [default: 10000 and 16MiB].
     #[arg(long, value_name = "N|SIZE", value_parser = parse_recv_bound)]
     pub recv_bound: Vec<RecvBound>,
+    /// What to get of what was published before joining (docs/late-join.md): live (from
+    /// the first data heard), history (every message the publisher's --history still holds,
+    /// in order, then live; --verify then requires every topic from sequence 0) or current
+    /// (the newest message per publisher and topic of that history, then live).
+    #[arg(long, value_enum, default_value_t = LateJoinArg::Live, value_name = "MODE")]
+    pub late_join: LateJoinArg,
     /// Testing and demos only: sleep this many microseconds after each delivered message, to
     /// play a slow consumer.
     #[arg(long, value_name = "MICROS", default_value_t = 0)]
@@ -132,6 +138,17 @@ pub enum PolicyArg {
     DropOldest,
     /// Keep the newest message per publisher and topic.
     Conflate,
+}
+
+/// `--late-join`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LateJoinArg {
+    /// From the first data heard.
+    Live,
+    /// The publisher's history, every message, then live.
+    History,
+    /// The newest message per topic of the history, then live.
+    Current,
 }
 
 /// One `--recv-bound`.
@@ -179,6 +196,16 @@ impl SubArgs {
         })
     }
 
+    /// The pubsub join mode of `--late-join` (the current state bounded like the
+    /// slow-consumer buffer, by --recv-bound's defaults).
+    fn join(&self) -> Join {
+        match self.late_join {
+            LateJoinArg::Live => Join::Live,
+            LateJoinArg::History => Join::History,
+            LateJoinArg::Current => Join::CurrentState(Bound::default()),
+        }
+    }
+
     /// The skips `--verify` expects under the policy.
     fn allow(&self) -> Allow {
         match self.slow_consumer {
@@ -217,6 +244,11 @@ pub struct SubOutcome {
     pub short: bool,
     /// With `--shard`: one entry per joined group.
     pub shards: Vec<serde_json::Value>,
+    /// CLOCK_MONOTONIC (ns) of the last delivery, 0 if none (repair tails).
+    pub last_mono_ns: u64,
+    /// With `--late-join history|current`: seconds from opening the subscriber to the last
+    /// publisher's `CaughtUp` (`None` inside: none caught up).
+    pub late_join: Option<Option<f64>>,
 }
 
 impl SubOutcome {
@@ -245,6 +277,7 @@ impl SubOutcome {
             ("naks_sent", self.naks_sent.into()),
             ("repaired", self.repaired.into()),
             ("cpu_s", round3(self.cpu_s).into()),
+            ("last_mono_ns", self.last_mono_ns.into()),
             ("senders", senders.into()),
             ("others", o.to_json(others)),
             ("decode_errors", self.decode_errors.into()),
@@ -263,6 +296,16 @@ impl SubOutcome {
         ];
         if !self.shards.is_empty() {
             fields.push(("shards", self.shards.clone().into()));
+        }
+        if let Some(caught_up_s) = self.late_join {
+            let first: serde_json::Map<_, _> = v
+                .first_seq
+                .iter()
+                .map(|(t, n)| (String::from_utf8_lossy(t).into_owned(), (*n).into()))
+                .collect();
+            fields.push(("caught_up", v.caught_up.into()));
+            fields.push(("caught_up_s", caught_up_s.map(round3).into()));
+            fields.push(("first_seq", first.into()));
         }
         if self.policy.is_some() {
             let last: serde_json::Map<_, _> = v
@@ -407,7 +450,8 @@ fn open_sub(args: &SubArgs) -> Result<Sub, ToolError> {
         .with_transport(args.common.transport_options())
         .with_max_message_size(args.max_message_size)
         .with_shards(args.shards.clone())
-        .with_slow_consumer(args.slow_consumer()?);
+        .with_slow_consumer(args.slow_consumer()?)
+        .with_join(args.join());
     if !args.shards.is_empty() || args.discover_shards.is_some() {
         if args.tokio || args.slow_consumer != PolicyArg::Block {
             return Err(ToolError::Usage(
@@ -489,6 +533,33 @@ fn set_app_metrics(metrics: &Metrics, sub: &Sub, v: &TopicVerifier, bytes: u64) 
     }
 }
 
+/// Counts (and unless `quiet`, reports) a notice: anything but a message.
+fn on_notice(ev: &RecvEvent, v: &mut TopicVerifier, clock: &Clock, quiet: bool, verify: bool) {
+    match *ev {
+        RecvEvent::CaughtUp { tsi } => {
+            v.on_caught_up(clock.elapsed().as_secs_f64());
+            if !quiet {
+                eprintln!("pgm-sub: {tsi}: caught up on its history, now live");
+            }
+        }
+        RecvEvent::Dropped { tsi, messages } => {
+            v.on_dropped(tsi, messages);
+            if !quiet && !verify {
+                let from = tsi.map_or_else(|| "other publishers".to_owned(), |t| t.to_string());
+                eprintln!("pgm-sub: {from}: {messages} messages dropped (slow consumer)");
+            }
+        }
+        RecvEvent::PublisherGone { tsi } => v.on_publisher_gone(tsi),
+        RecvEvent::Gap { tsi, lost } => {
+            v.on_gap(tsi, lost);
+            if !quiet {
+                eprintln!("pgm-sub: {tsi}: {lost} packets lost; resyncing at the next message");
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Runs `pgm-sub`, printing messages to `out` (unless verifying). The transport's counters,
 /// its publishers and the messages delivered so far go to `metrics`.
 pub fn run_sub(
@@ -502,9 +573,13 @@ pub fn run_sub(
         metrics.attach_receiver(m);
     }
     let quiet = args.common.quiet;
+    let mono_base = cli::mono_ns();
     let clock = Clock::new();
     let mut progress = Progress::new(clock, !quiet);
     let mut v = TopicVerifier::allowing(args.allow());
+    if args.late_join == LateJoinArg::History {
+        v = v.from_zero();
+    }
     let mut bytes = 0u64;
     let read_delay = Duration::from_micros(args.read_delay_us);
     let mut activity = Activity::new(clock.elapsed());
@@ -555,21 +630,7 @@ pub fn run_sub(
                     std::thread::sleep(read_delay);
                 }
             }
-            RecvEvent::Dropped { tsi, messages } => {
-                v.on_dropped(tsi, messages);
-                if !quiet && !args.verify {
-                    let from = tsi.map_or_else(|| "other publishers".to_owned(), |t| t.to_string());
-                    eprintln!("pgm-sub: {from}: {messages} messages dropped (slow consumer)");
-                }
-            }
-            RecvEvent::PublisherGone { tsi } => v.on_publisher_gone(tsi),
-            RecvEvent::Gap { tsi, lost } => {
-                v.on_gap(tsi, lost);
-                if !quiet {
-                    eprintln!("pgm-sub: {tsi}: {lost} packets lost; resyncing at the next message");
-                }
-            }
-            _ => {}
+            ev => on_notice(&ev, &mut v, &clock, quiet, args.verify),
         }
         if v.received.is_multiple_of(256) {
             set_app_metrics(metrics, &sub, &v, bytes);
@@ -592,6 +653,14 @@ pub fn run_sub(
         cpu_s: cli::cpu_s(),
         shards: sub.shard_report(),
         policy: (args.slow_consumer != PolicyArg::Block).then_some(c.policy),
+        late_join: (args.late_join != LateJoinArg::Live).then_some(v.caught_up_s),
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "nanoseconds of a run fit u64"
+        )]
+        last_mono_ns: activity
+            .first
+            .map_or(0, |_| mono_base + activity.last.as_nanos() as u64),
         verifier: v,
     })
 }
@@ -637,6 +706,8 @@ mod tests {
             policy: None,
             short: false,
             shards: Vec::new(),
+            late_join: None,
+            last_mono_ns: 0,
         };
         let j: serde_json::Value = serde_json::from_str(&o.to_json()).unwrap();
         assert_eq!(j["received"], 3);

@@ -10,8 +10,9 @@ use crate::cli::{check_test_message, Senders};
 /// Checks `[topic][test message]` messages: per publisher (TSI) and topic, the sequence must
 /// go up by one; every payload must pass its CRC.
 ///
-/// A (TSI, topic) stream first heard mid-way starts wherever it is heard (late join is not a
-/// gap); a restarted publisher has a new TSI and starts over at 0. Publishers none of whose
+/// A (TSI, topic) stream first heard mid-way starts wherever it is heard (a live or
+/// current-state join is not a gap; [`TopicVerifier::from_zero`], for a history join, makes
+/// every stream start at 0); a restarted publisher has a new TSI and starts over at 0. Publishers none of whose
 /// messages passed the check (forged sessions, garbage) are counted apart ([`Senders`]) and do
 /// not fail verification.
 ///
@@ -43,6 +44,15 @@ pub struct TopicVerifier {
     pub gaps: u64,
     /// Messages at or below a number already seen in their stream.
     pub duplicates: u64,
+    /// Every stream must start at sequence 0 (a history join): a later start counts its
+    /// skip as gaps.
+    from_zero: bool,
+    /// The sequence number each topic's first stream started at.
+    pub first_seq: BTreeMap<Vec<u8>, u64>,
+    /// Publishers whose history was delivered (`RecvEvent::CaughtUp`).
+    pub caught_up: u64,
+    /// When the last of them was (seconds into the run).
+    pub caught_up_s: Option<f64>,
 }
 
 impl TopicVerifier {
@@ -63,6 +73,13 @@ impl TopicVerifier {
             allow,
             ..TopicVerifier::default()
         }
+    }
+
+    /// This verifier, requiring every stream to start at 0 (a history join).
+    #[must_use]
+    pub fn from_zero(mut self) -> Self {
+        self.from_zero = true;
+        self
     }
 
     /// A slow-consumer policy is in force: some skips are expected.
@@ -111,9 +128,14 @@ impl TopicVerifier {
         };
         count_topic(&mut self.topics, topic);
         let streams = self.next.entry(m.tsi).or_default();
-        let next = match streams.get_mut(topic) {
-            Some(n) => n,
-            None => streams.entry(topic.to_vec()).or_insert(seq),
+        if !streams.contains_key(topic) {
+            if !self.first_seq.contains_key(topic) {
+                self.first_seq.insert(topic.to_vec(), seq);
+            }
+            streams.insert(topic.to_vec(), if self.from_zero { 0 } else { seq });
+        }
+        let Some(next) = streams.get_mut(topic) else {
+            return;
         };
         if seq < *next {
             self.duplicates += 1;
@@ -140,6 +162,12 @@ impl TopicVerifier {
     /// long run with restarting publishers keeps only the live ones' state.
     pub fn on_publisher_gone(&mut self, tsi: Tsi) {
         self.next.remove(&tsi);
+    }
+
+    /// Counts a publisher's `CaughtUp`, `at_s` seconds into the run.
+    pub fn on_caught_up(&mut self, at_s: f64) {
+        self.caught_up += 1;
+        self.caught_up_s = Some(at_s);
     }
 
     /// Counts a loss notice of `lost` sequence numbers from `tsi`.
@@ -289,6 +317,21 @@ pub(crate) mod tests {
         v.on_message(&msg(tsi(1), "a", 4, 20));
         assert_eq!(v.duplicates, 1);
         assert_eq!(v.last_seq[&b"a".to_vec()], 9);
+    }
+
+    #[test]
+    fn a_history_join_must_start_every_stream_at_zero() {
+        let mut v = TopicVerifier::new().from_zero();
+        v.on_message(&msg(tsi(1), "a", 0, 20));
+        v.on_message(&msg(tsi(1), "a", 1, 20));
+        v.on_message(&msg(tsi(1), "b", 3, 20));
+        assert_eq!(v.gaps, 3);
+        assert_eq!(v.first_seq[&b"b".to_vec()], 3);
+        // A live join starts anywhere.
+        let mut v = TopicVerifier::new();
+        v.on_message(&msg(tsi(1), "b", 3, 20));
+        v.on_message(&msg(tsi(1), "b", 4, 20));
+        assert!(v.is_clean());
     }
 
     #[test]

@@ -400,6 +400,9 @@ impl Receiver {
                         }
                         ps.data_bytes += repr.payload.len() as u64;
                     }
+                    if let Some(min) = repr.options.join {
+                        self.on_join(tsi, min);
+                    }
                     self.on_data(now, tsi, d, repr.options.fragment, repr.payload);
                     if self.cfg.fec {
                         self.fec_data(now, tsi, d, repr.options.fragment, repr.payload);
@@ -747,54 +750,102 @@ impl Receiver {
 
     /// After a window changed: delivers what it can, keeps it within its byte bound, and
     /// confirms a session on probation that has two sqns in order (or one and an SPM that
-    /// agrees). With [`JoinPolicy::AdvertisedTrail`] a session on probation delivers nothing
-    /// yet: once confirmed, its window reaches back to the advertised trail first.
+    /// agrees). With [`JoinPolicy::AdvertisedTrail`] a session delivers nothing while on
+    /// probation and while its window still reaches back to the advertised history (see
+    /// [`Receiver::reach_back`]); once it delivered up to the data it joined at, `CaughtUp`.
     fn settle(&mut self, now: Instant, tsi: Tsi) {
         let max_bytes = self.cfg.rxw_max_bytes;
-        let hold = self.cfg.join == JoinPolicy::AdvertisedTrail;
+        let catch_up = self.cfg.join == JoinPolicy::AdvertisedTrail;
+        if catch_up && self.peers.get(&tsi).is_some_and(|p| p.reaching_back) {
+            self.reach_back(now, tsi);
+        }
+        self.deliver(tsi);
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
-        let hold = hold && !peer.confirmed;
         let Some(w) = peer.window.as_mut() else {
             return;
         };
-        if !hold {
-            w.deliver(&mut self.delivered);
-        }
         w.shed(&mut self.delivered, |w| w.bytes > max_bytes);
         let in_order = w.delivered_sqns + w.leading_data();
         let agreed = peer.spm_agreements >= 1 && in_order >= 1;
         if !peer.confirmed && (in_order >= 2 || agreed) {
-            self.confirm(now, tsi);
-            if hold {
+            self.confirm(tsi);
+            if catch_up {
                 self.settle(now, tsi);
             }
         }
     }
 
-    /// Takes a session off probation. With [`JoinPolicy::AdvertisedTrail`] its window now
-    /// reaches back to the trail the source advertises (within the receive window).
-    fn confirm(&mut self, now: Instant, tsi: Tsi) {
-        let rxw_sqns = self.cfg.rxw_sqns.max(1);
+    /// Delivers what `tsi`'s window can, unless it is held (see [`Receiver::settle`]); reports
+    /// `CaughtUp` once a catching-up session delivered up to the sqn it joined at.
+    fn deliver(&mut self, tsi: Tsi) {
+        let catch_up = self.cfg.join == JoinPolicy::AdvertisedTrail;
+        let Some(peer) = self.peers.get_mut(&tsi) else {
+            return;
+        };
+        if catch_up && (!peer.confirmed || peer.reaching_back) {
+            return;
+        }
+        let Some(w) = peer.window.as_mut() else {
+            return;
+        };
+        w.deliver(&mut self.delivered);
+        if let Some(lead) = peer.catch_up_lead {
+            if w.trail.diff(lead) > 0 {
+                peer.catch_up_lead = None;
+                self.delivered.push(Delivered::CaughtUp);
+            }
+        }
+    }
+
+    /// Takes a session off probation. With [`JoinPolicy::AdvertisedTrail`] (and nothing
+    /// delivered yet) it starts catching up: its window reaches back to the history the
+    /// source advertises.
+    fn confirm(&mut self, tsi: Tsi) {
         let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
         peer.confirmed = true;
-        let reach = peer.reach();
-        let (Some(trail), Some(w)) = (peer.advertised_trail, peer.window.as_mut()) else {
+        if self.cfg.join != JoinPolicy::AdvertisedTrail {
+            return;
+        }
+        if let Some(w) = peer.window.as_ref().filter(|w| w.delivered_sqns == 0) {
+            peer.reaching_back = true;
+            peer.catch_up_lead = Some(w.data_lead.unwrap_or(w.lead()));
+        }
+    }
+
+    /// Grows a catching-up session's window backwards towards the oldest sqn the source
+    /// offers: its advertised trail, or OPT_JOIN's minimum when that is later (RFC 3208 §9.4:
+    /// RXW_TRAIL_INIT). Never wider than the receive window, and never more missing sqns at
+    /// once than the session's NAK credit reaches ([`Peer::reach`]): a forged SPM with an old
+    /// trail buys as much as the packets heard pay for, like a gap. The credit of the repairs
+    /// heard pays for the next stretch, so the history comes at the pace the source repairs it.
+    fn reach_back(&mut self, now: Instant, tsi: Tsi) {
+        let rxw_sqns = self.cfg.rxw_sqns.max(1);
+        let Some(peer) = self.peers.get_mut(&tsi) else {
             return;
         };
-        // Nothing was delivered yet (see `settle`): the window may still grow backwards, as
-        // far as the receive window and the session's NAK credit reach.
-        if self.cfg.join == JoinPolicy::AdvertisedTrail
-            && trail.diff(w.trail) < 0
-            && w.delivered_sqns == 0
-        {
-            let oldest = w.lead().sub(rxw_sqns - 1).max_serial(w.trail.sub(reach));
-            let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
-            w.extend_back(trail.max_serial(oldest), now, deadline);
+        let reach = peer.reach();
+        let (Some(trail), Some(w)) = (peer.advertised_trail, peer.window.as_mut()) else {
+            peer.reaching_back = false;
+            return;
+        };
+        let offered = peer.join_min.map_or(trail, |j| j.max_serial(trail));
+        let target = offered.max_serial(w.lead().sub(rxw_sqns - 1));
+        if target.diff(w.trail) >= 0 || w.delivered_sqns != 0 {
+            peer.reaching_back = false;
+            return;
         }
+        let budget = reach.saturating_sub(u32::try_from(w.missing_count()).unwrap_or(u32::MAX));
+        if budget == 0 {
+            return;
+        }
+        let to = target.max_serial(w.trail.sub(budget));
+        let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+        w.extend_back(to, now, deadline);
+        peer.reaching_back = to != target;
     }
 
     /// Moves a window to the position [`LEAP_CONFIRM`] packets agree on. A confirmed
@@ -858,6 +909,13 @@ impl Receiver {
         self.settle(now, tsi);
     }
 
+    /// RFC 3208 §9.4: data bearing OPT_JOIN names the oldest sqn a late joiner may ask for.
+    fn on_join(&mut self, tsi: Tsi, min: SeqNo) {
+        if let Some(peer) = self.peers.get_mut(&tsi) {
+            peer.join_min = Some(min);
+        }
+    }
+
     /// RFC 3208 §6.1: an SPM names the NAK target and the window edges. Validated against
     /// the session before it changes anything.
     fn on_spm(&mut self, now: Instant, tsi: Tsi, dst: IpAddr, spm: &Spm, options: &Options) {
@@ -900,6 +958,9 @@ impl Receiver {
             {
                 peer.fec = Some(fec::Groups::new(k, prm.on_demand));
             }
+        }
+        if let Some(min) = options.join {
+            peer.join_min = Some(min);
         }
         peer.spm_nla(spm.path);
         if dst.is_multicast() {
@@ -1116,9 +1177,7 @@ impl Receiver {
         }
         self.expire_recovery(now, tsi);
         self.run_nak_timers(now, tsi);
-        if let Some(w) = self.peers.get_mut(&tsi).and_then(|p| p.window.as_mut()) {
-            w.deliver(&mut self.delivered);
-        }
+        self.deliver(tsi);
     }
 
     /// Gives up sqns that have been in recovery for `max_recovery` (the application's
@@ -1522,6 +1581,7 @@ fn drain_into(
                 events.push_back(Event::Loss { tsi, first, count });
             }
             Delivered::Lost { count, .. } => stats.unconfirmed_lost_sqns += u64::from(count),
+            Delivered::CaughtUp => events.push_back(Event::CaughtUp { tsi }),
         }
     }
 }

@@ -186,6 +186,15 @@ pub(crate) struct Peer {
     pub(crate) naks_blocked: Option<Instant>,
     /// The trail the source advertised last (see "two agree" in the module docs).
     pub(crate) advertised_trail: Option<SeqNo>,
+    /// OPT_JOIN's minimum sqn (RFC 3208 §9.4), the latest heard: a late joiner asks for
+    /// nothing older.
+    pub(crate) join_min: Option<SeqNo>,
+    /// Catching up ([`crate::JoinPolicy::AdvertisedTrail`]): the window still reaches back
+    /// towards the advertised history, and delivers nothing until it got there.
+    pub(crate) reaching_back: bool,
+    /// Catching up: the last sqn seen when the session was confirmed; once everything up to
+    /// it is delivered (or lost), `CaughtUp` is reported.
+    pub(crate) catch_up_lead: Option<SeqNo>,
     pub(crate) leap: Option<Leap>,
     /// Its FEC transmission groups, once an SPM gave a usable OPT_PARITY_PRM (FEC on).
     pub(crate) fec: Option<super::fec::Groups>,
@@ -215,6 +224,9 @@ impl Peer {
             credit: 0,
             naks_blocked: None,
             advertised_trail: None,
+            join_min: None,
+            reaching_back: false,
+            catch_up_lead: None,
             leap: None,
             fec: None,
             cc: None,

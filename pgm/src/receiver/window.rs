@@ -49,7 +49,12 @@ pub(crate) enum Slot {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Delivered {
     Apdu(Bytes),
-    Lost { first: SeqNo, count: u32 },
+    Lost {
+        first: SeqNo,
+        count: u32,
+    },
+    /// A late joiner delivered the history it caught up on (pushed by the receiver).
+    CaughtUp,
 }
 
 /// Most fragments one APDU may have: bounds the reassembly walk whatever the network sends.

@@ -36,7 +36,7 @@ pub use self::{
 };
 use crate::{
     config::{
-        Congestion, FecConfig, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits,
+        Congestion, FecConfig, History, JoinPolicy, Mtu, NakTiming, ReceiverConfig, ReceiverLimits,
         RepairBudget, SourceConfig,
     },
     receiver::{PeerStats, ReceiverStats},
@@ -98,6 +98,10 @@ pub struct EngineOptions {
     /// Receiver: a session silent this long is forgotten (its state freed, the application
     /// told); default 300 s, as OpenPGM. At least 1 s.
     pub peer_expiry: Duration,
+    /// Sender: keep a history for late joiners and offer it with OPT_JOIN (docs/late-join.md):
+    /// the transmit window holds what was sent within its age and/or bytes (the window's sqn
+    /// bound still applies). `None` (default): the window as configured, no OPT_JOIN.
+    pub history: Option<History>,
     /// Sender: a fixed GSI instead of the host/pid-derived one ([`default_gsi`]).
     pub gsi: Option<Gsi>,
     /// Sender: a fixed data-source port instead of a random one.
@@ -125,6 +129,7 @@ impl Default for EngineOptions {
             receiver_limits: ReceiverLimits::default(),
             max_recovery: None,
             join: JoinPolicy::FirstSeen,
+            history: None,
             peer_expiry: Duration::from_mins(5),
             gsi: None,
             sport: None,
@@ -274,6 +279,12 @@ impl SocketOptions {
     #[must_use]
     pub fn with_join(mut self, join: JoinPolicy) -> Self {
         self.engine.join = join;
+        self
+    }
+    /// Sets [`EngineOptions::history`].
+    #[must_use]
+    pub fn with_history(mut self, history: Option<History>) -> Self {
+        self.engine.history = history;
         self
     }
     /// Sets [`EngineOptions::peer_expiry`].
@@ -433,6 +444,31 @@ impl SocketOptions {
         }
         if let Some(bytes) = e.window_bytes {
             cfg.txw_max_bytes = bytes.max(e.tpdu);
+        }
+        if let Some(h) = e.history {
+            if h.age.is_none() && h.bytes.is_none() {
+                return Err(OpenError::Option(
+                    "history bounded by neither age nor bytes".into(),
+                ));
+            }
+            if let Some(age) = h.age {
+                if !(Duration::from_millis(1)..=Duration::from_hours(24)).contains(&age) {
+                    return Err(OpenError::Option(format!(
+                        "history of {age:?} out of range 1 ms..=24 h"
+                    )));
+                }
+            }
+            if let Some(bytes) = h.bytes {
+                if bytes < e.tpdu {
+                    return Err(OpenError::Option(format!(
+                        "history of {bytes} bytes is less than one tpdu ({})",
+                        e.tpdu
+                    )));
+                }
+                cfg.txw_max_bytes = bytes;
+            }
+            cfg.txw_secs = h.age;
+            cfg.offer_join = true;
         }
         let r = e.repair;
         if !(0.01..=0.9).contains(&r.share) {
@@ -758,6 +794,45 @@ mod tests {
         ));
         let slow = SocketOptions::default().with_rate(Some(1000));
         assert!(slow.source_config(&e, e.interface.addr, 28).is_err());
+    }
+
+    #[test]
+    fn a_history_bounds_the_window_and_is_offered() {
+        let e = Endpoint::parse("lo;239.192.3.4:7501").unwrap();
+        let plain = SocketOptions::default()
+            .source_config(&e, e.interface.addr, 28)
+            .unwrap();
+        assert_eq!((plain.txw_secs, plain.offer_join), (None, false));
+        let h = History {
+            age: Some(Duration::from_secs(5)),
+            bytes: Some(16 << 20),
+        };
+        let s = SocketOptions::default()
+            .with_history(Some(h))
+            .source_config(&e, e.interface.addr, 28)
+            .unwrap();
+        assert_eq!(s.txw_secs, Some(Duration::from_secs(5)));
+        assert_eq!((s.txw_max_bytes, s.offer_join), (16 << 20, true));
+        for bad in [
+            History::default(),
+            History {
+                age: Some(Duration::ZERO),
+                bytes: None,
+            },
+            History {
+                age: Some(Duration::from_hours(25)),
+                bytes: None,
+            },
+            History {
+                age: None,
+                bytes: Some(100),
+            },
+        ] {
+            let r = SocketOptions::default()
+                .with_history(Some(bad))
+                .source_config(&e, e.interface.addr, 28);
+            assert!(matches!(r, Err(OpenError::Option(_))), "{bad:?}");
+        }
     }
 
     #[test]

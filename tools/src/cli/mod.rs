@@ -16,8 +16,8 @@ mod udp;
 pub use self::{
     error::{connect_error, report_error, ToolError},
     options::{
-        parse_bytes, parse_loss_percent, parse_msg_rate, parse_rate, parse_rate_arg, parse_secs,
-        parse_share, parse_window, CommonArgs, NakProfileArg, Window,
+        parse_bytes, parse_history, parse_loss_percent, parse_msg_rate, parse_rate, parse_rate_arg,
+        parse_secs, parse_share, parse_window, CommonArgs, HistoryBound, NakProfileArg, Window,
     },
     receiver::{idle_timeout, next_wait, receiver_main, Activity, RunEnd, DEFAULT_TIMEOUT},
     report::{cpu_s, json_line, max_rss_kb, mono_ns, msgs_per_s, round3, sender_fields, Progress},

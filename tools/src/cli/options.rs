@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::ValueEnum;
 use pgm::{
     socket::{NakProfile, SocketOptions},
-    Congestion, FecConfig, JoinPolicy, NakTiming, PgmccConfig, ReceiverLimits, RepairBudget,
+    Congestion, FecConfig, History, JoinPolicy, NakTiming, PgmccConfig, ReceiverLimits,
+    RepairBudget,
 };
 
 /// Parses a rate in bits/s: a number with an optional k, M or G suffix (decimal: 100M = 10^8),
@@ -174,6 +175,45 @@ pub(crate) fn parse_millis(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v / 1000.0))
 }
 
+/// One `--history` bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryBound {
+    /// What was sent within this long.
+    Age(Duration),
+    /// At most this many payload bytes.
+    Bytes(usize),
+}
+
+/// Parses `--history`: an age (`500ms`, `5s`, `2m`, `1h`) or a size with a byte unit
+/// (`16MiB`, `100MB`).
+pub fn parse_history(s: &str) -> Result<HistoryBound, String> {
+    let t = s.trim();
+    let bad = || format!("bad --history {s:?}: expected an age like 5s or a size like 16MiB");
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let secs = match unit {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "" => return Err(bad()),
+        _ => {
+            return match parse_window(t) {
+                Ok(Window::Bytes(b)) => Ok(HistoryBound::Bytes(b)),
+                _ => Err(bad()),
+            }
+        }
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let age = v * secs;
+    if !(0.001..=86_400.0).contains(&age) {
+        return Err(format!("--history {s:?}: an age must be within 1ms..=24h"));
+    }
+    Ok(HistoryBound::Age(Duration::from_secs_f64(age)))
+}
+
 /// `--join`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum JoinArg {
@@ -272,6 +312,12 @@ pub struct CommonArgs {
     /// for their ACKs.
     #[arg(long, value_enum, default_value_t = CongestionArg::None)]
     pub congestion: CongestionArg,
+    /// Sender: keep a history for late joiners and offer it (OPT_JOIN; docs/late-join.md):
+    /// what was sent within an age (like 5s) and/or at most a size (like 16MiB); give it
+    /// twice for both. The --window sqn bound still applies. A late joiner's repairs are
+    /// capped like any NAKer's (--repair-per-naker, --repair-rate).
+    #[arg(long, value_parser = parse_history, value_name = "AGE|SIZE")]
+    pub history: Vec<HistoryBound>,
     /// Receiver: source-specific multicast: join (ADDR, GROUP) instead of (*, GROUP); packets
     /// from any other source are dropped (repeatable: one join per source). ADDR is the
     /// sender's IPv4 address.
@@ -374,6 +420,7 @@ impl CommonArgs {
             .with_tpdu(self.tpdu)
             .with_nak(self.nak_profile())
             .with_join(self.join.into())
+            .with_history(self.history())
             .with_hops(self.hops)
             .with_multicast_loop(self.multicast_loop)
             .with_tos(self.tos);
@@ -405,6 +452,21 @@ impl CommonArgs {
             o = o.with_peer_expiry(e);
         }
         o
+    }
+
+    /// The history of `--history` (the last age and the last size given).
+    fn history(&self) -> Option<History> {
+        if self.history.is_empty() {
+            return None;
+        }
+        let mut h = History::default();
+        for b in &self.history {
+            match *b {
+                HistoryBound::Age(a) => h.age = Some(a),
+                HistoryBound::Bytes(n) => h.bytes = Some(n),
+            }
+        }
+        Some(h)
     }
 
     /// The `--nak-profile`, with the `--nak-*-ivl` flags given on top of its NAK timing
@@ -553,6 +615,34 @@ mod tests {
             &["--peer-expiry", "-1"],
         ] {
             assert!(options(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn history_flags() {
+        assert!(options(&[]).unwrap().engine.history.is_none());
+        let h = options(&["--history", "5s"])
+            .unwrap()
+            .engine
+            .history
+            .unwrap();
+        assert_eq!((h.age, h.bytes), (Some(Duration::from_secs(5)), None));
+        let h = options(&["--history", "16MiB", "--history", "500ms"])
+            .unwrap()
+            .engine
+            .history
+            .unwrap();
+        assert_eq!(
+            (h.age, h.bytes),
+            (Some(Duration::from_millis(500)), Some(16 << 20))
+        );
+        assert_eq!(
+            parse_history("2m"),
+            Ok(HistoryBound::Age(Duration::from_mins(2)))
+        );
+        for bad in ["5", "5 parsecs", "0s", "25h", "s", "-1s"] {
+            let e = parse_history(bad).unwrap_err();
+            assert!(e.contains("--history"), "{bad}: {e}");
         }
     }
 
