@@ -44,6 +44,9 @@ pub struct Activity {
     pub idle_since: Duration,
     /// Messages were delivered since the last [`Activity::settle`].
     pending: bool,
+    /// The longest pause in delivery: from the moment the queue was found empty after a
+    /// delivery to the next delivery (timed at [`Activity::resumed`]).
+    pub max_gap: Duration,
 }
 
 impl Activity {
@@ -54,6 +57,15 @@ impl Activity {
             last: now,
             idle_since: now,
             pending: false,
+            max_gap: Duration::ZERO,
+        }
+    }
+
+    /// An event arrived at `now` after the loop had found the queue empty and waited: the
+    /// pause since the last delivery counts towards [`Activity::max_gap`].
+    pub fn resumed(&mut self, now: Duration) {
+        if self.first.is_some() {
+            self.max_gap = self.max_gap.max(now.saturating_sub(self.last));
         }
     }
 
