@@ -163,7 +163,14 @@ fn a_bad_second_path_is_refused_with_a_clear_error() {
     let o = Options::from(socket_options(Some(&same)));
     let m = msg(epgm::open_sender(&first, &o));
     assert!(m.contains("same group as the first path"), "{m}");
-    if let Ok(v6) = Endpoint::parse("lo;[ff15::7]:2999") {
+    let port = first.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let other = Endpoint::parse(&format!("127.0.0.1;239.195.0.3:{}", port + 1)).unwrap();
+    let m = msg(epgm::open_sender(
+        &first,
+        &Options::from(socket_options(Some(&other))),
+    ));
+    assert!(m.contains("differs from the first path's"), "{m}");
+    if let Ok(v6) = Endpoint::parse(&format!("lo;[ff15::7]:{port}")) {
         let m = msg(epgm::open_sender(
             &first,
             &Options::from(socket_options(Some(&v6))),

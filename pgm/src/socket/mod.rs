@@ -160,8 +160,8 @@ pub struct MulticastOptions {
     /// default): any source.
     pub sources: Vec<IpAddr>,
     /// A/B sessions (docs/dual-path.md): a second path for the same session, its own group
-    /// (and possibly interface and port). A sender sends everything for the group on both
-    /// paths; a receiver joins both and merges them. `None` (the default): one path.
+    /// (and possibly interface; the same port). A sender sends everything for the group on
+    /// both paths; a receiver joins both and merges them. `None` (the default): one path.
     pub second_path: Option<Endpoint>,
 }
 
@@ -403,8 +403,10 @@ impl SocketOptions {
         }
     }
 
-    /// The second path of a session on `first`, checked: of the group's address family, and
-    /// another group than the first path's (the paths are told apart by group). `None` for a single-path session.
+    /// The second path of a session on `first`, checked: of the group's address family,
+    /// another group than the first path's (the paths are told apart by group), and the same
+    /// port (the port is the session's data-destination port, in every packet's header: a
+    /// receiver of the second path alone must be opened on it). `None` for a single-path session.
     pub fn second_path(&self, first: &Endpoint) -> Result<Option<&Endpoint>, OpenError> {
         let Some(second) = &self.multicast.second_path else {
             return Ok(None);
@@ -420,6 +422,13 @@ impl SocketOptions {
             return Err(OpenError::Option(format!(
                 "second path {second}: the same group as the first path {first}; give the \
                  second path its own group"
+            )));
+        }
+        if second.port != first.port {
+            return Err(OpenError::Option(format!(
+                "second path {second}: port {} differs from the first path's {}; the port is \
+                 the session's, the same on both paths (give the second path its own group)",
+                second.port, first.port
             )));
         }
         Ok(Some(second))

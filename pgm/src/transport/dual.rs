@@ -1,5 +1,5 @@
 //! A/B sessions (docs/dual-path.md): one session on two paths, each its own multicast group
-//! (and possibly interface and port), for receivers that merge them.
+//! (and possibly interface), for receivers that merge them.
 //!
 //! The engines see one transport. Sending, every packet addressed to the first group goes
 //! out on the first path and a copy on the second, addressed to the second group

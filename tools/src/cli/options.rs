@@ -325,9 +325,9 @@ pub struct CommonArgs {
     #[arg(long, value_parser = parse_millis, value_name = "MS")]
     pub nak_max_ivl: Option<Duration>,
     /// A/B session (docs/dual-path.md): the session also on this second path, another group
-    /// (and possibly interface and port) of the endpoint's scheme. A sender sends everything
-    /// on both; a receiver joins both, merges them by sequence number and NAKs only what
-    /// both lost.
+    /// (and possibly interface; the same port) of the endpoint's scheme. A sender sends
+    /// everything on both; a receiver joins both, merges them by sequence number and NAKs
+    /// only what both lost.
     #[arg(long, value_parser = parse_second_path, value_name = "IFACE;GROUP:PORT")]
     pub second_path: Option<Endpoint>,
     /// Receiver with --second-path: how much later one path delivers than the other, in
