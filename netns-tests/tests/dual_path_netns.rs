@@ -8,6 +8,9 @@
 //!   each message once. The skew between the paths is measured from a capture on h1.
 //! - Path A cut for 10 s mid-run: h1 gets everything with no pause in delivery beyond the NAK
 //!   back-off.
+//! - Interop (with `python3-zmq`): `pgm-pub --second-path` on h0; a libzmq SUB on h1 connected
+//!   to group B alone, with 5 % loss, is repaired (its NAKs name group B); `pgm-sub
+//!   --second-path` on h2 gets everything too.
 //!
 //! Needs root (namespaces, raw sockets, nftables, tcpdump); prints SKIPPED and passes otherwise.
 
@@ -20,11 +23,16 @@ use std::{
 };
 
 use netns_tests::{
-    lan::{Lan, Loss, GROUP},
+    deps::{require, Need},
+    lan::{Host, Lan, Loss, GROUP},
     named_tests, now,
     tools::{
         assert_no_problems, begin_test, capture_path, complete_problems, finish_run,
         spawn_recv_joined, spawn_send, tools_dir, Encap, Iface, RecvOpts, SendOpts,
+    },
+    zmq::{
+        expected_topics, spawn_pub, spawn_sub_joined, topic_problems, topics, zmq_python, PubOpts,
+        SubOpts, ZmqSubOpts,
     },
 };
 
@@ -199,6 +207,79 @@ fn path_cut(name: &str, encap: Encap) {
     assert_no_problems(name, &problems, &run.all());
 }
 
+/// A libzmq SUB of path B alone, with 5 % loss, next to a two-path `pgm-sub`.
+fn libzmq_on_one_path(name: &str) {
+    let Some(_serial) = begin_test(name) else {
+        return;
+    };
+    if !require(name, &[Need::Zmq]) {
+        return;
+    }
+    let count = 10_000;
+    let encap = Encap::Udp;
+    let lan = Lan::new(3).expect("building the LAN");
+    let five = Loss::Random(50);
+    lan.set_group_loss(1, &groups(Loss::None, five))
+        .expect("loss");
+    lan.set_group_loss(2, &groups(five, five)).expect("loss");
+    let topics = topics(20);
+    let want = expected_topics(&topics, count, &[""]);
+    let start = now();
+    let python = zmq_python().expect("libzmq with PGM");
+    let h1 = lan.host(1);
+    let zmq_ep = format!("epgm://{};{GROUP_B}:{PORT}", h1.addr());
+    let mut zmq = h1
+        .spawn(&python, &ZmqSubOpts::new(count, &[""]).args(&zmq_ep))
+        .expect("spawning a libzmq SUB");
+    zmq.wait_ready(Duration::from_secs(10))
+        .expect("libzmq SUB ready");
+    wait_for_group(h1, GROUP_B);
+    let mut sub = SubOpts::new(count, &[""]);
+    sub.extra = second_path();
+    let ours = spawn_sub_joined(lan.host(2), encap, PORT, &sub).expect("pgm-sub");
+    let mut opts = PubOpts::new(count, &topics, "100", "10M");
+    opts.extra = second_path();
+    let publisher = spawn_pub(lan.host(0), encap, PORT, &opts).expect("pgm-pub");
+    let done = finish_run(
+        publisher,
+        vec![zmq, ours],
+        start + Duration::from_mins(1),
+        Duration::from_secs(3),
+    );
+    let mut problems = done.sender.crash_problems();
+    problems.extend(done.sender.sent_problem("pgm-pub", count));
+    for r in &done.receivers {
+        for p in topic_problems(r, &want) {
+            problems.push(format!("{}: {p}", r.name));
+        }
+    }
+    let dropped = lan.group_dropped(1, 2).expect("counters")[1];
+    eprintln!(
+        "{name}: libzmq SUB on path B lost {dropped} packets to nftables and got every message; \
+         pgm-pub received {} NAKs",
+        done.sender.u("naks_received")
+    );
+    if dropped == 0 || done.sender.u("naks_received") == 0 {
+        problems.push("no loss on path B, or no NAK answered".into());
+    }
+    assert_no_problems(name, &problems, &done.all());
+}
+
+/// Waits (10 s at most) until `group` is joined on `host`, then a little longer.
+fn wait_for_group(host: &Host, group: Ipv4Addr) {
+    let o = group.octets();
+    let hex = format!("{:02X}{:02X}{:02X}{:02X}", o[3], o[2], o[1], o[0]);
+    let deadline = now() + Duration::from_secs(10);
+    while !host
+        .run("cat", &["/proc/net/igmp"])
+        .is_ok_and(|t| t.contains(&hex))
+    {
+        assert!(now() < deadline, "{group} not joined on {}", host.ns());
+        thread::sleep(Duration::from_millis(25));
+    }
+    thread::sleep(Duration::from_millis(300));
+}
+
 /// The skew between the paths at the receiver: for each ODATA sqn seen on both groups, its
 /// arrival on B minus its arrival on A.
 #[derive(Debug, Default)]
@@ -262,4 +343,5 @@ named_tests! {
     raw_five_percent_on_each_path_naks_only_what_both_lost => independent_loss(Encap::Raw);
     epgm_five_percent_on_each_path_naks_only_what_both_lost => independent_loss(Encap::Udp);
     epgm_path_cut_for_ten_seconds_costs_no_pause => path_cut(Encap::Udp);
+    libzmq_sub_on_one_path_is_repaired => libzmq_on_one_path();
 }
