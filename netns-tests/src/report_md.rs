@@ -23,13 +23,18 @@ pub const PGMCC_HEADING: &str = "## Congestion control (PGMCC)";
 /// the namespace LAN, docs/sharding.md).
 pub const SHARDING_HEADING: &str = "## Topic→group sharding";
 
+/// The section of `BENCHMARKS.md` kept by hand (the NAK reduction and the path skew of the
+/// dual-path test on the namespace LAN, docs/dual-path.md).
+pub const DUAL_PATH_HEADING: &str = "## Dual-path (A/B) sessions";
+
 /// The sections of `BENCHMARKS.md` that `scripts/bench` keeps as they are.
-pub const FOREIGN_SECTIONS: [&str; 5] = [
+pub const FOREIGN_SECTIONS: [&str; 6] = [
     SOAK_HEADING,
     ASYNC_HEADING,
     FEC_HEADING,
     PGMCC_HEADING,
     SHARDING_HEADING,
+    DUAL_PATH_HEADING,
 ];
 
 /// `existing` with its section `heading` (up to the next `## ` heading or the end) replaced by
