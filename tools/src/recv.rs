@@ -498,6 +498,11 @@ mod tests {
             "senders",
             "parse_errors",
             "checksum_errors",
+            "nak_sqns_sent",
+            "duplicates_discarded",
+            "first_path_received",
+            "second_path_received",
+            "max_gap_ms",
         ] {
             assert!(j.get(k).is_some(), "{k}");
         }

@@ -3,8 +3,9 @@
 //!
 //! The engines see one transport. Sending, every packet addressed to the first group goes
 //! out on the first path and a copy on the second, addressed to the second group
-//! ([`second_path_copy`]); unicast (NAKs, SPMRs) goes on the first path only. Receiving, both paths feed the one engine, which merges them by sqn: the
-//! copy that arrives second is a duplicate, counted and never delivered.
+//! ([`second_path_copy`]); unicast (NAKs, SPMRs) goes on the first path only. Receiving, both
+//! paths feed the one engine, which merges them by sqn: the copy that arrives second is a
+//! duplicate, counted and never delivered.
 //!
 //! The second path does not hold the first back: copies its socket will not take yet wait
 //! in a bounded backlog, sent before anything newer; beyond the bound the oldest is dropped

@@ -162,3 +162,26 @@ pub fn receiver_main(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_pause_runs_from_the_last_delivery_to_the_next() {
+        let ms = Duration::from_millis;
+        let mut a = Activity::new(ms(0));
+        // Nothing delivered yet: waiting for the first message is no pause.
+        a.resumed(ms(500));
+        assert_eq!(a.max_gap, Duration::ZERO);
+        a.first = Some(ms(500));
+        a.last = ms(500);
+        a.pending = true;
+        a.settle(ms(510));
+        a.resumed(ms(530));
+        a.pending = true;
+        a.settle(ms(531));
+        a.resumed(ms(532));
+        assert_eq!(a.max_gap, ms(20));
+    }
+}
