@@ -23,7 +23,7 @@ mod url;
 
 use pgm::{
     socket::{OpenError, RecvSocket, Role, SendSocket, SocketOptions},
-    transport::{raw::RawTransport, Lossy, Transport},
+    transport::{raw::RawTransport, DualPath, Lossy, Transport, TransportConfig},
 };
 
 pub use udp::{UdpTransport, UDP_IPV4_OVERHEAD};
@@ -86,19 +86,47 @@ impl Options {
     }
 }
 
-/// Opens the transport a URL's scheme names: UDP for `epgm://`, raw IP for `pgm://`.
+/// Opens the transport a URL's scheme names: UDP for `epgm://`, raw IP for `pgm://`. With a
+/// second path ([`SocketOptions::with_second_path`]) it is both paths' transports, of the
+/// same scheme, as one ([`DualPath`]); simulated loss then hits each path independently.
 pub fn open_transport(
     url: &Url,
     opts: &Options,
     role: Role,
 ) -> Result<Box<dyn Transport>, OpenError> {
+    let second = opts.socket.second_path(&url.endpoint)?;
     let cfg = opts.socket.transport_config(&url.endpoint, role);
-    let transport: Box<dyn Transport> = match url.scheme {
-        Scheme::Epgm => Box::new(UdpTransport::open(&cfg, opts.udp_gso)?),
-        Scheme::Pgm => Box::new(RawTransport::open(&cfg)?),
+    let first = open_path(url.scheme, &cfg, opts, 0)?;
+    let Some(second) = second else {
+        return Ok(first);
+    };
+    let cfg2 = opts.socket.second_transport_config(second, role);
+    let second_transport = open_path(url.scheme, &cfg2, opts, 1)?;
+    Ok(Box::new(DualPath::new(
+        first,
+        url.endpoint.group,
+        second_transport,
+        second.group,
+    )))
+}
+
+/// One path's transport, with simulated loss if asked (`path` varies the seed).
+fn open_path(
+    scheme: Scheme,
+    cfg: &TransportConfig,
+    opts: &Options,
+    path: u64,
+) -> Result<Box<dyn Transport>, OpenError> {
+    let transport: Box<dyn Transport> = match scheme {
+        Scheme::Epgm => Box::new(UdpTransport::open(cfg, opts.udp_gso)?),
+        Scheme::Pgm => Box::new(RawTransport::open(cfg)?),
     };
     Ok(match opts.simulated_recv_loss {
-        Some((p, seed)) => Box::new(Lossy::new(transport, p, seed)),
+        Some((p, seed)) => Box::new(Lossy::new(
+            transport,
+            p,
+            seed ^ path.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )),
         None => transport,
     })
 }

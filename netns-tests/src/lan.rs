@@ -38,7 +38,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -606,6 +606,60 @@ impl Lan {
         }
         script.push_str("}\n");
         ns_run(&h.ns, "nft", &["-f", "/dev/stdin"], Some(&script)).map(drop)
+    }
+
+    /// Loss per multicast group on host `host`'s ingress: PGM/UDP packets to each group of
+    /// `groups` are dropped as its pattern says, drawn for each group independently (two
+    /// paths of an A/B session). Replaces the earlier group rules; an empty list removes them.
+    /// Independent of [`Lan::set_loss`].
+    pub fn set_group_loss(&self, host: usize, groups: &[(IpAddr, Loss)]) -> io::Result<()> {
+        let h = &self.hosts[host];
+        let t = format!("{}_grp", h.table);
+        let mut script = String::new();
+        let _ = writeln!(
+            script,
+            "table inet {t} {{}}\ndelete table inet {t}\ntable inet {t} {{"
+        );
+        for i in 0..groups.len() {
+            let _ = writeln!(script, "  counter g{i} {{}}");
+        }
+        let _ = writeln!(
+            script,
+            "  chain ingress {{\n    type filter hook input priority -160; policy accept;"
+        );
+        for (i, (group, loss)) in groups.iter().enumerate() {
+            let family = if group.is_ipv6() { "ip6" } else { "ip" };
+            if let Some(rule) = loss.rule(&format!("g{i}")) {
+                let _ = writeln!(script, "    {family} daddr {group} {rule}");
+            }
+        }
+        script.push_str("  }\n}\n");
+        ns_run(&h.ns, "nft", &["-f", "/dev/stdin"], Some(&script)).map(drop)
+    }
+
+    /// Packets dropped so far by the group rules of host `host` ([`Lan::set_group_loss`]), in
+    /// the order of the groups given; 0 for each of `n` groups without rules.
+    pub fn group_dropped(&self, host: usize, n: usize) -> io::Result<Vec<u64>> {
+        let h = &self.hosts[host];
+        let t = format!("{}_grp", h.table);
+        Ok((0..n)
+            .map(|i| {
+                ns_run(
+                    &h.ns,
+                    "nft",
+                    &["list", "counter", "inet", &t, &format!("g{i}")],
+                    None,
+                )
+                .ok()
+                .and_then(|text| {
+                    text.split_whitespace()
+                        .skip_while(|w| *w != "packets")
+                        .nth(1)
+                        .and_then(|n| n.parse().ok())
+                })
+                .unwrap_or(0)
+            })
+            .collect())
     }
 
     /// Packets dropped so far by the loss rules of host `host`: (ingress, egress).

@@ -27,14 +27,19 @@ pub const SHARDING_HEADING: &str = "## Topic→group sharding";
 /// namespace LAN, docs/late-join.md).
 pub const LATE_JOIN_HEADING: &str = "## Late join with history";
 
+/// The section of `BENCHMARKS.md` kept by hand (the NAK reduction and the path skew of the
+/// dual-path test on the namespace LAN, docs/dual-path.md).
+pub const DUAL_PATH_HEADING: &str = "## Dual-path (A/B) sessions";
+
 /// The sections of `BENCHMARKS.md` that `scripts/bench` keeps as they are.
-pub const FOREIGN_SECTIONS: [&str; 6] = [
+pub const FOREIGN_SECTIONS: [&str; 7] = [
     SOAK_HEADING,
     ASYNC_HEADING,
     FEC_HEADING,
     PGMCC_HEADING,
     SHARDING_HEADING,
     LATE_JOIN_HEADING,
+    DUAL_PATH_HEADING,
 ];
 
 /// `existing` with its section `heading` (up to the next `## ` heading or the end) replaced by

@@ -237,6 +237,10 @@ pub struct SourceConfig {
     pub dport: u16,
     /// Multicast group the session is sent to.
     pub group: IpAddr,
+    /// A/B sessions (docs/dual-path.md): the group of the second path, to which the driver
+    /// sends a copy of everything sent to `group`. NAKs naming it count as well: a receiver
+    /// echoes the group the last SPM came on.
+    pub second_group: Option<IpAddr>,
     /// Our unicast NLA, advertised in SPMs; NAKs must name it (docs/wire-compatibility.md §4).
     pub nla: IpAddr,
     /// Packet sizes.
@@ -438,6 +442,7 @@ impl SourceConfig {
             tsi,
             dport,
             group,
+            second_group: None,
             nla,
             mtu: Mtu::UDP_1500,
             max_apdu: MAX_APDU as usize,
@@ -522,6 +527,10 @@ pub struct ReceiverConfig {
     pub dport: u16,
     /// NAK timing.
     pub nak: NakTiming,
+    /// A/B sessions (docs/dual-path.md): how much later the second path can deliver a packet
+    /// than the first. A gap waits this long before its NAK back-off starts, so that the
+    /// other path's copy can fill it first; 0 (the default) for one path.
+    pub path_skew: Duration,
     /// How long after data from an unknown source to ask for an SPM (SPMR; libzmq: 25 ms).
     pub spmr_expiry: Duration,
     /// A peer silent this long is forgotten (OpenPGM: 300 s).
@@ -557,6 +566,7 @@ impl ReceiverConfig {
         ReceiverConfig {
             dport,
             nak: NakTiming::LAN,
+            path_skew: Duration::ZERO,
             spmr_expiry: Duration::from_millis(5),
             peer_expiry: Duration::from_mins(5),
             fin_linger: Duration::from_secs(2),

@@ -17,6 +17,7 @@
 
 pub mod cc;
 pub mod config;
+pub mod dual;
 pub mod event;
 pub mod fec;
 pub mod node;

@@ -423,10 +423,16 @@ impl Source {
         }
     }
 
+    /// docs/wire-compatibility.md: like OpenPGM, only NAKs naming our NLA and one of our
+    /// groups count.
+    fn names_us(&self, nak: &Nak) -> bool {
+        let group = nak.grp_nla == self.cfg.group || Some(nak.grp_nla) == self.cfg.second_group;
+        nak.src_nla == self.cfg.nla && group
+    }
+
     /// RFC 3208 §5.3: confirm with a multicast NCF, then repair from the window.
     fn on_nak(&mut self, now: Instant, src: IpAddr, nak: &Nak, options: &Options) {
-        // docs/wire-compatibility.md: like OpenPGM, only NAKs naming our NLA and group count.
-        if nak.src_nla != self.cfg.nla || nak.grp_nla != self.cfg.group {
+        if !self.names_us(nak) {
             self.stats.naks_bad_nla += 1;
             return;
         }
@@ -467,7 +473,7 @@ impl Source {
     /// the parity sent for it within the elimination interval does not cover already. A
     /// parity packet costs its NAKer one sqn of its repair budget, as a selective repair does.
     fn on_parity_nak(&mut self, now: Instant, src: IpAddr, nak: &Nak, options: &Options) {
-        if nak.src_nla != self.cfg.nla || nak.grp_nla != self.cfg.group {
+        if !self.names_us(nak) {
             self.stats.naks_bad_nla += 1;
             return;
         }

@@ -118,8 +118,8 @@ pub enum RecvEvent {
         tsi: Tsi,
     },
     /// The history of publisher `tsi` that a late joiner asked for
-    /// ([`Join::History`](crate::Join::History) or
-    /// [`Join::CurrentState`](crate::Join::CurrentState), docs/late-join.md) is delivered:
+    /// ([`crate::Join::History`] or
+    /// [`crate::Join::CurrentState`], docs/late-join.md) is delivered:
     /// what follows is live.
     CaughtUp {
         /// The publisher.

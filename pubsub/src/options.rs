@@ -194,6 +194,21 @@ pub enum ConnectError {
          buffers drain one session)"
     )]
     ShardedSlowConsumer,
+    /// A second path (`SocketOptions::second_path`, docs/dual-path.md) given to a
+    /// [`crate::ShardedPublisher`] or [`crate::ShardedSubscriber`].
+    #[error(
+        "a sharded publisher or subscriber takes no second path (each shard is its own \
+         session; an A/B session has one group per path)"
+    )]
+    ShardedSecondPath,
+}
+
+/// Sharded publishers and subscribers take no second path.
+pub(crate) fn check_no_second_path(options: &Options) -> Result<(), ConnectError> {
+    if options.transport.socket.multicast.second_path.is_some() {
+        return Err(ConnectError::ShardedSecondPath);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -214,5 +229,16 @@ mod tests {
             Err(ConnectError::MaxPayload { limit: 1448, .. })
         ));
         assert!(o.with_max_payload(2).payload_for(28).is_err());
+    }
+
+    #[test]
+    fn sharded_sockets_refuse_a_second_path() {
+        let path = pgm::socket::Endpoint::parse("lo;239.192.9.3:7500").unwrap();
+        let mut o = Options::default();
+        o.transport.socket = o.transport.socket.with_second_path(path);
+        let e = crate::ShardedPublisher::connect("epgm://lo;239.192.9.2:7500", &o).unwrap_err();
+        assert!(matches!(e, ConnectError::ShardedSecondPath), "{e}");
+        let e = crate::ShardedSubscriber::connect("epgm://lo;239.192.9.2:7500", &o).unwrap_err();
+        assert!(matches!(e, ConnectError::ShardedSecondPath), "{e}");
     }
 }

@@ -118,7 +118,7 @@ enum Entry {
     Notice(RecvEvent),
 }
 
-/// A decoder event made ready for a [`PolicyBuffer`]: a message compacted (see [`compact`]),
+/// A decoder event made ready for a [`PolicyBuffer`]: a message compacted (see `compact`),
 /// which its filler does before it takes the buffer's lock.
 #[derive(Debug)]
 pub struct Held(Entry);

@@ -167,8 +167,9 @@ pub struct PubArgs {
     #[arg(long, value_name = "BYTES")]
     pub max_payload: Option<usize>,
     /// Send topics starting with PREFIX on multicast group GROUP (repeatable; longest prefix
-    /// wins; other topics stay on the endpoint's group).
-    #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP")]
+    /// wins; other topics stay on the endpoint's group). Not with --second-path.
+    #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP",
+          conflicts_with = "second_path")]
     pub shards: Vec<Shard>,
     /// Announce the shard map on the endpoint's group every SECS (at least 0.01), for
     /// `pgm-sub --discover-shards`.

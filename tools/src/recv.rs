@@ -9,7 +9,7 @@ use std::{
 
 use clap::Parser;
 use pgm::{
-    socket::{Clock, RecvError, RecvSocket},
+    socket::{Clock, RecvError, RecvSocket, RecvStats},
     wire::Tsi,
     Event,
 };
@@ -34,7 +34,9 @@ use crate::{
                   unless --timeout says otherwise; without either it waits forever unless \
                   --timeout is given. --timeout 0 means forever.\n\
                   --verify prints one JSON line at the end: received, gaps, duplicates, corrupt, \
-                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, fec_recovered, parity_naks_sent, pgmcc_acks_sent, first_seq, last_seq, \
+                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, nak_sqns_sent, \
+                  duplicates_discarded, first_path_received, second_path_received, max_gap_ms, \
+                  fec_recovered, parity_naks_sent, pgmcc_acks_sent, first_seq, last_seq, \
                   senders, parse_errors, checksum_errors, source_filtered; \
                   it exits 1 when gaps, corrupt or unrecoverable are not 0 or fewer than --count \
                   messages arrived."
@@ -161,6 +163,11 @@ impl Verifier {
             ("elapsed_s", round3(elapsed_s).into()),
             ("msgs_per_s", msgs_per_s(self.received, elapsed_s).into()),
             ("naks_sent", engine.naks_sent.into()),
+            ("nak_sqns_sent", engine.nak_sqns_sent.into()),
+            ("duplicates_discarded", engine.duplicates_discarded.into()),
+            ("first_path_received", engine.first_path_received.into()),
+            ("second_path_received", engine.second_path_received.into()),
+            ("max_gap_ms", round3(engine.max_gap_ms).into()),
             ("fec_recovered", engine.fec_recovered.into()),
             ("parity_naks_sent", engine.parity_naks_sent.into()),
             ("pgmcc_acks_sent", engine.pgmcc_acks_sent.into()),
@@ -177,10 +184,21 @@ impl Verifier {
 }
 
 /// Receiver engine counters that go into the report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EngineCounts {
     /// NAK packets sent.
     pub naks_sent: u64,
+    /// Sqns asked for in them.
+    pub nak_sqns_sent: u64,
+    /// Data packets the engine discarded as copies of what it had (with a second path, the
+    /// copy that arrived second).
+    pub duplicates_discarded: u64,
+    /// Packets received on the first path (the endpoint's).
+    pub first_path_received: u64,
+    /// Packets received on the second path (`--second-path`; 0 without).
+    pub second_path_received: u64,
+    /// The longest pause between two deliveries, in ms ([`Activity::max_gap`]).
+    pub max_gap_ms: f64,
     /// Data packets rebuilt from FEC parity.
     pub fec_recovered: u64,
     /// Packets that failed to parse.
@@ -195,6 +213,32 @@ pub struct EngineCounts {
     pub parity_naks_sent: u64,
     /// PGMCC ACKs sent (as the source's ACKer, or in its elections).
     pub pgmcc_acks_sent: u64,
+}
+
+impl EngineCounts {
+    /// The counts of a closed socket's `stats`; `mono_base` is CLOCK_MONOTONIC at the start.
+    fn of(stats: &RecvStats, activity: &Activity, mono_base: u64) -> Self {
+        EngineCounts {
+            naks_sent: stats.engine.naks_sent,
+            nak_sqns_sent: stats.engine.nak_sqns_sent,
+            duplicates_discarded: stats.engine.duplicates,
+            first_path_received: stats
+                .io
+                .packets_received
+                .saturating_sub(stats.io.transport.second_path_received),
+            second_path_received: stats.io.transport.second_path_received,
+            max_gap_ms: activity.max_gap.as_secs_f64() * 1e3,
+            fec_recovered: stats.engine.fec_recovered,
+            parse_errors: stats.engine.parse_errors,
+            checksum_errors: stats.engine.checksum_errors,
+            source_filtered: stats.io.transport.source_filtered,
+            parity_naks_sent: stats.engine.parity_naks_sent,
+            pgmcc_acks_sent: stats.engine.pgmcc_acks_sent,
+            last_mono_ns: activity
+                .first
+                .map_or(0, |_| mono_base + activity.last.as_nanos() as u64),
+        }
+    }
 }
 
 /// How a `pgm-recv` run ended.
@@ -251,7 +295,10 @@ pub fn run_recv(
                     break;
                 };
                 match sock.recv_timeout(wait.max(Duration::from_millis(1))) {
-                    Ok(ev) => ev,
+                    Ok(ev) => {
+                        activity.resumed(clock.elapsed());
+                        ev
+                    }
                     Err(RecvError::Timeout) => {
                         metrics.app().set(v.received, bytes);
                         tick(&mut progress, &sock, &v, bytes);
@@ -307,18 +354,7 @@ pub fn run_recv(
         short: args.count.is_some_and(|c| v.received < c),
         verifier: v,
         elapsed_s,
-        engine: EngineCounts {
-            naks_sent: stats.engine.naks_sent,
-            fec_recovered: stats.engine.fec_recovered,
-            parse_errors: stats.engine.parse_errors,
-            checksum_errors: stats.engine.checksum_errors,
-            source_filtered: stats.io.transport.source_filtered,
-            parity_naks_sent: stats.engine.parity_naks_sent,
-            pgmcc_acks_sent: stats.engine.pgmcc_acks_sent,
-            last_mono_ns: activity
-                .first
-                .map_or(0, |_| mono_base + activity.last.as_nanos() as u64),
-        },
+        engine: EngineCounts::of(&stats, &activity, mono_base),
     })
 }
 
@@ -465,6 +501,11 @@ mod tests {
             "senders",
             "parse_errors",
             "checksum_errors",
+            "nak_sqns_sent",
+            "duplicates_discarded",
+            "first_path_received",
+            "second_path_received",
+            "max_gap_ms",
         ] {
             assert!(j.get(k).is_some(), "{k}");
         }

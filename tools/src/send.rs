@@ -26,7 +26,8 @@ use crate::{
                   i (u64 BE), a CRC-32 of bytes 12.. (u32 BE) and filler; pgm-recv --verify \
                   checks them.\nPrints one JSON line on stdout at the end: sent, bytes, \
                   elapsed_s (first to last original send, linger excluded), msgs_per_s, \
-                  naks_received, ncf_sent, rdata_sent, parity_sent, gso_refused."
+                  naks_received, ncf_sent, rdata_sent, parity_sent, gso_refused; with \
+                  --second-path also second_path_sent and second_path_dropped."
 )]
 pub struct SendArgs {
     /// pgm://IFACE;GROUP:PORT or epgm://IFACE;GROUP:PORT.
@@ -79,6 +80,8 @@ pub struct SendReport {
     pub parity_sent: u64,
     /// Times the path refused UDP GSO (EPGM; then it is off for the socket).
     pub gso_refused: u64,
+    /// `--second-path`: (copies sent on the second path, copies it did not take).
+    pub second_path: Option<(u64, u64)>,
     /// PGMCC (`--congestion pgmcc`), once an ACK arrived.
     pub pgmcc: Option<PgmccReport>,
     /// CLOCK_MONOTONIC (ns) when the last message was on the wire (benchmark repair tails).
@@ -106,6 +109,9 @@ impl SendReport {
         self.rdata_sent = st.engine.rdata_sent;
         self.parity_sent = st.engine.parity_sent + st.engine.on_demand_parity_sent;
         self.gso_refused = st.io.transport.gso_refused;
+        let t = &st.io.transport;
+        self.second_path = (t.second_path_sent + t.second_path_dropped > 0)
+            .then_some((t.second_path_sent, t.second_path_dropped));
         let cc = &st.engine.pgmcc;
         self.pgmcc = (cc.acks_received + cc.acker_switches > 0).then_some(PgmccReport {
             acks_received: cc.acks_received,
@@ -125,6 +131,10 @@ impl SendReport {
         );
         fields.push(("parity_sent", self.parity_sent.into()));
         fields.push(("gso_refused", self.gso_refused.into()));
+        if let Some((sent, dropped)) = self.second_path {
+            fields.push(("second_path_sent", sent.into()));
+            fields.push(("second_path_dropped", dropped.into()));
+        }
         if let Some(cc) = &self.pgmcc {
             fields.push(("pgmcc_acks_received", cc.acks_received.into()));
             fields.push(("pgmcc_acker_switches", cc.acker_switches.into()));

@@ -95,12 +95,14 @@ pub struct SubArgs {
     #[arg(long, default_value_t = pubsub::decoder::DEFAULT_MAX_MESSAGE_SIZE, value_name = "BYTES")]
     pub max_message_size: usize,
     /// The publisher's shards: topics starting with PREFIX are on multicast group GROUP
-    /// (repeatable; the same flags as pgm-pub's).
-    #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP")]
+    /// (repeatable; the same flags as pgm-pub's). Not with --second-path.
+    #[arg(long = "shard", value_parser = parse_shard, value_name = "PREFIX=GROUP",
+          conflicts_with = "second_path")]
     pub shards: Vec<Shard>,
     /// Learn the shard map from the publisher's announcement (pgm-pub --announce-shards),
     /// waiting at most SECS for it, instead of --shard flags.
-    #[arg(long, value_parser = parse_secs, value_name = "SECS", conflicts_with = "shards")]
+    #[arg(long, value_parser = parse_secs, value_name = "SECS",
+          conflicts_with_all = ["shards", "second_path"])]
     pub discover_shards: Option<Duration>,
     /// What happens when this subscriber reads slower than the feed: block (the transport
     /// stops reading, the kernel drops, NAKs repair), drop-oldest or conflate (a thread keeps

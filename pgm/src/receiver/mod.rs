@@ -75,9 +75,10 @@ pub struct ReceiverStats {
     pub rdata_received: u64,
     /// Gaps filled by RDATA or late ODATA.
     pub repaired: u64,
-    /// Data packets already held (or already given up on), and reordered SPMs.
+    /// Data packets already held, delivered or given up on (within a window of the trail;
+    /// with an A/B session, the copy that arrived second), and reordered SPMs.
     pub duplicates: u64,
-    /// Data packets before the window trail.
+    /// Data packets from before the session was joined, or more than a window behind it.
     pub too_old: u64,
     /// Parity packets (FEC) dropped: FEC is off, or the session advertised no usable
     /// OPT_PARITY_PRM; with FEC off, parity NAKs and NCFs too.
@@ -709,7 +710,14 @@ impl Receiver {
         }
         peer.leap = None;
         if d.sqn.diff(w.trail) < 0 {
-            self.stats.too_old += 1;
+            // Delivered or given up on already: a copy (the second path's of an A/B session,
+            // docs/dual-path.md, or RDATA another receiver asked for).
+            if w.passed(d.sqn, span) {
+                self.stats.duplicates += 1;
+                peer.stats.duplicates += 1;
+            } else {
+                self.stats.too_old += 1;
+            }
             return;
         }
         // Keep the window within its span: the oldest data is given up.
@@ -722,7 +730,7 @@ impl Receiver {
             // (with OPT_NAK_LIST) asks for the whole burst. (Drawn only for gaps: the draw
             // costs more than the rest of in-order delivery.)
             if d.sqn.diff(w.lead()) > 1 {
-                let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                let deadline = backoff(&mut self.rng, &self.cfg.nak, now + self.cfg.path_skew);
                 w.extend_missing(d.sqn.sub(1), now, deadline);
             }
             w.push(payload, fragment);
@@ -843,7 +851,7 @@ impl Receiver {
             return;
         }
         let to = target.max_serial(w.trail.sub(budget));
-        let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+        let deadline = backoff(&mut self.rng, &self.cfg.nak, now + self.cfg.path_skew);
         w.extend_back(to, now, deadline);
         peer.reaching_back = to != target;
     }
@@ -881,7 +889,7 @@ impl Receiver {
                 .max_serial(w.trail);
             w.jump(trail, &mut self.delivered);
             if first.diff(w.lead()) > 1 && fits(w.trail, first) {
-                let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                let deadline = backoff(&mut self.rng, &self.cfg.nak, now + self.cfg.path_skew);
                 w.extend_missing(first.sub(1), now, deadline);
             }
         } else {
@@ -897,7 +905,7 @@ impl Receiver {
             }
             if sqn.diff(w.lead()) > 0 {
                 if sqn.diff(w.lead()) > 1 {
-                    let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                    let deadline = backoff(&mut self.rng, &self.cfg.nak, now + self.cfg.path_skew);
                     w.extend_missing(sqn.sub(1), now, deadline);
                 }
                 w.push(payload, fragment);
@@ -1002,7 +1010,7 @@ impl Receiver {
                 self.stats.spm_reveals_capped += 1;
             }
             if to.diff(w.lead()) > 0 {
-                let deadline = backoff(&mut self.rng, &self.cfg.nak, now);
+                let deadline = backoff(&mut self.rng, &self.cfg.nak, now + self.cfg.path_skew);
                 w.extend_missing(to, now, deadline);
             }
         } else {

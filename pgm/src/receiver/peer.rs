@@ -86,7 +86,8 @@ pub struct PeerStats {
     pub data_bytes: u64,
     /// Gaps filled by RDATA or late ODATA.
     pub repaired: u64,
-    /// Data packets already held (or already given up on).
+    /// Data packets already held, delivered or given up on (with an A/B session, the copy
+    /// that arrived second).
     pub duplicates: u64,
     /// APDUs delivered.
     pub apdus_delivered: u64,

@@ -285,6 +285,13 @@ impl Window {
         }
     }
 
+    /// Whether `sqn`, before the trail, was in this window (delivered or given up on): at
+    /// most `span` behind the trail and not before the window started.
+    pub(crate) fn passed(&self, sqn: SeqNo, span: u32) -> bool {
+        let behind = self.trail.diff(sqn);
+        behind > 0 && behind.unsigned_abs() <= span && sqn.diff(self.joined_at) >= 0
+    }
+
     /// Appends data for `sqn == lead + 1`.
     pub(crate) fn push(&mut self, payload: Bytes, fragment: Option<Fragment>) {
         self.bytes += payload.len();

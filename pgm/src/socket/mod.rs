@@ -92,6 +92,11 @@ pub struct EngineOptions {
     /// Receiver: the longest a sqn stays in recovery before it is reported lost, instead of
     /// the NAK profile's ([`NakTiming::max_recovery`]).
     pub max_recovery: Option<Duration>,
+    /// Receiver of an A/B session: how much later one path can deliver a packet than the
+    /// other; a gap waits this long before its NAK back-off starts
+    /// ([`ReceiverConfig::path_skew`], docs/dual-path.md). Default 0: the LAN back-off covers
+    /// a skew of a few hundred µs by itself.
+    pub path_skew: Duration,
     /// Receiver: where a newly seen session starts (RFC 3208 §9.4); default
     /// [`JoinPolicy::FirstSeen`], as OpenPGM.
     pub join: JoinPolicy,
@@ -128,6 +133,7 @@ impl Default for EngineOptions {
             repair: RepairBudget::default(),
             receiver_limits: ReceiverLimits::default(),
             max_recovery: None,
+            path_skew: Duration::ZERO,
             join: JoinPolicy::FirstSeen,
             history: None,
             peer_expiry: Duration::from_mins(5),
@@ -158,6 +164,10 @@ pub struct MulticastOptions {
     /// instead of (*, G); packets from other sources never reach the engine. Empty (the
     /// default): any source.
     pub sources: Vec<IpAddr>,
+    /// A/B sessions (docs/dual-path.md): a second path for the same session, its own group
+    /// (and possibly interface; the same port). A sender sends everything for the group on
+    /// both paths; a receiver joins both and merges them. `None` (the default): one path.
+    pub second_path: Option<Endpoint>,
 }
 
 impl Default for MulticastOptions {
@@ -169,6 +179,7 @@ impl Default for MulticastOptions {
             rcvbuf: 4 << 20,
             sndbuf: 4 << 20,
             sources: Vec::new(),
+            second_path: None,
         }
     }
 }
@@ -275,6 +286,12 @@ impl SocketOptions {
         self.engine.max_recovery = Some(max);
         self
     }
+    /// Sets [`EngineOptions::path_skew`].
+    #[must_use]
+    pub fn with_path_skew(mut self, skew: Duration) -> Self {
+        self.engine.path_skew = skew;
+        self
+    }
     /// Sets [`EngineOptions::join`].
     #[must_use]
     pub fn with_join(mut self, join: JoinPolicy) -> Self {
@@ -321,6 +338,13 @@ impl SocketOptions {
     #[must_use]
     pub fn with_sources(mut self, sources: Vec<IpAddr>) -> Self {
         self.multicast.sources = sources;
+        self
+    }
+    /// Sets [`MulticastOptions::second_path`]: an A/B session also on `path`
+    /// (docs/dual-path.md).
+    #[must_use]
+    pub fn with_second_path(mut self, path: Endpoint) -> Self {
+        self.multicast.second_path = Some(path);
         self
     }
     /// Sets [`MulticastOptions::hops`].
@@ -390,6 +414,47 @@ impl SocketOptions {
         }
     }
 
+    /// The second path of a session on `first`, checked: of the group's address family,
+    /// another group than the first path's (the paths are told apart by group), and the same
+    /// port (the port is the session's data-destination port, in every packet's header: a
+    /// receiver of the second path alone must be opened on it). `None` for a single-path session.
+    pub fn second_path(&self, first: &Endpoint) -> Result<Option<&Endpoint>, OpenError> {
+        let Some(second) = &self.multicast.second_path else {
+            return Ok(None);
+        };
+        if second.group.is_ipv6() != first.group.is_ipv6() {
+            return Err(OpenError::Option(format!(
+                "second path {second}: group {} is not of the address family of the first \
+                 path's group {}",
+                second.group, first.group
+            )));
+        }
+        if second.group == first.group {
+            return Err(OpenError::Option(format!(
+                "second path {second}: the same group as the first path {first}; give the \
+                 second path its own group"
+            )));
+        }
+        if second.port != first.port {
+            return Err(OpenError::Option(format!(
+                "second path {second}: port {} differs from the first path's {}; the port is \
+                 the session's, the same on both paths (give the second path its own group)",
+                second.port, first.port
+            )));
+        }
+        Ok(Some(second))
+    }
+
+    /// The transport settings of the second path of a session (see
+    /// [`SocketOptions::second_path`]): as the first path's, except that a sender receives
+    /// nothing on it (NAKs go to the first path's NLA, which SPMs on both paths advertise).
+    pub fn second_transport_config(&self, second: &Endpoint, role: Role) -> TransportConfig {
+        TransportConfig {
+            receive_unicast: false,
+            ..self.transport_config(second, role)
+        }
+    }
+
     fn mtu(&self, ip_overhead: usize) -> Result<Mtu, OpenError> {
         let tpdu = self.engine.tpdu;
         // One byte of payload in a fragment at least; UDP/PGM lengths are 16-bit.
@@ -426,6 +491,7 @@ impl SocketOptions {
         let sport = e.sport.unwrap_or_else(|| random_sport(endpoint.port));
         let tsi = Tsi::new(e.gsi.unwrap_or_else(default_gsi), sport);
         let mut cfg = SourceConfig::new(tsi, endpoint.port, endpoint.group, nla);
+        cfg.second_group = self.second_path(endpoint)?.map(|p| p.group);
         if e.nak == NakProfile::OpenPgm {
             cfg = cfg.with_openpgm_spm();
         }
@@ -519,6 +585,13 @@ impl SocketOptions {
             cfg.nak.max_recovery = max;
         }
         check_nak_timing(&cfg.nak)?;
+        if e.path_skew > Duration::from_secs(10) {
+            return Err(OpenError::Option(format!(
+                "path skew {:?} out of range 0..=10 s",
+                e.path_skew
+            )));
+        }
+        cfg.path_skew = e.path_skew;
         if !(Duration::from_secs(1)..=Duration::from_hours(24)).contains(&e.peer_expiry) {
             return Err(OpenError::Option(format!(
                 "peer expiry {:?} out of range 1 s..=24 h",
@@ -867,8 +940,10 @@ mod tests {
             .with_join(JoinPolicy::AdvertisedTrail)
             .with_peer_expiry(Duration::from_secs(20))
             .with_nak(NakProfile::Custom(timing))
-            .with_max_recovery(Duration::from_secs(3));
+            .with_max_recovery(Duration::from_secs(3))
+            .with_path_skew(Duration::from_millis(3));
         let r = o.receiver_config(&e).unwrap();
+        assert_eq!(r.path_skew, Duration::from_millis(3));
         assert_eq!(r.join, JoinPolicy::AdvertisedTrail);
         assert_eq!(r.peer_expiry, Duration::from_secs(20));
         assert_eq!(r.nak.bo_ivl, Duration::from_millis(1));
@@ -890,6 +965,7 @@ mod tests {
                 ..timing
             })),
             o.clone().with_max_recovery(Duration::ZERO),
+            o.clone().with_path_skew(Duration::from_secs(11)),
         ];
         for b in bad {
             assert!(

@@ -121,6 +121,12 @@ impl RecvBatch {
         self.drained = true;
     }
 
+    /// Takes the drained mark off again (for a wrapper that reads several transports into one
+    /// batch: it is drained only when all of them are).
+    pub fn reset_drained(&mut self) {
+        self.drained = false;
+    }
+
     /// True when the transport found every socket empty: read again only after the next
     /// readiness event.
     pub fn is_drained(&self) -> bool {

@@ -13,10 +13,12 @@
 //! says (the interface address must be of the same family).
 
 mod batch;
+mod dual;
 mod lossy;
 pub mod raw;
 
 pub use batch::{RecvBatch, MAX_DATAGRAM};
+pub use dual::DualPath;
 pub use lossy::Lossy;
 
 pub use crate::sys::{
@@ -66,6 +68,14 @@ pub struct TransportStats {
     /// Packets from a source outside the source-specific joins
     /// ([`TransportConfig::sources`]) that the kernel let through.
     pub source_filtered: u64,
+    /// A/B sessions ([`DualPath`]): packets received on the second path (the rest of the
+    /// received packets came on the first).
+    pub second_path_received: u64,
+    /// A/B sessions: copies sent on the second path.
+    pub second_path_sent: u64,
+    /// A/B sessions: copies the second path did not take (its backlog overflowed, or the
+    /// send failed).
+    pub second_path_dropped: u64,
 }
 
 /// A way to send and receive PGM packets in batches; implemented by [`raw::RawTransport`], by

@@ -104,6 +104,7 @@ impl ShardedPublisher {
     /// and each of [`Options::shards`](crate::Options::shards)' groups, on the same
     /// interface and port. With no shards it is a plain [`Publisher`] on the endpoint.
     pub fn connect(endpoint: &str, options: &Options) -> Result<Self, ConnectError> {
+        crate::options::check_no_second_path(options)?;
         let url = Url::parse(endpoint).map_err(socket::OpenError::from)?;
         let map = ShardMap::new(url.endpoint.group, &options.shards)?;
         let single = Options {

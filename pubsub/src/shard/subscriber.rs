@@ -153,7 +153,9 @@ impl ShardedSubscriber {
 
     /// `options` for the one-group subscribers.
     /// Only [`SlowConsumer::Block`]: the drain thread of the other policies serves one session.
+    /// And no second path.
     fn check_policy(options: &Options) -> Result<(), ConnectError> {
+        crate::options::check_no_second_path(options)?;
         match options.slow_consumer {
             SlowConsumer::Block => Ok(()),
             _ => Err(ConnectError::ShardedSlowConsumer),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use pgm::{
-    socket::{NakProfile, SocketOptions},
+    socket::{Endpoint, NakProfile, SocketOptions},
     Congestion, FecConfig, History, JoinPolicy, NakTiming, PgmccConfig, ReceiverLimits,
     RepairBudget,
 };
@@ -370,13 +370,36 @@ pub struct CommonArgs {
     /// in ms [default: 250 (lan), 2000 (openpgm)].
     #[arg(long, value_parser = parse_millis, value_name = "MS")]
     pub nak_max_ivl: Option<Duration>,
+    /// A/B session (docs/dual-path.md): the session also on this second path, another group
+    /// (and possibly interface; the same port) of the endpoint's scheme. A sender sends
+    /// everything on both; a receiver joins both, merges them by sequence number and NAKs
+    /// only what both lost.
+    #[arg(long, value_parser = parse_second_path, value_name = "IFACE;GROUP:PORT")]
+    pub second_path: Option<Endpoint>,
+    /// Receiver with --second-path: how much later one path delivers than the other, in
+    /// ms; a gap waits this long before its NAK back-off starts, so that the other path can
+    /// fill it [default: 0; the LAN back-off covers a few hundred µs by itself].
+    #[arg(long, value_parser = parse_millis, value_name = "MS", requires = "second_path")]
+    pub path_skew: Option<Duration>,
     /// Drop this percentage of received packets at random before the engine sees them
-    /// (seeded by the process id): loss for tests and demos without root or nftables.
+    /// (seeded by the process id; with --second-path on each path independently): loss for
+    /// tests and demos without root or nftables.
     #[arg(long, value_parser = parse_loss_percent, value_name = "PERCENT")]
     pub simulated_loss: Option<f64>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Parses `--second-path IFACE;GROUP:PORT` (the scheme is the endpoint's).
+pub(super) fn parse_second_path(s: &str) -> Result<Endpoint, String> {
+    if s.contains("://") {
+        return Err(format!(
+            "second path {s:?}: give it without a scheme, as IFACE;GROUP:PORT (it uses the \
+             endpoint's)"
+        ));
+    }
+    Endpoint::parse(s).map_err(|e| format!("second path: {e}"))
 }
 
 /// Parses a loss percentage in `[0, 100)`.
@@ -451,6 +474,12 @@ impl CommonArgs {
         if let Some(e) = self.peer_expiry {
             o = o.with_peer_expiry(e);
         }
+        if let Some(p) = &self.second_path {
+            o = o.with_second_path(p.clone());
+        }
+        if let Some(skew) = self.path_skew {
+            o = o.with_path_skew(skew);
+        }
         o
     }
 
@@ -522,6 +551,28 @@ mod tests {
         use clap::Parser as _;
         let argv = std::iter::once("tool").chain(args.iter().copied());
         Cli::try_parse_from(argv).map(|c| c.common.socket_options())
+    }
+
+    #[test]
+    fn second_path_flag() {
+        assert!(options(&[]).unwrap().multicast.second_path.is_none());
+        let o = options(&["--second-path", "lo;239.192.9.2:7500"]).unwrap();
+        let p = o.multicast.second_path.unwrap();
+        assert_eq!((p.interface.name.as_str(), p.port), ("lo", 7500));
+        let o = options(&["--second-path", "lo;239.192.9.2:7500", "--path-skew", "5"]).unwrap();
+        assert_eq!(o.engine.path_skew, Duration::from_millis(5));
+        assert!(
+            options(&["--path-skew", "5"]).is_err(),
+            "needs --second-path"
+        );
+        for (bad, says) in [
+            ("epgm://lo;239.192.9.2:7500", "without a scheme"),
+            ("lo;10.0.0.1:7500", "not a multicast group"),
+            ("nosuchif9;239.1.1.1:5", "unknown interface"),
+        ] {
+            let e = options(&["--second-path", bad]).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Activity {
     pub idle_since: Duration,
     /// Messages were delivered since the last [`Activity::settle`].
     pending: bool,
+    /// The longest pause in delivery: from the moment the queue was found empty after a
+    /// delivery to the next delivery (timed at [`Activity::resumed`]).
+    pub max_gap: Duration,
 }
 
 impl Activity {
@@ -54,6 +57,15 @@ impl Activity {
             last: now,
             idle_since: now,
             pending: false,
+            max_gap: Duration::ZERO,
+        }
+    }
+
+    /// An event arrived at `now` after the loop had found the queue empty and waited: the
+    /// pause since the last delivery counts towards [`Activity::max_gap`].
+    pub fn resumed(&mut self, now: Duration) {
+        if self.first.is_some() {
+            self.max_gap = self.max_gap.max(now.saturating_sub(self.last));
         }
     }
 
@@ -148,5 +160,28 @@ pub fn receiver_main(
             let _ = out.flush();
             report_error(tool, &e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_pause_runs_from_the_last_delivery_to_the_next() {
+        let ms = Duration::from_millis;
+        let mut a = Activity::new(ms(0));
+        // Nothing delivered yet: waiting for the first message is no pause.
+        a.resumed(ms(500));
+        assert_eq!(a.max_gap, Duration::ZERO);
+        a.first = Some(ms(500));
+        a.last = ms(500);
+        a.pending = true;
+        a.settle(ms(510));
+        a.resumed(ms(530));
+        a.pending = true;
+        a.settle(ms(531));
+        a.resumed(ms(532));
+        assert_eq!(a.max_gap, ms(20));
     }
 }

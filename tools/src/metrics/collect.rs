@@ -120,6 +120,21 @@ pub(crate) const IO: &[Row<IoStats>] = &[
         "Packets the transport dropped: from a source outside the --source joins.",
         |s| s.transport.source_filtered as f64,
     ),
+    counter(
+        "transport_second_path_received",
+        "Packets received on the second path (--second-path); the rest came on the first.",
+        |s| s.transport.second_path_received as f64,
+    ),
+    counter(
+        "transport_second_path_sent",
+        "Copies sent on the second path (--second-path).",
+        |s| s.transport.second_path_sent as f64,
+    ),
+    counter(
+        "transport_second_path_dropped",
+        "Copies the second path did not take (its backlog overflowed, or the send failed).",
+        |s| s.transport.second_path_dropped as f64,
+    ),
 ];
 
 /// A sender.
