@@ -618,3 +618,54 @@ fn a_fast_first_acker_does_not_flood_the_slow_path() {
         assert_eq!(c.loss_sqns, 0, "receiver {k}: no unrecoverable loss");
     }
 }
+
+/// A fast ACKer's ACKs keep coming while a worse receiver's NAKs report loss and a longer
+/// round trip: the worse one takes over at its first report.
+#[test]
+fn a_lossy_receivers_nak_takes_over_from_a_fast_acker() {
+    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
+    cfg.congestion = pgmcc();
+    let mut src = Source::new(cfg);
+    let (fast, slow) = (rx_addr(0), rx_addr(1));
+    let mut buf = Vec::new();
+    let mut lead = None;
+    for ms in 0..300u64 {
+        let now = Instant::from_millis(ms);
+        let _ = src.send(now, &[7; 100]);
+        while src.poll_transmit(now, &mut buf).is_some() {
+            if let Ok(Body::Odata(d)) = PacketRepr::parse(&buf).map(|r| r.body) {
+                lead = Some(d.sqn);
+            }
+        }
+        let Some(lead) = lead else { continue };
+        let ts = ms as u32;
+        let fb = |nla, tstamp, loss_rate| {
+            Some(PgmccFeedback {
+                tstamp,
+                loss_rate,
+                nla,
+            })
+        };
+        let ack = Body::Ack(Ack {
+            rx_max: lead,
+            bitmap: u32::MAX,
+        });
+        src.handle_packet(now, fast, SRC_ADDR, &upstream(TSI, ack, fb(fast, ts, 0)));
+        if ms >= 150 {
+            let nak = Body::Nak(Nak {
+                sqn: lead.sub(20),
+                src_nla: SRC_ADDR,
+                grp_nla: GROUP,
+            });
+            let fb = fb(slow, ts.saturating_sub(40), 2851);
+            src.handle_packet(now, slow, SRC_ADDR, &upstream(TSI, nak, fb));
+        }
+        let acker = src.stats().pgmcc.acker;
+        if ms == 149 {
+            assert_eq!(acker, Some(fast), "the fast receiver is ACKer first");
+        }
+        if ms == 151 {
+            assert_eq!(acker, Some(slow), "the lossy receiver took over");
+        }
+    }
+}
