@@ -8,7 +8,7 @@ use pgm::socket::{Clock, SendSocket};
 
 use crate::{
     cli::{
-        fill_test_message, json_line, mono_ns, parse_msg_rate, parse_rate_arg, read_line,
+        cpu_s, fill_test_message, json_line, mono_ns, parse_msg_rate, parse_rate_arg, read_line,
         report_error, sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
     },
     metrics::{Metrics, MetricsArgs, Role},
@@ -26,7 +26,8 @@ use crate::{
                   i (u64 BE), a CRC-32 of bytes 12.. (u32 BE) and filler; pgm-recv --verify \
                   checks them.\nPrints one JSON line on stdout at the end: sent, bytes, \
                   elapsed_s (first to last original send, linger excluded), msgs_per_s, \
-                  naks_received, ncf_sent, rdata_sent, parity_sent, gso_refused; with \
+                  naks_received, ncf_sent, rdata_sent, parity_sent, gso_refused, cpu_s (CPU \
+                  seconds of all threads over the same span as elapsed_s); with \
                   --second-path also second_path_sent and second_path_dropped."
 )]
 pub struct SendArgs {
@@ -86,6 +87,9 @@ pub struct SendReport {
     pub pgmcc: Option<PgmccReport>,
     /// CLOCK_MONOTONIC (ns) when the last message was on the wire (benchmark repair tails).
     pub last_mono_ns: u64,
+    /// CPU seconds of the process (all threads, user + system) from the first send until the
+    /// last message was on the wire: what sending cost (the benchmark's CPU per message).
+    pub cpu_s: f64,
 }
 
 /// PGMCC counters of a [`SendReport`].
@@ -141,6 +145,7 @@ impl SendReport {
             fields.push(("pgmcc_loss_events", cc.loss_events.into()));
             fields.push(("pgmcc_timeouts", cc.timeouts.into()));
         }
+        fields.push(("cpu_s", ((self.cpu_s * 1e6).round() / 1e6).into()));
         fields.push(("last_mono_ns", self.last_mono_ns.into()));
         json_line(&fields)
     }
@@ -187,6 +192,7 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
     let mut progress = Progress::new(clock, !args.common.quiet);
     let mut report = SendReport::default();
     let mut started = None;
+    let cpu_before = cpu_s();
     let extra = |s: &SendSocket| {
         let st = s.stats();
         format!(
@@ -239,6 +245,7 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
     sock.flush()?;
     metrics.app().set(report.sent, report.bytes);
     report.last_mono_ns = mono_ns();
+    report.cpu_s = cpu_s() - cpu_before;
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
     sock.close()?;
     let st = sock.stats();
@@ -291,6 +298,7 @@ mod tests {
             "naks_received",
             "ncf_sent",
             "rdata_sent",
+            "cpu_s",
         ] {
             assert!(v.get(k).is_some(), "{k}");
         }
