@@ -1,5 +1,11 @@
-//! The benchmark harness behind `pgm-bench` (`scripts/bench`): one run measures, on a LAN of
-//! three namespaces (host 1 sends, hosts 2 and 3 receive, one bridge):
+//! The benchmark harness behind `pgm-bench` (`scripts/bench`): one run measures on two LANs
+//! of three namespaces each (host 1 sends, hosts 2 and 3 receive, one bridge), built,
+//! measured and torn down one after the other ([`Config::lans`]): the **switch** LAN, whose
+//! bridge ports cut UDP GSO runs into datagrams as a NIC with segmentation offload does, and
+//! the **plain** LAN, where no device limits GSO and the receiving hosts cut them in software
+//! (see [`Segmentation`]). The plain LAN runs the rate parts only unless `--only` says
+//! otherwise ([`PLAIN_DEFAULT_PARTS`]). Each LAN's [`Results`] say which LAN they are from.
+//! The parts:
 //!
 //! - the **limit**: plain UDP multicast (`udp-perf`, sendmmsg/recvmmsg, numbered datagrams)
 //!   in packets/s for 64 B and 1400 B: the highest rate both receivers get without loss, and
@@ -12,7 +18,10 @@
 //!   goodput, 3 runs, OpenPGM vs ours;
 //! - **latency**: `pgm-ping` round trips vs plain UDP ping-pong and OpenPGM's (our libpgm
 //!   peer's `ping`/`reflect`), blocking and busy-polling;
-//! - **memory**: peak RSS (VmHWM) of senders and receivers, and the bound of a slow receiver.
+//! - **memory**: peak RSS (VmHWM) of senders and receivers, and the bound of a slow receiver;
+//! - **scale** ([`scale`]): gap-free rate and source CPU per message of EPGM 64 B with 1, 2,
+//!   4 and 8 receivers (a LAN of 1 + n hosts each) and with 1, 4 and 16 publishers on one
+//!   group to 2 receivers.
 //!
 //! Rates are searched ([`mod@search`]): every probe is a bounded run of N messages at one rate;
 //! success means both receivers verified everything (in order, intact, nothing
@@ -27,6 +36,7 @@ pub mod launch;
 pub mod plot;
 pub mod report;
 pub mod runs;
+pub mod scale;
 pub mod search;
 
 use std::io;
@@ -34,6 +44,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use self::runs::{Bins, Ctx};
+use self::scale::ScaleResult;
 use self::search::{search, Probe, SearchOutcome, SearchParams};
 use crate::lan::{Lan, Segmentation};
 use crate::now;
@@ -66,6 +77,25 @@ fn check_interrupted() -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"));
     }
     Ok(())
+}
+
+/// The parts the plain LAN runs in a run over both LANs without `--only`: the rate searches
+/// (limit, one message per packet, pub/sub). Loss, latency, memory, IPv6 and scale run on the
+/// switch LAN only, which keeps a full run at about twice the time of one LAN.
+pub const PLAIN_DEFAULT_PARTS: [&str; 3] = ["limit", "pgm", "pubsub"];
+
+/// Every part, in the order they run.
+pub const PARTS: [&str; 8] = [
+    "limit", "pgm", "ipv6", "pubsub", "loss", "latency", "memory", "scale",
+];
+
+/// Short name of a LAN (`--lan`): `switch`, `plain` or `host`.
+pub fn lan_label(seg: Segmentation) -> &'static str {
+    match seg {
+        Segmentation::Switch => "switch",
+        Segmentation::Plain => "plain",
+        Segmentation::Host => "host",
+    }
 }
 
 /// Random ingress loss of the loss runs: 1 % on receiver 1, 5 % on receiver 2 (per mille).
@@ -181,11 +211,19 @@ pub struct Config {
     pub ping_warmup: u64,
     /// Longest a ping run may take, s.
     pub ping_max_secs: f64,
-    /// Only these parts (`limit`, `pgm`, `ipv6`, `pubsub`, `loss`, `latency`, `memory`); all
-    /// if empty.
+    /// Only these parts (see [`PARTS`]); all if empty (on the plain LAN of a run over both
+    /// LANs: [`PLAIN_DEFAULT_PARTS`]).
     pub only: Vec<String>,
-    /// Where the LAN cuts UDP GSO runs into datagrams.
+    /// The LANs measured, one after the other: where each cuts UDP GSO runs into datagrams.
+    pub lans: Vec<Segmentation>,
+    /// The LAN being measured (set by [`Config::for_lan`]).
     pub lan: Segmentation,
+    /// Receiver counts of the scale part (one sender).
+    pub scale_receivers: Vec<usize>,
+    /// Publisher counts of the scale part (two receivers).
+    pub scale_publishers: Vec<usize>,
+    /// Most probes per rate search of the scale part.
+    pub scale_probes: usize,
     /// Messages (1400 B) of the slow-receiver run.
     pub slow_count: u64,
     /// Offered rate of the slow-receiver run, msgs/s.
@@ -195,7 +233,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// The full benchmark (about 10–15 minutes on the 2-core VM).
+    /// The full benchmark: both LANs (about 12–25 minutes on the 2-core VM, twice one LAN's).
     pub fn full(out_dir: PathBuf) -> Config {
         Config {
             smoke: false,
@@ -224,14 +262,18 @@ impl Config {
             ping_warmup: 500,
             ping_max_secs: 20.0,
             only: Vec::new(),
+            lans: vec![Segmentation::Switch, Segmentation::Plain],
             lan: Segmentation::Switch,
+            scale_receivers: vec![1, 2, 4, 8],
+            scale_publishers: vec![1, 4, 16],
+            scale_probes: 6,
             slow_count: 150_000,
             slow_rate: 50_000.0,
             slow_window_bytes: 16 << 20,
         }
     }
 
-    /// The smoke run: every part once with tiny counts (about 30–60 s).
+    /// The smoke run: every part once with tiny counts, both LANs (about 1–2 minutes).
     pub fn smoke(out_dir: PathBuf) -> Config {
         Config {
             smoke: true,
@@ -256,6 +298,7 @@ impl Config {
             slow_count: 3000,
             slow_rate: 10_000.0,
             slow_window_bytes: 1 << 20,
+            scale_probes: 2,
             ..Config::full(out_dir)
         }
     }
@@ -263,6 +306,23 @@ impl Config {
     /// Whether `part` is to run.
     pub fn wants(&self, part: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+
+    /// The configuration of the run on `lan`: the plain LAN of a run over both LANs runs
+    /// [`PLAIN_DEFAULT_PARTS`] unless `--only` chose the parts.
+    #[must_use]
+    pub fn for_lan(&self, lan: Segmentation) -> Config {
+        let mut c = self.clone();
+        c.lan = lan;
+        if lan == Segmentation::Plain && self.lans.len() > 1 && self.only.is_empty() {
+            c.only = PLAIN_DEFAULT_PARTS.map(str::to_owned).to_vec();
+        }
+        c
+    }
+
+    /// The parts this configuration runs, in order.
+    pub fn parts(&self) -> Vec<&'static str> {
+        PARTS.into_iter().filter(|p| self.wants(p)).collect()
     }
 
     /// Where the JSON with every probe goes.
@@ -436,9 +496,13 @@ impl SlowResult {
     }
 }
 
-/// Everything one run measured.
+/// Everything one run measured on one LAN.
 #[derive(Debug, Clone, Default)]
 pub struct Results {
+    /// The LAN.
+    pub lan: Segmentation,
+    /// The parts run on it.
+    pub parts: Vec<&'static str>,
     /// Rate searches.
     pub searches: Vec<SearchResult>,
     /// UDP blasts (unpaced sender), by size.
@@ -452,9 +516,11 @@ pub struct Results {
     pub openpgm_latency: Vec<LatencyResult>,
     /// The slow receiver.
     pub slow: Option<SlowResult>,
+    /// The scale part's searches.
+    pub scale: Vec<ScaleResult>,
     /// Parts that could not run, with why.
     pub errors: Vec<String>,
-    /// Wall time of the run, s.
+    /// Wall time of the run on this LAN, s.
     pub wall_s: f64,
     /// `/proc/loadavg` at the start and the end (other work on the machine skews results).
     pub load: (String, String),
@@ -497,46 +563,103 @@ impl Results {
     }
 }
 
-/// Runs the whole benchmark on a fresh LAN and writes the report, plot and JSON into
-/// `cfg.out_dir`. Fails only when the LAN or the binaries cannot be set up; a workload that
-/// fails is recorded in [`Results::errors`].
-pub fn run(cfg: &Config) -> io::Result<Results> {
+/// Everything one `pgm-bench` run measured: one [`Results`] per LAN, in the order measured.
+#[derive(Debug, Clone, Default)]
+pub struct Bench {
+    /// Each LAN's results.
+    pub lans: Vec<Results>,
+    /// What could not run on any LAN (a missing peer), with why.
+    pub errors: Vec<String>,
+    /// Wall time of the whole run, s.
+    pub wall_s: f64,
+}
+
+impl Bench {
+    /// The results measured on `lan`, if it was.
+    pub fn on(&self, lan: Segmentation) -> Option<&Results> {
+        self.lans.iter().find(|r| r.lan == lan)
+    }
+
+    /// Every error: the run's, then each LAN's, tagged with its LAN.
+    pub fn all_errors(&self) -> Vec<String> {
+        let tagged = self.lans.iter().flat_map(|r| {
+            r.errors
+                .iter()
+                .map(move |e| format!("{} LAN: {e}", lan_label(r.lan)))
+        });
+        self.errors.iter().cloned().chain(tagged).collect()
+    }
+}
+
+/// Runs the benchmark on each LAN of `cfg.lans` in turn (each built fresh and torn down
+/// before the next) and writes the report, plot and JSON into `cfg.out_dir`. Fails only when
+/// the binaries or the first LAN cannot be set up; a workload that fails is recorded in
+/// [`Results::errors`], a later LAN that cannot be built in [`Bench::errors`].
+pub fn run(cfg: &Config) -> io::Result<Bench> {
     let started = now();
     std::fs::create_dir_all(&cfg.out_dir)?;
     let bins = Bins::locate()?;
-    let load_start = loadavg();
-    // The sender's 'NIC' segments UDP GSO runs (as most current NICs do): they cross its veth
-    // whole and are cut into datagrams at the bridge ports, so receivers and their loss
-    // rules see single datagrams as on a real LAN.
-    let mut lan = Lan::with_segmentation(3, cfg.lan)?;
-    if cfg.wants("ipv6") {
-        lan.enable_ipv6()?;
-    }
-    let ctx = Ctx::new(&lan, cfg, bins);
-    let mut res = Results::default();
-    for e in [&ctx.bins.openpgm, &ctx.bins.python]
+    let mut bench = Bench::default();
+    for e in [&bins.openpgm, &bins.python]
         .into_iter()
         .filter_map(|r| r.as_ref().err())
     {
-        res.errors.push(e.clone());
+        bench.errors.push(e.clone());
     }
-    let sizes = [64usize, 1400];
-    let parts = bench_parts(&ctx, cfg, &mut res, &sizes);
+    for &seg in &cfg.lans {
+        if interrupted() {
+            break;
+        }
+        match run_lan(&cfg.for_lan(seg), &bins) {
+            Ok(res) => bench.lans.push(res),
+            Err(e) if bench.lans.is_empty() => return Err(e),
+            Err(e) => bench
+                .errors
+                .push(format!("{} LAN not measured: {e}", lan_label(seg))),
+        }
+    }
+    bench.wall_s = started.elapsed().as_secs_f64();
+    report::write_all(cfg, &bench)?;
+    Ok(bench)
+}
+
+/// The parts `cfg` wants on a fresh LAN of three hosts segmenting as `cfg.lan` says, then
+/// the scale part's receiver counts on LANs of their own.
+fn run_lan(cfg: &Config, bins: &Bins) -> io::Result<Results> {
+    let started = now();
+    let load_start = loadavg();
+    eprintln!(
+        "[bench] {} LAN: {}",
+        lan_label(cfg.lan),
+        cfg.parts().join(", ")
+    );
+    let mut res = Results {
+        lan: cfg.lan,
+        parts: cfg.parts(),
+        ..Results::default()
+    };
+    let parts = {
+        let mut lan = Lan::with_segmentation(3, cfg.lan)?;
+        if cfg.wants("ipv6") {
+            lan.enable_ipv6()?;
+        }
+        let ctx = Ctx::new(&lan, cfg, bins.clone());
+        let sizes = [64usize, 1400];
+        let parts = bench_parts(&ctx, cfg, &mut res, &sizes);
+        res.foreign_netns = foreign_netns(&lan);
+        parts
+    };
+    // Receiver counts other than 2 need LANs of their own (the bridge floods every port).
+    let parts = parts.and_then(|()| scale::receivers_part(cfg, bins, &mut res));
     res.load = (load_start, loadavg());
-    res.foreign_netns = foreign_netns(&lan);
-    drop(ctx);
-    drop(lan);
     res.wall_s = started.elapsed().as_secs_f64();
     if let Err(e) = parts {
         res.errors.push(format!("stopped early: {e}"));
     }
-    report::write_all(cfg, &res)?;
     Ok(res)
 }
 
-/// A rate search of `sys` at `size`. A probe never holds more than `probe_secs` of traffic
-/// at twice the best rate achieved so far, so asking a saturated sender for 4× its speed
-/// does not take 4× the time.
+/// A rate search of `sys` at `size`; see [`capped`].
 fn capped_search(
     ctx: &Ctx<'_>,
     cfg: &Config,
@@ -544,11 +667,24 @@ fn capped_search(
     size: usize,
     start: f64,
 ) -> SearchOutcome {
+    capped(ctx, &cfg.params(start), |rate, count| {
+        ctx.probe(sys, size, Some(rate), count)
+    })
+}
+
+/// A rate search with `params`, `probe(rate, count)` running one probe. A probe never holds
+/// more than `probe_secs` of traffic at twice the best rate achieved so far, so asking a
+/// saturated sender for 4× its speed does not take 4× the time.
+fn capped(
+    ctx: &Ctx<'_>,
+    params: &SearchParams,
+    probe: impl Fn(f64, u64) -> Probe,
+) -> SearchOutcome {
     let best = std::cell::Cell::new(0.0f64);
-    search(&cfg.params(start), |rate| {
+    search(params, |rate| {
         let b = best.get();
         let basis = if b > 0.0 { rate.min(2.0 * b) } else { rate };
-        let p = ctx.probe(sys, size, Some(rate), ctx.probe_count(basis));
+        let p = probe(rate, ctx.probe_count(basis));
         if p.ok {
             best.set(b.max(p.offered));
         }
@@ -589,7 +725,8 @@ fn bench_parts(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results, sizes: &[usize]) 
     loss_part(ctx, cfg, res)?;
     latency_part(ctx, cfg, res)?;
     openpgm_latency_part(ctx, cfg, res)?;
-    memory_part(ctx, cfg, res)
+    memory_part(ctx, cfg, res)?;
+    scale::publishers_part(ctx, cfg, res)
 }
 
 /// Parts `limit` (plain UDP, with and without GSO, and its unpaced blast) and `pgm` (one
@@ -790,4 +927,32 @@ fn memory_part(ctx: &Ctx<'_>, cfg: &Config, res: &mut Results) -> io::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_lan_of_a_run_over_both_runs_the_rate_parts_unless_told() {
+        let both = Config::full(PathBuf::from("/tmp"));
+        assert_eq!(both.lans, [Segmentation::Switch, Segmentation::Plain]);
+        assert_eq!(both.for_lan(Segmentation::Switch).parts(), PARTS);
+        let plain = both.for_lan(Segmentation::Plain);
+        assert_eq!(plain.lan, Segmentation::Plain);
+        assert_eq!(plain.parts(), PLAIN_DEFAULT_PARTS);
+        assert!(!plain.wants("scale") && !plain.wants("loss"));
+        // --only applies to both LANs.
+        let only = Config {
+            only: vec!["scale".into()],
+            ..both.clone()
+        };
+        assert_eq!(only.for_lan(Segmentation::Plain).parts(), ["scale"]);
+        // --lan plain alone: every part.
+        let alone = Config {
+            lans: vec![Segmentation::Plain],
+            ..both
+        };
+        assert_eq!(alone.for_lan(Segmentation::Plain).parts(), PARTS);
+    }
 }

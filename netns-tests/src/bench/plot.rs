@@ -1,13 +1,13 @@
 //! The SVG plot: delivered rate against offered rate, every probe of every search, one panel
-//! per message size (log–log; filled dots are gap-free probes, crosses failed ones; the grey
-//! diagonal is "everything delivered").
+//! per message size and one row of panels per LAN (log–log; filled dots are gap-free probes,
+//! crosses failed ones; the grey diagonal is "everything delivered").
 
 use std::io;
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{Results, System};
+use super::{lan_label, Bench, Results, System};
 
 fn color(sys: System) -> RGBColor {
     match sys {
@@ -27,11 +27,34 @@ fn err<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(format!("plotting: {e}"))
 }
 
-/// Draws the plot of `res` into `path`.
-pub fn draw(res: &Results, path: &Path) -> io::Result<()> {
-    let root = SVGBackend::new(path, (1200, 540)).into_drawing_area();
+/// Draws the plot of every LAN of `bench` into `path`.
+pub fn draw(bench: &Bench, path: &Path) -> io::Result<()> {
+    let rows = u32::try_from(bench.lans.len().max(1)).unwrap_or(1);
+    let root = SVGBackend::new(path, (1200, 540 * rows)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let (left, right) = root.split_horizontally(600);
+    for (area, res) in root
+        .split_evenly((bench.lans.len().max(1), 1))
+        .into_iter()
+        .zip(&bench.lans)
+    {
+        draw_lan(res, &area, bench.lans.len() > 1)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One LAN's row: a panel per message size (captions name the LAN when `named`).
+fn draw_lan(
+    res: &Results,
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    named: bool,
+) -> io::Result<()> {
+    let (left, right) = area.split_horizontally(600);
+    let lan = if named {
+        format!("{} LAN, ", lan_label(res.lan))
+    } else {
+        String::new()
+    };
     for (area, size) in [(left, 64usize), (right, 1400)] {
         let searches: Vec<_> = res.searches.iter().filter(|s| s.size == size).collect();
         let mut pts: Vec<f64> = searches
@@ -55,7 +78,7 @@ pub fn draw(res: &Results, path: &Path) -> io::Result<()> {
         };
         let mut chart = ChartBuilder::on(&area)
             .caption(
-                format!("{size} B messages: delivered vs offered (msg/s)"),
+                format!("{lan}{size} B messages: delivered vs offered (msg/s)"),
                 ("sans-serif", 18),
             )
             .margin(12)
@@ -125,6 +148,5 @@ pub fn draw(res: &Results, path: &Path) -> io::Result<()> {
             .draw()
             .map_err(err)?;
     }
-    root.present().map_err(err)?;
     Ok(())
 }

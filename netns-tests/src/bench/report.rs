@@ -7,8 +7,9 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use super::scale::ScaleResult;
 use super::search::Probe;
-use super::{Config, Results, System};
+use super::{lan_label, Bench, Config, LatencyResult, LossResult, Results, System};
 use crate::lan::Segmentation;
 use crate::report_md::{section_of, splice_section};
 
@@ -221,13 +222,14 @@ pub fn targets(res: &Results) -> Vec<Target> {
     t
 }
 
-/// The Markdown report.
-pub fn markdown(cfg: &Config, res: &Results) -> String {
+/// The Markdown report of every LAN of `bench`.
+pub fn markdown(cfg: &Config, bench: &Bench) -> String {
     let mut m = String::new();
-    header(&mut m, cfg, res);
-    summary(&mut m, cfg, res);
-    targets_table(&mut m, res);
-    write_details(&mut m, cfg, res);
+    header(&mut m, cfg, bench);
+    summary(&mut m, cfg, bench);
+    targets_table(&mut m, bench);
+    scale_details(&mut m, cfg, bench);
+    write_details(&mut m, cfg, bench);
     m
 }
 
@@ -244,8 +246,9 @@ fn lan_text(lan: Segmentation) -> &'static str {
              receivers, and their loss rules, see single datagrams."
         }
         Segmentation::Plain => {
-            "Plain LAN (`--lan plain`): no device limits GSO, so UDP GSO runs reach the \
-             receiving hosts whole and their UDP stacks cut them into datagrams in software."
+            "a bridge and veths on the kernel's defaults, as a user builds one: no device \
+             limits GSO, so UDP GSO runs reach the receiving hosts whole and their UDP stacks \
+             cut them into datagrams in software, once per receiver."
         }
         Segmentation::Host => {
             "UDP GSO runs are cut into datagrams at the sender's `eth0` (`gso_max_segs 1`), \
@@ -254,8 +257,13 @@ fn lan_text(lan: Segmentation) -> &'static str {
     }
 }
 
-/// Title, smoke notice, where and how it was measured, the load.
-fn header(m: &mut String, cfg: &Config, res: &Results) {
+/// `name LAN` for detail tables.
+fn lan_cell(res: &Results) -> String {
+    lan_label(res.lan).to_owned()
+}
+
+/// Title, smoke notice, where and how it was measured, each LAN and its load.
+fn header(m: &mut String, cfg: &Config, bench: &Bench) {
     let _ = writeln!(m, "# Benchmarks\n");
     if cfg.smoke {
         let _ = writeln!(
@@ -265,293 +273,500 @@ fn header(m: &mut String, cfg: &Config, res: &Results) {
     }
     let _ = writeln!(
         m,
-        "Measured {} on {} — one run of `{}` (wall time {:.1} min), as root, on a LAN of network \
+        "Measured {} on {} — one run of `{}` (wall time {:.1} min), as root, on LANs of network \
          namespaces built by the harness: host 1 sends, hosts 2 and 3 receive, one Linux bridge \
          (veth, `mcast_snooping 0`). {} Every rate is measured in this same run. Plot: \
          [{}]({}).\n",
         date(),
         machine(),
         cfg.command,
-        res.wall_s / 60.0,
-        lan_text(cfg.lan),
+        bench.wall_s / 60.0,
+        if bench.lans.len() > 1 {
+            "Each LAN is built, measured and torn down before the next; the summary tables \
+             give one column per LAN for each figure."
+        } else {
+            "One LAN:"
+        },
         cfg.plot_name,
         cfg.plot_name
     );
-    let _ = writeln!(
-        m,
-        "Load average (1/5/15 min) at the start: {}; at the end: {}.{}\n",
-        res.load.0,
-        res.load.1,
-        if res.foreign_netns.is_empty() {
-            String::new()
+    for res in &bench.lans {
+        let parts = if res.parts.len() == super::PARTS.len() {
+            "all parts".to_owned()
         } else {
-            format!(
-                " **Other network namespaces existed during the run** ({}): other work shared \
-                 the 2 CPUs, so rates may be low.",
-                res.foreign_netns.join(", ")
-            )
-        }
-    );
-}
-
-/// The summary table: ours against the limit, OpenPGM and libzmq, one workload a row.
-fn summary(m: &mut String, cfg: &Config, res: &Results) {
-    let _ = writeln!(m, "## Summary\n");
-    row(
-        m,
-        &[
-            "workload".into(),
-            "UDP limit".into(),
-            "OpenPGM".into(),
-            "libzmq".into(),
-            "ours".into(),
-            "ours/limit".into(),
-            "ours/OpenPGM".into(),
-        ],
-    );
-    row(m, &vec!["---".to_owned(); 7]);
-    summary_rate_rows(m, res);
-    summary_loss_rows(m, cfg, res);
-    summary_latency_rows(m, res);
-    let rss = |sys: System| -> String {
-        res.search(sys, 1400)
-            .and_then(|s| s.outcome.best())
-            .map_or("—".to_owned(), |p: &Probe| {
-                format!("{} / {}", mib(p.sender_rss_kib), mib(p.receiver_rss_kib))
-            })
-    };
-    row(
-        m,
-        &[
-            "peak RSS sender / receiver, MiB (1400 B, best probe)".into(),
-            rss(System::Udp),
-            rss(System::OpenPgm),
-            dash(),
-            rss(System::OursRaw),
-            dash(),
-            dash(),
-        ],
-    );
-}
-
-/// Summary rows of the rate searches: one message per packet, the UDP blasts, pub/sub.
-fn summary_rate_rows(m: &mut String, res: &Results) {
-    for size in SIZES {
-        let opg = res.rate(System::OpenPgm, size);
-        for sys in [System::OursRaw, System::OursEpgm] {
-            let (limit, udp) = limit_of(res, sys, size);
-            let ours = res.rate(sys, size);
-            row(
-                m,
-                &[
-                    format!(
-                        "1 msg/packet {size} B, {}: max gap-free rate to 2 receivers, msg/s{}",
-                        if sys == System::OursRaw {
-                            "raw PGM"
-                        } else {
-                            "EPGM (OpenPGM: raw)"
-                        },
-                        if limit == System::UdpGso {
-                            " (limit: UDP with GSO)"
-                        } else {
-                            ""
-                        }
-                    ),
-                    opt_rate(udp),
-                    opt_rate(opg),
-                    dash(),
-                    opt_rate(ours),
-                    ratio(ours, udp),
-                    ratio(ours, opg),
-                ],
-            );
-        }
-    }
-    for (size, p) in &res.blasts {
-        row(
+            format!("parts {}", res.parts.join(", "))
+        };
+        let _ = writeln!(
             m,
-            &[
-                format!("plain UDP blast {size} B (unpaced sender; delivered to the worse receiver), pkt/s"),
-                format!("{} sent, {} delivered", rate(p.offered), rate(p.delivered)),
-                dash(),
-                dash(),
-                dash(),
-                dash(),
-                dash(),
-            ],
+            "- **{} LAN** (`--lan {}`): {} Measured: {parts} ({:.1} min). Load average \
+             (1/5/15 min) at the start: {}; at the end: {}.{}",
+            lan_label(res.lan),
+            lan_label(res.lan),
+            lan_text(res.lan),
+            res.wall_s / 60.0,
+            res.load.0,
+            res.load.1,
+            if res.foreign_netns.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " **Other network namespaces existed during the run** ({}): other work \
+                     shared the 2 CPUs, so rates may be low.",
+                    res.foreign_netns.join(", ")
+                )
+            }
         );
     }
-    let (limit, udp64) = limit_of(res, System::PubSub, 64);
-    let ps = res.rate(System::PubSub, 64);
-    row(
+    if bench.on(Segmentation::Plain).is_some() && bench.lans.len() > 1 && cfg.only.is_empty() {
+        let _ = writeln!(
+            m,
+            "\nThe plain LAN runs the rate parts only ({}): loss, latency, memory, IPv6 and \
+             scale are measured on the switch LAN, which keeps the run at about twice one \
+             LAN's time (`--lan plain` alone runs every part there).",
+            super::PLAIN_DEFAULT_PARTS.join(", ")
+        );
+    }
+    let _ = writeln!(m);
+}
+
+/// A summary table with one column per LAN for each figure. Columns of a LAN that has no
+/// figure in the table are left out, and so are rows without any figure.
+struct LanTable<'a> {
+    /// The LANs, in the run's order.
+    lans: Vec<&'a Results>,
+    /// Head of the first column.
+    first: &'static str,
+    /// The figures of each row, in column order.
+    figures: Vec<&'static str>,
+    /// Label and, for each LAN, the figures' cells.
+    rows: Vec<(String, Vec<Vec<String>>)>,
+}
+
+impl<'a> LanTable<'a> {
+    fn new(bench: &'a Bench, first: &'static str, figures: &[&'static str]) -> LanTable<'a> {
+        LanTable {
+            lans: bench.lans.iter().collect(),
+            first,
+            figures: figures.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// A row: `cells(res)` gives one LAN's figures.
+    fn row(&mut self, label: String, cells: impl Fn(&Results) -> Vec<String>) {
+        let per_lan = self.lans.iter().map(|r| cells(r)).collect();
+        self.rows.push((label, per_lan));
+    }
+
+    fn write(&self, m: &mut String) {
+        let measured = |cells: &[String]| cells.iter().any(|c| c != "—" && !c.is_empty());
+        let lans: Vec<usize> = (0..self.lans.len())
+            .filter(|&i| self.rows.iter().any(|(_, c)| measured(&c[i])))
+            .collect();
+        if lans.is_empty() {
+            return;
+        }
+        let mut head = vec![self.first.to_owned()];
+        for f in &self.figures {
+            for &i in &lans {
+                head.push(if self.lans.len() > 1 {
+                    format!("{f} ({})", lan_label(self.lans[i].lan))
+                } else {
+                    (*f).to_owned()
+                });
+            }
+        }
+        row(m, &head);
+        row(m, &vec!["---".to_owned(); head.len()]);
+        for (label, cells) in &self.rows {
+            if !lans.iter().any(|&i| measured(&cells[i])) {
+                continue;
+            }
+            let mut line = vec![label.clone()];
+            for f in 0..self.figures.len() {
+                for &i in &lans {
+                    line.push(cells[i].get(f).cloned().unwrap_or_else(dash));
+                }
+            }
+            row(m, &line);
+        }
+        let _ = writeln!(m);
+    }
+}
+
+/// The summary tables: rates against the UDP limit, against OpenPGM and libzmq, repair under
+/// loss, latency; one column per LAN for each figure.
+fn summary(m: &mut String, cfg: &Config, bench: &Bench) {
+    let _ = writeln!(m, "## Summary\n");
+    let _ = writeln!(
         m,
-        &[
-            format!(
-                "pub/sub 64 B, batched, epgm, 2 subscribers: max gap-free rate, msg/s (limit: {} 64 B pkt/s)",
-                if limit == System::UdpGso { "UDP with GSO" } else { "UDP" }
-            ),
-            opt_rate(udp64),
-            dash(),
-            opt_rate(res.rate(System::Zmq, 64)),
-            opt_rate(ps),
-            ratio(ps, udp64),
-            format!("{} libzmq", ratio(ps, res.rate(System::Zmq, 64))),
-        ],
+        "Highest rate delivered gap-free to both receivers (msg/s; plain UDP: datagrams/s), and \
+         ours against the UDP limit sent the same way on the same LAN: raw PGM against \
+         `sendmmsg` without GSO (raw sockets have no GSO), EPGM and pub/sub against UDP GSO \
+         (as EPGM sends runs of packets).\n"
+    );
+    let mut t = LanTable::new(bench, "workload", &["UDP limit", "ours", "ours/limit"]);
+    summary_limit_rows(&mut t);
+    t.write(m);
+    let mut t = LanTable::new(
+        bench,
+        "workload",
+        &["OpenPGM / libzmq", "ours", "ours/them"],
+    );
+    summary_peer_rows(&mut t);
+    t.write(m);
+    let mut t = LanTable::new(bench, "under loss", &["OpenPGM", "ours", "ours/OpenPGM"]);
+    summary_loss_rows(&mut t, cfg);
+    t.write(m);
+    let mut t = LanTable::new(
+        bench,
+        "round trip",
+        &["UDP", "OpenPGM", "ours", "ours/UDP", "ours/OpenPGM"],
+    );
+    summary_latency_rows(&mut t);
+    t.write(m);
+}
+
+/// `p`'s peak RSS, sender / receiver, MiB.
+fn rss_cell(p: Option<&Probe>) -> String {
+    p.map_or_else(dash, |p| {
+        format!("{} / {}", mib(p.sender_rss_kib), mib(p.receiver_rss_kib))
+    })
+}
+
+/// Summary rows against the UDP limit: the limit itself (with and without GSO, and the
+/// blast), one message per packet, pub/sub, peak RSS.
+fn summary_limit_rows(t: &mut LanTable<'_>) {
+    for size in SIZES {
+        for (sys, how) in [
+            (System::Udp, "sendmmsg, no GSO"),
+            (System::UdpGso, "with GSO"),
+        ] {
+            t.row(format!("plain UDP {size} B, {how}"), |res| {
+                vec![opt_rate(res.rate(sys, size)), dash(), dash()]
+            });
+        }
+        t.row(
+            format!("plain UDP {size} B blast (unpaced): sent / delivered to the worse receiver"),
+            |res| {
+                let cell = res
+                    .blasts
+                    .iter()
+                    .find(|(s, _)| *s == size)
+                    .map_or_else(dash, |(_, p)| {
+                        format!("{} / {}", rate(p.offered), rate(p.delivered))
+                    });
+                vec![cell, dash(), dash()]
+            },
+        );
+    }
+    for size in SIZES {
+        for (sys, name) in [(System::OursRaw, "raw PGM"), (System::OursEpgm, "EPGM")] {
+            t.row(format!("1 msg/packet {size} B, {name}"), |res| {
+                let (limit, udp) = limit_of(res, sys, size);
+                let ours = res.rate(sys, size);
+                let fallback = sys == System::OursEpgm && limit == System::Udp && udp.is_some();
+                vec![
+                    format!(
+                        "{}{}",
+                        opt_rate(udp),
+                        if fallback { " (no GSO)" } else { "" }
+                    ),
+                    opt_rate(ours),
+                    ratio(ours, udp),
+                ]
+            });
+        }
+    }
+    t.row(
+        "pub/sub 64 B, batched, EPGM, 2 subscribers (limit: 64 B datagrams/s)".to_owned(),
+        |res| {
+            let (_, udp) = limit_of(res, System::PubSub, 64);
+            let ps = res.rate(System::PubSub, 64);
+            vec![opt_rate(udp), opt_rate(ps), ratio(ps, udp)]
+        },
+    );
+    t.row(
+        "peak RSS sender / receiver, MiB (1400 B raw, best probe)".to_owned(),
+        |res| {
+            let best = |sys| res.search(sys, 1400).and_then(|s| s.outcome.best());
+            vec![
+                rss_cell(best(System::Udp)),
+                rss_cell(best(System::OursRaw)),
+                dash(),
+            ]
+        },
+    );
+}
+
+/// Summary rows against OpenPGM (raw PGM) and libzmq (pub/sub).
+fn summary_peer_rows(t: &mut LanTable<'_>) {
+    for size in SIZES {
+        for (sys, name) in [
+            (System::OursRaw, "raw PGM"),
+            (System::OursEpgm, "EPGM (OpenPGM: raw)"),
+        ] {
+            t.row(format!("1 msg/packet {size} B, {name}"), |res| {
+                let (o, p) = (res.rate(sys, size), res.rate(System::OpenPgm, size));
+                vec![opt_rate(p), opt_rate(o), ratio(o, p)]
+            });
+        }
+    }
+    t.row(
+        "pub/sub 64 B, batched, 2 subscribers (libzmq epgm)".to_owned(),
+        |res| {
+            let (o, z) = (res.rate(System::PubSub, 64), res.rate(System::Zmq, 64));
+            vec![opt_rate(z), opt_rate(o), ratio(o, z)]
+        },
+    );
+    t.row(
+        "peak RSS sender / receiver, MiB (1400 B raw, best probe)".to_owned(),
+        |res| {
+            let best = |sys| res.search(sys, 1400).and_then(|s| s.outcome.best());
+            vec![
+                rss_cell(best(System::OpenPgm)),
+                rss_cell(best(System::OursRaw)),
+                dash(),
+            ]
+        },
     );
 }
 
 /// Summary rows of the loss runs: rate under loss, delivery, repair tail.
-fn summary_loss_rows(m: &mut String, cfg: &Config, res: &Results) {
+fn summary_loss_rows(t: &mut LanTable<'_>, cfg: &Config) {
     for size in SIZES {
-        let o = res.loss(System::OursRaw, size);
-        let p = res.loss(System::OpenPgm, size);
-        if o.is_none() && p.is_none() {
-            continue;
-        }
-        let cell = |l: Option<&super::LossResult>| {
-            l.map_or("—".to_owned(), |l| {
-                format!(
-                    "{} ({} of clean)",
-                    opt_rate(l.max_rate()),
-                    ratio(l.max_rate(), Some(l.clean_rate))
-                )
-            })
-        };
-        row(
-            m,
-            &[
-                format!("1 %/5 % loss, {size} B: max rate delivered completely, msg/s (of clean)"),
-                dash(),
-                cell(p),
-                dash(),
-                cell(o),
-                dash(),
-                ratio(
-                    o.and_then(super::LossResult::max_rate),
-                    p.and_then(super::LossResult::max_rate),
-                ),
-            ],
+        t.row(
+            format!("1 %/5 % loss, {size} B: max rate delivered completely, msg/s (of clean)"),
+            |res| {
+                let cell = |l: Option<&LossResult>| {
+                    l.map_or_else(dash, |l| {
+                        format!(
+                            "{} ({} of clean)",
+                            opt_rate(l.max_rate()),
+                            ratio(l.max_rate(), Some(l.clean_rate))
+                        )
+                    })
+                };
+                let (o, p) = (
+                    res.loss(System::OursRaw, size),
+                    res.loss(System::OpenPgm, size),
+                );
+                vec![
+                    cell(p),
+                    cell(o),
+                    ratio(
+                        o.and_then(LossResult::max_rate),
+                        p.and_then(LossResult::max_rate),
+                    ),
+                ]
+            },
         );
-        let runs = |l: Option<&super::LossResult>| {
-            l.map_or("—".to_owned(), |l| {
-                format!(
-                    "{:.3} % ({}/{} complete)",
-                    l.delivered() * 100.0,
-                    l.runs.iter().filter(|r| r.ok).count(),
-                    l.runs.len()
-                )
-            })
-        };
-        row(
-            m,
-            &[
-                format!(
-                    "1 %/5 % loss, {size} B, {} msgs at ½ clean max: delivered (worst run)",
-                    cfg.loss_count
-                ),
-                dash(),
-                runs(p),
-                dash(),
-                runs(o),
-                dash(),
-                dash(),
-            ],
+        t.row(
+            format!(
+                "1 %/5 % loss, {size} B, {} msgs at ½ clean max: delivered (worst run)",
+                cfg.loss_count
+            ),
+            |res| {
+                let runs = |l: Option<&LossResult>| {
+                    l.map_or_else(dash, |l| {
+                        format!(
+                            "{:.3} % ({}/{} complete)",
+                            l.delivered() * 100.0,
+                            l.runs.iter().filter(|r| r.ok).count(),
+                            l.runs.len()
+                        )
+                    })
+                };
+                vec![
+                    runs(res.loss(System::OpenPgm, size)),
+                    runs(res.loss(System::OursRaw, size)),
+                    dash(),
+                ]
+            },
         );
-        let tail = |l: Option<&super::LossResult>| {
-            l.map_or("—".to_owned(), |l| {
-                format!("{} / {}", ms(l.tail_p50()), ms(l.tail_max()))
-            })
-        };
-        row(
-            m,
-            &[
-                format!(
-                    "1 %/5 % loss, {size} B: repair tail p50 / max of {} runs, ms",
-                    cfg.loss_runs
-                ),
-                dash(),
-                tail(p),
-                dash(),
-                tail(o),
-                dash(),
-                ratio(
-                    o.and_then(super::LossResult::tail_p50),
-                    p.and_then(super::LossResult::tail_p50),
-                ),
-            ],
+        t.row(
+            format!(
+                "1 %/5 % loss, {size} B: repair tail p50 / max of {} runs, ms",
+                cfg.loss_runs
+            ),
+            |res| {
+                let tail = |l: Option<&LossResult>| {
+                    l.map_or_else(dash, |l| {
+                        format!("{} / {}", ms(l.tail_p50()), ms(l.tail_max()))
+                    })
+                };
+                let (o, p) = (
+                    res.loss(System::OursRaw, size),
+                    res.loss(System::OpenPgm, size),
+                );
+                vec![
+                    tail(p),
+                    tail(o),
+                    ratio(
+                        o.and_then(LossResult::tail_p50),
+                        p.and_then(LossResult::tail_p50),
+                    ),
+                ]
+            },
         );
     }
 }
 
 /// Summary rows of the ping-pongs, blocking and spinning.
-fn summary_latency_rows(m: &mut String, res: &Results) {
+fn summary_latency_rows(t: &mut LanTable<'_>) {
     for spin in [false, true] {
-        let u = res.latency(System::Udp, spin);
-        let o = res.latency(System::OursRaw, spin);
-        let p = res.latency(System::OpenPgm, spin);
-        let cell = |l: Option<&super::LatencyResult>| {
-            l.map_or("—".to_owned(), |l| format!("{:.1} / {:.1}", l.p50, l.p99))
-        };
-        row(
-            m,
-            &[
-                format!(
-                    "round trip 64 B, {}: p50 / p99 µs",
-                    if spin { "--spin" } else { "blocking" }
-                ),
-                cell(u),
-                p.map_or("not measured".to_owned(), |l| cell(Some(l))),
-                dash(),
-                cell(o),
-                format!(
-                    "{} / {}",
-                    ratio(o.map(|l| l.p50), u.map(|l| l.p50)),
-                    ratio(o.map(|l| l.p99), u.map(|l| l.p99))
-                ),
-                if p.is_some() {
+        t.row(
+            format!(
+                "64 B, {}: p50 / p99 µs",
+                if spin { "--spin" } else { "blocking" }
+            ),
+            |res| {
+                let u = res.latency(System::Udp, spin);
+                let o = res.latency(System::OursRaw, spin);
+                let p = res.latency(System::OpenPgm, spin);
+                let cell = |l: Option<&LatencyResult>| {
+                    l.map_or_else(dash, |l| format!("{:.1} / {:.1}", l.p50, l.p99))
+                };
+                let ratios = |b: Option<&LatencyResult>| {
+                    if o.is_none() || b.is_none() {
+                        return dash();
+                    }
                     format!(
                         "{} / {}",
-                        ratio(o.map(|l| l.p50), p.map(|l| l.p50)),
-                        ratio(o.map(|l| l.p99), p.map(|l| l.p99))
+                        ratio(o.map(|l| l.p50), b.map(|l| l.p50)),
+                        ratio(o.map(|l| l.p99), b.map(|l| l.p99))
                     )
-                } else {
-                    dash()
-                },
-            ],
+                };
+                vec![cell(u), cell(p), cell(o), ratios(u), ratios(p)]
+            },
         );
     }
 }
 
-/// The issue's targets, each with its verdict.
-fn targets_table(m: &mut String, res: &Results) {
-    let _ = writeln!(m, "\n## Targets (from the issue; ratios from this run)\n");
-    row(m, &["target".into(), "measured".into(), "verdict".into()]);
-    row(m, &vec!["---".to_owned(); 3]);
-    for t in targets(res) {
-        row(m, &[t.what, t.measured, verdict(t.holds).to_owned()]);
+/// The issue's targets, each with its verdict, one column pair per LAN.
+fn targets_table(m: &mut String, bench: &Bench) {
+    let _ = writeln!(m, "## Targets (from the issue; ratios from this run)\n");
+    let per_lan: Vec<Vec<Target>> = bench.lans.iter().map(targets).collect();
+    let mut whats: Vec<String> = Vec::new();
+    for t in per_lan.iter().flatten() {
+        if !whats.contains(&t.what) {
+            whats.push(t.what.clone());
+        }
+    }
+    let mut t = LanTable::new(bench, "target", &["measured", "verdict"]);
+    for what in whats {
+        let cells: Vec<Vec<String>> = per_lan
+            .iter()
+            .map(|ts| {
+                ts.iter().find(|t| t.what == what).map_or_else(
+                    || vec![dash(), dash()],
+                    |t| {
+                        if t.holds.is_none() && t.measured == "—" {
+                            vec![dash(), dash()]
+                        } else {
+                            vec![t.measured.clone(), verdict(t.holds).to_owned()]
+                        }
+                    },
+                )
+            })
+            .collect();
+        t.rows.push((what, cells));
+    }
+    t.write(m);
+}
+
+/// The scale part: one table per LAN that ran it.
+fn scale_details(m: &mut String, cfg: &Config, bench: &Bench) {
+    let lans: Vec<&Results> = bench.lans.iter().filter(|r| !r.scale.is_empty()).collect();
+    if lans.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        m,
+        "## Scale\n\nHow the source's cost grows with the work: ours, EPGM, 64 B, one message \
+         per packet. Gap-free rate = rate search as for the other rates (at most {} probes); \
+         source CPU = CPU time (user + system, all threads) of the sending `pgm-send` \
+         processes from their first send until the last message was on the wire (`cpu_s` of \
+         their JSON), summed, per message, at the best gap-free probe. **Receivers**: one \
+         sender to n receivers, each n on a LAN of its own with 1 + n hosts (the bridge floods \
+         every port). **Publishers**: n `pgm-send` processes on host 1 (one TSI each, each \
+         sending 1/n of the messages at 1/n of the rate) on one group to 2 receivers; the rate \
+         is the aggregate (all messages / first send of any → last send of any). The \
+         publishers share host 1's address and UDP port, so a receiver's unicast NAKs reach \
+         one of them only: the rate found is the rate without loss. The row with 1 sender and 2 \
+         receivers is one search, shown in both series.\n",
+        cfg.scale_probes
+    );
+    for res in lans {
+        if bench.lans.len() > 1 {
+            let _ = writeln!(m, "### {} LAN\n", lan_label(res.lan));
+        }
+        row(
+            m,
+            &[
+                "series".into(),
+                "senders → receivers".into(),
+                "max gap-free (msg/s)".into(),
+                "source CPU per msg (µs)".into(),
+                "rate vs first row".into(),
+                "CPU/msg vs first row".into(),
+                "probes: asked → offered (ok / FAIL)".into(),
+            ],
+        );
+        row(m, &vec!["---".to_owned(); 7]);
+        let mut by_receivers: Vec<&ScaleResult> =
+            res.scale.iter().filter(|s| s.senders == 1).collect();
+        by_receivers.sort_by_key(|s| s.receivers);
+        let mut by_senders: Vec<&ScaleResult> =
+            res.scale.iter().filter(|s| s.receivers == 2).collect();
+        by_senders.sort_by_key(|s| s.senders);
+        for (series, points) in [("receivers", by_receivers), ("publishers", by_senders)] {
+            let first = points.first().copied();
+            for s in points {
+                let cpu = s.cpu_us_per_msg();
+                row(
+                    m,
+                    &[
+                        series.into(),
+                        format!("{} → {}", s.senders, s.receivers),
+                        opt_rate(s.rate()),
+                        cpu.map_or_else(dash, |c| format!("{c:.2}")),
+                        ratio(s.rate(), first.and_then(ScaleResult::rate)),
+                        ratio(cpu, first.and_then(ScaleResult::cpu_us_per_msg)),
+                        probes_cell(&s.outcome.probes),
+                    ],
+                );
+            }
+        }
+        let _ = writeln!(m);
     }
 }
 
 /// The sections after the summary: every probe, loss, latency and memory details, how each
 /// workload is run, what could not be measured.
-fn write_details(m: &mut String, cfg: &Config, res: &Results) {
-    ipv6_details(m, res);
-    rate_searches(m, cfg, res);
-    loss_details(m, cfg, res);
-    latency_details(m, cfg, res);
-    memory_details(m, res);
-    slow_receiver_details(m, res);
-    footer(m, res);
+fn write_details(m: &mut String, cfg: &Config, bench: &Bench) {
+    ipv6_details(m, bench);
+    rate_searches(m, cfg, bench);
+    loss_details(m, cfg, bench);
+    latency_details(m, cfg, bench);
+    memory_details(m, bench);
+    slow_receiver_details(m, bench);
+    footer(m, bench);
 }
 
 /// Ours over IPv6 against IPv4, from the same run (part `ipv6`).
-fn ipv6_details(m: &mut String, res: &Results) {
-    if !res.searches.iter().any(|s| s.system == System::OursRawV6) {
+fn ipv6_details(m: &mut String, bench: &Bench) {
+    let lans: Vec<&Results> = bench
+        .lans
+        .iter()
+        .filter(|r| r.searches.iter().any(|s| s.system == System::OursRawV6))
+        .collect();
+    if lans.is_empty() {
         return;
     }
     let _ = writeln!(
         m,
-        "\n## IPv6 vs IPv4\n\nOurs, one message per packet, max gap-free rate to 2 receivers \
+        "## IPv6 vs IPv4\n\nOurs, one message per packet, max gap-free rate to 2 receivers \
          (msg/s), IPv4 and IPv6 searched in the same run on the same LAN (unique-local \
          addresses, group `ff18::7067:1`). The IPv6 header is 20 bytes longer, so a 1400 B \
          message takes 20 more bytes on the wire.\n"
@@ -559,6 +774,7 @@ fn ipv6_details(m: &mut String, res: &Results) {
     row(
         m,
         &[
+            "LAN".into(),
             "transport".into(),
             "size".into(),
             "IPv4".into(),
@@ -566,31 +782,36 @@ fn ipv6_details(m: &mut String, res: &Results) {
             "IPv6/IPv4".into(),
         ],
     );
-    row(m, &vec!["---".to_owned(); 5]);
-    for (v4, v6, name) in [
-        (System::OursRaw, System::OursRawV6, "raw PGM"),
-        (System::OursEpgm, System::OursEpgmV6, "EPGM"),
-    ] {
-        for size in [64, 1400] {
-            let (a, b) = (res.rate(v4, size), res.rate(v6, size));
-            let ratio = match (a, b) {
-                (Some(a), Some(b)) if a > 0.0 => format!("{:.2}×", b / a),
-                _ => dash(),
-            };
-            let cell = |r: Option<f64>| r.map_or_else(dash, rate);
-            row(
-                m,
-                &[name.into(), format!("{size} B"), cell(a), cell(b), ratio],
-            );
+    row(m, &vec!["---".to_owned(); 6]);
+    for res in lans {
+        for (v4, v6, name) in [
+            (System::OursRaw, System::OursRawV6, "raw PGM"),
+            (System::OursEpgm, System::OursEpgmV6, "EPGM"),
+        ] {
+            for size in SIZES {
+                let (a, b) = (res.rate(v4, size), res.rate(v6, size));
+                row(
+                    m,
+                    &[
+                        lan_cell(res),
+                        name.into(),
+                        format!("{size} B"),
+                        opt_rate(a),
+                        opt_rate(b),
+                        ratio(b, a),
+                    ],
+                );
+            }
         }
     }
+    let _ = writeln!(m);
 }
 
 /// Every probe of every rate search, and why the failed ones failed.
-fn rate_searches(m: &mut String, cfg: &Config, res: &Results) {
+fn rate_searches(m: &mut String, cfg: &Config, bench: &Bench) {
     let _ = writeln!(
         m,
-        "\n## Rate searches\n\nEach probe sends N messages at one rate (N ≈ {:.1} s of traffic, \
+        "## Rate searches\n\nEach probe sends N messages at one rate (N ≈ {:.1} s of traffic, \
          {}–{} messages); ok = both receivers verified every message in order and intact, \
          nothing unrecoverable. Search: ×2 steps up from a start rate until a probe fails (or \
          the sender cannot reach the asked rate), then geometric bisection to within {:.0} %, \
@@ -604,81 +825,107 @@ fn rate_searches(m: &mut String, cfg: &Config, res: &Results) {
     row(
         m,
         &[
+            "LAN".into(),
             "system".into(),
             "size".into(),
             "best gap-free (msg/s)".into(),
             "probes: asked → offered (ok / FAIL)".into(),
         ],
     );
-    row(m, &vec!["---".to_owned(); 4]);
-    for s in &res.searches {
-        row(
-            m,
-            &[
-                s.system.name().into(),
-                format!("{} B", s.size),
-                opt_rate(Some(s.outcome.rate()).filter(|r| *r > 0.0)),
-                probes_cell(&s.outcome.probes),
-            ],
-        );
+    row(m, &vec!["---".to_owned(); 5]);
+    for res in &bench.lans {
+        for s in &res.searches {
+            row(
+                m,
+                &[
+                    lan_cell(res),
+                    s.system.name().into(),
+                    format!("{} B", s.size),
+                    opt_rate(Some(s.outcome.rate()).filter(|r| *r > 0.0)),
+                    probes_cell(&s.outcome.probes),
+                ],
+            );
+        }
     }
-    let fails: Vec<String> = res
-        .searches
-        .iter()
-        .flat_map(|s| {
-            s.outcome
+    let mut fails: Vec<String> = Vec::new();
+    for res in &bench.lans {
+        for s in &res.searches {
+            for p in s
+                .outcome
                 .probes
                 .iter()
                 .filter(|p| !p.ok && !p.note.is_empty())
-                .map(move |p| {
-                    format!(
-                        "- {} {} B at {}: {}",
-                        s.system.label(),
-                        s.size,
-                        p.requested.map_or("max".to_owned(), rate),
-                        p.note.lines().next().unwrap_or_default()
-                    )
-                })
-        })
-        .collect();
+            {
+                fails.push(format!(
+                    "- {} LAN, {} {} B at {}: {}",
+                    lan_label(res.lan),
+                    s.system.label(),
+                    s.size,
+                    p.requested.map_or("max".to_owned(), rate),
+                    p.note.lines().next().unwrap_or_default()
+                ));
+            }
+        }
+        for s in &res.scale {
+            for p in s
+                .outcome
+                .probes
+                .iter()
+                .filter(|p| !p.ok && !p.note.is_empty())
+            {
+                fails.push(format!(
+                    "- {} LAN, scale {} → {} at {}: {}",
+                    lan_label(res.lan),
+                    s.senders,
+                    s.receivers,
+                    p.requested.map_or("max".to_owned(), rate),
+                    p.note.lines().next().unwrap_or_default()
+                ));
+            }
+        }
+    }
     if !fails.is_empty() {
         let _ = writeln!(m, "\nWhy probes failed (first problem each):\n");
         for f in fails {
             let _ = writeln!(m, "{f}");
         }
     }
+    let _ = writeln!(m);
 }
 
 /// The loss configurations: searches under loss and the runs at half the clean maximum.
-fn loss_details(m: &mut String, cfg: &Config, res: &Results) {
-    if !res.loss.is_empty() {
-        let _ = writeln!(
-            m,
-            "\n## Repair under loss\n\nnftables drops each arriving PGM packet at random, 1 % \
-             on receiver 1 and 5 % on receiver 2 (independently). First a rate search under \
-             this loss from half the clean maximum up to it (probes as above, at most {}): the \
-             throughput under loss. Then {} runs of {} messages at half the clean maximum. Tail = last delivery at either receiver − the \
-             sender's last original send (ours: CLOCK_MONOTONIC stamps in the JSON summaries; \
-             OpenPGM: (first→last delivery) − (first→last send), which assumes the first \
-             message arrived without loss). Goodput = delivered / (send time + tail). OpenPGM: \
-             window = all messages, NAK back-off/repeat/RDATA 50/200/200 ms (libzmq's \
-             timing). Ours: `--nak-profile lan`, default window.\n",
-            cfg.loss_search_probes,
-            cfg.loss_runs,
-            cfg.loss_count
-        );
-        row(
-            m,
-            &[
-                "system".into(),
-                "size".into(),
-                "clean max".into(),
-                "search under loss: asked → offered".into(),
-                "asked".into(),
-                "run: delivered %, tail ms, send s, drops r1/r2".into(),
-            ],
-        );
-        row(m, &vec!["---".to_owned(); 6]);
+fn loss_details(m: &mut String, cfg: &Config, bench: &Bench) {
+    if bench.lans.iter().all(|r| r.loss.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        m,
+        "## Repair under loss\n\nnftables drops each arriving PGM packet at random, 1 % on \
+         receiver 1 and 5 % on receiver 2 (independently). First a rate search under this \
+         loss from half the clean maximum up to it (probes as above, at most {}): the \
+         throughput under loss. Then {} runs of {} messages at half the clean maximum. Tail = \
+         last delivery at either receiver − the sender's last original send (ours: \
+         CLOCK_MONOTONIC stamps in the JSON summaries; OpenPGM: (first→last delivery) − \
+         (first→last send), which assumes the first message arrived without loss). Goodput = \
+         delivered / (send time + tail). OpenPGM: window = all messages, NAK \
+         back-off/repeat/RDATA 50/200/200 ms (libzmq's timing). Ours: `--nak-profile lan`, \
+         default window.\n",
+        cfg.loss_search_probes, cfg.loss_runs, cfg.loss_count
+    );
+    row(
+        m,
+        &[
+            "LAN".into(),
+            "system".into(),
+            "size".into(),
+            "clean max".into(),
+            "search under loss: asked → offered".into(),
+            "asked".into(),
+            "run: delivered %, tail ms, send s, drops r1/r2".into(),
+        ],
+    );
+    row(m, &vec!["---".to_owned(); 7]);
+    for res in &bench.lans {
         for l in &res.loss {
             let runs: Vec<String> = l
                 .runs
@@ -701,6 +948,7 @@ fn loss_details(m: &mut String, cfg: &Config, res: &Results) {
             row(
                 m,
                 &[
+                    lan_cell(res),
                     l.system.name().into(),
                     format!("{} B", l.size),
                     rate(l.clean_rate),
@@ -711,45 +959,54 @@ fn loss_details(m: &mut String, cfg: &Config, res: &Results) {
             );
         }
     }
+    let _ = writeln!(m);
 }
 
 /// Every latency run.
-fn latency_details(m: &mut String, cfg: &Config, res: &Results) {
-    if !res.latency.is_empty() || !res.openpgm_latency.is_empty() {
-        let _ = writeln!(
-            m,
-            "\n## Latency\n\n`pgm-ping` between host 1 (pinger) and host 2 (reflector), 64 B, \
-             {} recorded round trips after {} warm-up ones; two sessions (groups), one each way. \
-             UDP = the same ping-pong over plain UDP multicast sockets (`pgm-ping --udp`). \
-             Blocking = the receiving thread sleeps in the kernel; --spin = it polls without \
-             sleeping. HdrHistogram, µs. OpenPGM = the same ping-pong between `openpgm_peer \
-             ping` and `openpgm_peer reflect` (libpgm 5.3.128, raw PGM, a RECV_ONLY and a \
-             SEND_ONLY socket per process, NAK back-off/repeat/RDATA 50/200/200 ms): blocking \
-             = ppoll on both sockets' descriptors with OpenPGM's timer as the timeout, as its \
-             examples do; --spin = `pgm_recvfrom(MSG_DONTWAIT)` in a loop (OpenPGM has no IO \
-             thread, so its send socket is serviced from the same loop); exact percentiles of \
-             the sorted round trips.\n",
-            cfg.ping_count, cfg.ping_warmup
-        );
-        row(
-            m,
-            &[
-                "system".into(),
-                "mode".into(),
-                "min".into(),
-                "p50".into(),
-                "p90".into(),
-                "p99".into(),
-                "p99.9".into(),
-                "max".into(),
-                "lost".into(),
-            ],
-        );
-        row(m, &vec!["---".to_owned(); 9]);
+fn latency_details(m: &mut String, cfg: &Config, bench: &Bench) {
+    if bench
+        .lans
+        .iter()
+        .all(|r| r.latency.is_empty() && r.openpgm_latency.is_empty())
+    {
+        return;
+    }
+    let _ = writeln!(
+        m,
+        "## Latency\n\n`pgm-ping` between host 1 (pinger) and host 2 (reflector), 64 B, {} \
+         recorded round trips after {} warm-up ones; two sessions (groups), one each way. UDP = \
+         the same ping-pong over plain UDP multicast sockets (`pgm-ping --udp`). Blocking = \
+         the receiving thread sleeps in the kernel; --spin = it polls without sleeping. \
+         HdrHistogram, µs. OpenPGM = the same ping-pong between `openpgm_peer ping` and \
+         `openpgm_peer reflect` (libpgm 5.3.128, raw PGM, a RECV_ONLY and a SEND_ONLY socket \
+         per process, NAK back-off/repeat/RDATA 50/200/200 ms): blocking = ppoll on both \
+         sockets' descriptors with OpenPGM's timer as the timeout, as its examples do; --spin = \
+         `pgm_recvfrom(MSG_DONTWAIT)` in a loop (OpenPGM has no IO thread, so its send socket \
+         is serviced from the same loop); exact percentiles of the sorted round trips.\n",
+        cfg.ping_count, cfg.ping_warmup
+    );
+    row(
+        m,
+        &[
+            "LAN".into(),
+            "system".into(),
+            "mode".into(),
+            "min".into(),
+            "p50".into(),
+            "p90".into(),
+            "p99".into(),
+            "p99.9".into(),
+            "max".into(),
+            "lost".into(),
+        ],
+    );
+    row(m, &vec!["---".to_owned(); 10]);
+    for res in &bench.lans {
         for l in res.latency.iter().chain(&res.openpgm_latency) {
             row(
                 m,
                 &[
+                    lan_cell(res),
                     l.system.name().into(),
                     match (l.spin, l.system, l.busy_poll.as_str()) {
                         (false, _, _) => "blocking".into(),
@@ -774,42 +1031,50 @@ fn latency_details(m: &mut String, cfg: &Config, res: &Results) {
             );
         }
     }
+    let _ = writeln!(m);
 }
 
 /// Peak RSS of the best probe of each search.
-fn memory_details(m: &mut String, res: &Results) {
+fn memory_details(m: &mut String, bench: &Bench) {
     let _ = writeln!(
         m,
-        "\n## Memory\n\nPeak RSS (VmHWM from /proc/PID/status, sampled every 20 ms while the \
+        "## Memory\n\nPeak RSS (VmHWM from /proc/PID/status, sampled every 20 ms while the \
          process runs) of the best probe of each search, MiB, sender / worse receiver:\n"
     );
-    row(m, &["system".into(), "64 B".into(), "1400 B".into()]);
-    row(m, &vec!["---".to_owned(); 3]);
-    for sys in [
-        System::Udp,
-        System::UdpGso,
-        System::OpenPgm,
-        System::OursRaw,
-        System::OursEpgm,
-        System::PubSub,
-        System::Zmq,
-    ] {
-        let cell = |size| {
-            res.search(sys, size)
-                .and_then(|s| s.outcome.best())
-                .map_or("—".to_owned(), |p| {
-                    format!("{} / {}", mib(p.sender_rss_kib), mib(p.receiver_rss_kib))
-                })
-        };
-        if res.searches.iter().any(|s| s.system == sys) {
-            row(m, &[sys.name().into(), cell(64), cell(1400)]);
+    row(
+        m,
+        &[
+            "LAN".into(),
+            "system".into(),
+            "64 B".into(),
+            "1400 B".into(),
+        ],
+    );
+    row(m, &vec!["---".to_owned(); 4]);
+    for res in &bench.lans {
+        for sys in [
+            System::Udp,
+            System::UdpGso,
+            System::OpenPgm,
+            System::OursRaw,
+            System::OursEpgm,
+            System::PubSub,
+            System::Zmq,
+        ] {
+            let cell = |size| rss_cell(res.search(sys, size).and_then(|s| s.outcome.best()));
+            if res.searches.iter().any(|s| s.system == sys) {
+                row(m, &[lan_cell(res), sys.name().into(), cell(64), cell(1400)]);
+            }
         }
     }
 }
 
 /// The slow receiver against its bound.
-fn slow_receiver_details(m: &mut String, res: &Results) {
-    if let Some(s) = &res.slow {
+fn slow_receiver_details(m: &mut String, bench: &Bench) {
+    for res in &bench.lans {
+        let Some(s) = &res.slow else {
+            continue;
+        };
         let base = res
             .search(System::OursRaw, 1400)
             .and_then(|s| s.outcome.best())
@@ -818,14 +1083,15 @@ fn slow_receiver_details(m: &mut String, res: &Results) {
         let offered = s.count * s.size as u64;
         let _ = writeln!(
             m,
-            "\n### Slow receiver\n\nReceiver 1 runs `pgm-recv --window {} B` printing into a \
-             pipe that nobody reads: its application thread blocks on the full pipe at once, \
-             its IO thread keeps receiving. The sender offers {} × {} B = {:.0} MiB at {} msg/s. \
-             **Bound** = receive queue (`SocketOptions::recv_queue` = {:.0} MiB: data held for \
-             the application before the IO thread stops reading and the kernel drops) + receive \
-             window ({:.0} MiB) + a normal receiver's peak RSS ({:.1} MiB) = **{:.1} MiB**. \
-             Measured peak RSS of the slow receiver: **{:.1} MiB** — the bound {}. Receiver 2 \
-             (normal speed) meanwhile got everything: {}.",
+            "\n### Slow receiver\n\n{} LAN. Receiver 1 runs `pgm-recv --window {} B` printing \
+             into a pipe that nobody reads: its application thread blocks on the full pipe at \
+             once, its IO thread keeps receiving. The sender offers {} × {} B = {:.0} MiB at {} \
+             msg/s. **Bound** = receive queue (`SocketOptions::recv_queue` = {:.0} MiB: data \
+             held for the application before the IO thread stops reading and the kernel drops) \
+             + receive window ({:.0} MiB) + a normal receiver's peak RSS ({:.1} MiB) = \
+             **{:.1} MiB**. Measured peak RSS of the slow receiver: **{:.1} MiB** — the bound \
+             {}. Receiver 2 (normal speed) meanwhile got everything: {}.",
+            lan_label(res.lan),
             s.window_bytes,
             s.count,
             s.size,
@@ -847,14 +1113,15 @@ fn slow_receiver_details(m: &mut String, res: &Results) {
 }
 
 /// What each change bought, how each workload is run, and the errors.
-fn footer(m: &mut String, res: &Results) {
+fn footer(m: &mut String, bench: &Bench) {
     let _ = writeln!(
         m,
         "\n{}\n## How each workload is run\n\n\
          - **UDP limit**: `udp-perf send --pps R` (sendmmsg bursts of ≤ 32, paced by the clock) \
          → 2 × `udp-perf recv` (recvmmsg, counts sequence numbers); ok = no datagram lost. \
          Blast = unpaced sender. **With GSO**: `udp-perf send --gso`, each burst one UDP GSO \
-         send (as EPGM sends): the limit the EPGM and pub/sub rows are held against.\n\
+         send (as EPGM sends): the limit the EPGM and pub/sub rows are held against. Both are \
+         measured on each LAN.\n\
          - **OpenPGM**: `netns-tests/peers/openpgm_peer.c` (libpgm 5.3.128), raw PGM, \
          PGM_TXW_MAX_RTE = R × (size + 44) B/s, window 65536 sqns; its receiver checks order \
          and CRCs.\n\
@@ -864,12 +1131,15 @@ fn footer(m: &mut String, res: &Results) {
          --subscribe ''` over EPGM; libzmq: `netns-tests/peers/zmq_peer.py` PUB → 2 × SUB over \
          epgm (ZMQ_RATE from R; its rate is the slower subscriber's, as the Python publisher \
          does not time its sends).\n\
+         - **Scale**: `pgm-send` (EPGM, 64 B) → n × `pgm-recv --verify`, or n × `pgm-send` → \
+         2 × `pgm-recv --verify` (each expecting every sender's messages); see its section.\n\
          - **Loss**, **latency**, **memory**: as described in their sections.\n",
         include_str!("changes.md")
     );
-    if !res.errors.is_empty() {
+    let errors = bench.all_errors();
+    if !errors.is_empty() {
         let _ = writeln!(m, "\n## Not measured / errors\n");
-        for e in &res.errors {
+        for e in &errors {
             let _ = writeln!(m, "- {}", e.lines().next().unwrap_or_default());
         }
     }
@@ -880,75 +1150,115 @@ fn probe_json(p: &Probe) -> Value {
         "requested": p.requested, "offered": p.offered, "delivered": p.delivered,
         "count": p.count, "ok": p.ok, "note": p.note,
         "sender_rss_kib": p.sender_rss_kib, "receiver_rss_kib": p.receiver_rss_kib,
+        "sender_cpu_s": p.sender_cpu_s,
     })
 }
 
-/// Everything measured, as JSON.
-pub fn to_json(cfg: &Config, res: &Results) -> Value {
+/// Everything measured, as JSON: each LAN's run (parts, load, targets, errors) under `lans`,
+/// and every measurement in the flat lists, each tagged with its `lan`.
+pub fn to_json(cfg: &Config, bench: &Bench) -> Value {
+    let mut searches = Vec::new();
+    let mut blasts = Vec::new();
+    let mut loss = Vec::new();
+    let mut latency = Vec::new();
+    let mut slow = Vec::new();
+    let mut scale = Vec::new();
+    let mut lans = Vec::new();
+    for res in &bench.lans {
+        let lan = lan_label(res.lan);
+        lans.push(json!({
+            "lan": lan, "parts": res.parts, "wall_s": res.wall_s,
+            "loadavg": [res.load.0, res.load.1], "foreign_netns": res.foreign_netns,
+            "targets": targets(res).iter().map(|t| json!({
+                "what": t.what, "measured": t.measured, "holds": t.holds,
+            })).collect::<Vec<_>>(),
+            "errors": res.errors,
+        }));
+        searches.extend(res.searches.iter().map(|s| {
+            json!({
+                "lan": lan, "system": s.system.label(), "size": s.size, "best": s.outcome.rate(),
+                "probes": s.outcome.probes.iter().map(probe_json).collect::<Vec<_>>(),
+            })
+        }));
+        blasts.extend(res.blasts.iter().map(|(size, p)| {
+            json!({
+                "lan": lan, "size": size, "probe": probe_json(p),
+            })
+        }));
+        loss.extend(res.loss.iter().map(|l| {
+            json!({
+                "lan": lan, "system": l.system.label(), "size": l.size, "clean_rate": l.clean_rate,
+                "rate": l.rate, "count": l.count, "tail_p50_ms": l.tail_p50(),
+                "max_rate": l.max_rate(),
+                "search": l.search.probes.iter().map(probe_json).collect::<Vec<_>>(),
+                "tail_max_ms": l.tail_max(), "goodput": l.goodput(),
+                "runs": l.runs.iter().map(|r| json!({
+                    "delivered_frac": r.delivered_frac, "tail_ms": r.tail_ms, "send_s": r.send_s,
+                    "ok": r.ok, "note": r.note, "dropped": r.dropped,
+                })).collect::<Vec<_>>(),
+            })
+        }));
+        latency.extend(res.latency.iter().chain(&res.openpgm_latency).map(|l| {
+            json!({
+                "lan": lan, "system": l.system.label(), "spin": l.spin,
+                "busy_poll": l.busy_poll.as_str(), "count": l.count, "lost": l.lost,
+                "min_us": l.min, "p50_us": l.p50, "p90_us": l.p90, "p99_us": l.p99,
+                "p999_us": l.p999, "max_us": l.max,
+            })
+        }));
+        slow.extend(res.slow.as_ref().map(|s| {
+            json!({
+                "lan": lan, "count": s.count, "size": s.size, "rate": s.rate,
+                "window_bytes": s.window_bytes, "recv_queue_bytes": s.recv_queue_bytes,
+                "peak_kib": s.peak_kib, "fast_ok": s.fast_ok, "fast_rss_kib": s.fast_rss_kib,
+            })
+        }));
+        scale.extend(res.scale.iter().map(|s| {
+            json!({
+                "lan": lan, "senders": s.senders, "receivers": s.receivers, "best": s.rate(),
+                "cpu_us_per_msg": s.cpu_us_per_msg(),
+                "probes": s.outcome.probes.iter().map(probe_json).collect::<Vec<_>>(),
+            })
+        }));
+    }
     json!({
         "date": date(),
         "machine": machine(),
         "command": cfg.command,
         "smoke": cfg.smoke,
-        "lan": format!("{:?}", cfg.lan).to_lowercase(),
-        "wall_s": res.wall_s,
-        "loadavg": [res.load.0, res.load.1],
-        "foreign_netns": res.foreign_netns,
-        "searches": res.searches.iter().map(|s| json!({
-            "system": s.system.label(), "size": s.size, "best": s.outcome.rate(),
-            "probes": s.outcome.probes.iter().map(probe_json).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "blasts": res.blasts.iter().map(|(size, p)| json!({"size": size, "probe": probe_json(p)}))
-            .collect::<Vec<_>>(),
-        "loss": res.loss.iter().map(|l| json!({
-            "system": l.system.label(), "size": l.size, "clean_rate": l.clean_rate,
-            "rate": l.rate, "count": l.count, "tail_p50_ms": l.tail_p50(),
-            "max_rate": l.max_rate(),
-            "search": l.search.probes.iter().map(probe_json).collect::<Vec<_>>(),
-            "tail_max_ms": l.tail_max(), "goodput": l.goodput(),
-            "runs": l.runs.iter().map(|r| json!({
-                "delivered_frac": r.delivered_frac, "tail_ms": r.tail_ms, "send_s": r.send_s,
-                "ok": r.ok, "note": r.note, "dropped": r.dropped,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "latency": res.latency.iter().chain(&res.openpgm_latency).map(|l| json!({
-            "system": l.system.label(), "spin": l.spin, "busy_poll": l.busy_poll.as_str(),
-            "count": l.count, "lost": l.lost, "min_us": l.min, "p50_us": l.p50,
-            "p90_us": l.p90, "p99_us": l.p99, "p999_us": l.p999, "max_us": l.max,
-        })).collect::<Vec<_>>(),
-        "slow_receiver": res.slow.as_ref().map(|s| json!({
-            "count": s.count, "size": s.size, "rate": s.rate, "window_bytes": s.window_bytes,
-            "recv_queue_bytes": s.recv_queue_bytes, "peak_kib": s.peak_kib,
-            "fast_ok": s.fast_ok, "fast_rss_kib": s.fast_rss_kib,
-        })),
-        "targets": targets(res).iter().map(|t| json!({
-            "what": t.what, "measured": t.measured, "holds": t.holds,
-        })).collect::<Vec<_>>(),
-        "errors": res.errors,
+        "wall_s": bench.wall_s,
+        "lans": lans,
+        "searches": searches,
+        "blasts": blasts,
+        "loss": loss,
+        "latency": latency,
+        "slow_receiver": slow,
+        "scale": scale,
+        "errors": bench.errors,
     })
 }
 
 /// Writes the report, the plot and the JSON into `cfg.out_dir` (the JSON as
 /// `bench-results.json`).
-pub fn write_all(cfg: &Config, res: &Results) -> io::Result<()> {
+pub fn write_all(cfg: &Config, bench: &Bench) -> io::Result<()> {
     let md = cfg.out_dir.join(&cfg.report_name);
     // The sections other harnesses own stay as they are (see `report_md`).
     let existing = std::fs::read_to_string(&md).unwrap_or_default();
-    let mut doc = markdown(cfg, res);
+    let mut doc = markdown(cfg, bench);
     for heading in crate::report_md::FOREIGN_SECTIONS {
         if let Some(section) = section_of(&existing, heading) {
             doc = splice_section(&doc, heading, &section);
         }
     }
     std::fs::write(&md, doc)?;
-    super::plot::draw(res, &cfg.out_dir.join(&cfg.plot_name))?;
+    super::plot::draw(bench, &cfg.out_dir.join(&cfg.plot_name))?;
     let json_path = cfg.json_path();
     if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(
         &json_path,
-        serde_json::to_string_pretty(&to_json(cfg, res)).map_err(io::Error::other)?,
+        serde_json::to_string_pretty(&to_json(cfg, bench)).map_err(io::Error::other)?,
     )?;
     eprintln!(
         "[bench] wrote {}, {} and {}",
@@ -957,4 +1267,275 @@ pub fn write_all(cfg: &Config, res: &Results) -> io::Result<()> {
         json_path.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::search::SearchOutcome;
+    use crate::bench::SearchResult;
+
+    fn probe(rate: f64, ok: bool, count: u64, cpu_s: f64) -> Probe {
+        Probe {
+            requested: Some(rate),
+            offered: rate,
+            delivered: if ok { rate } else { rate / 2.0 },
+            count,
+            ok,
+            note: if ok {
+                String::new()
+            } else {
+                "gaps = Some(3), want 0".into()
+            },
+            sender_rss_kib: 2048,
+            receiver_rss_kib: 4096,
+            sender_cpu_s: cpu_s,
+        }
+    }
+
+    fn search(system: System, size: usize, best: f64) -> SearchResult {
+        SearchResult {
+            system,
+            size,
+            outcome: SearchOutcome {
+                probes: vec![
+                    probe(best, true, 1000, 0.0),
+                    probe(best * 2.0, false, 1000, 0.0),
+                ],
+            },
+        }
+    }
+
+    /// A LAN with the limit, ours and pub/sub at 64 B: ours = `ours` × the limit.
+    fn lan(seg: Segmentation, udp: f64, gso: f64, ours: f64) -> Results {
+        Results {
+            lan: seg,
+            parts: vec!["limit", "pgm", "pubsub"],
+            searches: vec![
+                search(System::Udp, 64, udp),
+                search(System::UdpGso, 64, gso),
+                search(System::OursRaw, 64, udp * ours),
+                search(System::OursEpgm, 64, gso * ours),
+                search(System::PubSub, 64, gso * 2.0),
+            ],
+            load: ("0.10 0.20 0.30".into(), "1.00 1.00 1.00".into()),
+            ..Results::default()
+        }
+    }
+
+    fn both() -> Bench {
+        let mut switch = lan(Segmentation::Switch, 100_000.0, 1_000_000.0, 0.5);
+        switch.parts = crate::bench::PARTS.to_vec();
+        switch.latency = vec![
+            LatencyResult {
+                system: System::Udp,
+                p50: 40.0,
+                p99: 80.0,
+                ..LatencyResult::default()
+            },
+            LatencyResult {
+                system: System::OursRaw,
+                busy_poll: "off".into(),
+                p50: 44.0,
+                p99: 100.0,
+                ..LatencyResult::default()
+            },
+        ];
+        let point = |receivers, senders, best: f64, cpu_s| ScaleResult {
+            receivers,
+            senders,
+            outcome: SearchOutcome {
+                probes: vec![probe(best, true, 10_000, cpu_s)],
+            },
+        };
+        switch.scale = vec![
+            point(2, 1, 400_000.0, 0.02),
+            point(2, 4, 600_000.0, 0.03),
+            point(1, 1, 500_000.0, 0.01),
+            point(8, 1, 100_000.0, 0.08),
+        ];
+        let mut plain = lan(Segmentation::Plain, 90_000.0, 300_000.0, 0.8);
+        plain.errors.push("zmq: something".into());
+        Bench {
+            lans: vec![switch, plain],
+            errors: Vec::new(),
+            wall_s: 600.0,
+        }
+    }
+
+    fn cfg() -> Config {
+        let mut c = Config::smoke(std::env::temp_dir());
+        c.command = "scripts/bench".into();
+        c
+    }
+
+    /// The table that starts at the line holding `head`, up to the first blank line.
+    fn table<'a>(md: &'a str, head: &str) -> Vec<&'a str> {
+        md.lines()
+            .skip_while(|l| !(l.starts_with('|') && l.contains(head)))
+            .take_while(|l| l.starts_with('|'))
+            .collect()
+    }
+
+    fn cells(line: &str) -> Vec<&str> {
+        line.trim_matches('|').split(" | ").map(str::trim).collect()
+    }
+
+    #[test]
+    fn the_summary_has_one_column_per_lan_for_each_figure() {
+        let md = markdown(&cfg(), &both());
+        let t = table(&md, "ours/limit (switch)");
+        assert_eq!(
+            cells(t[0]),
+            [
+                "workload",
+                "UDP limit (switch)",
+                "UDP limit (plain)",
+                "ours (switch)",
+                "ours (plain)",
+                "ours/limit (switch)",
+                "ours/limit (plain)"
+            ],
+            "{md}"
+        );
+        // The limit measured both ways on each LAN.
+        let row_of = |label: &str| {
+            let line = t.iter().find(|l| l.contains(label));
+            cells(line.unwrap_or_else(|| panic!("no row {label}:\n{md}")))
+        };
+        assert_eq!(row_of("plain UDP 64 B, sendmmsg")[1..3], ["100 k", "90 k"]);
+        assert_eq!(
+            row_of("plain UDP 64 B, with GSO")[1..3],
+            ["1.00 M", "300 k"]
+        );
+        // Ours against the limit of its own method and LAN.
+        let raw = row_of("1 msg/packet 64 B, raw PGM");
+        assert_eq!(
+            raw[1..],
+            ["100 k", "90 k", "50 k", "72 k", "0.50×", "0.80×"]
+        );
+        let epgm = row_of("1 msg/packet 64 B, EPGM");
+        assert_eq!(
+            epgm[1..],
+            ["1.00 M", "300 k", "500 k", "240 k", "0.50×", "0.80×"]
+        );
+        let ps = row_of("pub/sub 64 B");
+        assert_eq!(ps[3..], ["2.00 M", "600 k", "2.00×", "2.00×"]);
+        // Nothing measured at 1400 B: no such rows.
+        assert!(!t.iter().any(|l| l.contains("1400 B,")), "{md}");
+    }
+
+    #[test]
+    fn a_table_leaves_out_the_lans_that_did_not_measure_it() {
+        let md = markdown(&cfg(), &both());
+        let t = table(&md, "| round trip |");
+        assert_eq!(
+            cells(t[0]),
+            [
+                "round trip",
+                "UDP (switch)",
+                "OpenPGM (switch)",
+                "ours (switch)",
+                "ours/UDP (switch)",
+                "ours/OpenPGM (switch)"
+            ],
+            "{md}"
+        );
+        assert_eq!(t.len(), 3, "blocking only (no --spin runs): {t:?}");
+        assert_eq!(cells(t[2])[4], "1.10× / 1.25×");
+        // No loss runs on either LAN: no loss table.
+        assert!(!md.contains("| under loss |"), "{md}");
+        // The details say which LAN.
+        let searches = table(&md, "| LAN | system |");
+        assert!(searches
+            .iter()
+            .any(|l| l.starts_with("| plain | plain UDP with GSO")));
+        assert!(
+            md.contains("- switch LAN, ours-pgm 64 B at 100 k: gaps"),
+            "{md}"
+        );
+        assert!(md.contains("- plain LAN: zmq: something"), "{md}");
+        assert!(md.contains("- **plain LAN** (`--lan plain`)"), "{md}");
+        assert!(md.contains("Measured: parts limit, pgm, pubsub"), "{md}");
+    }
+
+    #[test]
+    fn targets_get_a_measured_and_verdict_column_per_lan() {
+        let md = markdown(&cfg(), &both());
+        let t = table(&md, "| target |");
+        assert_eq!(
+            cells(t[0]),
+            [
+                "target",
+                "measured (switch)",
+                "measured (plain)",
+                "verdict (switch)",
+                "verdict (plain)"
+            ]
+        );
+        let ps = t.iter().find(|l| l.contains("pub/sub 64 B ≥ 3 M")).unwrap();
+        assert_eq!(
+            cells(ps)[1..],
+            ["2.00 M msg/s", "600 k msg/s", "**misses**", "**misses**"]
+        );
+        let lat = t.iter().find(|l| l.contains("blocking")).unwrap();
+        assert_eq!(cells(lat)[2], "—", "no latency on the plain LAN: {lat}");
+    }
+
+    #[test]
+    fn the_scale_table_shows_rate_and_cpu_per_message_against_the_first_row() {
+        let md = markdown(&cfg(), &both());
+        assert!(md.contains("## Scale"), "{md}");
+        assert!(md.contains("### switch LAN"), "{md}");
+        let t = table(&md, "| series |");
+        let rows: Vec<Vec<&str>> = t[2..].iter().map(|l| cells(l)).collect();
+        let heads: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+        assert_eq!(
+            heads,
+            [
+                ("receivers", "1 → 1"),
+                ("receivers", "1 → 2"),
+                ("receivers", "1 → 8"),
+                ("publishers", "1 → 2"),
+                ("publishers", "4 → 2"),
+            ]
+        );
+        // 0.01 s over 10 000 messages = 1 µs; 8 receivers: 8 µs, 8× the first row.
+        assert_eq!(rows[0][2..6], ["500 k", "1.00", "1.00×", "1.00×"]);
+        assert_eq!(rows[2][2..6], ["100 k", "8.00", "0.20×", "8.00×"]);
+        assert_eq!(rows[4][2..6], ["600 k", "3.00", "1.50×", "1.50×"]);
+    }
+
+    #[test]
+    fn one_lan_gets_plain_column_heads() {
+        let mut b = both();
+        b.lans.truncate(1);
+        let md = markdown(&cfg(), &b);
+        let t = table(&md, "| workload | UDP limit |");
+        assert_eq!(cells(t[0]), ["workload", "UDP limit", "ours", "ours/limit"]);
+        assert!(!md.contains("### switch LAN"), "{md}");
+    }
+
+    #[test]
+    fn the_json_tags_every_measurement_with_its_lan() {
+        let v = to_json(&cfg(), &both());
+        let lans: Vec<&str> = v["lans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["lan"].as_str().unwrap())
+            .collect();
+        assert_eq!(lans, ["switch", "plain"]);
+        assert_eq!(v["lans"][1]["parts"][2], "pubsub");
+        let searches = v["searches"].as_array().unwrap();
+        assert_eq!(searches.len(), 10);
+        assert_eq!(searches[0]["lan"], "switch");
+        assert_eq!(searches[9]["lan"], "plain");
+        assert_eq!(searches[0]["probes"].as_array().unwrap().len(), 2);
+        let scale = v["scale"].as_array().unwrap();
+        assert_eq!(scale.len(), 4);
+        assert_eq!(scale[0]["lan"], "switch");
+        assert!((scale[0]["cpu_us_per_msg"].as_f64().unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(v["latency"][0]["lan"], "switch");
+    }
 }

@@ -176,7 +176,7 @@ fn end_sender(
 }
 
 impl<'a> Ctx<'a> {
-    /// A context for `lan` (≥ 3 hosts).
+    /// A context for `lan` (≥ 3 hosts; the scale part's: 1 + its receivers).
     pub fn new(lan: &'a Lan, cfg: &'a Config, bins: Bins) -> Ctx<'a> {
         Ctx {
             lan,
@@ -248,6 +248,78 @@ impl<'a> Ctx<'a> {
             p.note
         );
         p
+    }
+
+    /// One probe of the scale part: `senders` × `pgm-send` on host 1, one TSI each, with
+    /// `count / senders` messages at `rate / senders` msgs/s each, EPGM, 64 B, one message per
+    /// packet, to a verifying `pgm-recv` on each of hosts 2..=`receivers + 1` (each expects
+    /// all `count`). Offered = all messages / (first send of any sender → last send of any);
+    /// the senders' CPU times are summed. `count` must be a multiple of `senders`.
+    pub fn scale_probe(&self, receivers: usize, senders: usize, rate: f64, count: u64) -> Probe {
+        let t0 = now();
+        let r = if super::interrupted() {
+            Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
+        } else {
+            self.scale_run(receivers, senders, rate, count)
+        };
+        let mut p = r.unwrap_or_else(|e| Probe {
+            note: format!("harness error: {e}"),
+            ..Probe::default()
+        });
+        p.requested = Some(rate);
+        p.count = count;
+        eprintln!(
+            "[bench] scale {senders:>2} tx → {receivers} rx  ask {rate:>9.0}  offered {:>9.0}  \
+             {:>4}  {count} msgs in {:.1} s, {} µs CPU/msg {}",
+            p.offered,
+            if p.ok { "ok" } else { "FAIL" },
+            t0.elapsed().as_secs_f64(),
+            p.cpu_us_per_msg()
+                .map_or("?".to_owned(), |c| format!("{c:.2}")),
+            p.note
+        );
+        p
+    }
+
+    fn scale_run(
+        &self,
+        receivers: usize,
+        senders: usize,
+        rate: f64,
+        count: u64,
+    ) -> io::Result<Probe> {
+        let load = self.load(System::OursEpgm, SCALE_SIZE, Some(rate), count, false);
+        // Receivers start one after the other, each idle until the sender starts: room for
+        // the ones started after it.
+        let startup_s = 0.3 * receivers as f64;
+        let load = Load {
+            idle_s: load.idle_s + startup_s,
+            deadline_s: load.deadline_s + startup_s,
+            ..load
+        };
+        let tools = self.bins.pgm_tools(Encap::Udp, Iface::Addr);
+        let start = now();
+        let rx = (1..=receivers)
+            .map(|h| {
+                let host = self.host(h);
+                let mut p = tools.receiver(host, &load).spawn(host)?;
+                ready(&mut p, host, tools.readiness(), load.port)?;
+                Ok(p)
+            })
+            .collect::<io::Result<Vec<Proc>>>()?;
+        let n = senders.max(1) as u64;
+        let each = Load {
+            count: count / n,
+            rate: Some(rate / n as f64),
+            ..load
+        };
+        let tx = (0..n)
+            .map(|_| tools.sender(self.host(TX), &each).spawn(self.host(TX)))
+            .collect::<io::Result<Vec<Proc>>>()?;
+        let deadline = start + secs(load.deadline_s);
+        let rx = wait_all(rx, deadline);
+        let tx = wait_all(tx, deadline.max(now() + secs(load.linger_s + 3.0)));
+        Ok(scale_evaluate(&tx, &rx, each.count, count))
     }
 
     /// Sets random ingress loss on the receivers (`permille[i]` on receiver `i`).
@@ -659,10 +731,72 @@ fn evaluate(
             note: note.unwrap_or_default(),
             sender_rss_kib: rss_of(sender).max(sender_peak),
             receiver_rss_kib: receivers.iter().map(rss_of).max().unwrap_or(0),
+            sender_cpu_s: f64_of(&sender.json, "cpu_s"),
         },
         tail_ns: tail_ns(sys, sender, receivers, send_s),
         fractions,
         send_s,
+    }
+}
+
+/// Message size of the scale part.
+pub const SCALE_SIZE: usize = 64;
+
+/// What a scale run left: `senders` each meant to send `each` messages, every receiver meant
+/// to get all `count` of them.
+fn scale_evaluate(senders: &[Finished], receivers: &[Finished], each: u64, count: u64) -> Probe {
+    let mut problems: Vec<String> = senders
+        .iter()
+        .filter_map(|f| f.sent_problem(&f.name, each))
+        .collect();
+    for r in receivers {
+        let mut p = Vec::new();
+        for (key, want) in [
+            ("received", count),
+            ("gaps", 0),
+            ("corrupt", 0),
+            ("unrecoverable", 0),
+            ("senders", senders.len() as u64),
+        ] {
+            if r.get(key) != Some(want) {
+                p.push(format!("{}: {key} = {:?}, want {want}", r.name, r.get(key)));
+            }
+        }
+        p.extend(r.crash_problems());
+        if !r.timed_out && !r.out.status.success() {
+            p.push(format!("{}: {}", r.name, r.out.status));
+        }
+        problems.extend(p);
+    }
+    // Each sender's span is (last send − elapsed, last send) on the shared monotonic clock.
+    let last = senders
+        .iter()
+        .map(|f| u64_of(&f.json, "last_mono_ns") as f64 / 1e9)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let first = senders
+        .iter()
+        .map(|f| u64_of(&f.json, "last_mono_ns") as f64 / 1e9 - f64_of(&f.json, "elapsed_s"))
+        .fold(f64::INFINITY, f64::min);
+    let sent: u64 = senders.iter().map(|f| u64_of(&f.json, "sent")).sum();
+    let offered = if last > first && senders.iter().all(|f| !f.json.is_null()) {
+        sent as f64 / (last - first)
+    } else {
+        0.0
+    };
+    let frac = receivers
+        .iter()
+        .map(|r| fraction(r, count))
+        .fold(1.0, f64::min);
+    Probe {
+        requested: None,
+        offered,
+        delivered: offered * frac,
+        count,
+        ok: problems.is_empty(),
+        note: problems.into_iter().next().unwrap_or_default(),
+        sender_rss_kib: senders.iter().map(rss_of).max().unwrap_or(0),
+        receiver_rss_kib: receivers.iter().map(rss_of).max().unwrap_or(0),
+        sender_cpu_s: senders.iter().map(|f| f64_of(&f.json, "cpu_s")).sum(),
     }
 }
 

@@ -24,6 +24,17 @@ pub struct Probe {
     pub sender_rss_kib: u64,
     /// Largest peak RSS of the receivers, KiB.
     pub receiver_rss_kib: u64,
+    /// CPU seconds of the sending processes from first send to last (`cpu_s` of `pgm-send`'s
+    /// JSON, summed over the senders; 0 when the sender does not report it).
+    pub sender_cpu_s: f64,
+}
+
+impl Probe {
+    /// The senders' CPU time per message, µs, when they reported it.
+    pub fn cpu_us_per_msg(&self) -> Option<f64> {
+        (self.sender_cpu_s > 0.0 && self.count > 0)
+            .then(|| self.sender_cpu_s * 1e6 / self.count as f64)
+    }
 }
 
 /// Search parameters.

@@ -2,14 +2,18 @@
 //! `scripts/bench`, as root.
 //!
 //! ```text
-//! pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...] [--lan switch|plain]
+//! pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...] [--lan both|switch|plain]
 //! ```
 //!
 //! `--only` runs some parts: `limit` (plain UDP), `pgm` (one message per packet, OpenPGM and
 //! ours), `ipv6` (ours over IPv6; with `pgm` for the comparison), `pubsub`, `loss` (needs
-//! `pgm` for the clean rates), `latency`, `memory`. `--lan plain` measures on a LAN where no
-//! device limits GSO (the receiving hosts cut UDP GSO runs in software) instead of one whose
-//! bridge ports cut them (`switch`, the default; see `netns_tests::lan::Segmentation`).
+//! `pgm` for the clean rates), `latency`, `memory`, `scale` (1–8 receivers, 1–16 publishers).
+//!
+//! `--lan` (default `both`): one run measures on the `switch` LAN, whose bridge ports cut UDP
+//! GSO runs into datagrams (a NIC with segmentation offload), then on the `plain` LAN, where
+//! no device limits GSO and the receiving hosts cut them in software (see
+//! `netns_tests::lan::Segmentation`); without `--only` the plain LAN runs `limit`, `pgm` and
+//! `pubsub` only. `--lan switch` or `--lan plain` measures on that LAN alone (every part).
 //!
 //! The full run writes `BENCHMARKS.md` and `BENCHMARKS-rate.svg` into `--out` (default: the
 //! workspace root) and every probe as JSON into `--json` (default:
@@ -20,21 +24,22 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use netns_tests::bench::{install_signal_handlers, run, Config};
+use netns_tests::bench::{install_signal_handlers, run, Config, PARTS};
 use netns_tests::lan::Segmentation;
 
 const USAGE: &str = "usage: pgm-bench [--smoke] [--out DIR] [--json FILE] [--only PART,...] \
-                     [--lan switch|plain]\n\
-                     PARTs: limit, pgm, ipv6, pubsub, loss (needs pgm), latency, memory\n\
+                     [--lan both|switch|plain]\n\
+                     PARTs: limit, pgm, ipv6, pubsub, loss (needs pgm), latency, memory, scale\n\
                      --lan: where UDP GSO runs are cut into datagrams: at the bridge ports \
-                     (switch, the default) or by the receiving hosts (plain)";
+                     (switch) or by the receiving hosts (plain); both (the default) measures \
+                     switch, then plain (limit, pgm and pubsub only unless --only is given)";
 
 fn main() -> ExitCode {
     let mut smoke = false;
     let mut out: Option<PathBuf> = None;
     let mut json: Option<PathBuf> = None;
     let mut only: Vec<String> = Vec::new();
-    let mut lan = Segmentation::Switch;
+    let mut lans = vec![Segmentation::Switch, Segmentation::Plain];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -42,10 +47,13 @@ fn main() -> ExitCode {
             "--out" => out = args.next().map(PathBuf::from),
             "--json" => json = args.next().map(PathBuf::from),
             "--lan" => match args.next().as_deref() {
-                Some("switch") => lan = Segmentation::Switch,
-                Some("plain") => lan = Segmentation::Plain,
+                Some("both") => lans = vec![Segmentation::Switch, Segmentation::Plain],
+                Some("switch") => lans = vec![Segmentation::Switch],
+                Some("plain") => lans = vec![Segmentation::Plain],
                 other => {
-                    eprintln!("pgm-bench: --lan takes switch or plain, not {other:?}\n{USAGE}");
+                    eprintln!(
+                        "pgm-bench: --lan takes both, switch or plain, not {other:?}\n{USAGE}"
+                    );
                     return ExitCode::from(2);
                 }
             },
@@ -67,6 +75,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if let Some(bad) = only.iter().find(|p| !PARTS.contains(&p.as_str())) {
+        eprintln!("pgm-bench: unknown part {bad:?}\n{USAGE}");
+        return ExitCode::from(2);
     }
     if !netns_tests::is_root() {
         eprintln!("pgm-bench: needs root (network namespaces, nftables); try sudo -E");
@@ -92,7 +104,8 @@ fn main() -> ExitCode {
         cfg.json = json;
     }
     cfg.only = only;
-    cfg.lan = lan;
+    cfg.lan = lans[0];
+    cfg.lans = lans;
     cfg.command = std::env::var("PGM_BENCH_COMMAND").unwrap_or_else(|_| {
         let args: Vec<String> = std::env::args().skip(1).collect();
         format!(
@@ -104,7 +117,7 @@ fn main() -> ExitCode {
     });
     match run(&cfg) {
         Ok(res) => {
-            for e in &res.errors {
+            for e in &res.all_errors() {
                 eprintln!("pgm-bench: {e}");
             }
             eprintln!(
