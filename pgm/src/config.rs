@@ -322,10 +322,12 @@ pub struct PgmccConfig {
     pub min_timeout: Duration,
     /// Source: see [`PgmccConfig::min_timeout`].
     pub max_timeout: Duration,
-    /// Source: new data is paced at twice the window per max(ACKer's SRTT, this floor), so
-    /// that the window a receiver on a sub-millisecond path opens cannot send thousands of
-    /// packets before a receiver behind a slower path has reported once (docs/congestion.md,
-    /// "the first ACKer"). Zero: no floor (pacing at the SRTT only).
+    /// Source: new data goes at most at one window per max(ACKer's SRTT, this floor) (where
+    /// the SRTT is longer, the ACKs clock it and the pacer runs at twice their pace). An ACKer
+    /// on a sub-millisecond path then opens the window by one packet per floor, as a TCP flow
+    /// with this round trip would, and a receiver behind a bottleneck that ACKer cannot see
+    /// loses little before its loss report takes over (docs/congestion.md, "the first
+    /// ACKer"). Zero: no floor (pacing at the SRTT only).
     pub pace_floor: Duration,
     /// Source: successive timeouts after which the ACKer is dropped and a new one elected
     /// (§2.7 recommends 2).
@@ -354,7 +356,7 @@ impl Default for PgmccConfig {
             initial_timeout: Duration::from_millis(100),
             min_timeout: Duration::from_millis(20),
             max_timeout: Duration::from_secs(1),
-            pace_floor: Duration::from_millis(10),
+            pace_floor: Duration::from_millis(15),
             retry_max: 2,
             switch_factor: 0.75,
             loss_weight: 500,

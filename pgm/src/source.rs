@@ -883,7 +883,7 @@ impl Source {
             self.emit_data(now, buf, Body::Rdata(Data { sqn, trail }), &p);
             self.stats.rdata_sent += 1;
             if let Some(cc) = self.cc.as_mut() {
-                cc.on_repair_sent();
+                cc.on_repair_sent(now);
             }
             self.stats.rdata_bytes += p.payload.len() as u64;
             self.charge(now, buf.len(), true);
@@ -1005,7 +1005,7 @@ impl Source {
         if repair {
             self.stats.on_demand_parity_sent += 1;
             if let Some(cc) = self.cc.as_mut() {
-                cc.on_repair_sent();
+                cc.on_repair_sent(now);
             }
         } else {
             self.stats.parity_sent += 1;

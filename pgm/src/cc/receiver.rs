@@ -32,6 +32,10 @@ pub(crate) struct Reporter {
     pub(crate) report_due: Option<Instant>,
     /// When the last election report was scheduled: one per election back-off interval.
     last_report: Option<Instant>,
+    /// A report of ours (ACK, or NAK with feedback) went to the source. Until then we report
+    /// whoever is ACKer: the first unicast packet to the source must not be a NAK sent under
+    /// congestion (docs/congestion.md, "the first ACKer": address resolution).
+    pub(crate) introduced: bool,
     acks: TokenBucket,
 }
 
@@ -45,6 +49,7 @@ impl Reporter {
             acker: None,
             report_due: None,
             last_report: None,
+            introduced: false,
             acks: TokenBucket::new(
                 u64::from(cfg.ack_rate.max(1)),
                 cfg.ack_burst.max(1) as usize,

@@ -18,8 +18,8 @@ use crate::{
 /// An echoed timestamp older than this is forged or from another epoch: no RTT sample.
 const MAX_RTT_MS: u32 = 60_000;
 
-/// Pacing sends at this many windows per paced round trip: ACKs, not the pacer, clock a
-/// session whose real round trip is longer than the floor.
+/// Where the ACKer's round trip is longer than the pacing floor, pacing sends at this many
+/// windows per round trip: ACKs, not the pacer, clock the session.
 const PACE_GAIN: f64 = 2.0;
 
 /// A driver that wakes late may catch up this much of the pace at once.
@@ -127,8 +127,9 @@ impl Controller {
     /// budget bounds repairs, and they must not starve: OpenPGM's trap), but it takes a token
     /// all the same, T going below zero if need be: what the ACKer's path carries stays within
     /// the window, and repairs are paid for with new data, as TCP's retransmissions are.
-    pub(crate) fn on_repair_sent(&mut self) {
+    pub(crate) fn on_repair_sent(&mut self, now: Instant) {
         self.window.on_send();
+        self.arm(now);
     }
 
     /// ODATA `sqn` (or pro-active parity: `None`) went out: it takes a token and starts the
@@ -139,6 +140,13 @@ impl Controller {
         if let Some(sqn) = sqn {
             self.sent = Some(self.sent.map_or((sqn, sqn), |(first, _)| (first, sqn)));
         }
+        self.arm(now);
+    }
+
+    /// Starts the ACK timeout (§2.7) unless it runs: a packet went that the ACKer's ACKs must
+    /// account for. Repairs too: when they take the last tokens and no ODATA is in flight, no
+    /// ACK would ever reopen the window without it.
+    fn arm(&mut self, now: Instant) {
         if self.timeout_at.is_none() {
             self.timeout_at = Some(now + self.rto());
         }
@@ -271,17 +279,26 @@ impl Controller {
         });
     }
 
-    /// The ACK timeout (§2.7): SRTT + 4·RTTVAR of the ACKer within the configured bounds.
-    /// The pacer's gap between packets of new data: max(SRTT, floor) / (gain × W).
+    /// The pacer's gap between packets of new data. Where the ACKer's SRTT is at least the
+    /// floor, its ACKs clock the window and the pacer only smooths bursts: SRTT / (gain × W).
+    /// Below the floor the pacer is the clock: W per floor, so the session is a TCP flow whose
+    /// round trip is the floor, and the window opens by one packet per floor (a window's worth
+    /// of ACKs) rather than per sub-millisecond round trip. Both give W per max(SRTT, floor).
     fn pace_interval(&self) -> Duration {
         let srtt = self
             .acker
             .and_then(|a| a.srtt)
             .map_or(Duration::ZERO, |(s, _)| s);
-        srtt.max(self.cfg.pace_floor)
-            .div_f64(PACE_GAIN * self.window.size())
+        let floor = self.cfg.pace_floor;
+        let (rtt, gain) = if srtt >= floor {
+            (srtt, PACE_GAIN)
+        } else {
+            (floor, 1.0)
+        };
+        rtt.div_f64(gain * self.window.size())
     }
 
+    /// The ACK timeout (§2.7): SRTT + 4·RTTVAR of the ACKer within the configured bounds.
     fn rto(&self) -> Duration {
         match self.acker.and_then(|a| a.srtt) {
             Some((srtt, var)) => (srtt + var * 4).clamp(self.cfg.min_timeout, self.cfg.max_timeout),

@@ -1339,6 +1339,9 @@ impl Receiver {
             }
         }
         peer.credit = peer.credit.saturating_sub(packets);
+        if let (Some(c), true) = (peer.cc.as_mut(), feedback.is_some() && packets > 0) {
+            c.introduced = true;
+        }
         peer.stats.naks_sent += u64::from(packets);
         self.stats.naks_sent += u64::from(packets);
         if let Some(b) = &mut self.nak_bucket {
@@ -1438,7 +1441,9 @@ impl Receiver {
     /// PGMCC draft §4 "on DATA packet reception": the loss rate and the timestamp follow
     /// every data packet with OPT_PGMCC_DATA; data that names us ACKer is ACKed at once, data
     /// that names nobody (the source elects) gets one report after a random wait (§2.3.1),
-    /// cancelled by data that names an ACKer. Without PGMCC or our NLA: ignored.
+    /// cancelled by data that names an ACKer once we have reported. Data of a session we have
+    /// not reported to yet gets that report too, whoever is ACKer (see
+    /// [`Reporter::introduced`]). Without PGMCC or our NLA: ignored.
     fn on_pgmcc_data(&mut self, now: Instant, tsi: Tsi, sqn: SeqNo, odata: bool, pd: PgmccData) {
         let (Some(cc), Some(me)) = (self.cfg.congestion.pgmcc().copied(), self.cfg.nla) else {
             return;
@@ -1466,7 +1471,10 @@ impl Receiver {
         if acker == me {
             r.report_due = None;
             self.send_ack(now, tsi);
-        } else if acker.is_unspecified() {
+        } else if acker.is_unspecified() || !r.introduced {
+            // An election (§2.3.1), or we have not reported yet: once per session every
+            // receiver reports, whoever is ACKer, so that its path to the source is resolved
+            // (ARP/ND) before a loss needs it, and the source knows its RTT.
             let wait_us = u64::try_from(cc.election_bo_ivl.as_micros()).unwrap_or(u64::MAX);
             let wait = Duration::from_micros(self.rng.gen_range(0..=wait_us));
             r.election(now, cc.election_bo_ivl, wait);
@@ -1510,6 +1518,7 @@ impl Receiver {
             payload: &[],
         };
         self.out.push_back((target, repr.to_vec(), None));
+        r.introduced = true;
         self.stats.pgmcc_acks_sent += 1;
     }
 
