@@ -50,6 +50,14 @@ impl Tap {
         let sum: u64 = v.iter().take(b).skip(a).sum();
         sum as f64 / ((b - a) as f64 / 10.0)
     }
+
+    /// The end of the first 100 ms slot in which node `n` got at least `share` of `rate`
+    /// bytes/s: how long the session took to converge.
+    fn converged(&self, n: usize, rate: u64, share: f64) -> Option<Duration> {
+        let slot = share * rate as f64 / 10.0;
+        let i = self.delivered[n].iter().position(|&b| b as f64 >= slot)?;
+        Some(Duration::from_millis(100 * (i as u64 + 1)))
+    }
 }
 
 #[expect(
@@ -172,6 +180,9 @@ fn follows_the_bottleneck_without_loss() {
     let rate = t.rate(slow.index(), secs(2.0), end);
     let loss = t.odata_dropped[slow.index()] as f64 / t.odata_sent as f64;
     let s = lan.sim.node::<Source>(lan.src).stats();
+    let converged = t.converged(slow.index(), BOTTLENECK, 0.9);
+    println!("PGMCC at a 10 Mbit/s bottleneck: 90 % of it reached within {converged:?}");
+    assert!(converged.is_some_and(|c| c <= Duration::from_secs(1)));
     println!(
         "PGMCC at a 10 Mbit/s bottleneck: {:.1} Mbit/s delivered (2..8 s) = {:.1} % of it; \
          {} of {} ODATA tail-dropped ({:.3} %); window {}, RTT {:?}, ACKer {:?}, {} switches, \
