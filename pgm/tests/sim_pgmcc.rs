@@ -7,7 +7,7 @@ mod support;
 use std::{cell::RefCell, net::IpAddr, rc::Rc, time::Duration};
 
 use pgm::{
-    sim::{Dir, DropReason, LinkConfig, TapKind},
+    sim::{Dir, DropReason, LinkConfig, NodeId, TapKind},
     source::SendError,
     time::Instant,
     wire::{
@@ -606,29 +606,45 @@ fn a_fast_first_acker_does_not_flood_the_slow_path() {
     lan.sim.set_links(slow, LinkConfig::default(), path);
     lan.sim.link_mut(slow, Dir::Egress).delay = Duration::from_millis(5);
     let end = secs(4.0);
-    let count = saturate(&mut lan, 0, end, |_| {});
+    slow_path_kept_clear(&mut lan, &tap, slow, end, "fast first ACKer");
+}
+
+/// Saturates the source until `end`, then checks that the receiver behind the slow path
+/// (`rx_addr(1)`) ended up ACKer, under 1 % of the ODATA was tail-dropped on its path, and
+/// every receiver got everything.
+fn slow_path_kept_clear(
+    lan: &mut Lan,
+    tap: &Rc<RefCell<Tap>>,
+    slow: NodeId,
+    end: Instant,
+    label: &str,
+) {
+    let count = saturate(lan, 0, end, |_| {});
     lan.finish(count, &|_| APDU, Duration::from_secs(5));
     let t = tap.borrow();
     let dropped = t.odata_dropped[slow.index()];
     let s = lan.sim.node::<Source>(lan.src).stats();
     println!(
-        "fast first ACKer: {dropped} of {} ODATA tail-dropped at the slow path; ACKer {:?}, \
+        "{label}: {dropped} of {} ODATA tail-dropped at the slow path; ACKer {:?}, \
          {} switches, {} timeouts",
         t.odata_sent, s.pgmcc.acker, s.pgmcc.acker_switches, s.pgmcc.timeouts
     );
     assert_eq!(
         s.pgmcc.acker,
         Some(rx_addr(1)),
-        "the slow receiver is ACKer"
+        "{label}: the slow receiver is ACKer"
     );
     assert!(
         (dropped as f64) < 0.01 * t.odata_sent as f64,
-        "{dropped} of {} dropped",
+        "{label}: {dropped} of {} dropped",
         t.odata_sent
     );
     for (k, c) in lan.checkers.iter().enumerate() {
-        assert_eq!(c.next, count, "receiver {k} got everything");
-        assert_eq!(c.loss_sqns, 0, "receiver {k}: no unrecoverable loss");
+        assert_eq!(c.next, count, "{label}: receiver {k} got everything");
+        assert_eq!(
+            c.loss_sqns, 0,
+            "{label}: receiver {k}: no unrecoverable loss"
+        );
     }
 }
 
@@ -791,33 +807,7 @@ fn a_fast_first_acker_on_a_lan_overshoots_little() {
         path.delay = Duration::from_micros(50);
         lan.sim.set_links(slow, hop, path);
         let end = secs(2.0);
-        let count = saturate(&mut lan, 0, end, |_| {});
-        lan.finish(count, &|_| APDU, Duration::from_secs(5));
-        let t = tap.borrow();
-        let dropped = t.odata_dropped[slow.index()];
-        let s = lan.sim.node::<Source>(lan.src).stats();
-        println!(
-            "seed {seed}: {dropped} of {} ODATA tail-dropped at the slow path; ACKer {:?}, \
-             {} switches, {} timeouts",
-            t.odata_sent, s.pgmcc.acker, s.pgmcc.acker_switches, s.pgmcc.timeouts
-        );
-        assert_eq!(
-            s.pgmcc.acker,
-            Some(rx_addr(1)),
-            "seed {seed}: slow receiver is ACKer"
-        );
-        assert!(
-            (dropped as f64) < 0.01 * t.odata_sent as f64,
-            "seed {seed}: {dropped} of {} dropped",
-            t.odata_sent
-        );
-        for (k, c) in lan.checkers.iter().enumerate() {
-            assert_eq!(c.next, count, "seed {seed}: receiver {k} got everything");
-            assert_eq!(
-                c.loss_sqns, 0,
-                "seed {seed}: receiver {k}: no unrecoverable loss"
-            );
-        }
+        slow_path_kept_clear(&mut lan, &tap, slow, end, &format!("seed {seed}"));
     }
 }
 
