@@ -9,7 +9,7 @@ mod common;
 
 use std::{collections::BTreeMap, process::Command};
 
-use common::{endpoint, fails, json, run_with_stdin, Proc};
+use common::{endpoint, fails, json, run_with_stdin, sub_topics_exact, Proc};
 use pgm::socket::Clock;
 
 const PUB: &str = env!("CARGO_BIN_EXE_pgm-pub");
@@ -93,16 +93,7 @@ fn expected(topics: &[String], count: u64, prefixes: &[&str]) -> BTreeMap<String
 /// Checks a subscriber's summary: exactly the expected topics and counts, gap-free.
 fn check_sub(p: Proc, want: &BTreeMap<String, u64>, total: u64) {
     let name = p.name.clone();
-    let (status, out, err) = p.finish();
-    assert!(status.success(), "{name} failed: {status}\n{out}\n{err}");
-    let v = json(&out);
-    let got: BTreeMap<String, u64> = v["topics"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{name}: no topics: {out}"))
-        .iter()
-        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
-        .collect();
-    assert_eq!(&got, want, "{name}: {out}");
+    let (v, out) = sub_topics_exact(p, want);
     let n: u64 = want.values().sum();
     assert_eq!(v["received"], n, "{name}: {out}");
     for k in [

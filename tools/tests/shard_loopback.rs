@@ -12,7 +12,7 @@ mod common;
 
 use std::{collections::BTreeMap, process::Command};
 
-use common::{fails, json, Proc};
+use common::{fails, json, sub_topics_exact, Proc};
 
 const PUB: &str = env!("CARGO_BIN_EXE_pgm-pub");
 const SUB: &str = env!("CARGO_BIN_EXE_pgm-sub");
@@ -76,16 +76,7 @@ fn expected(topics: &[String], count: u64, prefixes: &[&str]) -> BTreeMap<String
 
 fn check(p: Proc, want: &BTreeMap<String, u64>) -> serde_json::Value {
     let name = p.name.clone();
-    let (status, out, err) = p.finish();
-    assert!(status.success(), "{name} failed: {status}\n{out}\n{err}");
-    let v = json(&out);
-    let got: BTreeMap<String, u64> = v["topics"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{name}: no topics: {out}"))
-        .iter()
-        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
-        .collect();
-    assert_eq!(&got, want, "{name}: {out}");
+    let (v, out) = sub_topics_exact(p, want);
     for k in ["gaps", "duplicates", "corrupt", "unrecoverable"] {
         assert_eq!(v[k], 0, "{name}: {k}: {out}");
     }

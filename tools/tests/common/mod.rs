@@ -217,3 +217,29 @@ pub(crate) fn json(out: &str) -> serde_json::Value {
     let line = out.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
 }
+
+/// Waits for a `pgm-sub --verify` and checks that it succeeded and its `topics` counts are
+/// exactly `want`; returns its summary and stdout for further checks.
+#[allow(dead_code, reason = "not every test binary runs pgm-sub")]
+pub(crate) fn sub_topics_exact(
+    p: Proc,
+    want: &std::collections::BTreeMap<String, u64>,
+) -> (serde_json::Value, String) {
+    let name = p.name.clone();
+    let (status, out, err) = p.finish();
+    assert!(status.success(), "{name} failed: {status}\n{out}\n{err}");
+    let v = json(&out);
+    let got: std::collections::BTreeMap<String, u64> = v["topics"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{name}: no topics: {out}"))
+        .iter()
+        .map(|(k, n)| {
+            let n = n
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: count of {k}: {out}"));
+            (k.clone(), n)
+        })
+        .collect();
+    assert_eq!(&got, want, "{name}: {out}");
+    (v, out)
+}
