@@ -371,6 +371,8 @@ pub struct LossRun {
     pub note: String,
     /// Packets the loss rules dropped at each receiver.
     pub dropped: Vec<u64>,
+    /// When not `ok`: each receiver's JSON summary and the end of its stderr, to tell why.
+    pub receivers: Vec<serde_json::Value>,
 }
 
 /// The runs of one loss configuration.

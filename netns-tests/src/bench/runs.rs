@@ -355,6 +355,7 @@ impl<'a> Ctx<'a> {
             ok: run.probe.ok,
             note: run.probe.note.clone(),
             dropped,
+            receivers: run.failed_receivers,
         };
         eprintln!(
             "[bench] loss {:<10} {size:>5} B at {rate:.0}/s: delivered {:.4} %, tail {} ms, \
@@ -720,6 +721,10 @@ fn evaluate(
     }
     let frac = fractions.iter().copied().fold(1.0, f64::min);
     let offered = offered_rate(sys, sender, receivers);
+    let failed_receivers = match note {
+        Some(_) => receivers.iter().map(post_mortem).collect(),
+        None => Vec::new(),
+    };
     let send_s = f64_of(&sender.json, "elapsed_s");
     Run {
         probe: Probe {
@@ -734,9 +739,21 @@ fn evaluate(
             sender_cpu_s: f64_of(&sender.json, "cpu_s"),
         },
         tail_ns: tail_ns(sys, sender, receivers, send_s),
+        failed_receivers,
         fractions,
         send_s,
     }
+}
+
+/// A receiver's summary and the last lines of its stderr (loss notices name the sqns).
+fn post_mortem(r: &Finished) -> Value {
+    const LINES: usize = 20;
+    let lines: Vec<&str> = r.out.stderr.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(LINES)..];
+    serde_json::json!({
+        "name": r.name, "status": r.out.status.to_string(), "timed_out": r.timed_out,
+        "summary": r.json, "stderr_tail": tail,
+    })
 }
 
 /// Message size of the scale part.
@@ -899,6 +916,8 @@ fn secs(s: f64) -> Duration {
 #[derive(Debug, Clone)]
 struct Run {
     probe: Probe,
+    /// Each receiver's summary and stderr tail when the run failed (see [`LossRun::receivers`]).
+    failed_receivers: Vec<Value>,
     fractions: Vec<f64>,
     tail_ns: Option<u64>,
     send_s: f64,

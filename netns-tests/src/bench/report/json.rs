@@ -57,6 +57,7 @@ pub fn to_json(cfg: &Config, bench: &Bench) -> Value {
                 "runs": l.runs.iter().map(|r| json!({
                     "delivered_frac": r.delivered_frac, "tail_ms": r.tail_ms, "send_s": r.send_s,
                     "ok": r.ok, "note": r.note, "dropped": r.dropped,
+                    "receivers": r.receivers,
                 })).collect::<Vec<_>>(),
             })
         }));
