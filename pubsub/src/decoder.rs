@@ -63,13 +63,17 @@ impl Default for DecoderConfig {
     }
 }
 
+/// The frames of a [`Message`]: a vector that holds up to two inline (derefs to `[Bytes]`).
+pub type Frames = smallvec::SmallVec<[Bytes; 2]>;
+
 /// A complete message from one publisher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// The publisher's session.
     pub tsi: Tsi,
-    /// The frames, topic first; never empty.
-    pub frames: Vec<Bytes>,
+    /// The frames, topic first; never empty. Up to two (a topic and a body, the common shape)
+    /// are held inline, so a message costs no allocation of its own.
+    pub frames: Frames,
 }
 
 impl Message {
@@ -202,7 +206,7 @@ pub struct StreamDecoder {
     /// Inside a frame body cut by the end of an APDU.
     body: Option<Body>,
     /// Complete frames of the message in progress.
-    frames: Vec<Bytes>,
+    frames: Frames,
     /// Body bytes of the message in progress, for the size limit.
     msg_len: u64,
     /// The last frame had MORE: the next frame belongs to the same message.
@@ -924,12 +928,12 @@ mod tests {
             [
                 RecvEvent::Message(Message {
                     tsi: TSI,
-                    frames: vec![Bytes::from_static(b"a")]
+                    frames: vec![Bytes::from_static(b"a")].into()
                 }),
                 RecvEvent::Gap { tsi: TSI, lost: 3 },
                 RecvEvent::Message(Message {
                     tsi: TSI,
-                    frames: vec![Bytes::from_static(b"e")]
+                    frames: vec![Bytes::from_static(b"e")].into()
                 }),
             ]
         );

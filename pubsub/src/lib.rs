@@ -52,7 +52,7 @@ mod subscriber;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-pub use decoder::{Decoder, DecoderConfig, DecoderStats, Message, RecvEvent};
+pub use decoder::{Decoder, DecoderConfig, DecoderStats, Frames, Message, RecvEvent};
 pub use encoder::{Encoder, EncoderConfig, EncoderStats};
 pub use filter::Filter;
 pub use join::Join;

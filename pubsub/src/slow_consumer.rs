@@ -437,10 +437,11 @@ mod tests {
     fn msg(t: Tsi, topic: &str, body: &str) -> RecvEvent {
         RecvEvent::Message(Message {
             tsi: t,
-            frames: vec![
+            frames: [
                 Bytes::copy_from_slice(topic.as_bytes()),
                 Bytes::copy_from_slice(body.as_bytes()),
-            ],
+            ]
+            .into(),
         })
     }
 
@@ -543,7 +544,7 @@ mod tests {
         let mut b = PolicyBuffer::new(SlowConsumer::DropOldest(bound(10))).unwrap();
         b.push(RecvEvent::Message(Message {
             tsi: tsi(1),
-            frames: vec![apdu.slice(0..1), apdu.slice(1..5)],
+            frames: [apdu.slice(0..1), apdu.slice(1..5)].into(),
         }));
         let RecvEvent::Message(m) = b.pop().unwrap() else {
             panic!()

@@ -61,7 +61,7 @@ fn filtered_multipart_batched_and_spanning() {
     assert_eq!(m.frames.len(), 3);
     assert_eq!(m.frames[1], &b"part1"[..]);
     assert_eq!(m.frames[2], big);
-    assert_eq!(recv_msg(&mut sub).frames, [&b"md.AAPL.last"[..]]);
+    assert_eq!(recv_msg(&mut sub).frames[..], [&b"md.AAPL.last"[..]]);
     assert_eq!(sub.try_recv(), Err(RecvError::Empty));
 
     let s = sub.stats();
@@ -159,7 +159,7 @@ fn unsubscribe_and_timeouts() {
     let publisher = Publisher::connect(&ep, &opts()).unwrap();
     publisher.send(b"a1", b"").unwrap();
     publisher.flush().unwrap();
-    assert_eq!(recv_msg(&mut sub).frames, [&b"a1"[..], b""]);
+    assert_eq!(recv_msg(&mut sub).frames[..], [&b"a1"[..], b""]);
     assert!(sub.unsubscribe(b"a"));
     publisher.send(b"a2", b"").unwrap();
     publisher.flush().unwrap();

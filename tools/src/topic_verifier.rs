@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use foldhash::HashMap as FastMap;
+
 use pgm::wire::Tsi;
 use pubsub::Message;
 
@@ -24,7 +26,7 @@ pub struct TopicVerifier {
     /// What skips are expected.
     allow: Allow,
     /// The next expected sequence number per publisher and topic.
-    next: HashMap<Tsi, HashMap<Vec<u8>, u64>>,
+    next: FastMap<Tsi, FastMap<Vec<u8>, u64>>,
     /// Drop-oldest: announced drops not yet matched by a skip, per publisher.
     announced: HashMap<Option<Tsi>, u64>,
     /// Under a policy: the highest sequence number delivered per topic (all publishers).
@@ -36,7 +38,7 @@ pub struct TopicVerifier {
     /// Per-publisher counts: verified publishers and the others.
     pub senders: Senders,
     /// Messages delivered per topic (valid messages when verifying, all when printing).
-    pub topics: BTreeMap<Vec<u8>, u64>,
+    pub topics: FastMap<Vec<u8>, u64>,
     /// Messages delivered: of verified publishers when verifying (what `--count` counts), all
     /// of them when printing.
     pub received: u64,
@@ -128,14 +130,15 @@ impl TopicVerifier {
         };
         count_topic(&mut self.topics, topic);
         let streams = self.next.entry(m.tsi).or_default();
-        if !streams.contains_key(topic) {
+        // One lookup per message once the stream is known (this runs at millions a second).
+        let next = if let Some(next) = streams.get_mut(topic) {
+            next
+        } else {
             if !self.first_seq.contains_key(topic) {
                 self.first_seq.insert(topic.to_vec(), seq);
             }
-            streams.insert(topic.to_vec(), if self.from_zero { 0 } else { seq });
-        }
-        let Some(next) = streams.get_mut(topic) else {
-            return;
+            let start = if self.from_zero { 0 } else { seq };
+            streams.entry(topic.to_vec()).or_insert(start)
         };
         if seq < *next {
             self.duplicates += 1;
@@ -209,7 +212,7 @@ pub enum Allow {
 }
 
 /// Adds one to `topic`'s count, allocating only for a new topic.
-fn count_topic(topics: &mut BTreeMap<Vec<u8>, u64>, topic: &[u8]) {
+fn count_topic(topics: &mut FastMap<Vec<u8>, u64>, topic: &[u8]) {
     match topics.get_mut(topic) {
         Some(n) => *n += 1,
         None => {
@@ -235,7 +238,7 @@ pub(crate) mod tests {
         fill_test_message(seq, &mut b);
         Message {
             tsi,
-            frames: vec![topic.as_bytes().to_vec().into(), b.into()],
+            frames: [topic.as_bytes().to_vec().into(), b.into()].into(),
         }
     }
 
@@ -267,7 +270,7 @@ pub(crate) mod tests {
         v.on_message(&bad);
         v.on_message(&Message {
             tsi: tsi(1),
-            frames: vec![b"a".to_vec().into()],
+            frames: [b"a".to_vec().into()].into_iter().collect(),
         });
         v.on_gap(tsi(1), 5);
         let (ok, _) = v.senders.verified();
@@ -277,7 +280,7 @@ pub(crate) mod tests {
         // A publisher that never sent one valid message is counted apart.
         v.on_message(&Message {
             tsi: tsi(7),
-            frames: vec![b"a".to_vec().into(), vec![0u8; 20].into()],
+            frames: [b"a".to_vec().into(), vec![0u8; 20].into()].into(),
         });
         v.on_gap(tsi(7), 1 << 30);
         let (o, others) = v.senders.others();

@@ -6,8 +6,6 @@
 //! passed the test-message check; the summaries report verified senders' counts (what the
 //! exit status is decided on) and everything else apart, under `others`.
 
-use std::collections::HashMap;
-
 use pgm::wire::Tsi;
 
 /// Senders tracked one by one; beyond that, unverified ones are counted together.
@@ -51,7 +49,7 @@ impl SenderCounts {
 /// Per-sender counts, and the messages of verified senders as they come in.
 #[derive(Debug, Default, Clone)]
 pub struct Senders {
-    map: HashMap<Tsi, SenderCounts>,
+    map: foldhash::HashMap<Tsi, SenderCounts>,
     /// Senders past [`MAX_SENDERS`] (none of them verified).
     overflow: SenderCounts,
     overflowed: usize,
