@@ -135,8 +135,9 @@ pub struct RepairBudget {
     /// the source is rate-limited (and [`RepairBudget::rate`] is `None`) this share of the
     /// rate. Clamped to `[0.01, 0.9]`.
     pub share: f64,
-    /// Cap on NCF+RDATA bytes/s, IP headers included. `None`: `share` × the rate limit, or
-    /// [`RepairBudget::UNPACED_RATE`] when the source is not rate-limited.
+    /// Cap on NCF+RDATA bytes/s, IP headers included. `None`: `share` × the rate limit; when
+    /// the source is not rate-limited, `share` × the highest rate its ODATA reached lately
+    /// (over 100 ms, within the last second), but at least [`RepairBudget::UNPACED_RATE`].
     pub rate: Option<u64>,
     /// Most sqns one NAK packet gets repaired (its header sqn and OPT_NAK_LIST: up to 63).
     pub per_nak: u32,
@@ -149,7 +150,9 @@ pub struct RepairBudget {
 }
 
 impl RepairBudget {
-    /// The repair cap of a source without a rate limit: 100 Mbit/s.
+    /// The least repair cap of a source without a rate limit: 100 Mbit/s. A fixed cap this
+    /// low left an unpaced source sending 2 Gbit/s unable to repair a receiver that had
+    /// lost a few percent: the window moved past the losses first.
     pub const UNPACED_RATE: u64 = 12_500_000;
 
     /// [`RepairBudget::share`] within its bounds.
@@ -167,6 +170,19 @@ impl RepairBudget {
         self.rate
             .unwrap_or_else(|| rate.map_or(Self::UNPACED_RATE, |r| (r as f64 * share) as u64))
             .max(1)
+    }
+
+    /// The repair cap in bytes/s of an unpaced source whose ODATA lately went at
+    /// `odata_rate` bytes/s (`None` when [`RepairBudget::rate`] fixes it).
+    #[expect(
+        clippy::cast_sign_loss,
+        reason = "rate and share are positive; the product saturates at u64::MAX"
+    )]
+    pub fn unpaced_cap(&self, odata_rate: u64) -> Option<u64> {
+        let share = self.clamped_share();
+        self.rate
+            .is_none()
+            .then(|| ((odata_rate as f64 * share) as u64).max(Self::UNPACED_RATE))
     }
 }
 

@@ -55,6 +55,15 @@ impl TokenBucket {
         self.rate
     }
 
+    /// Refills at the old rate up to `now`, then at `rate` (the depth stays).
+    pub fn set_rate(&mut self, now: Instant, rate: u64) {
+        self.refill(now);
+        self.rate = rate.max(1);
+        self.resume = (i128::from(self.rate) * RESUME_US)
+            .min(self.depth / 2)
+            .max(1);
+    }
+
     fn refill(&mut self, now: Instant) {
         let us = now.as_micros().saturating_sub(self.last.as_micros());
         if us > 0 {
@@ -123,6 +132,55 @@ impl TokenBucket {
         let need = (target - self.tokens).unsigned_abs();
         let us = need.div_ceil(u128::from(self.rate));
         self.last + Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+    }
+}
+
+/// Measures a byte stream's rate over fixed intervals and holds the highest recent one: what
+/// the stream was able to sustain lately, not its momentary pause.
+#[derive(Debug, Clone)]
+pub struct PeakRate {
+    interval: Duration,
+    hold: Duration,
+    start: Option<Instant>,
+    bytes: u64,
+    peak: u64,
+    peak_at: Instant,
+}
+
+impl PeakRate {
+    /// Rates measured over `interval`, a peak held for `hold` unless a higher one comes.
+    pub fn new(interval: Duration, hold: Duration) -> Self {
+        PeakRate {
+            interval,
+            hold,
+            start: None,
+            bytes: 0,
+            peak: 0,
+            peak_at: Instant::ZERO,
+        }
+    }
+
+    /// Counts `bytes` sent at `now`; returns the new peak (bytes/s) when an interval that
+    /// ended changed it.
+    pub fn add(&mut self, now: Instant, bytes: usize) -> Option<u64> {
+        let start = *self.start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        let mut changed = None;
+        if elapsed >= self.interval {
+            let rate = u128::from(self.bytes) * 1_000_000 / elapsed.as_micros().max(1);
+            let rate = u64::try_from(rate).unwrap_or(u64::MAX);
+            if rate >= self.peak || now.saturating_duration_since(self.peak_at) >= self.hold {
+                if rate != self.peak {
+                    changed = Some(rate);
+                }
+                self.peak = rate;
+                self.peak_at = now;
+            }
+            self.start = Some(now);
+            self.bytes = 0;
+        }
+        self.bytes += bytes as u64;
+        changed
     }
 }
 
@@ -196,5 +254,35 @@ mod tests {
             "{at:?}"
         );
         assert!(b.can_send(at));
+    }
+
+    #[test]
+    fn peak_rate_holds_the_best_recent_interval() {
+        let ms = |m: u64| Instant::from_micros(m * 1000);
+        let mut p = PeakRate::new(Duration::from_millis(100), Duration::from_secs(1));
+        // 1 000 bytes per ms for 300 ms: 1 MB/s.
+        let mut peaks = Vec::new();
+        for t in 0..300 {
+            peaks.extend(p.add(ms(t), 1000));
+        }
+        assert_eq!(peaks, [1_000_000]);
+        // A slower stretch (100 bytes per ms) does not lower the peak within the hold...
+        for t in 300..1000 {
+            assert_eq!(p.add(ms(t), 100), None, "at {t} ms");
+        }
+        // ...but does once the peak is older than it.
+        let later: Vec<u64> = (1000..1400).filter_map(|t| p.add(ms(t), 100)).collect();
+        assert_eq!(later, [100_000]);
+    }
+
+    #[test]
+    fn set_rate_refills_at_the_old_rate_first() {
+        let mut b = TokenBucket::new(1_000_000, 10_000, Instant::ZERO);
+        b.charge(Instant::ZERO, 10_000);
+        // 5 ms at 1 MB/s = 5 000 bytes, then 5 ms at 2 MB/s = 10 000 (capped at the depth).
+        b.set_rate(Instant::from_micros(5_000), 2_000_000);
+        assert_eq!(b.available(Instant::from_micros(5_000)), 5_000);
+        assert_eq!(b.available(Instant::from_micros(7_000)), 9_000);
+        assert_eq!(b.rate(), 2_000_000);
     }
 }

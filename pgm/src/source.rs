@@ -12,7 +12,7 @@ use crate::{
     cc::{source::Controller, PgmccStats},
     config::SourceConfig,
     fec::{encode_fragments, encode_parity, on_demand::OnDemand, ReedSolomon},
-    rate::TokenBucket,
+    rate::{PeakRate, TokenBucket},
     time::Instant,
     wire::{
         checksum::ones_complement_sum,
@@ -190,6 +190,9 @@ pub struct Source {
     closing: bool,
     bucket: Option<TokenBucket>,
     repair_bucket: Option<TokenBucket>,
+    /// Unpaced source: its ODATA rate, which sets the repair cap
+    /// ([`crate::config::RepairBudget::unpaced_cap`]).
+    odata_rate: Option<PeakRate>,
     /// Bytes repairs may still send while ODATA waits: each ODATA adds its share (see
     /// [`crate::config::RepairBudget::share`]), each repair sent while ODATA waits spends it.
     repair_credit: i64,
@@ -210,6 +213,11 @@ pub struct Source {
     cc: Option<Controller>,
     stats: SourceStats,
 }
+
+/// An unpaced source's ODATA rate is measured over this long...
+const ODATA_RATE_INTERVAL: Duration = Duration::from_millis(100);
+/// ...and its repair cap follows the highest such rate of this long.
+const ODATA_RATE_HOLD: Duration = Duration::from_secs(1);
 
 /// Per-NAKer repair budgets and queues kept (see [`Source::nakers`]): one bit each in
 /// [`TxPacket::queued_for`].
@@ -235,6 +243,8 @@ impl Source {
             closing: false,
             bucket: None,
             repair_bucket: None,
+            odata_rate: (cfg.rate.is_none() && cfg.repair.rate.is_none())
+                .then(|| PeakRate::new(ODATA_RATE_INTERVAL, ODATA_RATE_HOLD)),
             repair_credit: 0,
             nakers: Box::new([const { None }; NAKER_BUCKETS]),
             rs: cfg
@@ -445,25 +455,38 @@ impl Source {
         let asked = 1 + list.as_slice().len() as u64;
         self.stats.nak_sqns_received += asked;
         // What this NAK may buy: the per-NAK bound, the room in its NAKer's repair queue (one
-        // burst), then what its NAKer has left.
+        // burst), then what its NAKer has left. Only sqns that get queued are charged: a
+        // receiver that asks again for what is already on its way (its RDATA waits behind a
+        // backlog) spends nothing, so its budget goes to the losses it still has.
         let budget = self.cfg.repair;
         let slot = naker_slot(src);
         let room = (budget.per_naker_burst as usize).saturating_sub(self.repairs.slot_len(slot));
-        let bound = asked.min(u64::from(budget.per_nak)).min(room as u64);
-        let naker = &mut self.nakers[slot];
-        let granted = naker
-            .get_or_insert_with(|| {
-                TokenBucket::new(
-                    u64::from(budget.per_naker_rate),
-                    budget.per_naker_burst as usize,
-                    now,
-                )
-            })
-            .take(now, bound);
-        self.stats.nak_sqns_over_budget += asked - granted;
+        let naker = self.nakers[slot].get_or_insert_with(|| {
+            TokenBucket::new(
+                u64::from(budget.per_naker_rate),
+                budget.per_naker_burst as usize,
+                now,
+            )
+        });
+        let mut left = naker.available(now).min(room as u64);
+        let considered = asked.min(u64::from(budget.per_nak));
+        self.stats.nak_sqns_over_budget += asked - considered;
+        let mut queued = 0;
         let sqns = std::iter::once(&nak.sqn).chain(list.as_slice());
-        for &sqn in sqns.take(granted as usize) {
-            self.request_repair(now, slot, sqn);
+        for &sqn in sqns.take(considered as usize) {
+            if !self.repair_wanted(now, slot, sqn) {
+                continue;
+            }
+            if left == 0 {
+                self.stats.nak_sqns_over_budget += 1;
+                continue;
+            }
+            left -= 1;
+            queued += 1;
+            self.queue_repair(slot, sqn);
+        }
+        if let Some(naker) = &mut self.nakers[slot] {
+            naker.take(now, queued);
         }
     }
 
@@ -555,28 +578,36 @@ impl Source {
         group.len() >= k && (0..k).all(|i| group.next().is_some_and(|p| p.sqn == tg.add(i as u32)))
     }
 
-    /// Queues RDATA for `sqn` in `naker`'s repair queue, unless it is there already or was
-    /// repaired within the elimination interval. However many NAKs ask, a sqn costs one NCF
-    /// and one RDATA; it is queued for each NAKer that asks, so it goes out at the first of
-    /// their turns: a NAKer with a long backlog (a NAK storm) cannot hold back a sqn that
-    /// someone else needs.
-    fn request_repair(&mut self, now: Instant, naker: usize, sqn: SeqNo) {
+    /// Whether `naker` asking for `sqn` calls for RDATA: it is in the window, not in that
+    /// NAKer's repair queue already, and not repaired within the elimination interval (each
+    /// refusal counted). However many NAKs ask, a sqn costs one NCF and one RDATA; it is
+    /// queued for each NAKer that asks, so it goes out at the first of their turns: a NAKer
+    /// with a long backlog (a NAK storm) cannot hold back a sqn that someone else needs.
+    fn repair_wanted(&mut self, now: Instant, naker: usize, sqn: SeqNo) -> bool {
         let elim = self.cfg.nak_elimination_ivl;
         let Some(p) = self.txw.get_mut(sqn) else {
             // Outside the window: no NCF, so the receiver learns from the trail that it is gone.
             self.stats.nak_sqns_outside_window += 1;
-            return;
+            return false;
         };
         let recent = p
             .last_rdata
             .is_some_and(|t| now.saturating_duration_since(t) < elim);
-        let bit = 1 << naker;
-        if p.queued_for & bit != 0 || recent {
+        if p.queued_for & (1 << naker) != 0 || recent {
             self.stats.nak_sqns_eliminated += 1;
-            return;
+            return false;
         }
+        true
+    }
+
+    /// Queues `sqn` (in the window, see [`Source::repair_wanted`]) for `naker`; the first
+    /// NAKer to ask also gets it an NCF.
+    fn queue_repair(&mut self, naker: usize, sqn: SeqNo) {
+        let Some(p) = self.txw.get_mut(sqn) else {
+            return;
+        };
         let confirmed = p.queued_for != 0;
-        p.queued_for |= bit;
+        p.queued_for |= 1 << naker;
         self.repairs.push(naker, sqn);
         if !confirmed && !p.ncf_pending {
             p.ncf_pending = true;
@@ -774,6 +805,13 @@ impl Source {
                 self.repair_credit -= i64::try_from(wire).unwrap_or(i64::MAX);
             }
         } else {
+            if let Some(peak) = self.odata_rate.as_mut().and_then(|m| m.add(now, wire)) {
+                if let (Some(cap), Some(b)) =
+                    (self.cfg.repair.unpaced_cap(peak), &mut self.repair_bucket)
+                {
+                    b.set_rate(now, cap);
+                }
+            }
             // ODATA earns repairs share / (1 − share) of its bytes, up to a burst's worth.
             let share = self.cfg.repair.clamped_share();
             let earned = (wire as f64 * share / (1.0 - share)) as i64;

@@ -186,3 +186,81 @@ fn nak_storm_neither_breaks_the_rate_nor_starves_odata() {
     assert!(odata >= RATE as f64 / 2.0, "ODATA starved: {odata}");
     assert_eq!(lan.checkers[0].errors, Vec::<String>::new());
 }
+
+/// A NAK for the 63 sqns from `first`, from the source's receivers' side.
+fn nak63(first: u32) -> Vec<u8> {
+    let list: Vec<SeqNo> = (1..=62).map(|k| SeqNo(first).add(k)).collect();
+    let mut buf = Vec::new();
+    PacketRepr {
+        sport: DPORT,
+        dport: TSI.sport,
+        gsi: TSI.gsi,
+        parity: false,
+        var_pktlen: false,
+        body: Body::Nak(Nak {
+            sqn: SeqNo(first),
+            src_nla: SRC_ADDR,
+            grp_nla: GROUP,
+        }),
+        options: Options {
+            nak_list: Some(NakList::from_slice(&list)),
+            ..Options::default()
+        },
+        payload: &[],
+    }
+    .emit(&mut buf);
+    buf
+}
+
+/// RDATA bytes/s an unpaced source gives a burst of NAKs for 6 300 sqns after 300 ms of
+/// 1 400 B ODATA at `pps` packets/s (`cap`: a fixed repair cap).
+fn unpaced_repair_rate(pps: u64, cap: Option<u64>) -> f64 {
+    let mut cfg = pgm::SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
+    cfg.repair.rate = cap;
+    cfg.repair.per_naker_burst = 10_000;
+    cfg.repair.per_naker_rate = 1_000_000;
+    let mut src = Source::new(cfg);
+    let mut buf = Vec::new();
+    let gap = Duration::from_micros(1_000_000 / pps);
+    let mut now = Instant::from_millis(0);
+    for i in 0..pps * 3 / 10 {
+        src.send(now, &support::apdu(i, 1400)).expect("send");
+        while src.poll_transmit(now, &mut buf).is_some() {}
+        now += gap;
+    }
+    let before = src.stats();
+    let trail = src.txw_trail().0;
+    for k in 0..100 {
+        src.handle_packet(
+            now,
+            "10.0.0.2".parse().expect("addr"),
+            GROUP,
+            &nak63(trail + 63 * k),
+        );
+    }
+    let end = now + Duration::from_millis(20);
+    while now < end {
+        while src.poll_transmit(now, &mut buf).is_some() {}
+        let next = src.poll_timeout().unwrap_or(end);
+        now = next.max(now + Duration::from_micros(10)).min(end);
+    }
+    let st = src.stats();
+    (st.rdata_bytes - before.rdata_bytes) as f64 / 0.02
+}
+
+/// An unpaced source's repair cap follows its own ODATA rate (a share of what it sent lately,
+/// at least `RepairBudget::UNPACED_RATE`), so repairs keep up with a fast sender's losses;
+/// a fixed cap stays fixed.
+#[test]
+fn an_unpaced_sources_repair_cap_follows_its_odata_rate() {
+    let floor = pgm::config::RepairBudget::UNPACED_RATE as f64;
+    // 200 000 packets/s of ~1 450 wire bytes: ~290 MB/s; 0.4 of it is ~116 MB/s.
+    let fast = unpaced_repair_rate(200_000, None);
+    let fixed = unpaced_repair_rate(200_000, Some(pgm::config::RepairBudget::UNPACED_RATE));
+    // 2 000 packets/s: ~2.9 MB/s; the floor applies.
+    let slow = unpaced_repair_rate(2_000, None);
+    println!("RDATA B/s: fast {fast:.0}, fixed {fixed:.0}, slow {slow:.0}; floor {floor:.0}");
+    assert!(fast > 5.0 * floor && fast < 130e6, "{fast}");
+    assert!(fixed < 1.5 * floor, "{fixed}");
+    assert!(slow < 1.5 * floor, "{slow}");
+}

@@ -331,7 +331,8 @@ pub struct CommonArgs {
     /// the rate limit [default: 0.4].
     #[arg(long, value_parser = parse_share, value_name = "FRACTION")]
     pub repair_share: Option<f64>,
-    /// Sender: cap on repairs in bits/s [default: repair share × --rate, or 100M unpaced].
+    /// Sender: cap on repairs in bits/s [default: repair share × --rate; unpaced, repair share
+    /// × the recent sending rate, at least 100M].
     #[arg(long, value_parser = parse_rate_arg, value_name = "BITS")]
     pub repair_rate: Option<u64>,
     /// Sender: sqns per second one NAKer (by IP address) gets repaired [default: 20000].
