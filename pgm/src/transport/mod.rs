@@ -53,8 +53,8 @@ pub struct Datagram {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TransportStats {
-    /// Packets addressed to neither our group nor our unicast address (another session
-    /// sharing the port or protocol).
+    /// Packets addressed to neither our group nor our unicast address (raw PGM: another
+    /// session's; a UDP socket gets only what is sent to the address it is bound to).
     pub filtered: u64,
     /// Packets larger than the receive buffer (cut short, so dropped).
     pub truncated: u64,
