@@ -12,6 +12,10 @@
 //!   - a receiver binds `group:port` and joins the group on the interface;
 //!   - a sender binds `interface-address:port` for the NAKs and SPMRs unicast to its NLA.
 //!
+//!   Receive sockets ask for UDP_GRO (where the kernel has it): a GSO run that reaches the
+//!   host uncut (a plain veth or bridge LAN, loopback) is queued and read as one datagram
+//!   and cut into packets here, not in the kernel's softirq, one socket buffer per packet.
+//!
 //!   A socket bound to an address receives only datagrams sent to that address, so the
 //!   address it is bound to is each packet's destination: no IP_PKTINFO. (With it the kernel
 //!   computed the destination by a route lookup per datagram and socket, in the softirq that
@@ -38,7 +42,10 @@ use std::{
 };
 
 use pgm::{
-    sys::mmsg::{is_gso_refusal, MmsgReceiver, MmsgSender},
+    sys::{
+        mmsg::{is_gso_refusal, MmsgReceiver, MmsgSender},
+        net::set_udp_gro,
+    },
     transport::{
         Datagram, Outgoing, RecvBatch, Transport, TransportConfig, TransportError, TransportStats,
     },
@@ -123,7 +130,7 @@ impl UdpTransport {
             stats: TransportStats::default(),
             tx: MmsgSender::new().with_scope(cfg.iface.index),
             gso,
-            rx: MmsgReceiver::new(false),
+            rx: MmsgReceiver::new(false).with_gro(),
             v6,
         })
     }
@@ -159,6 +166,8 @@ impl UdpTransport {
         sock.set_reuse_port(true)
             .map_err(io_err("SO_REUSEPORT".into()))?;
         cfg.apply_recv_options(&sock)?;
+        // Without it (kernels before 5.0) the kernel cuts GSO runs and nothing else changes.
+        let _ = set_udp_gro(sock.as_raw_fd());
         let at = cfg.sockaddr(bind, cfg.port);
         sock.bind(&at.into())
             .map_err(io_err(format!("bind {at}")))?;
@@ -224,11 +233,15 @@ impl Transport for UdpTransport {
                     batch.skip(1);
                     continue;
                 }
-                batch.push(Datagram {
+                let d = Datagram {
                     src,
                     dst: rs.bound,
                     pgm: 0..info.len,
-                });
+                };
+                match info.segment {
+                    Some(segment) => batch.push_segments(d, segment),
+                    None => batch.push(d),
+                }
             }
             if got < want {
                 // recvmmsg stops early only when this socket has nothing more: on to the next.
@@ -340,5 +353,61 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(got, [0, 1, 2, 3, 4]);
+    }
+
+    /// A GSO run reaches a receiver on the same host uncut; with UDP_GRO it is read as one
+    /// datagram and cut here into the same packets, the last of a run possibly shorter.
+    #[test]
+    fn gso_runs_are_read_whole_and_cut_into_their_packets() {
+        let pid = std::process::id();
+        let ep = Endpoint::parse(&format!(
+            "127.0.0.1;239.192.{}.7:{}",
+            (pid >> 8) as u8,
+            12_006 + (pid % 1_900) as u16
+        ))
+        .unwrap();
+        let opts = SocketOptions::default();
+        let mut rx = UdpTransport::open(&opts.transport_config(&ep, Role::Receiver), true).unwrap();
+        let mut tx = UdpTransport::open(&opts.transport_config(&ep, Role::Sender), true).unwrap();
+        let sizes = [100, 100, 100, 100, 40, 7];
+        let pkts: Vec<Outgoing> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Outgoing {
+                dst: ep.group,
+                buf: vec![i as u8; n],
+                ttl: None,
+            })
+            .collect();
+        let mut sent = 0;
+        while sent < pkts.len() {
+            sent += tx.send_batch(&pkts[sent..]).unwrap();
+        }
+        let mut got = Vec::new();
+        let mut slots = 0;
+        let mut batch = RecvBatch::new(8, pgm::transport::MAX_DATAGRAM);
+        for _ in 0..200 {
+            batch.clear();
+            rx.recv_batch(&mut batch).unwrap();
+            slots += batch.used_slots();
+            got.extend(batch.iter().map(|(_, pkt)| (pkt[0], pkt.len())));
+            if got.len() >= pkts.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let want: Vec<(u8, usize)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (i as u8, n))
+            .collect();
+        assert_eq!(got, want);
+        // Runs of one size: the four 100 B packets and the 40 B one end a GSO run, the 7 B
+        // one goes alone; read as at most two datagrams and one.
+        assert!(
+            tx.gso && slots <= 3,
+            "{slots} datagrams read for {} packets",
+            pkts.len()
+        );
     }
 }

@@ -355,12 +355,14 @@ pub struct UdpRecvOpts {
     pub timeout_s: f64,
     /// `--max-secs`: the receiver stops after this long in any case.
     pub max_secs: f64,
+    /// `--gro`: read with UDP_GRO.
+    pub gro: bool,
 }
 
 impl UdpRecvOpts {
     /// The argument vector (`recv` first, endpoint last).
     pub fn args(&self, endpoint: &str) -> Vec<String> {
-        vec![
+        [
             "recv".to_owned(),
             "--count".to_owned(),
             self.count.to_string(),
@@ -368,8 +370,11 @@ impl UdpRecvOpts {
             self.timeout_s.to_string(),
             "--max-secs".to_owned(),
             self.max_secs.to_string(),
-            endpoint.to_owned(),
         ]
+        .into_iter()
+        .chain(self.gro.then(|| "--gro".to_owned()))
+        .chain([endpoint.to_owned()])
+        .collect()
     }
 }
 

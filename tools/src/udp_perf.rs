@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! udp-perf send [--count N] [--size B] [--pps R] [--batch K] [--gso] [--max-secs S] udp://ADDR;GROUP:PORT
-//! udp-perf recv [--count N] [--timeout S] [--max-secs S] udp://ADDR;GROUP:PORT
+//! udp-perf recv [--count N] [--timeout S] [--max-secs S] [--gro] udp://ADDR;GROUP:PORT
 //! ```
 //!
 //! Datagram `i` starts with `i` (u64 big-endian); the rest is zero. The sender paces to `--pps`
@@ -13,7 +13,9 @@
 //! "max_rss_kb"}`. The receiver prints `READY` on stderr once it joined the group, stops after
 //! `--count` datagrams, `--timeout` seconds without one (after the first) or `--max-secs` in
 //! all, and prints `{"received","lost","reordered","first_seq","last_seq","elapsed_s","pps",
-//! "last_mono_ns","max_rss_kb"}`; it exits 1 when fewer than `--count` arrived.
+//! "last_mono_ns","max_rss_kb"}`; it exits 1 when fewer than `--count` arrived. With `--gro`
+//! it reads with UDP_GRO, as EPGM receivers do: a GSO run that reached the host uncut is
+//! one read, cut into its datagrams here.
 //!
 //! The endpoint takes the syntax of the PGM tools (`udp://`, `epgm://` or `pgm://` are all
 //! read as plain UDP here): IFACE an interface name or address, GROUP an IPv4 multicast group.
@@ -21,7 +23,13 @@
 use std::{io, net::IpAddr, os::fd::AsRawFd, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use pgm::sys::mmsg::{MmsgReceiver, MmsgSender, Outgoing, GSO_MAX_SEGMENTS};
+use pgm::{
+    sys::{
+        mmsg::{MmsgReceiver, MmsgSender, Outgoing, GSO_MAX_SEGMENTS},
+        net::set_udp_gro,
+    },
+    transport::MAX_DATAGRAM,
+};
 
 use crate::cli::{json_line, max_rss_kb, mono_ns, round3, UdpEndpoint};
 
@@ -90,6 +98,9 @@ pub struct UdpRecvArgs {
     /// Stop after this many seconds in all.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub max_secs: f64,
+    /// Read with UDP_GRO (GSO runs that arrive uncut are read whole, as EPGM reads them).
+    #[arg(long)]
+    pub gro: bool,
 }
 
 /// `udp-perf`'s main.
@@ -221,16 +232,21 @@ struct Counts {
 
 fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
     const BATCH: usize = 64;
-    const BUF: usize = 2048;
     let ep = UdpEndpoint::parse(&a.endpoint).map_err(io::Error::other)?;
     let sock = ep.receiver()?;
+    // A coalesced run takes up to 64 KiB.
+    let (buf, mut rx) = if a.gro {
+        set_udp_gro(sock.as_raw_fd())?;
+        (MAX_DATAGRAM, MmsgReceiver::new(false).with_gro())
+    } else {
+        (2048, MmsgReceiver::new(false))
+    };
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     eprintln!("READY");
     let idle_ns = secs(a.timeout)?;
     let max_ns = secs(a.max_secs)?;
     let wanted = a.count.unwrap_or(u64::MAX);
-    let mut bufs = vec![0u8; BATCH * BUF];
-    let mut rx = MmsgReceiver::new(false);
+    let mut bufs = vec![0u8; BATCH * buf];
     let mut c = Counts::default();
     let start = mono_ns();
     let (mut first_ns, mut last_ns) = (0u64, start);
@@ -239,7 +255,7 @@ fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
         if now - start > max_ns || (c.first.is_some() && now - last_ns > idle_ns) {
             break;
         }
-        let infos = match rx.recv_wait(sock.as_raw_fd(), &mut bufs, BUF, BATCH) {
+        let infos = match rx.recv_wait(sock.as_raw_fd(), &mut bufs, buf, BATCH) {
             Ok(i) => i,
             Err(e)
                 if matches!(
@@ -254,24 +270,26 @@ fn run_recv(a: &UdpRecvArgs) -> io::Result<(String, bool)> {
             Err(e) => return Err(e),
         };
         let t = mono_ns();
-        for (b, info) in bufs.chunks(BUF).zip(infos) {
-            if info.len < 8 {
-                continue;
+        for (b, info) in bufs.chunks(buf).zip(infos) {
+            let len = info.len.min(b.len());
+            let segment = info.segment.unwrap_or(len).max(1);
+            for d in b[..len].chunks(segment) {
+                let Some(s) = d.first_chunk::<8>() else {
+                    continue;
+                };
+                let seq = u64::from_be_bytes(*s);
+                if c.first.is_none() {
+                    c.first = Some(seq);
+                    first_ns = t;
+                }
+                c.received += 1;
+                if seq < c.next {
+                    c.reordered += 1;
+                } else {
+                    c.next = seq + 1;
+                }
+                c.last = c.last.max(seq);
             }
-            let mut s = [0u8; 8];
-            s.copy_from_slice(&b[..8]);
-            let seq = u64::from_be_bytes(s);
-            if c.first.is_none() {
-                c.first = Some(seq);
-                first_ns = t;
-            }
-            c.received += 1;
-            if seq < c.next {
-                c.reordered += 1;
-            } else {
-                c.next = seq + 1;
-            }
-            c.last = c.last.max(seq);
         }
         if !infos.is_empty() {
             last_ns = t;

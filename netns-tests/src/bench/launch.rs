@@ -146,12 +146,12 @@ fn endpoint_of(scheme: &str, host: &Host, group: std::net::Ipv4Addr, port: u16) 
 }
 
 /// Plain UDP multicast: `udp-perf send` (paced by `--pps`; with `gso`, each burst one UDP
-/// GSO send) → `udp-perf recv`.
+/// GSO send) → `udp-perf recv` (with `gso`, reading with UDP_GRO as EPGM does).
 #[derive(Debug, Clone)]
 pub struct UdpPerf {
     /// `udp-perf`.
     pub program: PathBuf,
-    /// `--gso` on the sender.
+    /// `--gso` on the sender, `--gro` on the receivers.
     pub gso: bool,
 }
 
@@ -161,6 +161,7 @@ impl Launcher for UdpPerf {
             count: load.count,
             timeout_s: load.idle_s,
             max_secs: load.deadline_s,
+            gro: self.gso,
         };
         let ep = endpoint_of("udp", host, GROUP, load.port);
         Cmd::new(&self.program, o.args(&ep))

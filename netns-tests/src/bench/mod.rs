@@ -146,7 +146,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Udp => "plain UDP (udp-perf)",
-            System::UdpGso => "plain UDP with GSO (udp-perf --gso)",
+            System::UdpGso => "plain UDP with GSO (udp-perf --gso, receivers --gro)",
             System::OpenPgm => "OpenPGM 5.3 raw PGM",
             System::Zmq => "libzmq 4.3 PUB/SUB epgm",
             System::OursRaw => "ours, raw PGM",

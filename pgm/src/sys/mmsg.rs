@@ -356,10 +356,13 @@ pub struct RecvInfo {
     pub src: Option<IpAddr>,
     /// The header destination from IP_PKTINFO or IPV6_PKTINFO, when asked for and present.
     pub dst: Option<IpAddr>,
+    /// With UDP_GRO ([`MmsgReceiver::with_gro`]): the slot holds several datagrams of the
+    /// same flow back to back, each this many bytes (the last may be shorter).
+    pub segment: Option<usize>,
 }
 
 /// Control buffer per message: room for one IP_PKTINFO (`CMSG_SPACE(12)` = 32 on 64-bit) or
-/// IPV6_PKTINFO (`CMSG_SPACE(20)` = 40) and then some. u64 elements keep it aligned for `cmsghdr`.
+/// IPV6_PKTINFO (`CMSG_SPACE(20)` = 40), and a UDP_GRO (`CMSG_SPACE(4)` = 24) besides. u64 elements keep it aligned for `cmsghdr`.
 type Control = [u64; 8];
 
 /// Receives batches with one `recvmmsg` each.
@@ -370,6 +373,8 @@ pub struct MmsgReceiver {
     control: Vec<Control>,
     infos: Vec<RecvInfo>,
     pktinfo: bool,
+    /// Read UDP_GRO control messages.
+    gro: bool,
     /// The buffer (address, slot length) and header count the headers point at now.
     prepared: ((usize, usize), usize),
     /// Headers the kernel wrote to in the last call.
@@ -384,6 +389,7 @@ impl std::fmt::Debug for MmsgReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MmsgReceiver")
             .field("pktinfo", &self.pktinfo)
+            .field("gro", &self.gro)
             .finish_non_exhaustive()
     }
 }
@@ -403,12 +409,28 @@ impl MmsgReceiver {
                 })
                 .collect(),
             names: (0..BATCH).map(|_| zeroed_sockaddr()).collect(),
-            control: vec![[0; 8]; if pktinfo { BATCH } else { 0 }],
+            control: vec![[0; 8]; BATCH],
             infos: Vec::with_capacity(BATCH),
             pktinfo,
+            gro: false,
             prepared: ((0, 0), 0),
             written: 0,
         }
+    }
+
+    /// These headers, also reading UDP_GRO control messages ([`RecvInfo::segment`]); the
+    /// socket must have UDP_GRO on ([`crate::sys::net::set_udp_gro`]), and slots should take
+    /// 64 KiB: a coalesced run longer than its slot is cut short.
+    #[must_use]
+    pub fn with_gro(mut self) -> Self {
+        self.gro = true;
+        self.prepared = ((0, 0), 0);
+        self
+    }
+
+    /// Control messages are read.
+    fn control(&self) -> bool {
+        self.pktinfo || self.gro
     }
 
     /// Receives up to `max` datagrams (at most [`BATCH`], at most what fits) into `spare`,
@@ -454,9 +476,10 @@ impl MmsgReceiver {
         if self.prepared.0 == key && self.prepared.1 >= n {
             // Same buffers as last time: only the headers the kernel wrote need resetting
             // (a spinning caller mostly gets EAGAIN and rewrites nothing).
+            let control = self.control();
             for h in &mut self.hdrs[..self.written] {
                 h.msg_hdr.msg_namelen = mem::size_of::<SockAddr>() as libc::socklen_t;
-                if self.pktinfo {
+                if control {
                     h.msg_hdr.msg_controllen = mem::size_of::<Control>();
                 }
                 h.msg_hdr.msg_flags = 0;
@@ -482,16 +505,17 @@ impl MmsgReceiver {
         for i in 0..got {
             let h = &self.hdrs[i];
             let src = read_sockaddr(&self.names[i], h.msg_hdr.msg_namelen as usize);
-            let dst = if self.pktinfo {
-                pktinfo_dst(&h.msg_hdr)
+            let (dst, segment) = if self.control() {
+                read_control(&h.msg_hdr)
             } else {
-                None
+                (None, None)
             };
             self.infos.push(RecvInfo {
                 len: h.msg_len as usize,
                 truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
                 src,
                 dst,
+                segment,
             });
         }
         Ok(&self.infos)
@@ -501,6 +525,7 @@ impl MmsgReceiver {
     fn prepare(&mut self, base: *mut u8, slot_len: usize, n: usize) {
         let names = self.names.as_mut_ptr();
         let iovs = self.iovs.as_mut_ptr();
+        let with_control = self.control();
         let control = self.control.as_mut_ptr();
         for i in 0..n {
             self.iovs[i] = libc::iovec {
@@ -515,8 +540,8 @@ impl MmsgReceiver {
             // SAFETY: as above.
             h.msg_hdr.msg_iov = unsafe { iovs.add(i) };
             h.msg_hdr.msg_iovlen = 1;
-            if self.pktinfo {
-                // SAFETY: as above; `control` has BATCH entries when `pktinfo` is set.
+            if with_control {
+                // SAFETY: as above; `control` has BATCH entries.
                 h.msg_hdr.msg_control = unsafe { control.add(i) }.cast();
                 h.msg_hdr.msg_controllen = mem::size_of::<Control>();
             } else {
@@ -529,9 +554,11 @@ impl MmsgReceiver {
     }
 }
 
-/// The destination address of an IP_PKTINFO or IPV6_PKTINFO control message in `msg`, if any.
-fn pktinfo_dst(msg: &libc::msghdr) -> Option<IpAddr> {
+/// The destination address of an IP_PKTINFO or IPV6_PKTINFO control message in `msg`, and
+/// the segment size of a UDP_GRO one (only when it splits the datagram: one segment is none).
+fn read_control(msg: &libc::msghdr) -> (Option<IpAddr>, Option<usize>) {
     let mut dst = None;
+    let mut segment = None;
     // SAFETY: the CMSG_* walk stays within msg_controllen as the kernel set it, and the
     // control buffer is alive (owned by the receiver).
     unsafe {
@@ -548,11 +575,15 @@ fn pktinfo_dst(msg: &libc::msghdr) -> Option<IpAddr> {
                 let info: libc::in6_pktinfo =
                     std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>());
                 dst = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+            } else if c.cmsg_level == libc::SOL_UDP && c.cmsg_type == libc::UDP_GRO {
+                let size: libc::c_int =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                segment = usize::try_from(size).ok().filter(|&s| s > 0);
             }
             cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    dst
+    (dst, segment)
 }
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ pub fn set_pktinfo(fd: RawFd, v6: bool) -> io::Result<()> {
     }
 }
 
+/// Turns UDP_GRO on: the kernel may hand over a run of same-size datagrams of one flow as one
+/// (a GSO run that was never cut, or one coalesced on receive), with its segment size in a
+/// control message; no per-datagram socket queueing.
+pub fn set_udp_gro(fd: RawFd) -> io::Result<()> {
+    set_int_option(fd, libc::SOL_UDP, libc::UDP_GRO, 1)
+}
+
 /// Joins the source-specific group (`source`, `group`) on interface `index`
 /// (MCAST_JOIN_SOURCE_GROUP, RFC 3678 §5.1: the protocol-independent form, which IPv6 needs).
 pub fn join_source_group(fd: RawFd, index: u32, source: IpAddr, group: IpAddr) -> io::Result<()> {

@@ -111,6 +111,33 @@ impl RecvBatch {
         self.used += 1;
     }
 
+    /// Accepts the datagrams of a UDP_GRO run in the next spare slot: `d.pgm` (relative to
+    /// the slot, clamped to it) cut into `segment`-byte datagrams, the last possibly shorter.
+    ///
+    /// # Panics
+    /// When no slot is spare.
+    pub fn push_segments(&mut self, d: Datagram, segment: usize) {
+        assert!(
+            self.used < self.slots,
+            "RecvBatch::push_segments on a full batch"
+        );
+        let Datagram { src, dst, pgm } = d;
+        let base = self.used * self.slot_len;
+        let end = base + pgm.end.min(self.slot_len);
+        let mut at = base + pgm.start.min(pgm.end.min(self.slot_len));
+        let segment = segment.max(1);
+        while at < end {
+            let next = (at + segment).min(end);
+            self.datagrams.push(Datagram {
+                src,
+                dst,
+                pgm: at..next,
+            });
+            at = next;
+        }
+        self.used += 1;
+    }
+
     /// Consumes `n` spare slots without accepting what is in them.
     pub fn skip(&mut self, n: usize) {
         self.used = (self.used + n).min(self.slots);
@@ -208,6 +235,18 @@ mod tests {
         b.push(dgram(70..80));
         assert_eq!(b.range(1), 20..20);
         b.skip(5);
+        assert_eq!(b.spare_slots(), 0);
+    }
+
+    #[test]
+    fn a_gro_run_is_cut_into_its_segments_within_one_slot() {
+        let mut b = RecvBatch::new(3, 100);
+        b.push_segments(dgram(0..10), 4);
+        b.push(dgram(0..1));
+        // Clamped to the slot like `push`; a zero segment size is taken as 1.
+        b.push_segments(dgram(98..300), 0);
+        let got: Vec<_> = (0..b.len()).map(|i| b.range(i)).collect();
+        assert_eq!(got, [0..4, 4..8, 8..10, 100..101, 298..299, 299..300]);
         assert_eq!(b.spare_slots(), 0);
     }
 }

@@ -187,7 +187,7 @@ pub(super) fn summary(m: &mut String, cfg: &Config, bench: &Bench) {
         "Highest rate delivered gap-free to both receivers (msg/s; plain UDP: datagrams/s), and \
          ours against the UDP limit sent the same way on the same LAN: raw PGM against \
          `sendmmsg` without GSO (raw sockets have no GSO), EPGM and pub/sub against UDP GSO \
-         (as EPGM sends runs of packets).\n"
+         with GRO at the receivers (as EPGM sends and reads runs of packets).\n"
     );
     let mut t = LanTable::new(bench, "workload", &["UDP limit", "ours", "ours/limit"]);
     summary_limit_rows(&mut t);
@@ -217,7 +217,7 @@ fn summary_limit_rows(t: &mut LanTable<'_>) {
     for size in SIZES {
         for (sys, how) in [
             (System::Udp, "sendmmsg, no GSO"),
-            (System::UdpGso, "with GSO"),
+            (System::UdpGso, "with GSO and GRO"),
         ] {
             t.row(format!("plain UDP {size} B, {how}"), |res| {
                 vec![opt_rate(res.rate(sys, size)), dash(), dash()]

@@ -134,7 +134,7 @@ fn the_summary_has_one_column_per_lan_for_each_figure() {
     };
     assert_eq!(row_of("plain UDP 64 B, sendmmsg")[1..3], ["100 k", "90 k"]);
     assert_eq!(
-        row_of("plain UDP 64 B, with GSO")[1..3],
+        row_of("plain UDP 64 B, with GSO and GRO")[1..3],
         ["1.00 M", "300 k"]
     );
     // Ours against the limit of its own method and LAN.
