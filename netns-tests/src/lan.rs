@@ -70,7 +70,8 @@ pub enum Segmentation {
     /// At the bridge ports (`gso_max_segs 1` on `vhN`): the sending host offloads it.
     Switch,
     /// Nowhere on the LAN (no device limits GSO, the kernel's defaults): super-packets reach
-    /// the receiving hosts whole and their UDP stacks cut them in software, per receiver.
+    /// the receiving hosts whole; each receiving socket reads them whole (UDP_GRO) or has its
+    /// UDP stack cut them in software.
     Plain,
 }
 

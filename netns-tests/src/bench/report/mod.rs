@@ -151,8 +151,9 @@ fn lan_text(lan: Segmentation) -> &'static str {
         }
         Segmentation::Plain => {
             "a bridge and veths on the kernel's defaults, as a user builds one: no device \
-             limits GSO, so UDP GSO runs reach the receiving hosts whole and their UDP stacks \
-             cut them into datagrams in software, once per receiver."
+             limits GSO, so UDP GSO runs reach the receiving hosts whole: a socket with \
+             UDP_GRO (EPGM's, `udp-perf --gro`) reads a run as one datagram and cuts it in user \
+             space, any other socket has its UDP stack cut it into datagrams in software."
         }
         Segmentation::Host => {
             "UDP GSO runs are cut into datagrams at the sender's `eth0` (`gso_max_segs 1`), \
