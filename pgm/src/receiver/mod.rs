@@ -748,6 +748,15 @@ impl Receiver {
             }
         }
         w.saw_data(d.sqn);
+        // The first data follows the lead an SPM announced before it: they agree (a session
+        // whose first sqn was lost delivers nothing in order until the repair, and while data
+        // flows the source sends no SPM to agree with).
+        if let Some(lead) = peer.spm_lead_before_data.take() {
+            let ahead = d.sqn.diff(lead);
+            if ahead >= 1 && u32::try_from(ahead).is_ok_and(|a| a <= limits.probation_sqns) {
+                peer.spm_agreements += 1;
+            }
+        }
         if let Some(trail) = peer.agreed_trail(d.trail) {
             if let Some(w) = peer.window.as_mut() {
                 w.source_trail(trail);
@@ -776,7 +785,11 @@ impl Receiver {
         };
         w.shed(&mut self.delivered, |w| w.bytes > max_bytes);
         let in_order = w.delivered_sqns + w.leading_data();
-        let agreed = peer.spm_agreements >= 1 && in_order >= 1;
+        // An SPM agreed with data seen (see `on_spm`). Nothing need be deliverable yet: a
+        // session whose first sqn was lost delivers nothing until it is repaired, and kept on
+        // probation meanwhile it gave that sqn up once the probation span filled (16 ms at
+        // 62 500 packets/s) if the first repair was slower.
+        let agreed = peer.spm_agreements >= 1;
         if !peer.confirmed && (in_order >= 2 || agreed) {
             self.confirm(tsi);
             if catch_up {
@@ -984,13 +997,18 @@ impl Receiver {
         if no_window {
             return;
         }
-        // An SPM that agrees with the data seen is half of what confirms a session.
-        if let Some(dl) = peer.window.as_ref().and_then(|w| w.data_lead) {
-            let ahead = spm.lead.diff(dl);
-            let near = u32::try_from(ahead).is_ok_and(|a| a < limits.probation_sqns);
-            if near && spm.trail.diff(dl) <= 1 {
-                peer.spm_agreements += 1;
+        // An SPM that agrees with the data seen is half of what confirms a session; one heard
+        // before any data is checked against the first data (see `on_data`).
+        match peer.window.as_ref().and_then(|w| w.data_lead) {
+            Some(dl) => {
+                let ahead = spm.lead.diff(dl);
+                let near = u32::try_from(ahead).is_ok_and(|a| a < limits.probation_sqns);
+                if near && spm.trail.diff(dl) <= 1 {
+                    peer.spm_agreements += 1;
+                }
             }
+            None if spm.trail.diff(spm.lead) <= 1 => peer.spm_lead_before_data = Some(spm.lead),
+            None => {}
         }
         let trail = peer.agreed_trail(spm.trail);
         // Nothing is requested from before the SPM's lead (what the source held before is

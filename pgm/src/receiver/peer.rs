@@ -176,6 +176,9 @@ pub(crate) struct Peer {
     pub(crate) confirmed: bool,
     /// SPMs that agreed with the data seen (half of what confirms a session).
     pub(crate) spm_agreements: u32,
+    /// The lead of an SPM heard before any data (the source's announcement at its start):
+    /// the first data agrees with it when it follows closely.
+    pub(crate) spm_lead_before_data: Option<SeqNo>,
     /// `PeerJoined` was reported (at its first delivered APDU).
     pub(crate) announced: bool,
     /// When a packet was last heard from the session.
@@ -220,6 +223,7 @@ impl Peer {
             accounted: 0,
             confirmed: false,
             spm_agreements: 0,
+            spm_lead_before_data: None,
             announced: false,
             heard: now,
             credit: 0,
