@@ -12,6 +12,10 @@ use super::Datagram;
 /// fits, so a sender with a larger TPDU than ours is never cut short.
 pub const MAX_DATAGRAM: usize = 65_536;
 
+/// Most datagrams one UDP_GRO read may hold: the kernel's own limit on a coalesced run
+/// (UDP_MAX_SEGMENTS, 128 since Linux 6.9; 64 before).
+pub const MAX_GRO_SEGMENTS: usize = 128;
+
 /// Received datagrams in fixed-size slots of one buffer, filled by
 /// [`Transport::recv_batch`](super::Transport::recv_batch).
 ///
@@ -113,10 +117,13 @@ impl RecvBatch {
 
     /// Accepts the datagrams of a UDP_GRO run in the next spare slot: `d.pgm` (relative to
     /// the slot, clamped to it) cut into `segment`-byte datagrams, the last possibly shorter.
+    /// A run of more than [`MAX_GRO_SEGMENTS`] (more than the kernel coalesces) is not
+    /// believed: the slot is skipped and `false` returned, so one slot never holds more than
+    /// that many datagrams.
     ///
     /// # Panics
     /// When no slot is spare.
-    pub fn push_segments(&mut self, d: Datagram, segment: usize) {
+    pub fn push_segments(&mut self, d: Datagram, segment: usize) -> bool {
         assert!(
             self.used < self.slots,
             "RecvBatch::push_segments on a full batch"
@@ -126,6 +133,10 @@ impl RecvBatch {
         let end = base + pgm.end.min(self.slot_len);
         let mut at = base + pgm.start.min(pgm.end.min(self.slot_len));
         let segment = segment.max(1);
+        if (end - at).div_ceil(segment) > MAX_GRO_SEGMENTS {
+            self.used += 1;
+            return false;
+        }
         while at < end {
             let next = (at + segment).min(end);
             self.datagrams.push(Datagram {
@@ -136,6 +147,7 @@ impl RecvBatch {
             at = next;
         }
         self.used += 1;
+        true
     }
 
     /// Consumes `n` spare slots without accepting what is in them.
@@ -241,12 +253,22 @@ mod tests {
     #[test]
     fn a_gro_run_is_cut_into_its_segments_within_one_slot() {
         let mut b = RecvBatch::new(3, 100);
-        b.push_segments(dgram(0..10), 4);
+        assert!(b.push_segments(dgram(0..10), 4));
         b.push(dgram(0..1));
         // Clamped to the slot like `push`; a zero segment size is taken as 1.
-        b.push_segments(dgram(98..300), 0);
+        assert!(b.push_segments(dgram(98..300), 0));
         let got: Vec<_> = (0..b.len()).map(|i| b.range(i)).collect();
         assert_eq!(got, [0..4, 4..8, 8..10, 100..101, 298..299, 299..300]);
         assert_eq!(b.spare_slots(), 0);
+    }
+
+    #[test]
+    fn a_gro_run_of_more_segments_than_the_kernel_makes_is_skipped() {
+        let mut b = RecvBatch::new(2, MAX_DATAGRAM);
+        // 129 one-byte datagrams claimed: refused, the slot consumed, nothing accepted.
+        assert!(!b.push_segments(dgram(0..MAX_GRO_SEGMENTS + 1), 1));
+        assert_eq!((b.len(), b.spare_slots()), (0, 1));
+        assert!(b.push_segments(dgram(0..MAX_GRO_SEGMENTS), 1));
+        assert_eq!((b.len(), b.spare_slots()), (MAX_GRO_SEGMENTS, 0));
     }
 }

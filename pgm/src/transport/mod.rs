@@ -17,7 +17,7 @@ mod dual;
 mod lossy;
 pub mod raw;
 
-pub use batch::{RecvBatch, MAX_DATAGRAM};
+pub use batch::{RecvBatch, MAX_DATAGRAM, MAX_GRO_SEGMENTS};
 pub use dual::DualPath;
 pub use lossy::Lossy;
 
