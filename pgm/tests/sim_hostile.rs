@@ -20,7 +20,7 @@ use pgm::{
     wire::{Body, Data, Gsi, Nak, NakList, Options, PacketRepr, SeqNo, Spm, Tsi},
     FecConfig, Receiver, Source, SourceConfig, Transmit,
 };
-use support::{apdu, rx_addr, Lan, DPORT, GROUP, SRC_ADDR, TSI};
+use support::{apdu, downstream, rx_addr, Lan, DPORT, GROUP, SRC_ADDR, TSI};
 
 const FORGER: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 9, 9));
 
@@ -50,20 +50,6 @@ fn forged_tsi(k: u32) -> Tsi {
         gsi: Gsi([0xf0, 0x0d, b[0], b[1], b[2], b[3]]),
         sport: 30_000 + (k % 20_000) as u16,
     }
-}
-
-fn downstream(tsi: Tsi, body: Body, options: &Options, payload: &[u8]) -> Vec<u8> {
-    PacketRepr {
-        sport: tsi.sport,
-        dport: DPORT,
-        gsi: tsi.gsi,
-        parity: false,
-        var_pktlen: false,
-        body,
-        options: *options,
-        payload,
-    }
-    .to_vec()
 }
 
 fn odata(tsi: Tsi, sqn: u32, trail: u32) -> Vec<u8> {
@@ -474,21 +460,33 @@ fn a_storm_backlog_does_not_delay_a_real_repair() {
     assert_eq!((st.repairs_queued, st.rdata_sent), (0, u64::from(SENT)));
 }
 
+/// A source with the per-NAKer budget `burst` sqns at `rate` sqns/s (`fec` on demand with
+/// groups of that size), that has sent APDUs `0..sent` (20 B each), all at time 0.
+fn sent_source(burst: u32, rate: u32, fec: Option<u8>, sent: u64) -> Source {
+    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
+    cfg.fec = fec.map(|k| FecConfig::on_demand(k).unwrap_or_else(|e| panic!("{e}")));
+    cfg.repair.per_naker_burst = burst;
+    cfg.repair.per_naker_rate = rate;
+    let mut src = Source::new(cfg);
+    let mut buf = Vec::new();
+    for i in 0..sent {
+        src.send(Instant::from_millis(0), &apdu(i, 20))
+            .expect("send");
+        while src
+            .poll_transmit(Instant::from_millis(0), &mut buf)
+            .is_some()
+        {}
+    }
+    src
+}
+
 /// Item 3: one NAKer has at most `per_naker_burst` sqns waiting for RDATA, however many it
 /// asks for (a sqn may wait in several NAKers' queues, so each queue needs its own bound);
 /// another NAKer still gets in.
 #[test]
 fn a_nakers_repair_queue_is_bounded() {
-    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
-    cfg.repair.per_naker_burst = 500;
-    cfg.repair.per_naker_rate = 1_000_000;
-    let mut src = Source::new(cfg);
+    let mut src = sent_source(500, 1_000_000, None, 2000);
     let now = Instant::from_millis(0);
-    let mut buf = Vec::new();
-    for i in 0..2000u64 {
-        src.send(now, &apdu(i, 20)).expect("send");
-        while src.poll_transmit(now, &mut buf).is_some() {}
-    }
     for round in 0..3 {
         for first in (0..2000u32).step_by(63) {
             let sqns: Vec<u32> = (first..(first + 63).min(2000)).collect();
@@ -517,16 +515,8 @@ fn a_nakers_repair_queue_is_bounded() {
 /// repaired. Sqns refused for want of budget are not queued at all.
 #[test]
 fn repeated_naks_for_queued_repairs_cost_no_budget() {
-    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
-    cfg.repair.per_naker_burst = 100;
-    cfg.repair.per_naker_rate = 1;
-    let mut src = Source::new(cfg);
+    let mut src = sent_source(100, 1, None, 200);
     let now = Instant::from_millis(0);
-    let mut buf = Vec::new();
-    for i in 0..200u64 {
-        src.send(now, &apdu(i, 20)).expect("send");
-        while src.poll_transmit(now, &mut buf).is_some() {}
-    }
     let first: Vec<u32> = (0..60).collect();
     for _ in 0..20 {
         src.handle_packet(now, rx_addr(0), SRC_ADDR, &nak(&first));
@@ -555,17 +545,9 @@ fn repeated_naks_for_queued_repairs_cost_no_budget() {
 #[test]
 fn a_nakers_parity_queue_is_bounded() {
     const K: u32 = 16;
-    let mut cfg = SourceConfig::new(TSI, DPORT, GROUP, SRC_ADDR);
-    cfg.fec = Some(FecConfig::on_demand(K as u8).unwrap_or_else(|e| panic!("{e}")));
-    cfg.repair.per_naker_burst = 500;
-    cfg.repair.per_naker_rate = 1_000_000;
-    let mut src = Source::new(cfg);
+    let mut src = sent_source(500, 1_000_000, Some(K as u8), 2048);
     let now = Instant::from_millis(0);
     let mut buf = Vec::new();
-    for i in 0..2048u64 {
-        src.send(now, &apdu(i, 20)).expect("send");
-        while src.poll_transmit(now, &mut buf).is_some() {}
-    }
     // Every group, all K packets each, three times (a new elimination interval each round).
     let groups: Vec<u32> = (0..2048 / K).map(|g| g * K + (K - 1)).collect();
     for round in 0..3 {

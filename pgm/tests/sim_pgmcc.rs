@@ -339,6 +339,32 @@ fn upstream(tsi: Tsi, body: Body, fb: Option<PgmccFeedback>) -> Vec<u8> {
     .to_vec()
 }
 
+/// ODATA (RDATA when `repair`) of `tsi` with sqn `sqn` (trail 0) and OPT_PGMCC_DATA naming
+/// `acker` with `tstamp`.
+fn naming_acker(
+    tsi: Tsi,
+    repair: bool,
+    sqn: u32,
+    tstamp: u32,
+    acker: IpAddr,
+    payload: &[u8],
+) -> Vec<u8> {
+    let data = Data {
+        sqn: SeqNo(sqn),
+        trail: SeqNo(0),
+    };
+    let body = if repair {
+        Body::Rdata(data)
+    } else {
+        Body::Odata(data)
+    };
+    let options = Options {
+        pgmcc_data: Some(PgmccData { tstamp, acker }),
+        ..Options::default()
+    };
+    support::downstream(tsi, body, &options, payload)
+}
+
 /// xorshift64: forged fields, reproducible from the printed seed.
 fn next(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -488,26 +514,7 @@ fn forged_acker_designation_is_budgeted() {
     // One second of forged ODATA, 100 000 packets, each naming us ACKer.
     for i in 0..100_000u32 {
         let now = Instant::from_micros(u64::from(i) * 10);
-        let odata = PacketRepr {
-            sport: forged.sport,
-            dport: DPORT,
-            gsi: forged.gsi,
-            parity: false,
-            var_pktlen: false,
-            body: Body::Odata(Data {
-                sqn: SeqNo(i),
-                trail: SeqNo(0),
-            }),
-            options: Options {
-                pgmcc_data: Some(PgmccData {
-                    tstamp: i,
-                    acker: me,
-                }),
-                ..Options::default()
-            },
-            payload: b"forged",
-        }
-        .to_vec();
+        let odata = naming_acker(forged, false, i, i, me, b"forged");
         rx.handle_packet(now, forger, GROUP, &odata);
         rx.handle_timeout(now);
         while rx.poll_transmit(now, &mut buf).is_some() {
@@ -549,28 +556,7 @@ fn acker_of_the_latest_odata_acks_repairs() {
     let mut feed = |sqn: u32, repair: bool, acker: IpAddr| -> usize {
         t += 1_000;
         let now = Instant::from_micros(t);
-        let data = Data {
-            sqn: SeqNo(sqn),
-            trail: SeqNo(0),
-        };
-        let packet = PacketRepr {
-            sport: tsi.sport,
-            dport: DPORT,
-            gsi: tsi.gsi,
-            parity: false,
-            var_pktlen: false,
-            body: if repair {
-                Body::Rdata(data)
-            } else {
-                Body::Odata(data)
-            },
-            options: Options {
-                pgmcc_data: Some(PgmccData { tstamp: sqn, acker }),
-                ..Options::default()
-            },
-            payload: b"data",
-        }
-        .to_vec();
+        let packet = naming_acker(tsi, repair, sqn, sqn, acker, b"data");
         rx.handle_packet(now, source, GROUP, &packet);
         let mut acks = 0;
         while rx.poll_transmit(now, &mut buf).is_some() {
@@ -833,26 +819,7 @@ fn a_receiver_reports_once_whoever_is_acker() {
     let mut reports = Vec::new();
     for i in 0..200u32 {
         let now = Instant::from_micros(u64::from(i) * 100);
-        let packet = PacketRepr {
-            sport: tsi.sport,
-            dport: DPORT,
-            gsi: tsi.gsi,
-            parity: false,
-            var_pktlen: false,
-            body: Body::Odata(Data {
-                sqn: SeqNo(i),
-                trail: SeqNo(0),
-            }),
-            options: Options {
-                pgmcc_data: Some(PgmccData {
-                    tstamp: i / 10,
-                    acker: other,
-                }),
-                ..Options::default()
-            },
-            payload: b"data",
-        }
-        .to_vec();
+        let packet = naming_acker(tsi, false, i, i / 10, other, b"data");
         rx.handle_packet(now, source, GROUP, &packet);
         rx.handle_timeout(now);
         while let Some(t) = rx.poll_transmit(now, &mut buf) {

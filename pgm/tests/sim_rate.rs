@@ -129,28 +129,7 @@ impl Node for NakStorm {
             return None;
         }
         self.next = now + self.interval;
-        buf.clear();
-        let first = SeqNo(self.sqn);
-        let list: Vec<SeqNo> = (1..=62).map(|k| first.add(k)).collect();
-        let options = Options {
-            nak_list: Some(NakList::from_slice(&list)),
-            ..Options::default()
-        };
-        PacketRepr {
-            sport: DPORT,
-            dport: TSI.sport,
-            gsi: TSI.gsi,
-            parity: false,
-            var_pktlen: false,
-            body: Body::Nak(Nak {
-                sqn: first,
-                src_nla: SRC_ADDR,
-                grp_nla: GROUP,
-            }),
-            options,
-            payload: &[],
-        }
-        .emit(buf);
+        emit_nak63(self.sqn, buf);
         // Sweep the sqns the source has sent so far (about 1000 per second).
         self.sqn = (self.sqn + 63) % ((now.as_micros() / 1000) as u32 + 64);
         Some(Transmit::new(SRC_ADDR, buf.len()))
@@ -187,10 +166,11 @@ fn nak_storm_neither_breaks_the_rate_nor_starves_odata() {
     assert_eq!(lan.checkers[0].errors, Vec::<String>::new());
 }
 
-/// A NAK for the 63 sqns from `first`, from the source's receivers' side.
-fn nak63(first: u32) -> Vec<u8> {
+/// Writes into `buf` (cleared first) a NAK for the 63 sqns from `first`, from the source's
+/// receivers' side.
+fn emit_nak63(first: u32, buf: &mut Vec<u8>) {
     let list: Vec<SeqNo> = (1..=62).map(|k| SeqNo(first).add(k)).collect();
-    let mut buf = Vec::new();
+    buf.clear();
     PacketRepr {
         sport: DPORT,
         dport: TSI.sport,
@@ -208,8 +188,7 @@ fn nak63(first: u32) -> Vec<u8> {
         },
         payload: &[],
     }
-    .emit(&mut buf);
-    buf
+    .emit(buf);
 }
 
 /// RDATA bytes/s an unpaced source gives a burst of NAKs for 6 300 sqns after 300 ms of
@@ -230,13 +209,10 @@ fn unpaced_repair_rate(pps: u64, cap: Option<u64>) -> f64 {
     }
     let before = src.stats();
     let trail = src.txw_trail().0;
+    let mut nak = Vec::new();
     for k in 0..100 {
-        src.handle_packet(
-            now,
-            "10.0.0.2".parse().expect("addr"),
-            GROUP,
-            &nak63(trail + 63 * k),
-        );
+        emit_nak63(trail + 63 * k, &mut nak);
+        src.handle_packet(now, "10.0.0.2".parse().expect("addr"), GROUP, &nak);
     }
     let end = now + Duration::from_millis(20);
     while now < end {

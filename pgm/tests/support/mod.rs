@@ -15,7 +15,7 @@ use pgm::{
     sim::{LinkConfig, NodeId, SeedGuard, Sim},
     source::SendError,
     time::Instant,
-    wire::{Body, PacketRepr},
+    wire::{Body, Options, PacketRepr},
     wire::{Gsi, SeqNo, Tsi},
     Event, Receiver, ReceiverConfig, Source, SourceConfig,
 };
@@ -229,6 +229,21 @@ impl Lan {
             self.drain(sizes);
         }
     }
+}
+
+/// A downstream packet (ODATA, RDATA, SPM, NCF…) of session `tsi` to [`DPORT`].
+pub(crate) fn downstream(tsi: Tsi, body: Body, options: &Options, payload: &[u8]) -> Vec<u8> {
+    PacketRepr {
+        sport: tsi.sport,
+        dport: DPORT,
+        gsi: tsi.gsi,
+        parity: false,
+        var_pktlen: false,
+        body,
+        options: *options,
+        payload,
+    }
+    .to_vec()
 }
 
 /// A link filter that drops `percent` % of ODATA (xorshift from `seed`, so a run is
