@@ -52,8 +52,10 @@ pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
                   is given. --timeout 0 means forever.\n\
                   --verify expects [topic][test message] and checks the per-topic sequence of \
                   each publisher (TSI; a restarted publisher starts again at 0) and the CRC; \
-                  it prints one JSON line at the end: received, topics {topic: count}, gaps, \
-                  duplicates, corrupt (bad CRC, short, or not 2 frames), unrecoverable \
+                  it prints one JSON line at the end: received, topics {topic: count; past \
+                  262 144 topics the rest count under \"(other topics)\"}, gaps, duplicates, \
+                  untracked (messages of (publisher, topic) streams past the first 262 144, \
+                  not sequence-checked), corrupt (bad CRC, short, or not 2 frames), unrecoverable \
                   (sequence numbers the transport reported lost), filtered_out, elapsed_s, \
                   msgs_per_s, gap_events, naks_sent, repaired, cpu_s (CPU seconds, all threads), senders, decode_errors, \
                   policy_dropped, conflated, drop_events, policy_skipped, held_max, \
@@ -270,6 +272,7 @@ impl SubOutcome {
             ("topics", v.topics_json()),
             ("gaps", v.gaps.into()),
             ("duplicates", v.duplicates.into()),
+            ("untracked", v.untracked.into()),
             ("corrupt", ok.corrupt.into()),
             ("unrecoverable", ok.unrecoverable.into()),
             ("filtered_out", self.filtered_out.into()),

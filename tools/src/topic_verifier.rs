@@ -9,6 +9,16 @@ use pubsub::Message;
 
 use crate::cli::{check_test_message, Senders};
 
+/// (publisher, topic) streams whose sequence is tracked; messages of further streams are
+/// counted (`untracked`), not checked. Valid test messages are easy to forge, so a forger
+/// could otherwise grow the verifier without end.
+pub const MAX_STREAMS: usize = 262_144;
+/// Topics with a count of their own (`topics`, `first_seq`, `last_seq`); messages of further
+/// topics are counted under [`OTHER_TOPICS`].
+pub const MAX_TOPICS: usize = 262_144;
+/// The `topics` key that counts the topics past [`MAX_TOPICS`].
+pub const OTHER_TOPICS: &str = "(other topics)";
+
 /// Checks `[topic][test message]` messages: per publisher (TSI) and topic, the sequence must
 /// go up by one; every payload must pass its CRC.
 ///
@@ -37,8 +47,15 @@ pub struct TopicVerifier {
     pub policy_skipped: u64,
     /// Per-publisher counts: verified publishers and the others.
     pub senders: Senders,
-    /// Messages delivered per topic (valid messages when verifying, all when printing).
+    /// Messages delivered per topic (valid messages when verifying, all when printing), for
+    /// the first [`MAX_TOPICS`] topics.
     pub topics: FastMap<Vec<u8>, u64>,
+    /// Messages of topics past [`MAX_TOPICS`].
+    pub other_topics: u64,
+    /// (Publisher, topic) streams tracked in `next`.
+    streams: usize,
+    /// Valid messages of streams past [`MAX_STREAMS`]: counted, their sequence not checked.
+    pub untracked: u64,
     /// Messages delivered: of verified publishers when verifying (what `--count` counts), all
     /// of them when printing.
     pub received: u64,
@@ -61,7 +78,7 @@ impl TopicVerifier {
     /// Print mode: counts a delivered message without checking it.
     pub fn count_unchecked(&mut self, topic: &[u8]) {
         self.received += 1;
-        count_topic(&mut self.topics, topic);
+        self.count_topic(topic);
     }
 
     /// A verifier that has seen nothing.
@@ -128,15 +145,19 @@ impl TopicVerifier {
         let Some(seq) = checked else {
             return;
         };
-        count_topic(&mut self.topics, topic);
+        let known = self.count_topic(topic);
         let streams = self.next.entry(m.tsi).or_default();
         // One lookup per message once the stream is known (this runs at millions a second).
         let next = if let Some(next) = streams.get_mut(topic) {
             next
+        } else if self.streams >= MAX_STREAMS {
+            self.untracked += 1;
+            return;
         } else {
-            if !self.first_seq.contains_key(topic) {
+            if known && !self.first_seq.contains_key(topic) {
                 self.first_seq.insert(topic.to_vec(), seq);
             }
+            self.streams += 1;
             let start = if self.from_zero { 0 } else { seq };
             streams.entry(topic.to_vec()).or_insert(start)
         };
@@ -154,9 +175,10 @@ impl TopicVerifier {
         if self.allows_skips() {
             match self.last_seq.get_mut(topic) {
                 Some(l) => *l = (*l).max(seq),
-                None => {
+                None if known => {
                     self.last_seq.insert(topic.to_vec(), seq);
                 }
+                None => {}
             }
         }
     }
@@ -164,7 +186,9 @@ impl TopicVerifier {
     /// `tsi`'s session is over: its per-topic sequence state goes (its counts stay), so a
     /// long run with restarting publishers keeps only the live ones' state.
     pub fn on_publisher_gone(&mut self, tsi: Tsi) {
-        self.next.remove(&tsi);
+        if let Some(gone) = self.next.remove(&tsi) {
+            self.streams -= gone.len();
+        }
     }
 
     /// Counts a publisher's `CaughtUp`, `at_s` seconds into the run.
@@ -176,6 +200,20 @@ impl TopicVerifier {
     /// Counts a loss notice of `lost` sequence numbers from `tsi`.
     pub fn on_gap(&mut self, tsi: Tsi, lost: u32) {
         self.senders.loss(tsi, lost);
+    }
+
+    /// Adds one to `topic`'s count, allocating only for a new topic; past [`MAX_TOPICS`]
+    /// topics, to `other_topics`. Returns whether `topic` has a count of its own.
+    fn count_topic(&mut self, topic: &[u8]) -> bool {
+        if let Some(n) = self.topics.get_mut(topic) {
+            *n += 1;
+        } else if self.topics.len() < MAX_TOPICS {
+            self.topics.insert(topic.to_vec(), 1);
+        } else {
+            self.other_topics += 1;
+            return false;
+        }
+        true
     }
 
     /// True when nothing of a verified publisher was missing or corrupt.
@@ -195,6 +233,9 @@ impl TopicVerifier {
                 .unwrap_or(0);
             map.insert(key, (prev + n).into());
         }
+        if self.other_topics > 0 {
+            map.insert(OTHER_TOPICS.into(), self.other_topics.into());
+        }
         serde_json::Value::Object(map)
     }
 }
@@ -209,16 +250,6 @@ pub enum Allow {
     Announced,
     /// Conflate: any forward skip.
     Conflated,
-}
-
-/// Adds one to `topic`'s count, allocating only for a new topic.
-fn count_topic(topics: &mut FastMap<Vec<u8>, u64>, topic: &[u8]) {
-    match topics.get_mut(topic) {
-        Some(n) => *n += 1,
-        None => {
-            topics.insert(topic.to_vec(), 1);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -335,6 +366,31 @@ pub(crate) mod tests {
         v.on_message(&msg(tsi(1), "b", 3, 20));
         v.on_message(&msg(tsi(1), "b", 4, 20));
         assert!(v.is_clean());
+    }
+
+    #[test]
+    fn forged_streams_and_topics_are_bounded() {
+        let mut v = TopicVerifier::allowing(Allow::Conflated);
+        // One topic per message from many forged publishers: past the bounds, counted only.
+        let n = MAX_STREAMS.max(MAX_TOPICS) + 1000;
+        for k in 0..n {
+            v.on_message(&msg(tsi((k % 60_000) as u16), &format!("t{k}"), 5, 20));
+        }
+        assert_eq!(v.received, n as u64);
+        assert_eq!(v.topics.len(), MAX_TOPICS);
+        assert_eq!(v.other_topics, (n - MAX_TOPICS) as u64);
+        assert_eq!(v.streams, MAX_STREAMS);
+        assert_eq!(v.untracked, (n - MAX_STREAMS) as u64);
+        assert!(v.last_seq.len() <= MAX_TOPICS && v.first_seq.len() <= MAX_TOPICS);
+        assert_eq!(v.topics_json()[OTHER_TOPICS], (n - MAX_TOPICS) as u64);
+        // A tracked stream is still checked; a gone publisher frees its streams for new ones.
+        v.on_message(&msg(tsi(0), "t0", 4, 20));
+        assert_eq!(v.duplicates, 1);
+        v.on_publisher_gone(tsi(0));
+        assert!(v.streams < MAX_STREAMS);
+        v.on_message(&msg(tsi(0), "new", 0, 20));
+        assert_eq!(v.untracked, (n - MAX_STREAMS) as u64);
+        assert!(v.is_clean(), "{:?}", (v.gaps, v.duplicates));
     }
 
     #[test]
