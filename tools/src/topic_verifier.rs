@@ -152,6 +152,10 @@ impl TopicVerifier {
             next
         } else if self.streams >= MAX_STREAMS {
             self.untracked += 1;
+            // Nor a map per forged publisher: `next` holds only tracked streams.
+            if streams.is_empty() {
+                self.next.remove(&m.tsi);
+            }
             return;
         } else {
             if known && !self.first_seq.contains_key(topic) {
@@ -383,13 +387,17 @@ pub(crate) mod tests {
         assert_eq!(v.untracked, (n - MAX_STREAMS) as u64);
         assert!(v.last_seq.len() <= MAX_TOPICS && v.first_seq.len() <= MAX_TOPICS);
         assert_eq!(v.topics_json()[OTHER_TOPICS], (n - MAX_TOPICS) as u64);
+        // Publishers first heard past the bound leave no state either.
+        v.on_message(&msg(tsi(60_001), "late", 0, 20));
+        assert!(!v.next.contains_key(&tsi(60_001)));
+        assert_eq!(v.untracked, (n - MAX_STREAMS + 1) as u64);
         // A tracked stream is still checked; a gone publisher frees its streams for new ones.
         v.on_message(&msg(tsi(0), "t0", 4, 20));
         assert_eq!(v.duplicates, 1);
         v.on_publisher_gone(tsi(0));
         assert!(v.streams < MAX_STREAMS);
         v.on_message(&msg(tsi(0), "new", 0, 20));
-        assert_eq!(v.untracked, (n - MAX_STREAMS) as u64);
+        assert_eq!(v.untracked, (n - MAX_STREAMS + 1) as u64);
         assert!(v.is_clean(), "{:?}", (v.gaps, v.duplicates));
     }
 
