@@ -1,7 +1,6 @@
 //! `pgm-recv`: print messages from a PGM/EPGM endpoint, or verify numbered test messages.
 
 use std::{
-    collections::HashMap,
     io::{self, Write},
     process::ExitCode,
     time::Duration,
@@ -33,7 +32,8 @@ use crate::{
                   Timeout: with --count or --verify, pgm-recv exits after 10 s without data \
                   unless --timeout says otherwise; without either it waits forever unless \
                   --timeout is given. --timeout 0 means forever.\n\
-                  --verify prints one JSON line at the end: received, gaps, duplicates, corrupt, \
+                  --verify prints one JSON line at the end: received, gaps, duplicates, untracked \
+                  (messages of senders past the first 65 536, not order-checked), corrupt, \
                   unrecoverable, elapsed_s, msgs_per_s, naks_sent, nak_sqns_sent, \
                   duplicates_discarded, first_path_received, second_path_received, max_gap_ms, \
                   fec_recovered, parity_naks_sent, pgmcc_acks_sent, first_seq, last_seq, \
@@ -72,6 +72,10 @@ impl RecvArgs {
     }
 }
 
+/// Senders whose order the verifier tracks; valid test messages are easy to forge, so a
+/// forger could otherwise grow it without end.
+pub const MAX_SESSIONS: usize = 65_536;
+
 /// Per-sender state of the verifier.
 #[derive(Debug, Clone, Copy)]
 struct Session {
@@ -88,7 +92,10 @@ struct Session {
 /// ([`Senders`]) and do not fail verification.
 #[derive(Debug, Default, Clone)]
 pub struct Verifier {
-    sessions: HashMap<Tsi, Session>,
+    /// At most [`MAX_SESSIONS`].
+    sessions: foldhash::HashMap<Tsi, Session>,
+    /// Valid messages of senders past [`MAX_SESSIONS`]: counted, their order not checked.
+    pub untracked: u64,
     /// Per-sender counts: verified senders and the others.
     pub senders: Senders,
     /// Messages delivered: of verified senders when verifying (what `--count` counts), all
@@ -120,7 +127,15 @@ impl Verifier {
         };
         self.first_seq.get_or_insert(seq);
         self.last_seq = Some(seq);
-        let s = self.sessions.entry(tsi).or_insert(Session { next: seq });
+        // One lookup per message (this runs at millions a second).
+        let s = if let Some(s) = self.sessions.get_mut(&tsi) {
+            s
+        } else if self.sessions.len() < MAX_SESSIONS {
+            self.sessions.entry(tsi).or_insert(Session { next: seq })
+        } else {
+            self.untracked += 1;
+            return;
+        };
         if seq < s.next {
             self.duplicates += 1;
             return;
@@ -158,6 +173,7 @@ impl Verifier {
             ("received", self.received.into()),
             ("gaps", self.gaps.into()),
             ("duplicates", self.duplicates.into()),
+            ("untracked", self.untracked.into()),
             ("corrupt", v.corrupt.into()),
             ("unrecoverable", v.unrecoverable.into()),
             ("elapsed_s", round3(elapsed_s).into()),
@@ -416,6 +432,29 @@ mod tests {
 
     fn tsi(n: u16) -> Tsi {
         Tsi::new(Gsi([1, 2, 3, 4, 5, 6]), n)
+    }
+
+    #[test]
+    fn forged_senders_are_bounded() {
+        let mut v = Verifier::new();
+        let gsi = |k: usize| {
+            Gsi([
+                9,
+                9,
+                (k >> 24) as u8,
+                (k >> 16) as u8,
+                (k >> 8) as u8,
+                k as u8,
+            ])
+        };
+        for k in 0..MAX_SESSIONS + 100 {
+            v.on_data(Tsi::new(gsi(k), 1), &msg(5));
+        }
+        assert_eq!(v.sessions.len(), MAX_SESSIONS);
+        assert_eq!(v.untracked, 100);
+        // A tracked sender is still checked.
+        v.on_data(Tsi::new(gsi(0), 1), &msg(7));
+        assert_eq!(v.gaps, 1);
     }
 
     #[test]
