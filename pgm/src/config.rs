@@ -278,7 +278,8 @@ pub struct SourceConfig {
     pub rate: Option<u64>,
     /// How much of the wire repairs (NCF + RDATA) may take, and per-NAK bounds.
     pub repair: RepairBudget,
-    /// Bucket depth: how far above the rate a burst may go, in bytes.
+    /// Bucket depth: how far above the rate a burst may go, in bytes. The rate bucket holds
+    /// at least 2 ms of `rate` whatever this says, so a driver woken late keeps the rate.
     pub rate_burst: usize,
     /// Bytes `send` may queue ahead of the rate before it reports `WouldBlock`.
     pub send_buffer: usize,

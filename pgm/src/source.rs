@@ -713,7 +713,7 @@ impl Source {
         self.handle_timeout(now);
         if self.bucket.is_none() {
             if let Some(rate) = self.cfg.rate {
-                self.bucket = Some(TokenBucket::new(rate, self.cfg.rate_burst, now));
+                self.bucket = Some(TokenBucket::new(rate, rate_depth(&self.cfg, rate), now));
             }
         }
         if self.repair_bucket.is_none() {
@@ -1147,4 +1147,18 @@ fn naker_slot(ip: IpAddr) -> usize {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
     h as usize % NAKER_BUCKETS
+}
+
+/// How long a driver may be late waking for the rate bucket before the rate suffers.
+const RATE_SLACK: Duration = Duration::from_millis(2);
+
+/// The rate bucket's depth: `rate_burst`, or [`RATE_SLACK`]'s worth of the rate when that is
+/// more. A paced sender sleeps until the bucket holds a run's worth; woken later than the
+/// depth allows, it loses the tokens in between. With 64 KiB at 1.5 Gbit/s that was 175 µs,
+/// less than a loaded 2-CPU machine's wake-up delay: 1400 B raw PGM asked for 129 k msg/s
+/// reached 63–111 k from run to run (91–118 k with this depth).
+fn rate_depth(cfg: &SourceConfig, rate: u64) -> usize {
+    let slack = u128::from(rate) * RATE_SLACK.as_micros() / 1_000_000;
+    cfg.rate_burst
+        .max(usize::try_from(slack).unwrap_or(usize::MAX))
 }
