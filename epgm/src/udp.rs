@@ -367,10 +367,9 @@ mod tests {
         assert_eq!(got, [0, 1, 2, 3, 4]);
     }
 
-    /// Sends packets of `sizes` (the first byte of each its index) through
-    /// `loopback_pair(octet)`
-    /// and reads them back: the packets, as (first byte, length), and how many datagrams the
-    /// receiver read.
+    /// Sends packets of `sizes` through `loopback_pair(octet)`, each filled with its index,
+    /// and checks they come back the same. Returns whether GSO stayed on, the packets as
+    /// (first byte, length), and how many datagrams the receiver read.
     fn gso_round_trip(octet: u8, sizes: &[usize]) -> (bool, Vec<(u8, usize)>, usize) {
         let (ep, mut rx, mut tx) = loopback_pair(octet);
         let pkts: Vec<Outgoing> = sizes

@@ -1153,10 +1153,11 @@ fn naker_slot(ip: IpAddr) -> usize {
 const RATE_SLACK: Duration = Duration::from_millis(2);
 
 /// The rate bucket's depth: `rate_burst`, or [`RATE_SLACK`]'s worth of the rate when that is
-/// more. A paced sender sleeps until the bucket holds a run's worth; woken later than the
-/// depth allows, it loses the tokens in between. With 64 KiB at 1.5 Gbit/s that was 175 µs,
-/// less than a loaded 2-CPU machine's wake-up delay: 1400 B raw PGM asked for 129 k msg/s
-/// reached 63–111 k from run to run (91–118 k with this depth).
+/// more. A paced sender sleeps until the bucket holds a run's worth (`RESUME_US`); woken
+/// later than the depth allows, it loses the tokens in between. 64 KiB at 1.5 Gbit/s is
+/// 350 µs, which left 175 µs of slack, less than a loaded 2-CPU machine's wake-up delay:
+/// 1400 B raw PGM asked for 129 k msg/s reached 63–111 k from run to run (91–118 k with
+/// this depth).
 fn rate_depth(cfg: &SourceConfig, rate: u64) -> usize {
     let slack = u128::from(rate) * RATE_SLACK.as_micros() / 1_000_000;
     cfg.rate_burst
