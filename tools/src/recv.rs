@@ -17,6 +17,7 @@ use crate::{
     cli::{
         check_test_message, idle_timeout, json_line, mono_ns, msgs_per_s, next_wait, receiver_main,
         report_error, round3, Activity, CommonArgs, Progress, RunEnd, Senders, ToolError,
+        MAX_SENDERS,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -72,10 +73,6 @@ impl RecvArgs {
     }
 }
 
-/// Senders whose order the verifier tracks; valid test messages are easy to forge, so a
-/// forger could otherwise grow it without end.
-pub const MAX_SESSIONS: usize = 65_536;
-
 /// Per-sender state of the verifier.
 #[derive(Debug, Clone, Copy)]
 struct Session {
@@ -92,9 +89,9 @@ struct Session {
 /// ([`Senders`]) and do not fail verification.
 #[derive(Debug, Default, Clone)]
 pub struct Verifier {
-    /// At most [`MAX_SESSIONS`].
+    /// At most [`MAX_SENDERS`].
     sessions: foldhash::HashMap<Tsi, Session>,
-    /// Valid messages of senders past [`MAX_SESSIONS`]: counted, their order not checked.
+    /// Valid messages of senders past [`MAX_SENDERS`]: counted, their order not checked.
     pub untracked: u64,
     /// Per-sender counts: verified senders and the others.
     pub senders: Senders,
@@ -130,7 +127,7 @@ impl Verifier {
         // One lookup per message (this runs at millions a second).
         let s = if let Some(s) = self.sessions.get_mut(&tsi) {
             s
-        } else if self.sessions.len() < MAX_SESSIONS {
+        } else if self.sessions.len() < MAX_SENDERS {
             self.sessions.entry(tsi).or_insert(Session { next: seq })
         } else {
             self.untracked += 1;
@@ -447,10 +444,10 @@ mod tests {
                 k as u8,
             ])
         };
-        for k in 0..MAX_SESSIONS + 100 {
+        for k in 0..MAX_SENDERS + 100 {
             v.on_data(Tsi::new(gsi(k), 1), &msg(5));
         }
-        assert_eq!(v.sessions.len(), MAX_SESSIONS);
+        assert_eq!(v.sessions.len(), MAX_SENDERS);
         assert_eq!(v.untracked, 100);
         // A tracked sender is still checked.
         v.on_data(Tsi::new(gsi(0), 1), &msg(7));

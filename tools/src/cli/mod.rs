@@ -22,7 +22,7 @@ pub use self::{
     receiver::{idle_timeout, next_wait, receiver_main, Activity, RunEnd, DEFAULT_TIMEOUT},
     report::{cpu_s, json_line, max_rss_kb, mono_ns, msgs_per_s, round3, sender_fields, Progress},
     sender::{read_line, sender_main},
-    senders::{SenderCounts, Senders},
+    senders::{SenderCounts, Senders, MAX_SENDERS},
     shard::{parse_shard, shard_json},
     test_message::{check_test_message, fill_test_message, TestMessageError, TEST_HEADER},
     udp::{UdpEndpoint, SOCKET_BUFFER},

@@ -8,8 +8,9 @@
 
 use pgm::wire::Tsi;
 
-/// Senders tracked one by one; beyond that, unverified ones are counted together.
-const MAX_SENDERS: usize = 65_536;
+/// Senders tracked one by one; beyond that, unverified ones are counted together (and
+/// `pgm-recv --verify` checks no further senders' order).
+pub const MAX_SENDERS: usize = 65_536;
 
 /// Counts of one sender, or of a group of them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
