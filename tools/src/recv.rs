@@ -15,9 +15,9 @@ use pgm::{
 
 use crate::{
     cli::{
-        check_test_message, idle_timeout, json_line, mono_ns, msgs_per_s, next_wait, receiver_main,
-        report_error, round3, Activity, CommonArgs, Progress, RunEnd, Senders, ToolError,
-        MAX_SENDERS,
+        check_test_message, cpu_s, idle_timeout, json_line, mono_ns, msgs_per_s, next_wait,
+        receiver_main, report_error, round3, Activity, CommonArgs, Progress, RunEnd, Senders,
+        ToolError, MAX_SENDERS,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -35,7 +35,7 @@ use crate::{
                   --timeout is given. --timeout 0 means forever.\n\
                   --verify prints one JSON line at the end: received, gaps, duplicates, untracked \
                   (messages of senders past the first 65 536, not order-checked), corrupt, \
-                  unrecoverable, elapsed_s, msgs_per_s, naks_sent, nak_sqns_sent, \
+                  unrecoverable, elapsed_s, msgs_per_s, cpu_s (CPU seconds, all threads), naks_sent, nak_sqns_sent, \
                   duplicates_discarded, first_path_received, second_path_received, max_gap_ms, \
                   fec_recovered, parity_naks_sent, pgmcc_acks_sent, first_seq, last_seq, \
                   senders, parse_errors, checksum_errors, source_filtered; \
@@ -175,6 +175,7 @@ impl Verifier {
             ("unrecoverable", v.unrecoverable.into()),
             ("elapsed_s", round3(elapsed_s).into()),
             ("msgs_per_s", msgs_per_s(self.received, elapsed_s).into()),
+            ("cpu_s", round3(engine.cpu_s).into()),
             ("naks_sent", engine.naks_sent.into()),
             ("nak_sqns_sent", engine.nak_sqns_sent.into()),
             ("duplicates_discarded", engine.duplicates_discarded.into()),
@@ -226,12 +227,16 @@ pub struct EngineCounts {
     pub parity_naks_sent: u64,
     /// PGMCC ACKs sent (as the source's ACKer, or in its elections).
     pub pgmcc_acks_sent: u64,
+    /// CPU seconds the process used while receiving, all threads.
+    pub cpu_s: f64,
 }
 
 impl EngineCounts {
-    /// The counts of a closed socket's `stats`; `mono_base` is CLOCK_MONOTONIC at the start.
-    fn of(stats: &RecvStats, activity: &Activity, mono_base: u64) -> Self {
+    /// The counts of a closed socket's `stats`; `mono_base` is CLOCK_MONOTONIC at the start,
+    /// `cpu_s` the CPU time the run took.
+    fn of(stats: &RecvStats, activity: &Activity, mono_base: u64, cpu_s: f64) -> Self {
         EngineCounts {
+            cpu_s,
             naks_sent: stats.engine.naks_sent,
             nak_sqns_sent: stats.engine.nak_sqns_sent,
             duplicates_discarded: stats.engine.duplicates,
@@ -297,8 +302,10 @@ pub fn run_recv(
     let mut bytes = 0u64;
     let mut activity = Activity::new(clock.elapsed());
     let wanted = args.count.unwrap_or(u64::MAX);
+    let cpu_before = cpu_s();
+    let mut ready = Ready::default();
     while v.received < wanted {
-        let ev = match next_event(&sock, out) {
+        let ev = match ready.next(&sock, out) {
             Ok(ev) => ev,
             Err(RecvError::Empty) => {
                 let now = clock.elapsed();
@@ -367,19 +374,30 @@ pub fn run_recv(
         short: args.count.is_some_and(|c| v.received < c),
         verifier: v,
         elapsed_s,
-        engine: EngineCounts::of(&stats, &activity, mono_base),
+        engine: EngineCounts::of(&stats, &activity, mono_base, cpu_s() - cpu_before),
     })
 }
 
-/// The next queued event; flushes `out` before reporting that none is queued, so printed lines
-/// appear as soon as the stream pauses.
-fn next_event(sock: &RecvSocket, out: &mut dyn Write) -> Result<Event, RecvError> {
-    match sock.try_recv() {
-        Err(RecvError::Empty) => {
-            out.flush().map_err(|e| RecvError::Failed(e.to_string()))?;
-            Err(RecvError::Empty)
+/// Events taken from the socket a batch at a time (`try_recv_many`: one lock and one
+/// bookkeeping step per batch, not per message), served one by one.
+#[derive(Default)]
+struct Ready {
+    /// In reverse order: the next event is the last.
+    events: Vec<Event>,
+}
+
+impl Ready {
+    /// The next queued event; flushes `out` before reporting that none is queued, so printed
+    /// lines appear as soon as the stream pauses.
+    fn next(&mut self, sock: &RecvSocket, out: &mut dyn Write) -> Result<Event, RecvError> {
+        if self.events.is_empty() && sock.try_recv_many(&mut self.events)? > 0 {
+            self.events.reverse();
         }
-        r => r,
+        if let Some(ev) = self.events.pop() {
+            return Ok(ev);
+        }
+        out.flush().map_err(|e| RecvError::Failed(e.to_string()))?;
+        Err(RecvError::Empty)
     }
 }
 
@@ -533,6 +551,7 @@ mod tests {
             "corrupt",
             "elapsed_s",
             "msgs_per_s",
+            "cpu_s",
             "last_seq",
             "senders",
             "parse_errors",

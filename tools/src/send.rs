@@ -2,7 +2,7 @@
 
 use std::{io, process::ExitCode, time::Duration};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use clap::Parser;
 use pgm::socket::{Clock, SendSocket};
 
@@ -153,6 +153,7 @@ impl SendReport {
 
 /// Generated test messages handed to the socket per call.
 const SEND_BATCH: usize = 32;
+const CHUNK: usize = 64 * 1024;
 
 /// Runs `pgm-send`; returns the report after the linger time. The socket's counters and the
 /// messages sent so far go to `metrics`.
@@ -206,11 +207,16 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
         // each. Each is still its own APDU and packet.
         let mut buf = vec![0u8; args.size];
         let mut batch = Vec::with_capacity(SEND_BATCH);
+        let mut chunk = BytesMut::new();
         let start = clock.elapsed();
         started = Some(start);
         for seq in 0..count {
             fill_test_message(seq, &mut buf);
-            batch.push(Bytes::copy_from_slice(&buf));
+            if chunk.capacity() < buf.len() {
+                chunk = BytesMut::with_capacity(CHUNK.max(buf.len()));
+            }
+            chunk.extend_from_slice(&buf);
+            batch.push(chunk.split().freeze());
             // Paced: hand over what is due, then wait for the next message's time.
             let due = args
                 .msg_rate

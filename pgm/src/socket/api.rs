@@ -235,6 +235,10 @@ impl SendSocket {
     /// Queues several messages under one lock, then sends what it can on this thread: each
     /// still goes out as its own APDU, but the wire sees them in one `sendmmsg` batch. Blocks
     /// while the queue is full; on an error the messages before the failing one were queued.
+    ///
+    /// Small messages are cheapest carved from one larger buffer (`BytesMut::split().freeze()`):
+    /// the transmit window frees them in large batches long after they were made, which misses
+    /// the allocator's per-thread cache when each has an allocation of its own.
     pub fn send_many<I>(&self, msgs: I) -> Result<(), SendError>
     where
         I: IntoIterator<Item = Bytes>,
