@@ -5,7 +5,7 @@
  *                [--count N] [--size BYTES] [--rate BYTES_PER_SEC] [--linger SECS]
  *                [--timeout SECS] [--txw-sqns N] [--rxw-sqns N] [--nak-ivls BO,RPT,RDATA]
  *                [--nak-retries N] [--spmr-ms MS] [--peer-expiry-s S] [--ambient-s S]
- *                [--hops N] [--loop] [--start-delay-ms MS] [--interval-us US]
+ *                [--hops N] [--loop] [--start-delay-ms MS] [--interval-us US] [--msg-rate N]
  *                [--big-every K --big-size BYTES] [--mtu BYTES] [--fec-ondemand K] [--pgmcc]
  *                [--quiet]
  *
@@ -108,6 +108,9 @@ struct options {
 	bool loop;
 	int start_delay_ms;
 	long interval_us;
+	/* Sender: ODATA on a fixed schedule of this many messages/s (0: as fast as the rate
+	 * limit lets), so the token bucket keeps room for RDATA. */
+	long msg_rate;
 	uint64_t big_every;
 	size_t big_size;
 	int mtu;
@@ -215,7 +218,7 @@ static void usage(void)
 		"       [--count N] [--size BYTES] [--rate BYTES_PER_SEC] [--linger SECS] [--timeout SECS]\n"
 		"       [--txw-sqns N] [--rxw-sqns N] [--nak-ivls BO,RPT,RDATA (ms)] [--nak-retries N]\n"
 		"       [--spmr-ms MS] [--peer-expiry-s S] [--ambient-s S] [--hops N] [--loop]\n"
-		"       [--start-delay-ms MS] [--interval-us US] [--big-every K --big-size BYTES]\n"
+		"       [--start-delay-ms MS] [--interval-us US] [--msg-rate N] [--big-every K --big-size BYTES]\n"
 		"       [--mtu BYTES] [--fec-ondemand K] [--pgmcc] [--quiet]\n"
 		"  ping|reflect: --network2 \"IFADDR;GROUP2\" [--port2 PORT2] [--warmup N] [--spin]\n"
 		"       [--ping-timeout SECS] [--max-secs SECS]\n");
@@ -320,6 +323,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		else if (0 == strcmp(a, "--loop")) { o->loop = true; }
 		else if (0 == strcmp(a, "--start-delay-ms")) { NEED_VALUE(); o->start_delay_ms = (int)parse_long(v, a); }
 		else if (0 == strcmp(a, "--interval-us")) { NEED_VALUE(); o->interval_us = parse_long(v, a); }
+		else if (0 == strcmp(a, "--msg-rate")) { NEED_VALUE(); o->msg_rate = parse_long(v, a); }
 		else if (0 == strcmp(a, "--big-every")) { NEED_VALUE(); o->big_every = (uint64_t)parse_long(v, a); }
 		else if (0 == strcmp(a, "--big-size")) { NEED_VALUE(); o->big_size = (size_t)parse_long(v, a); }
 		else if (0 == strcmp(a, "--mtu")) { NEED_VALUE(); o->mtu = (int)parse_long(v, a); }
@@ -767,6 +771,16 @@ static int run_sender(const struct options *o, pgm_sock_t *sock)
 			while (!g_stop && now_s() < until) {
 				const int ms = service_source(sock, scratch);
 				const int left = (int)((until - now_s()) * 1000.0) + 1;
+				wait_socket(sock, ms < left ? ms : left, false);
+			}
+		}
+		/* Message `sent` is due at t_first + sent / msg_rate: a late one goes at once, so the
+		 * average holds whatever the poll granularity (1 ms). */
+		if (o->msg_rate > 0 && sent < o->count) {
+			const double due = t_first + (double)sent / (double)o->msg_rate;
+			while (!g_stop && now_s() < due) {
+				const int ms = service_source(sock, scratch);
+				const int left = (int)((due - now_s()) * 1000.0) + 1;
 				wait_socket(sock, ms < left ? ms : left, false);
 			}
 		}

@@ -128,6 +128,9 @@ pub struct PeerArgs {
     pub size: usize,
     /// Sender rate limit (`PGM_TXW_MAX_RTE`, bytes/s); 0 = none.
     pub rate: u64,
+    /// Sender: ODATA on a fixed schedule of this many messages/s (`--msg-rate`), leaving the
+    /// rest of `rate` to RDATA; 0 = as fast as `rate` lets.
+    pub msg_rate: u64,
     /// Sender: seconds to keep answering NAKs after the last message.
     pub linger_s: f64,
     /// Receiver: give up after this many seconds without data. Sender: overall send timeout.
@@ -157,6 +160,7 @@ impl PeerArgs {
             count: 1000,
             size: 200,
             rate: 0,
+            msg_rate: 0,
             linger_s: 2.0,
             timeout_s: 10.0,
             window_sqns: 10_000,
@@ -204,6 +208,9 @@ impl PeerArgs {
                 "--start-delay-ms".into(),
                 self.start_delay_ms.to_string(),
             ]);
+            if self.msg_rate > 0 {
+                a.extend(["--msg-rate".into(), self.msg_rate.to_string()]);
+            }
         }
         if self.quiet {
             a.push("--quiet".into());

@@ -30,9 +30,16 @@
 //!   per run): the whole run fits the source's window, so OpenPGM holds every sqn until the end
 //!   and a message can only go missing if our receiver gives up on it, which it must not
 //!   (repairs back off but do not count out; `NakTiming::max_recovery` is 30 s).
-//! - **Long at 10 %** (`*_long_loss10`; 20 000 × 200 B, ≈ 3 s of ODATA, 3–4 s per run): twice
-//!   the source's window, so its trail advances through the run while repairs go on; our
-//!   repairs must keep ahead of it. OpenPGM answers in ≈ 3 ms (median ODATA → RDATA) throughout.
+//! - **Long at 10 %** (`*_long_loss10`; 20 000 × 200 B at 6 000 msgs/s, ≈ 3.3 s of ODATA, 4–5 s
+//!   per run): twice the source's window, so its trail advances through the run while repairs
+//!   go on; our repairs must keep ahead of it. OpenPGM sends its ODATA on that schedule
+//!   (`openpgm_peer --msg-rate`): unpaced, its send loop took ≈ 7 500 msgs/s (96 % of the
+//!   2 MB/s bucket that RDATA shares, below) on some days, against ≈ 6 700 on others, which left
+//!   ≈ 300 RDATA/s where 10 % loss needs ≈ 750. Its repairs then fell behind (first NAK → RDATA,
+//!   median per half second of the run: 13, 167, 323, 438 ms) and its trail passed 1–5 sqns
+//!   whose RDATAs were lost as well, in about half the runs, whatever our receiver did. At
+//!   6 000 msgs/s (≈ 1.5 MB/s) ≈ 1 800 RDATA/s remain: 1 900–1 980 NAKs per run, about one per
+//!   lost packet (8 300–9 300 unpaced, re-sent while the repairs lagged).
 //! - **Long at 20 %** (`*_long_wide_loss20`; the same 20 000 × 200 B, 4–6.5 s per run) with a
 //!   30 000-sqn source window that holds the whole run. OpenPGM's repairs fall behind here
 //!   (below), so sqns wait up to ≈ 2 s and most 6–8 NAKs for their RDATA: our receiver must keep
@@ -110,6 +117,8 @@ struct Shape {
     size: usize,
     /// OpenPGM sender rate, bytes/s.
     openpgm_rate: u64,
+    /// OpenPGM's ODATA schedule, messages/s (0: as fast as `openpgm_rate` lets).
+    openpgm_msg_rate: u64,
     /// OpenPGM's transmit (and receive) window, sqns.
     openpgm_window: u32,
     /// Our sender's rate, bits/s.
@@ -120,17 +129,20 @@ const SMALL: Shape = Shape {
     count: 2000,
     size: 200,
     openpgm_rate: 2_000_000,
+    openpgm_msg_rate: 0,
     openpgm_window: 10_000,
     our_rate: "8M",
 };
 /// OpenPGM → ours only (`our_rate` unused): twice OpenPGM's window.
 const LONG: Shape = Shape {
     count: 20_000,
+    openpgm_msg_rate: 6_000,
     ..SMALL
 };
-/// [`LONG`] with an OpenPGM window that holds the whole run (see the module docs).
+/// [`LONG`] unpaced, with an OpenPGM window that holds the whole run (see the module docs).
 const LONG_WIDE: Shape = Shape {
     openpgm_window: 30_000,
+    openpgm_msg_rate: 0,
     ..LONG
 };
 /// Our PGMCC source → OpenPGM receivers, which never ACK (module docs): our source runs on
@@ -148,6 +160,7 @@ const FRAGMENTED: Shape = Shape {
     count: 100,
     size: 20 * 1024,
     openpgm_rate: 1_000_000,
+    openpgm_msg_rate: 0,
     openpgm_window: 10_000,
     our_rate: "16M",
 };
@@ -246,6 +259,7 @@ fn peer_args(lan: &Lan, host: usize, (encap, iface): (Encap, Iface), shape: &Sha
     a.count = shape.count;
     a.size = shape.size;
     a.rate = shape.openpgm_rate;
+    a.msg_rate = shape.openpgm_msg_rate;
     a.window_sqns = shape.openpgm_window;
     a.timeout_s = 15.0;
     a
