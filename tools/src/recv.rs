@@ -15,9 +15,9 @@ use pgm::{
 
 use crate::{
     cli::{
-        check_test_message, cpu_s, idle_timeout, json_line, mono_ns, msgs_per_s, next_wait,
-        receiver_main, report_error, round3, Activity, CommonArgs, Progress, RunEnd, Senders,
-        ToolError, MAX_SENDERS,
+        check_test_message, cpu_s, idle_timeout, interrupt, json_line, mono_ns, msgs_per_s,
+        next_wait, receiver_main, report_error, round3, Activity, CommonArgs, Progress, RunEnd,
+        Senders, ToolError, MAX_SENDERS,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -32,7 +32,8 @@ use crate::{
                   epgm://IFACE;GROUP:PORT (UDP port PORT).\n\
                   Timeout: with --count or --verify, pgm-recv exits after 10 s without data \
                   unless --timeout says otherwise; without either it waits forever unless \
-                  --timeout is given. --timeout 0 means forever.\n\
+                  --timeout is given. --timeout 0 means forever. Ctrl-C or SIGTERM ends the run the same \
+                  way (a second one quits at once, status 130).\n\
                   --verify prints one JSON line at the end: received, gaps, duplicates, untracked \
                   (messages of senders past the first 65 536, not order-checked), corrupt, \
                   unrecoverable, elapsed_s, msgs_per_s, cpu_s (CPU seconds, all threads), naks_sent, nak_sqns_sent, \
@@ -304,7 +305,7 @@ pub fn run_recv(
     let wanted = args.count.unwrap_or(u64::MAX);
     let cpu_before = cpu_s();
     let mut ready = Ready::default();
-    while v.received < wanted {
+    while v.received < wanted && !interrupt::requested() {
         let ev = match ready.next(&sock, out) {
             Ok(ev) => ev,
             Err(RecvError::Empty) => {
@@ -314,7 +315,7 @@ pub fn run_recv(
                 let Some(wait) = next_wait(idle, waited, &progress) else {
                     break;
                 };
-                match sock.recv_timeout(wait.max(Duration::from_millis(1))) {
+                match sock.recv_timeout(wait.clamp(Duration::from_millis(1), interrupt::POLL)) {
                     Ok(ev) => {
                         activity.resumed(clock.elapsed());
                         ev

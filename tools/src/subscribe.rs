@@ -21,7 +21,7 @@ use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
-        self, connect_error, idle_timeout, json_line, msgs_per_s, next_wait, parse_secs,
+        self, connect_error, idle_timeout, interrupt, json_line, msgs_per_s, next_wait, parse_secs,
         parse_shard, receiver_main, report_error, round3, shard_json, Activity, CommonArgs,
         Progress, RunEnd, ToolError,
     },
@@ -49,7 +49,8 @@ pub const DEFAULT_TIMEOUT: Duration = cli::DEFAULT_TIMEOUT;
                   spaces ('topic payload').\n\
                   Timeout: with --count or --verify, pgm-sub exits after 10 s without data \
                   unless --timeout says otherwise; otherwise it waits forever unless --timeout \
-                  is given. --timeout 0 means forever.\n\
+                  is given. --timeout 0 means forever. Ctrl-C or SIGTERM ends the run the same \
+                  way (a second one quits at once, status 130).\n\
                   --verify expects [topic][test message] and checks the per-topic sequence of \
                   each publisher (TSI; a restarted publisher starts again at 0) and the CRC; \
                   it prints one JSON line at the end: received, topics {topic: count; past \
@@ -590,7 +591,7 @@ pub fn run_sub(
     let mut activity = Activity::new(clock.elapsed());
     let mut apdus_seen = 0u64;
     let wanted = args.count.unwrap_or(u64::MAX);
-    while v.received < wanted {
+    while v.received < wanted && !interrupt::requested() {
         let ev = match sub.try_recv() {
             Ok(ev) => ev,
             Err(RecvError::Empty) => {
@@ -607,9 +608,7 @@ pub fn run_sub(
                 let Some(wait) = next_wait(idle, waited, &progress) else {
                     break;
                 };
-                match sub
-                    .recv_timeout(wait.clamp(Duration::from_millis(1), Duration::from_millis(250)))
-                {
+                match sub.recv_timeout(wait.clamp(Duration::from_millis(1), interrupt::POLL)) {
                     Ok(ev) => ev,
                     Err(RecvError::Timeout) => {
                         set_app_metrics(metrics, &sub, &v, bytes);

@@ -219,3 +219,51 @@ fn raw_pgm_without_privilege_says_so() {
         "{err}"
     );
 }
+
+/// Ctrl-C (SIGINT) and SIGTERM end an open-ended `pgm-recv --verify` (`--timeout 0`) with its
+/// summary: what arrived counted and checked, exit status 0. With `--count` not reached, the
+/// run is short: status 1, and stderr says it was interrupted, not timed out.
+#[test]
+fn ctrl_c_and_sigterm_end_a_verifying_receiver_with_its_summary() {
+    for (sig, count) in [
+        (libc::SIGINT, None),
+        (libc::SIGTERM, None),
+        (libc::SIGINT, Some(900)),
+    ] {
+        let ep = endpoint();
+        let mut args = vec!["--verify", "--timeout", "0"];
+        let count_arg = count.map(|c: u64| c.to_string());
+        if let Some(c) = &count_arg {
+            args.extend(["--count", c]);
+        }
+        args.push(&ep);
+        let rx = Proc::spawn_listening("pgm-recv", Command::new(RECV).args(&args));
+        let sender = Proc::spawn(
+            "pgm-send",
+            Command::new(SEND).args(["--count", "500", "--linger", "1", &ep]),
+        );
+        let (status, out, err) = sender.finish();
+        assert!(status.success(), "pgm-send failed: {status}\n{out}\n{err}");
+        rx.signal(sig);
+        let (status, out, err) = rx.finish();
+        let v = json(&out);
+        assert_eq!(v["received"], 500, "signal {sig}: {out}\n{err}");
+        for k in ["gaps", "corrupt", "unrecoverable"] {
+            assert_eq!(v[k], 0, "signal {sig}: {k}: {out}");
+        }
+        match count {
+            None => {
+                assert!(status.success(), "signal {sig}: {status}\n{err}");
+                assert!(
+                    err.contains("pgm-recv: interrupted after 500 messages"),
+                    "{err}"
+                );
+            }
+            Some(c) => {
+                assert_eq!(status.code(), Some(1), "signal {sig}: {err}");
+                let line = format!("pgm-recv: interrupted with 500 of {c} messages");
+                assert!(err.contains(&line), "{err}");
+            }
+        }
+    }
+}

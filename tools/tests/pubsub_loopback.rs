@@ -269,3 +269,33 @@ fn usage_errors_exit_2() {
         assert!(err.contains(needle), "{args:?}: {needle:?} not in {err:?}");
     }
 }
+
+/// SIGTERM (as a service manager sends it) ends an open-ended `pgm-sub --verify` with its
+/// summary: the per-topic counts of what arrived, gap-free, exit status 0.
+#[test]
+fn sigterm_ends_a_verifying_subscriber_with_its_summary() {
+    let ep = endpoint();
+    let sub = Proc::spawn_listening(
+        "pgm-sub",
+        Command::new(SUB).args(["--verify", "--subscribe", "", "--timeout", "0", &ep]),
+    );
+    let topics = topics(4);
+    publish(&ep, &topics, 400, "64", "10M");
+    sub.signal(libc::SIGTERM);
+    let (status, out, err) = sub.finish();
+    assert!(status.success(), "{status}\n{err}");
+    let v = json(&out);
+    assert_eq!(v["received"], 400, "{out}\n{err}");
+    assert_eq!(
+        v["topics"].as_object().map(serde_json::Map::len),
+        Some(4),
+        "{out}"
+    );
+    for k in ["gaps", "corrupt", "unrecoverable"] {
+        assert_eq!(v[k], 0, "{k}: {out}");
+    }
+    assert!(
+        err.contains("pgm-sub: interrupted after 400 messages"),
+        "{err}"
+    );
+}

@@ -1,9 +1,10 @@
 //! What several tools share: the test message format, option value parsers and the transport
 //! options ([`CommonArgs`]), the error type with its exit codes, the reports, the mains of the
-//! sending and of the receiving tools, per-sender counts, the
+//! sending and of the receiving tools, Ctrl-C for the receiving ones, per-sender counts, the
 //! `--shard` flag and the plain UDP endpoint.
 
 mod error;
+pub mod interrupt;
 mod options;
 mod receiver;
 mod report;

@@ -11,6 +11,7 @@ use pgm::socket::Clock;
 
 use super::{
     error::{report_error, ToolError},
+    interrupt,
     report::Progress,
 };
 
@@ -126,8 +127,9 @@ pub struct RunEnd {
     pub exit_code: u8,
 }
 
-/// The main of a receiving tool (`pgm-recv`, `pgm-sub`): runs `run` on a buffered stdout, prints
-/// the JSON summary it returns, says on stderr (unless `quiet`) when fewer than `count`
+/// The main of a receiving tool (`pgm-recv`, `pgm-sub`): installs the Ctrl-C/SIGTERM handlers
+/// ([`interrupt`](super::interrupt)), runs `run` on a buffered stdout, prints the JSON summary
+/// it returns, says on stderr (unless `quiet`) when it was interrupted or fewer than `count`
 /// messages arrived, and maps errors to exit codes.
 pub fn receiver_main(
     tool: &str,
@@ -135,6 +137,9 @@ pub fn receiver_main(
     count: Option<u64>,
     run: impl FnOnce(&mut dyn Write) -> Result<RunEnd, ToolError>,
 ) -> ExitCode {
+    if let Err(e) = interrupt::install() {
+        eprintln!("{tool}: cannot handle Ctrl-C ({e}): it ends the run without a summary");
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match run(&mut out) {
@@ -147,12 +152,21 @@ pub fn receiver_main(
             if out.flush().is_err() {
                 return ExitCode::FAILURE;
             }
-            if end.short && !quiet {
-                eprintln!(
-                    "{tool}: timed out with {} of {} messages",
-                    end.received,
-                    count.unwrap_or(0)
-                );
+            if !quiet {
+                let why = if interrupt::requested() {
+                    "interrupted"
+                } else {
+                    "timed out"
+                };
+                match count {
+                    Some(count) if end.short => {
+                        eprintln!("{tool}: {why} with {} of {count} messages", end.received);
+                    }
+                    _ if interrupt::requested() => {
+                        eprintln!("{tool}: interrupted after {} messages", end.received);
+                    }
+                    _ => {}
+                }
             }
             ExitCode::from(end.exit_code)
         }

@@ -71,6 +71,21 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends signal `sig` to the child.
+    #[allow(dead_code, reason = "not every test binary signals its children")]
+    pub(crate) fn signal(&self, sig: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with a child's pid (not yet reaped: `self.child` is not waited for).
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(
+            rc,
+            0,
+            "{}: kill: {}",
+            self.name,
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// Spawns a receiving tool ([`Proc::spawn`]) and waits until it says it is listening.
     #[allow(dead_code, reason = "not every test binary starts a receiver this way")]
     pub(crate) fn spawn_listening(name: &str, cmd: &mut Command) -> Proc {
