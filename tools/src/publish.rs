@@ -12,9 +12,9 @@ use tokio::runtime::Runtime;
 
 use crate::{
     cli::{
-        connect_error, fill_test_message, json_line, mono_ns, parse_msg_rate, parse_rate_arg,
-        parse_secs, parse_shard, read_line, report_error, sender_fields, sender_main, shard_json,
-        CommonArgs, Progress, ToolError, TEST_HEADER,
+        connect_error, fill_test_message, interrupt, json_line, mono_ns, parse_msg_rate,
+        parse_rate_arg, parse_secs, parse_shard, read_line, report_error, say_interrupted,
+        sender_fields, sender_main, shard_json, CommonArgs, Progress, ToolError, TEST_HEADER,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -116,6 +116,9 @@ fn send_error(e: pubsub::SendError) -> ToolError {
                   a CRC-32 of bytes 12.. (u32 BE) and filler: pgm-sub --verify checks them.\n\
                   Without --count each stdin line 'TOPIC text' is one message [TOPIC][text] \
                   (a line without a space is [line][]).\n\
+                  Ctrl-C or SIGTERM stops sending (stdin: at the next line) and closes as usual: \
+                  FIN, --linger for repairs, the JSON line; exit status 1 if --count was not \
+                  reached. A second one quits at once (status 130).\n\
                   APDUs are never fragmented and hold at least 3 bytes (what libzmq accepts).\n\
                   Prints one JSON line on stdout at the end: sent, bytes (topic + payload), \
                   elapsed_s (first send until the last APDU was on the wire), msgs_per_s, \
@@ -188,6 +191,9 @@ pub struct PubArgs {
 pub struct PubReport {
     /// Messages published.
     pub sent: u64,
+    /// Interrupted before `--count` was reached (exit status 1; not in the JSON, which says
+    /// `sent`).
+    pub short: bool,
     /// Frame bytes published (topic + payload).
     pub bytes: u64,
     /// Seconds from the first send until the last APDU was on the wire.
@@ -428,6 +434,26 @@ impl Pub {
     }
 }
 
+/// The topics `--count` messages go round-robin over (`--topic`s, default [`DEFAULT_TOPIC`]),
+/// each one's sequence slot, and how many slots: a topic listed twice gets twice the
+/// messages, numbered in one sequence.
+fn topic_slots(listed: &[String]) -> (Vec<&str>, Vec<usize>, usize) {
+    let topics: Vec<&str> = if listed.is_empty() {
+        vec![DEFAULT_TOPIC]
+    } else {
+        listed.iter().map(String::as_str).collect()
+    };
+    let mut unique: HashMap<&str, usize> = HashMap::new();
+    let slot = topics
+        .iter()
+        .map(|t| {
+            let n = unique.len();
+            *unique.entry(t).or_insert(n)
+        })
+        .collect();
+    (topics, slot, unique.len())
+}
+
 /// Runs `pgm-pub`; returns the report after the linger time. The transport's counters and the
 /// messages published so far go to `metrics`.
 pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError> {
@@ -452,25 +478,15 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
     };
     let mut started = None;
     if let Some(count) = args.count {
-        let topics: Vec<&str> = if args.topics.is_empty() {
-            vec![DEFAULT_TOPIC]
-        } else {
-            args.topics.iter().map(String::as_str).collect()
-        };
-        // A topic listed twice gets twice the messages, numbered in one sequence.
-        let mut unique: HashMap<&str, usize> = HashMap::new();
-        let slot: Vec<usize> = topics
-            .iter()
-            .map(|t| {
-                let n = unique.len();
-                *unique.entry(t).or_insert(n)
-            })
-            .collect();
-        let mut seqs = vec![0u64; unique.len()];
+        let (topics, slot, streams) = topic_slots(&args.topics);
+        let mut seqs = vec![0u64; streams];
         let mut buf = vec![0u8; args.size.max];
         let start = clock.elapsed();
         started = Some(start);
         for i in 0..count {
+            if interrupt::requested() {
+                break;
+            }
             if let Some(r) = args.msg_rate {
                 let due = start + Duration::from_secs_f64(i as f64 / r);
                 std::thread::sleep(due.saturating_sub(clock.elapsed()));
@@ -493,7 +509,7 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
         let stdin = io::stdin();
         let mut input = stdin.lock();
         let mut line = Vec::new();
-        while read_line(&mut input, &mut line)? {
+        while !interrupt::requested() && read_line(&mut input, &mut line)? {
             let (topic, text) = match line.iter().position(|&b| b == b' ') {
                 Some(sp) => (&line[..sp], &line[sp + 1..]),
                 None => (&line[..], &[][..]),
@@ -506,6 +522,10 @@ pub fn run_pub(args: &PubArgs, metrics: &Metrics) -> Result<PubReport, ToolError
             progress.tick("pgm-pub", report.sent, report.bytes, || extra(&publisher));
         }
     }
+    if interrupt::requested() && !quiet {
+        say_interrupted("pgm-pub", report.sent, args.linger);
+    }
+    report.short = args.count.is_some_and(|c| report.sent < c);
     publisher.flush().map_err(send_error)?;
     metrics.app().set(report.sent, report.bytes);
     report.elapsed_s = started.map_or(0.0, |t| clock.elapsed().saturating_sub(t).as_secs_f64());
@@ -551,7 +571,9 @@ pub fn pub_main(args: &PubArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return report_error("pgm-pub", &e),
     };
-    let code = sender_main("pgm-pub", || run_pub(args, &metrics).map(|r| r.to_json()));
+    let code = sender_main("pgm-pub", || {
+        run_pub(args, &metrics).map(|r| (r.to_json(), r.short))
+    });
     metrics.finish();
     code
 }

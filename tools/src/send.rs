@@ -8,8 +8,9 @@ use pgm::socket::{Clock, SendSocket};
 
 use crate::{
     cli::{
-        cpu_s, fill_test_message, json_line, mono_ns, parse_msg_rate, parse_rate_arg, read_line,
-        report_error, sender_fields, sender_main, CommonArgs, Progress, ToolError, TEST_HEADER,
+        cpu_s, fill_test_message, interrupt, json_line, mono_ns, parse_msg_rate, parse_rate_arg,
+        read_line, report_error, say_interrupted, sender_fields, sender_main, CommonArgs, Progress,
+        ToolError, TEST_HEADER,
     },
     metrics::{Metrics, MetricsArgs, Role},
 };
@@ -24,7 +25,10 @@ use crate::{
                   epgm://IFACE;GROUP:PORT (UDP port PORT), e.g. 'epgm://eth0;239.192.0.1:7500'.\n\
                   Without --count each stdin line is one message. With --count, message i holds \
                   i (u64 BE), a CRC-32 of bytes 12.. (u32 BE) and filler; pgm-recv --verify \
-                  checks them.\nPrints one JSON line on stdout at the end: sent, bytes, \
+                  checks them.\nCtrl-C or SIGTERM stops sending (stdin: at the next line) and closes as usual: \
+                  FIN, --linger for repairs, the JSON line; exit status 1 if --count was not \
+                  reached. A second one quits at once (status 130).\n\
+                  Prints one JSON line on stdout at the end: sent, bytes, \
                   elapsed_s (first to last original send, linger excluded), msgs_per_s, \
                   naks_received, ncf_sent, rdata_sent, parity_sent, gso_refused, cpu_s (CPU \
                   seconds of all threads over the same span as elapsed_s); with \
@@ -67,6 +71,9 @@ pub struct SendArgs {
 pub struct SendReport {
     /// Messages sent.
     pub sent: u64,
+    /// Interrupted before `--count` was reached (exit status 1; not in the JSON, which says
+    /// `sent`).
+    pub short: bool,
     /// Payload bytes sent.
     pub bytes: u64,
     /// Seconds from the first send until the last message was on the wire.
@@ -151,6 +158,26 @@ impl SendReport {
     }
 }
 
+impl SendArgs {
+    /// Rejects what no socket needs to be opened to see is wrong.
+    fn check(&self) -> Result<(), ToolError> {
+        if self.count.is_some() && self.size < TEST_HEADER {
+            return Err(ToolError::Usage(format!(
+                "--size {} is too small: test messages are at least {TEST_HEADER} bytes \
+                 (8-byte sequence number + 4-byte CRC)",
+                self.size
+            )));
+        }
+        if !(0.0..=3600.0).contains(&self.linger) {
+            return Err(ToolError::Usage(format!(
+                "--linger {} out of range 0..3600",
+                self.linger
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Generated test messages handed to the socket per call.
 const SEND_BATCH: usize = 32;
 const CHUNK: usize = 64 * 1024;
@@ -158,19 +185,7 @@ const CHUNK: usize = 64 * 1024;
 /// Runs `pgm-send`; returns the report after the linger time. The socket's counters and the
 /// messages sent so far go to `metrics`.
 pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolError> {
-    if args.count.is_some() && args.size < TEST_HEADER {
-        return Err(ToolError::Usage(format!(
-            "--size {} is too small: test messages are at least {TEST_HEADER} bytes \
-             (8-byte sequence number + 4-byte CRC)",
-            args.size
-        )));
-    }
-    if !(0.0..=3600.0).contains(&args.linger) {
-        return Err(ToolError::Usage(format!(
-            "--linger {} out of range 0..3600",
-            args.linger
-        )));
-    }
+    args.check()?;
     let mut opts = args.common.transport_options();
     opts.socket = opts
         .socket
@@ -211,6 +226,9 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
         let start = clock.elapsed();
         started = Some(start);
         for seq in 0..count {
+            if interrupt::requested() {
+                break;
+            }
             fill_test_message(seq, &mut buf);
             if chunk.capacity() < buf.len() {
                 chunk = BytesMut::with_capacity(CHUNK.max(buf.len()));
@@ -235,11 +253,17 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
                 std::thread::sleep(d.saturating_sub(clock.elapsed()));
             }
         }
+        // Interrupted between two hand-overs: what was generated goes out too.
+        if !batch.is_empty() {
+            report.sent += batch.len() as u64;
+            report.bytes += (batch.len() * buf.len()) as u64;
+            sock.send_many(batch.drain(..))?;
+        }
     } else {
         let stdin = io::stdin();
         let mut line = Vec::new();
         let mut input = stdin.lock();
-        while read_line(&mut input, &mut line)? {
+        while !interrupt::requested() && read_line(&mut input, &mut line)? {
             started.get_or_insert_with(|| clock.elapsed());
             sock.send(&line)?;
             report.sent += 1;
@@ -248,6 +272,10 @@ pub fn run_send(args: &SendArgs, metrics: &Metrics) -> Result<SendReport, ToolEr
             progress.tick("pgm-send", report.sent, report.bytes, || extra(&sock));
         }
     }
+    if interrupt::requested() && !args.common.quiet {
+        say_interrupted("pgm-send", report.sent, args.linger);
+    }
+    report.short = args.count.is_some_and(|c| report.sent < c);
     sock.flush()?;
     metrics.app().set(report.sent, report.bytes);
     report.last_mono_ns = mono_ns();
@@ -270,7 +298,9 @@ pub fn send_main(args: &SendArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return report_error("pgm-send", &e),
     };
-    let code = sender_main("pgm-send", || run_send(args, &metrics).map(|r| r.to_json()));
+    let code = sender_main("pgm-send", || {
+        run_send(args, &metrics).map(|r| (r.to_json(), r.short))
+    });
     metrics.finish();
     code
 }

@@ -267,3 +267,43 @@ fn ctrl_c_and_sigterm_end_a_verifying_receiver_with_its_summary() {
         }
     }
 }
+
+/// Ctrl-C on `pgm-send --count` stops the sending, and the closing still happens: what was
+/// sent reaches the receiver whole (FIN, linger for repairs), the JSON line says how much, and
+/// the exit status is 1 because `--count` was not reached.
+#[test]
+fn ctrl_c_stops_a_sender_which_still_closes_and_reports() {
+    let ep = endpoint();
+    let rx = Proc::spawn_listening(
+        "pgm-recv",
+        Command::new(RECV).args(["--verify", "--timeout", "3", &ep]),
+    );
+    let sender = Proc::spawn(
+        "pgm-send",
+        Command::new(SEND).args([
+            "--count",
+            "100000000",
+            "--size",
+            "64",
+            "--rate",
+            "20M",
+            "--linger",
+            "1",
+            &ep,
+        ]),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sender.signal(libc::SIGINT);
+    let (status, out, err) = sender.finish();
+    assert_eq!(status.code(), Some(1), "{status}\n{out}\n{err}");
+    assert!(err.contains("pgm-send: interrupted after "), "{err}");
+    let sent = json(&out)["sent"].as_u64().unwrap_or(0);
+    assert!((1..100_000_000).contains(&sent), "{out}");
+    let (status, out, err) = rx.finish();
+    assert!(status.success(), "pgm-recv: {status}\n{err}");
+    let v = json(&out);
+    assert_eq!(v["received"], sent, "{out}\n{err}");
+    for k in ["gaps", "corrupt", "unrecoverable"] {
+        assert_eq!(v[k], 0, "{k}: {out}");
+    }
+}

@@ -299,3 +299,45 @@ fn sigterm_ends_a_verifying_subscriber_with_its_summary() {
         "{err}"
     );
 }
+
+/// SIGTERM on `pgm-pub --count` stops the publishing; the publisher still closes (FIN, linger)
+/// and reports, and the subscriber gets exactly what was sent, gap-free. Exit status 1:
+/// `--count` was not reached.
+#[test]
+fn sigterm_stops_a_publisher_which_still_closes_and_reports() {
+    let ep = endpoint();
+    let sub = Proc::spawn_listening(
+        "pgm-sub",
+        Command::new(SUB).args(["--verify", "--subscribe", "", "--timeout", "3", &ep]),
+    );
+    let publisher = Proc::spawn(
+        "pgm-pub",
+        Command::new(PUB).args([
+            "--count",
+            "100000000",
+            "--msg-rate",
+            "20000",
+            "--topic",
+            "a",
+            "--topic",
+            "b",
+            "--linger",
+            "1",
+            &ep,
+        ]),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    publisher.signal(libc::SIGTERM);
+    let (status, out, err) = publisher.finish();
+    assert_eq!(status.code(), Some(1), "{status}\n{out}\n{err}");
+    assert!(err.contains("pgm-pub: interrupted after "), "{err}");
+    let sent = json(&out)["sent"].as_u64().unwrap();
+    assert!((1..100_000_000).contains(&sent), "{out}");
+    let (status, out, err) = sub.finish();
+    assert!(status.success(), "pgm-sub: {status}\n{err}");
+    let v = json(&out);
+    assert_eq!(v["received"], sent, "{out}\n{err}");
+    for k in ["gaps", "corrupt", "unrecoverable"] {
+        assert_eq!(v[k], 0, "{k}: {out}");
+    }
+}

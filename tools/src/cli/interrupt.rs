@@ -1,6 +1,7 @@
-//! Ctrl-C and SIGTERM for the receiving tools. The first one ends the run as a timeout would:
-//! the loop stops at its next look, and the summary of what arrived is still printed. A second
-//! one ends the process at once, with exit status 130, for a run that does not stop.
+//! Ctrl-C and SIGTERM for the tools that run until done. The first one ends the run as its end
+//! would: a receiving tool stops as on its idle timeout, a sending tool stops sending and
+//! closes as usual (FIN, linger for repairs); the summary is still printed. A second one ends
+//! the process at once, with exit status 130, for a run that does not stop.
 
 use std::{
     io,

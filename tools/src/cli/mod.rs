@@ -1,6 +1,6 @@
 //! What several tools share: the test message format, option value parsers and the transport
 //! options ([`CommonArgs`]), the error type with its exit codes, the reports, the mains of the
-//! sending and of the receiving tools, Ctrl-C for the receiving ones, per-sender counts, the
+//! sending and of the receiving tools, Ctrl-C, per-sender counts, the
 //! `--shard` flag and the plain UDP endpoint.
 
 mod error;
@@ -22,7 +22,7 @@ pub use self::{
     },
     receiver::{idle_timeout, next_wait, receiver_main, Activity, RunEnd, DEFAULT_TIMEOUT},
     report::{cpu_s, json_line, max_rss_kb, mono_ns, msgs_per_s, round3, sender_fields, Progress},
-    sender::{read_line, sender_main},
+    sender::{read_line, say_interrupted, sender_main},
     senders::{SenderCounts, Senders, MAX_SENDERS},
     shard::{parse_shard, shard_json},
     test_message::{check_test_message, fill_test_message, TestMessageError, TEST_HEADER},
