@@ -7,7 +7,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{endpoint, fails, json, run_with_stdin, Proc};
+use common::{
+    assert_received_whole, endpoint, fails, interrupt_sender, json, run_with_stdin, Proc,
+};
 
 const SEND: &str = env!("CARGO_BIN_EXE_pgm-send");
 const RECV: &str = env!("CARGO_BIN_EXE_pgm-recv");
@@ -292,18 +294,6 @@ fn ctrl_c_stops_a_sender_which_still_closes_and_reports() {
             &ep,
         ]),
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    sender.signal(libc::SIGINT);
-    let (status, out, err) = sender.finish();
-    assert_eq!(status.code(), Some(1), "{status}\n{out}\n{err}");
-    assert!(err.contains("pgm-send: interrupted after "), "{err}");
-    let sent = json(&out)["sent"].as_u64().unwrap_or(0);
-    assert!((1..100_000_000).contains(&sent), "{out}");
-    let (status, out, err) = rx.finish();
-    assert!(status.success(), "pgm-recv: {status}\n{err}");
-    let v = json(&out);
-    assert_eq!(v["received"], sent, "{out}\n{err}");
-    for k in ["gaps", "corrupt", "unrecoverable"] {
-        assert_eq!(v[k], 0, "{k}: {out}");
-    }
+    let sent = interrupt_sender(sender, libc::SIGINT);
+    assert_received_whole(rx, sent);
 }

@@ -9,7 +9,10 @@ mod common;
 
 use std::{collections::BTreeMap, process::Command};
 
-use common::{endpoint, fails, json, run_with_stdin, sub_topics_exact, Proc};
+use common::{
+    assert_received_whole, endpoint, fails, interrupt_sender, json, run_with_stdin,
+    sub_topics_exact, Proc,
+};
 use pgm::socket::Clock;
 
 const PUB: &str = env!("CARGO_BIN_EXE_pgm-pub");
@@ -326,18 +329,6 @@ fn sigterm_stops_a_publisher_which_still_closes_and_reports() {
             &ep,
         ]),
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    publisher.signal(libc::SIGTERM);
-    let (status, out, err) = publisher.finish();
-    assert_eq!(status.code(), Some(1), "{status}\n{out}\n{err}");
-    assert!(err.contains("pgm-pub: interrupted after "), "{err}");
-    let sent = json(&out)["sent"].as_u64().unwrap();
-    assert!((1..100_000_000).contains(&sent), "{out}");
-    let (status, out, err) = sub.finish();
-    assert!(status.success(), "pgm-sub: {status}\n{err}");
-    let v = json(&out);
-    assert_eq!(v["received"], sent, "{out}\n{err}");
-    for k in ["gaps", "corrupt", "unrecoverable"] {
-        assert_eq!(v[k], 0, "{k}: {out}");
-    }
+    let sent = interrupt_sender(publisher, libc::SIGTERM);
+    assert_received_whole(sub, sent);
 }

@@ -153,7 +153,8 @@ pub fn receiver_main(
                 return ExitCode::FAILURE;
             }
             if !quiet {
-                let why = if interrupt::requested() {
+                let interrupted = interrupt::requested();
+                let why = if interrupted {
                     "interrupted"
                 } else {
                     "timed out"
@@ -162,7 +163,7 @@ pub fn receiver_main(
                     Some(count) if end.short => {
                         eprintln!("{tool}: {why} with {} of {count} messages", end.received);
                     }
-                    _ if interrupt::requested() => {
+                    _ if interrupted => {
                         eprintln!("{tool}: interrupted after {} messages", end.received);
                     }
                     _ => {}

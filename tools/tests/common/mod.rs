@@ -201,6 +201,39 @@ impl Drop for Proc {
     }
 }
 
+/// Lets a sending tool run `--count` far beyond what it can send in half a second, then sends
+/// it `sig`: it must stop sending, still close and report, and exit 1 (`--count` not
+/// reached), saying so on stderr. Returns the `sent` of its JSON line.
+#[allow(dead_code, reason = "not every test binary interrupts a sender")]
+pub(crate) fn interrupt_sender(sender: Proc, sig: i32) -> u64 {
+    let tool = sender.name.clone();
+    thread::sleep(Duration::from_millis(500));
+    sender.signal(sig);
+    let (status, out, err) = sender.finish();
+    assert_eq!(status.code(), Some(1), "{status}\n{out}\n{err}");
+    assert!(
+        err.contains(&format!("{tool}: interrupted after ")),
+        "{err}"
+    );
+    let sent = json(&out)["sent"].as_u64().unwrap_or(0);
+    assert!((1..100_000_000).contains(&sent), "{out}");
+    sent
+}
+
+/// Checks a verifying receiver's summary after [`interrupt_sender`]: exactly `sent` messages,
+/// gap-free and intact, exit status 0.
+#[allow(dead_code, reason = "not every test binary interrupts a sender")]
+pub(crate) fn assert_received_whole(receiver: Proc, sent: u64) {
+    let name = receiver.name.clone();
+    let (status, out, err) = receiver.finish();
+    assert!(status.success(), "{name}: {status}\n{err}");
+    let v = json(&out);
+    assert_eq!(v["received"], sent, "{out}\n{err}");
+    for k in ["gaps", "corrupt", "unrecoverable"] {
+        assert_eq!(v[k], 0, "{k}: {out}");
+    }
+}
+
 /// Runs a sending tool with `input` on its stdin (closed after it) until it exits; returns
 /// status, stdout and stderr.
 #[allow(dead_code, reason = "not every test binary feeds a tool's stdin")]
